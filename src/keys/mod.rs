@@ -1,0 +1,266 @@
+//! Master keys: one trait for every backend that wraps the data key, and the
+//! key ring that wraps for recipients and recovers the key from a file.
+
+pub mod age;
+pub mod shamir;
+
+use indexmap::IndexMap;
+use zeroize::Zeroizing;
+
+use crate::sops::{DataKey, KeyGroup, Metadata, Stanza};
+
+/// Who a data key is wrapped for, as configured (recipients file, `.sops.yaml`, flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    Age(String),
+    Kms { arn: String, role: String, context: IndexMap<String, String>, aws_profile: String },
+    HcVault { address: String, engine_path: String, key_name: String },
+    AzureKv { vault_url: String, name: String, version: String },
+}
+
+
+impl Recipient {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recipient::Age(_) => "age",
+            Recipient::Kms { .. } => "kms",
+            Recipient::HcVault { .. } => "hc_vault",
+            Recipient::AzureKv { .. } => "azure_kv",
+        }
+    }
+
+    /// The same string [`Stanza::recipient`] yields, so configured and stored
+    /// recipients compare directly (updatekeys diffs, doctor checks).
+    pub fn id(&self) -> String {
+        match self {
+            Recipient::Age(r) => r.clone(),
+            Recipient::Kms { arn, role, .. } if !role.is_empty() => format!("{arn}+{role}"),
+            Recipient::Kms { arn, .. } => arn.clone(),
+            Recipient::HcVault { address, engine_path, key_name } => format!("{address}/v1/{engine_path}/keys/{key_name}"),
+            Recipient::AzureKv { vault_url, name, version } => format!("{vault_url}/keys/{name}/{version}"),
+        }
+    }
+
+    /// `arn` or `arn+roleArn`, as in `.sops.yaml` `kms:` and `--kms`.
+    pub fn kms_from_str(s: &str, context: IndexMap<String, String>, aws_profile: &str) -> Recipient {
+        let (arn, role) = s.trim().split_once('+').unwrap_or((s.trim(), ""));
+        Recipient::Kms { arn: arn.to_string(), role: role.to_string(), context, aws_profile: aws_profile.to_string() }
+    }
+
+    /// `https://host:8200/v1/<engine path>/keys/<name>` (sops's `hc_vault_transit_uri`).
+    pub fn vault_from_uri(uri: &str) -> Result<Recipient, KeyError> {
+        let bad = || KeyError::Config(format!("invalid Vault transit URI {uri:?}: expected SCHEME://HOST[:PORT]/v1/ENGINE/keys/NAME"));
+        let u = url::Url::parse(uri.trim()).map_err(|_| bad())?;
+        let path = u.path().trim_matches('/');
+        let rest = path.strip_prefix("v1/").ok_or_else(bad)?;
+        let (engine, name) = rest.rsplit_once("/keys/").ok_or_else(bad)?;
+        if engine.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(bad());
+        }
+        let mut address = format!("{}://{}", u.scheme(), u.host_str().ok_or_else(bad)?);
+        if let Some(p) = u.port() {
+            address.push_str(&format!(":{p}"));
+        }
+        Ok(Recipient::HcVault { address, engine_path: engine.to_string(), key_name: name.to_string() })
+    }
+
+    /// `https://NAME.vault.azure.net/keys/KEY[/VERSION]` (sops's `azure_keyvault`).
+    pub fn azure_from_url(s: &str) -> Result<Recipient, KeyError> {
+        let bad = || KeyError::Config(format!("invalid Azure Key Vault key URL {s:?}: expected https://VAULT/keys/NAME[/VERSION]"));
+        let u = url::Url::parse(s.trim()).map_err(|_| bad())?;
+        let segs: Vec<&str> = u.path().trim_matches('/').split('/').collect();
+        let (name, version) = match segs.as_slice() {
+            ["keys", n] => (n.to_string(), String::new()),
+            ["keys", n, v] => (n.to_string(), v.to_string()),
+            _ => return Err(bad()),
+        };
+        let mut vault_url = format!("{}://{}", u.scheme(), u.host_str().ok_or_else(bad)?);
+        if let Some(p) = u.port() {
+            vault_url.push_str(&format!(":{p}"));
+        }
+        Ok(Recipient::AzureKv { vault_url, name, version })
+    }
+}
+
+/// The service's own failure class, so users can tell "no access" from "no network".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    AccessDenied,
+    KeyDisabled,
+    NotFound,
+    Throttled,
+    Network,
+    InvalidCiphertext,
+    Other,
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorClass::AccessDenied => "access denied",
+            ErrorClass::KeyDisabled => "key disabled",
+            ErrorClass::NotFound => "not found",
+            ErrorClass::Throttled => "throttled",
+            ErrorClass::Network => "network error",
+            ErrorClass::InvalidCiphertext => "invalid ciphertext",
+            ErrorClass::Other => "error",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// This source has no identity for the stanza; try the next one.
+    #[error("no matching identity")]
+    NoIdentity,
+    #[error("{backend} key {key}: {class}: {detail}")]
+    Backend { backend: &'static str, key: String, class: ErrorClass, detail: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0} keys are not supported by ksec (the stanza is kept, but cannot be used)")]
+    Unsupported(String),
+    #[error("could not decrypt the data key with any recipient in the file:\n{}\n  hint: {hint}", attempts.join("\n"))]
+    NoKey { attempts: Vec<String>, hint: String },
+    #[error("Shamir: {0}")]
+    Shamir(#[from] shamir::ShamirError),
+}
+
+/// A backend that can wrap for its recipients and unwrap its stanzas.
+pub trait KeySource: Send + Sync {
+    /// The metadata list this source handles (`age`, `kms`, `hc_vault`, `azure_kv`).
+    fn kind(&self) -> &'static str;
+    fn wrap(&self, recipient: &Recipient, data_key: &[u8]) -> Result<Stanza, KeyError>;
+    /// `Err(KeyError::NoIdentity)` when this source simply has no matching identity.
+    fn unwrap(&self, stanza: &Stanza) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+}
+
+/// All configured key sources. Decryption tries local age identities first,
+/// then the cloud keys in stored order, so one slow service does not block
+/// a file another recipient can open.
+#[derive(Default)]
+pub struct KeyRing {
+    sources: Vec<Box<dyn KeySource>>,
+}
+
+/// Which stanza opened the file (`--verbose`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Opened {
+    pub group: usize,
+    pub kind: String,
+    pub recipient: String,
+}
+
+impl KeyRing {
+    pub fn new() -> KeyRing {
+        KeyRing::default()
+    }
+
+    pub fn add(&mut self, s: Box<dyn KeySource>) {
+        self.sources.push(s);
+    }
+
+    fn source(&self, kind: &str) -> Option<&dyn KeySource> {
+        self.sources.iter().find(|s| s.kind() == kind).map(|b| b.as_ref())
+    }
+
+    /// Wraps `key` for every group. Two or more groups split the key with
+    /// Shamir (`threshold` 0 means all groups), share i to group i.
+    pub fn wrap(&self, groups: &[Vec<Recipient>], threshold: usize, key: &DataKey) -> Result<(Vec<KeyGroup>, usize), KeyError> {
+        if groups.is_empty() || groups.iter().all(|g| g.is_empty()) {
+            return Err(KeyError::Config("no recipients: nothing could decrypt the file".into()));
+        }
+        if let Some(i) = groups.iter().position(|g| g.is_empty()) {
+            return Err(KeyError::Config(format!("key group {i} is empty")));
+        }
+        let (parts, threshold): (Vec<Zeroizing<Vec<u8>>>, usize) = if groups.len() == 1 {
+            (vec![Zeroizing::new(key.bytes().to_vec())], threshold)
+        } else {
+            let t = if threshold == 0 { groups.len() } else { threshold };
+            (shamir::split(key.bytes(), groups.len(), t)?, t)
+        };
+        let mut out = Vec::with_capacity(groups.len());
+        for (g, part) in groups.iter().zip(parts.iter()) {
+            let mut stanzas = Vec::with_capacity(g.len());
+            for r in g {
+                let src = self
+                    .source(r.kind())
+                    .ok_or_else(|| KeyError::Config(format!("no {} key service is configured", r.kind())))?;
+                stanzas.push(src.wrap(r, part)?);
+            }
+            out.push(KeyGroup(stanzas));
+        }
+        Ok((out, threshold))
+    }
+
+    /// Re-wraps an existing data key: stanzas for recipients already present
+    /// are kept as they are (no key-service call), new ones are wrapped.
+    pub fn rewrap(&self, old: &Metadata, groups: &[Vec<Recipient>], threshold: usize, key: &DataKey) -> Result<(Vec<KeyGroup>, usize), KeyError> {
+        if groups.len() == 1 && old.key_groups.len() == 1 {
+            let mut stanzas = Vec::new();
+            for r in &groups[0] {
+                match old.key_groups[0].0.iter().find(|s| s.kind() == r.kind() && s.recipient() == r.id()) {
+                    Some(s) => stanzas.push(s.clone()),
+                    None => {
+                        let src = self
+                            .source(r.kind())
+                            .ok_or_else(|| KeyError::Config(format!("no {} key service is configured", r.kind())))?;
+                        stanzas.push(src.wrap(r, key.bytes())?);
+                    }
+                }
+            }
+            return Ok((vec![KeyGroup(stanzas)], threshold));
+        }
+        // Shares change with the group layout: wrap everything afresh.
+        self.wrap(groups, threshold, key)
+    }
+
+    /// Recovers the data key from the metadata's groups.
+    pub fn recover(&self, meta: &Metadata) -> Result<(DataKey, Vec<Opened>), KeyError> {
+        let mut attempts = Vec::new();
+        let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut opened = Vec::new();
+        let needed = if meta.key_groups.len() > 1 {
+            if meta.shamir_threshold == 0 { meta.key_groups.len() } else { meta.shamir_threshold }
+        } else {
+            1
+        };
+        for (gi, g) in meta.key_groups.iter().enumerate() {
+            if parts.len() >= needed {
+                break;
+            }
+            let mut order: Vec<&Stanza> = g.0.iter().filter(|s| s.kind() == "age").collect();
+            order.extend(g.0.iter().filter(|s| s.kind() != "age"));
+            for st in order {
+                let res = match self.source(st.kind()) {
+                    Some(src) => src.unwrap(st),
+                    None => Err(KeyError::Unsupported(st.kind().to_string())),
+                };
+                match res {
+                    Ok(part) => {
+                        opened.push(Opened { group: gi, kind: st.kind().to_string(), recipient: st.recipient() });
+                        parts.push(part);
+                        break;
+                    }
+                    Err(e) => attempts.push(format!("  - group {gi}, {} {}: {e}", st.kind(), st.recipient())),
+                }
+            }
+        }
+        let hint = "set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), pass --identity FILE, or check the cloud credentials of the KMS recipients".to_string();
+        if meta.key_groups.len() == 1 {
+            let part = parts.pop().ok_or(KeyError::NoKey { attempts, hint })?;
+            let key = DataKey::from_slice(&part)
+                .ok_or_else(|| KeyError::Config(format!("the unwrapped data key is {} bytes, expected 32", part.len())))?;
+            return Ok((key, opened));
+        }
+        if parts.len() < needed {
+            attempts.push(format!("  - only {} of the {needed} key groups needed (shamir_threshold) could be opened", parts.len()));
+            return Err(KeyError::NoKey { attempts, hint });
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        let secret = shamir::combine(&refs)?;
+        let key = DataKey::from_slice(&secret)
+            .ok_or_else(|| KeyError::Config(format!("the combined data key is {} bytes, expected 32", secret.len())))?;
+        Ok((key, opened))
+    }
+}

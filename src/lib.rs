@@ -1,0 +1,7 @@
+//! ksec: Kubernetes Secrets in Git, encrypted in the SOPS format, with
+//! recipients routed by namespace.
+//!
+//! The CLI (`src/cli`) is a thin layer over this library.
+
+pub mod keys;
+pub mod sops;

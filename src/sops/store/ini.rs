@@ -1,0 +1,124 @@
+//! INI store: each section is a top-level map of string values.
+
+use super::StoreError;
+use crate::sops::tree::{Map, MapItem, Value};
+
+pub const DEFAULT_SECTION: &str = "DEFAULT";
+
+pub fn parse(src: &str) -> Result<Map, StoreError> {
+    let mut root = Map::default();
+    let mut current: Option<String> = None;
+    let mut pending_comments: Vec<String> = Vec::new();
+    let lines: Vec<&str> = src.split('\n').collect();
+    let mut n = 0;
+    let section_map = |root: &mut Map, name: &str| -> () {
+        if !root.contains_key(name) {
+            root.0.push(MapItem::Pair(name.to_string(), Value::Map(Map::default())));
+        }
+    };
+    while n < lines.len() {
+        let raw = lines[n].trim_end_matches('\r');
+        let line = raw.trim();
+        n += 1;
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with(';') || line.starts_with('#') {
+            pending_comments.push(line.trim_start_matches([';', '#', ' ']).to_string());
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name
+                .strip_suffix(']')
+                .ok_or_else(|| StoreError::Syntax { format: "INI", line: n, col: 1, msg: "unterminated section header".into() })?;
+            section_map(&mut root, name);
+            current = Some(name.to_string());
+            let Some(Value::Map(sec)) = root.get_mut(name) else { unreachable!() };
+            sec.0.extend(pending_comments.drain(..).map(MapItem::Comment));
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+            return Err(StoreError::Syntax { format: "INI", line: n, col: 1, msg: "expected key = value".into() });
+        };
+        let key = k.trim().to_string();
+        let mut val = v.trim().to_string();
+        if let Some(rest) = val.strip_prefix("\"\"\"") {
+            // ini.v1 multi-line value
+            let mut acc = rest.to_string();
+            while !acc.ends_with("\"\"\"") {
+                let Some(next) = lines.get(n) else {
+                    return Err(StoreError::Syntax { format: "INI", line: n, col: 1, msg: "unterminated \"\"\" value".into() });
+                };
+                acc.push('\n');
+                acc.push_str(next.trim_end_matches('\r'));
+                n += 1;
+            }
+            val = acc.trim_end_matches("\"\"\"").to_string();
+        } else if val.len() >= 2 && ((val.starts_with('"') && val.ends_with('"')) || (val.starts_with('`') && val.ends_with('`'))) {
+            val = val[1..val.len() - 1].to_string();
+        }
+        let section = current.clone().unwrap_or_else(|| DEFAULT_SECTION.to_string());
+        section_map(&mut root, &section);
+        let Some(Value::Map(sec)) = root.get_mut(&section) else { unreachable!() };
+        sec.0.extend(pending_comments.drain(..).map(MapItem::Comment));
+        if sec.contains_key(&key) {
+            return Err(StoreError::Syntax { format: "INI", line: n, col: 1, msg: format!("duplicate key {key:?}") });
+        }
+        let val = if section == "sops" { val.replace("\\n", "\n") } else { val };
+        sec.0.push(MapItem::Pair(key, Value::Str(val)));
+    }
+    if !pending_comments.is_empty() {
+        if let Some(MapItem::Pair(_, Value::Map(sec))) = root.0.last_mut() {
+            sec.0.extend(pending_comments.drain(..).map(MapItem::Comment));
+        }
+    }
+    Ok(root)
+}
+
+pub fn emit(m: &Map) -> String {
+    let mut out = String::new();
+    let mut first = true;
+    for item in &m.0 {
+        match item {
+            MapItem::Comment(c) => {
+                out.push_str("; ");
+                out.push_str(c.trim_start());
+                out.push('\n');
+            }
+            MapItem::Pair(name, v) => {
+                if !first {
+                    out.push('\n');
+                }
+                first = false;
+                out.push_str(&format!("[{name}]\n"));
+                let Value::Map(sec) = v else { continue };
+                let width = sec.pairs().map(|(k, _)| k.len()).max().unwrap_or(0);
+                for item in &sec.0 {
+                    match item {
+                        MapItem::Comment(c) => {
+                            out.push_str("; ");
+                            out.push_str(c.trim_start());
+                            out.push('\n');
+                        }
+                        MapItem::Pair(k, v) => {
+                            let s = match v {
+                                Value::Str(s) => s.clone(),
+                                other => String::from_utf8_lossy(&crate::sops::scalar::to_bytes(other).unwrap_or_default())
+                                    .into_owned(),
+                            };
+                            let s = if name == "sops" {
+                                s.replace('\n', "\\n")
+                            } else if s.contains('\n') {
+                                format!("\"\"\"{s}\"\"\"")
+                            } else {
+                                s
+                            };
+                            out.push_str(&format!("{k:<width$} = {s}\n"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,578 @@
+//! YAML store: multi-document, comments kept (and encrypted), key order kept.
+//!
+//! Parsing uses saphyr-parser's event stream with source spans. The parser has
+//! no comment events, so comments are found in the source text between
+//! scalar spans and attached to the container open at that point, with an
+//! indentation rule for comments that trail a nested block.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use super::StoreError;
+use crate::sops::scalar;
+use crate::sops::tree::{Documents, Map, MapItem, Seq, SeqItem, Value};
+
+/// Default indentation, as sops writes.
+pub const INDENT: usize = 4;
+
+struct Comment {
+    pos: usize,
+    col: usize,
+    text: String,
+}
+
+struct Builder<'s> {
+    events: Vec<(Event<'s>, Span)>,
+    i: usize,
+    /// char index → byte offset (saphyr markers count characters).
+    char_bytes: Option<Vec<usize>>,
+    comments: Vec<Comment>,
+    next_comment: usize,
+    anchors: HashMap<usize, Value>,
+}
+
+fn syntax(line: usize, col: usize, msg: impl Into<String>) -> StoreError {
+    StoreError::Syntax { format: "YAML", line, col, msg: msg.into() }
+}
+
+impl<'s> Builder<'s> {
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.char_bytes {
+            None => char_index,
+            Some(v) => v.get(char_index).copied().unwrap_or(*v.last().unwrap_or(&0)),
+        }
+    }
+
+    fn next(&mut self) -> Result<(Event<'s>, Span), StoreError> {
+        let e = self.events.get(self.i).cloned().ok_or_else(|| syntax(0, 0, "unexpected end of input"))?;
+        self.i += 1;
+        Ok(e)
+    }
+
+    /// Comments positioned before `pos` with column ≥ `min_col` go to `sink`.
+    fn take_comments(&mut self, pos: usize, min_col: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(c) = self.comments.get(self.next_comment) {
+            if c.pos >= pos || c.col < min_col {
+                break;
+            }
+            out.push(c.text.clone());
+            self.next_comment += 1;
+        }
+        out
+    }
+
+    fn documents(&mut self) -> Result<Vec<Map>, StoreError> {
+        let mut docs = Vec::new();
+        loop {
+            let (ev, span) = self.next()?;
+            match ev {
+                Event::StreamStart => {}
+                Event::StreamEnd => break,
+                Event::DocumentStart(_) => {
+                    let (ev, span) = self.next()?;
+                    let mut root = match ev {
+                        Event::MappingStart(anchor, _) => {
+                            let m = self.mapping(span, 0)?;
+                            if anchor > 0 {
+                                self.anchors.insert(anchor, Value::Map(m.clone()));
+                            }
+                            m
+                        }
+                        Event::Scalar(ref s, ScalarStyle::Plain, _, None) if resolves_null(s) => Map::default(),
+                        Event::SequenceStart(..) => {
+                            return Err(syntax(span.start.line(), span.start.col(), "a document must be a mapping, found a list"));
+                        }
+                        _ => {
+                            return Err(syntax(span.start.line(), span.start.col(), "a document must be a mapping"));
+                        }
+                    };
+                    let (ev, span) = self.next()?;
+                    if !matches!(ev, Event::DocumentEnd) {
+                        return Err(syntax(span.start.line(), span.start.col(), "expected the end of the document"));
+                    }
+                    let end = self.byte(span.start.index());
+                    for c in self.take_comments(end, 0) {
+                        root.0.push(MapItem::Comment(c));
+                    }
+                    docs.push(root);
+                }
+                _ => return Err(syntax(span.start.line(), span.start.col(), "unexpected YAML event")),
+            }
+        }
+        // Comments after the last document belong to it.
+        let rest: Vec<String> = self.take_comments(usize::MAX, 0);
+        if let Some(last) = docs.last_mut() {
+            last.0.extend(rest.into_iter().map(MapItem::Comment));
+        } else if !rest.is_empty() {
+            docs.push(Map(rest.into_iter().map(MapItem::Comment).collect()));
+        }
+        Ok(docs)
+    }
+
+    fn node(&mut self, ev: Event<'s>, span: Span) -> Result<Value, StoreError> {
+        match ev {
+            Event::Scalar(s, style, anchor, tag) => {
+                let v = scalar_value(&s, style, tag.as_deref().map(|t| (t.handle.as_str(), t.suffix.as_str())))
+                    .map_err(|m| syntax(span.start.line(), span.start.col(), m))?;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::Alias(id) => self
+                .anchors
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| syntax(span.start.line(), span.start.col(), "alias to an unknown anchor")),
+            Event::SequenceStart(anchor, _) => {
+                let s = self.sequence(span)?;
+                let v = Value::Seq(s);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::MappingStart(anchor, _) => {
+                let m = self.mapping(span, span.start.col())?;
+                let v = Value::Map(m);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            _ => Err(syntax(span.start.line(), span.start.col(), "unexpected YAML event")),
+        }
+    }
+
+    fn mapping(&mut self, _start: Span, _col: usize) -> Result<Map, StoreError> {
+        let mut m = Map::default();
+        let mut indent: Option<usize> = None;
+        loop {
+            let (ev, span) = self.next()?;
+            let pos = self.byte(span.start.index());
+            if let Event::MappingEnd = ev {
+                for c in self.take_comments(pos, indent.unwrap_or(0)) {
+                    m.0.push(MapItem::Comment(c));
+                }
+                return Ok(m);
+            }
+            let col = *indent.get_or_insert(span.start.col());
+            for c in self.take_comments(pos, 0) {
+                m.0.push(MapItem::Comment(c));
+            }
+            let _ = col;
+            let key = match ev {
+                Event::Scalar(s, style, _, _) => {
+                    if style == ScalarStyle::Plain {
+                        match scalar::resolve_plain(&s) {
+                            Some(Value::Str(_)) => {}
+                            Some(Value::Null) if s.is_empty() => {
+                                return Err(syntax(span.start.line(), span.start.col(), "empty mapping key"));
+                            }
+                            _ => {
+                                return Err(syntax(
+                                    span.start.line(),
+                                    span.start.col(),
+                                    "mapping keys must be strings (quote the key)",
+                                ));
+                            }
+                        }
+                    }
+                    s.into_owned()
+                }
+                Event::Alias(id) => match self.anchors.get(&id) {
+                    Some(Value::Str(s)) => s.clone(),
+                    _ => return Err(syntax(span.start.line(), span.start.col(), "mapping keys must be strings")),
+                },
+                _ => return Err(syntax(span.start.line(), span.start.col(), "complex mapping keys are not supported")),
+            };
+            if m.contains_key(&key) {
+                return Err(syntax(span.start.line(), span.start.col(), format!("duplicate key {key:?}")));
+            }
+            let (vev, vspan) = self.next()?;
+            let v = self.node(vev, vspan)?;
+            m.0.push(MapItem::Pair(key, v));
+        }
+    }
+
+    fn sequence(&mut self, _start: Span) -> Result<Seq, StoreError> {
+        let mut s = Seq::default();
+        let mut indent: Option<usize> = None;
+        loop {
+            let (ev, span) = self.next()?;
+            let pos = self.byte(span.start.index());
+            if let Event::SequenceEnd = ev {
+                for c in self.take_comments(pos, indent.unwrap_or(0)) {
+                    s.0.push(SeqItem::Comment(c));
+                }
+                return Ok(s);
+            }
+            indent.get_or_insert(span.start.col());
+            for c in self.take_comments(pos, 0) {
+                s.0.push(SeqItem::Comment(c));
+            }
+            let v = self.node(ev, span)?;
+            s.0.push(SeqItem::Elem(v));
+        }
+    }
+}
+
+fn resolves_null(s: &str) -> bool {
+    matches!(scalar::resolve_plain(s), Some(Value::Null))
+}
+
+fn scalar_value(s: &str, style: ScalarStyle, tag: Option<(&str, &str)>) -> Result<Value, String> {
+    if let Some((handle, suffix)) = tag {
+        let core = handle == "tag:yaml.org,2002:" || handle == "!!";
+        if core {
+            match suffix {
+                "str" => return Ok(Value::Str(s.to_string())),
+                "binary" => {
+                    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+                    let b = base64::engine::general_purpose::STANDARD
+                        .decode(clean)
+                        .map_err(|_| "invalid !!binary value".to_string())?;
+                    return Ok(match String::from_utf8(b) {
+                        Ok(s) => Value::Str(s),
+                        Err(e) => Value::Bytes(e.into_bytes()),
+                    });
+                }
+                "null" => return Ok(Value::Null),
+                _ => {}
+            }
+            // !!int/!!float/!!bool/!!timestamp: resolve the text even if quoted.
+            return scalar::resolve_plain(s).ok_or_else(|| "integer out of the int64 range".to_string());
+        }
+    }
+    if style != ScalarStyle::Plain {
+        return Ok(Value::Str(s.to_string()));
+    }
+    scalar::resolve_plain(s).ok_or_else(|| "integer out of the int64 range (sops cannot represent it)".to_string())
+}
+
+/// Finds `#` comments outside scalar spans.
+fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
+    let bytes = src.as_bytes();
+    let mut out = Vec::new();
+    let mut spans = scalar_spans.iter().peekable();
+    let mut i = 0;
+    let mut line_start = 0;
+    while i < bytes.len() {
+        while let Some(&&(_, e)) = spans.peek() {
+            if e <= i { spans.next(); } else { break; }
+        }
+        if let Some(&&(st, e)) = spans.peek() {
+            if st <= i && i < e {
+                // Skip to the end of the scalar, tracking line starts.
+                if let Some(nl) = src[i..e].rfind('\n') {
+                    line_start = i + nl + 1;
+                }
+                i = e;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        if b == b'\n' {
+            line_start = i + 1;
+        } else if b == b'#' && (i == line_start || matches!(bytes[i - 1], b' ' | b'\t')) {
+            let end = src[i..].find('\n').map(|n| i + n).unwrap_or(src.len());
+            let text = src[i + 1..end].trim_end_matches('\r').to_string();
+            let col = src[line_start..i].chars().count();
+            // A comment on a line of its own keeps its column; a trailing one
+            // belongs to the line's item, so treat it as deeply indented.
+            let own_line = src[line_start..i].trim().is_empty();
+            out.push(Comment { pos: i, col: if own_line { col } else { usize::MAX / 2 }, text });
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+pub fn parse(src: &str) -> Result<Documents, StoreError> {
+    let mut events = Vec::new();
+    for r in Parser::new_from_str(src) {
+        let (ev, span) = r.map_err(|e| syntax(e.marker().line(), e.marker().col(), e.info().to_string()))?;
+        events.push((ev, span));
+    }
+    let char_bytes = if src.is_ascii() {
+        None
+    } else {
+        let mut v: Vec<usize> = src.char_indices().map(|(b, _)| b).collect();
+        v.push(src.len());
+        Some(v)
+    };
+    let byte = |ci: usize| match &char_bytes {
+        None => ci,
+        Some(v) => v.get(ci).copied().unwrap_or(src.len()),
+    };
+    let mut spans: Vec<(usize, usize)> = events
+        .iter()
+        .filter(|(e, _)| matches!(e, Event::Scalar(..)))
+        .map(|(_, s)| (byte(s.start.index()), byte(s.end.index())))
+        .filter(|(a, b)| b > a)
+        .collect();
+    spans.sort();
+    let comments = find_comments(src, &spans);
+    let mut b = Builder { events, i: 0, char_bytes, comments, next_comment: 0, anchors: HashMap::new() };
+    Ok(Documents(b.documents()?))
+}
+
+// ---------------------------------------------------------------- emitter
+
+/// Emits documents in yaml.v3's block style with `indent` spaces.
+pub fn emit(docs: &Documents, indent: usize) -> String {
+    let mut out = String::new();
+    for (i, d) in docs.0.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        if d.0.is_empty() {
+            out.push_str("{}\n");
+        } else {
+            emit_map(&mut out, d, 0, indent, false);
+        }
+    }
+    out
+}
+
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn emit_map(out: &mut String, m: &Map, at: usize, step: usize, mut inline_first: bool) {
+    for item in &m.0 {
+        if !inline_first {
+            pad(out, at);
+        }
+        inline_first = false;
+        match item {
+            MapItem::Comment(c) => {
+                out.push('#');
+                out.push_str(c);
+                out.push('\n');
+            }
+            MapItem::Pair(k, v) => {
+                out.push_str(&scalar_text(k, at + step, true));
+                out.push(':');
+                emit_child(out, v, at, step, true);
+            }
+        }
+    }
+}
+
+fn emit_seq(out: &mut String, s: &Seq, at: usize, step: usize) {
+    for item in &s.0 {
+        pad(out, at);
+        match item {
+            SeqItem::Comment(c) => {
+                out.push('#');
+                out.push_str(c);
+                out.push('\n');
+            }
+            SeqItem::Elem(v) => {
+                out.push('-');
+                match v {
+                    Value::Map(m) if !m.0.is_empty() && matches!(m.0[0], MapItem::Pair(..)) => {
+                        out.push(' ');
+                        emit_map(out, m, at + 2, step, true);
+                    }
+                    _ => emit_child(out, v, at, step, false),
+                }
+            }
+        }
+    }
+}
+
+/// Writes what follows `key:` or `-`.
+fn emit_child(out: &mut String, v: &Value, at: usize, step: usize, in_map: bool) {
+    match v {
+        Value::Map(m) if !m.0.is_empty() => {
+            out.push('\n');
+            emit_map(out, m, if in_map { at + step } else { at + 2 }, step, false);
+        }
+        Value::Seq(s) if !s.0.is_empty() => {
+            out.push('\n');
+            emit_seq(out, s, if in_map { at + step } else { at + 2 }, step);
+        }
+        Value::Map(_) => out.push_str(" {}\n"),
+        Value::Seq(_) => out.push_str(" []\n"),
+        leaf => {
+            out.push(' ');
+            out.push_str(&leaf_text(leaf, at + step));
+            out.push('\n');
+        }
+    }
+}
+
+fn leaf_text(v: &Value, block_indent: usize) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => {
+            if f.is_nan() {
+                ".nan".into()
+            } else if f.is_infinite() {
+                if *f > 0.0 { ".inf".into() } else { "-.inf".into() }
+            } else {
+                // Debug always keeps a '.' or an exponent, so it re-reads as a float.
+                format!("{f:?}")
+            }
+        }
+        Value::Time(t) => scalar::format_time(t),
+        Value::Str(s) => scalar_text(s, block_indent, false),
+        Value::Bytes(b) => format!("!!binary {}", base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Map(_) | Value::Seq(_) => unreachable!("containers are not leaves"),
+    }
+}
+
+/// Plain when it re-reads as the same string, a literal block for
+/// multi-line text, double-quoted otherwise.
+pub fn scalar_text(s: &str, block_indent: usize, is_key: bool) -> String {
+    if !is_key && s.contains('\n') && literal_ok(s) {
+        let chomp = if s.ends_with("\n\n") {
+            "+"
+        } else if s.ends_with('\n') {
+            ""
+        } else {
+            "-"
+        };
+        let mut out = format!("|{chomp}\n");
+        let body = s.strip_suffix('\n').unwrap_or(s);
+        let body = if chomp == "+" { s.strip_suffix('\n').unwrap_or(s) } else { body };
+        for (i, line) in body.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            if !line.is_empty() {
+                out.extend(std::iter::repeat_n(' ', block_indent));
+                out.push_str(line);
+            }
+        }
+        return out;
+    }
+    if plain_ok(s) {
+        return s.to_string();
+    }
+    double_quoted(s)
+}
+
+fn literal_ok(s: &str) -> bool {
+    let first = s.split('\n').next().unwrap_or("");
+    !first.starts_with([' ', '\t'])
+        && !s.starts_with('\n')
+        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+        && !s.contains('\u{feff}')
+        && s.split('\n').all(|l| l.is_empty() || !l.trim().is_empty())
+}
+
+fn plain_ok(s: &str) -> bool {
+    if s.is_empty() || s.trim() != s {
+        return false;
+    }
+    if !matches!(scalar::resolve_plain(s), Some(Value::Str(_))) {
+        return false;
+    }
+    // YAML 1.1 booleans: yaml.v3 quotes them for older readers.
+    if matches!(
+        s,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF"
+    ) {
+        return false;
+    }
+    let first = s.chars().next().unwrap();
+    if "[]{},#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    if matches!(first, '-' | '?' | ':') && (s.len() == 1 || s[1..].starts_with([' ', '\t'])) {
+        return false;
+    }
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.contains(":\t") {
+        return false;
+    }
+    // base-60 floats (1:20) resolve to numbers in YAML 1.1.
+    if s.contains(':') && s.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '.' || c == '_') {
+        return false;
+    }
+    s.chars().all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}')
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' => {
+                let n = c as u32;
+                if n <= 0xff {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{n:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(src: &str) -> String {
+        emit(&parse(src).unwrap(), 4)
+    }
+
+    #[test]
+    fn keeps_order_comments_and_types() {
+        let src = "# top\nb: 1\na:\n  # inner\n  x: \"007\"\n  y: [1, two]\nlist:\n- a: 1\n  b: 2\n- plain\n";
+        let docs = parse(src).unwrap();
+        let out = emit(&docs, 4);
+        assert_eq!(parse(&out).unwrap(), docs);
+        assert!(out.starts_with("# top\nb: 1\na:\n    # inner\n    x: \"007\"\n"), "{out}");
+    }
+
+    #[test]
+    fn multi_document_and_block_scalars() {
+        let src = "a: |\n  line1\n  line2\n---\nb: |-\n  x\n  y\n";
+        let docs = parse(src).unwrap();
+        assert_eq!(docs.0.len(), 2);
+        assert_eq!(docs.0[0].get("a"), Some(&Value::Str("line1\nline2\n".into())));
+        assert_eq!(parse(&rt(src)).unwrap(), docs);
+    }
+
+    #[test]
+    fn quoting_round_trips() {
+        for s in ["yes", "007", "a: b", "- x", " lead", "trail ", "#x", "true", "1.5", "2024-01-01", "", "null", "x\ty", "\u{1}", "é: ü", "a\n\n"] {
+            let mut m = Map::default();
+            m.insert("k", Value::Str(s.to_string()));
+            let docs = Documents(vec![m]);
+            let out = emit(&docs, 4);
+            assert_eq!(parse(&out).unwrap(), docs, "{s:?} -> {out}");
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_line() {
+        let e = parse("a: 1\nb: [\n").unwrap_err();
+        assert!(matches!(e, StoreError::Syntax { .. }));
+        let e = parse("a: 1\na: 2\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+}
