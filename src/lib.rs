@@ -3,5 +3,8 @@
 //!
 //! The CLI (`src/cli`) is a thin layer over this library.
 
+pub mod fsio;
 pub mod keys;
+pub mod ops;
+pub mod recipients;
 pub mod sops;

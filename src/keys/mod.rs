@@ -41,6 +41,25 @@ impl Recipient {
         }
     }
 
+    /// The recipient a stored stanza was wrapped for (rotate re-wraps for it).
+    pub fn from_stanza(st: &Stanza) -> Option<Recipient> {
+        Some(match st {
+            Stanza::Age { recipient, .. } => Recipient::Age(recipient.clone()),
+            Stanza::Kms { arn, role, context, aws_profile, .. } => {
+                Recipient::Kms { arn: arn.clone(), role: role.clone(), context: context.clone(), aws_profile: aws_profile.clone() }
+            }
+            Stanza::HcVault { vault_address, engine_path, key_name, .. } => Recipient::HcVault {
+                address: vault_address.clone(),
+                engine_path: engine_path.clone(),
+                key_name: key_name.clone(),
+            },
+            Stanza::AzureKv { vault_url, name, version, .. } => {
+                Recipient::AzureKv { vault_url: vault_url.clone(), name: name.clone(), version: version.clone() }
+            }
+            Stanza::Other { .. } => return None,
+        })
+    }
+
     /// `arn` or `arn+roleArn`, as in `.sops.yaml` `kms:` and `--kms`.
     pub fn kms_from_str(s: &str, context: IndexMap<String, String>, aws_profile: &str) -> Recipient {
         let (arn, role) = s.trim().split_once('+').unwrap_or((s.trim(), ""));
@@ -124,6 +143,15 @@ pub enum KeyError {
     NoKey { attempts: Vec<String>, hint: String },
     #[error("Shamir: {0}")]
     Shamir(#[from] shamir::ShamirError),
+}
+
+/// Builds the key ring from the environment: age identities (only when
+/// decrypting) and the cloud key services, whose clients are created lazily
+/// so a file with only age recipients never needs cloud credentials.
+pub fn keyring_from_env(opts: &age::IdentityOptions, need_identities: bool) -> Result<KeyRing, KeyError> {
+    let mut ring = KeyRing::new();
+    ring.add(Box::new(if need_identities { age::AgeSource::discover(opts)? } else { age::AgeSource::empty() }));
+    Ok(ring)
 }
 
 /// A backend that can wrap for its recipients and unwrap its stanzas.

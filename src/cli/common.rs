@@ -1,0 +1,277 @@
+//! Flags shared by several subcommands, and the edge plumbing (exit codes,
+//! logging, panic hook).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ksec::keys::age::IdentityOptions;
+use ksec::keys::{KeyRing, Recipient};
+use ksec::ops::OpError;
+use ksec::recipients::{ConfigError, Overrides};
+use ksec::sops::{Format, Rule};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
+    /// Report format: human text, or JSON for CI
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    /// Say which recipient opened a file, which config chose the recipients, and more
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Recipients and encryption options, in sops's spellings.
+#[derive(Args, Debug, Default, Clone)]
+pub struct KeyArgs {
+    /// age recipients (comma-separated), overriding recipients/ and .sops.yaml
+    #[arg(long = "age", env = "SOPS_AGE_RECIPIENTS", value_delimiter = ',')]
+    pub age: Vec<String>,
+    /// AWS KMS key ARNs (`arn` or `arn+roleArn`, comma-separated)
+    #[arg(long = "kms", env = "SOPS_KMS_ARN", value_delimiter = ',')]
+    pub kms: Vec<String>,
+    /// AWS profile for the KMS keys
+    #[arg(long = "aws-profile")]
+    pub aws_profile: Option<String>,
+    /// KMS encryption context (`key:value,key2:value2`)
+    #[arg(long = "encryption-context")]
+    pub encryption_context: Option<String>,
+    /// Vault transit key URIs (https://vault:8200/v1/transit/keys/NAME)
+    #[arg(long = "hc-vault-transit", env = "SOPS_VAULT_URIS", value_delimiter = ',')]
+    pub hc_vault_transit: Vec<String>,
+    /// Azure Key Vault key URLs (https://VAULT.vault.azure.net/keys/NAME[/VERSION])
+    #[arg(long = "azure-kv", env = "SOPS_AZURE_KEYVAULT_URLS", value_delimiter = ',')]
+    pub azure_kv: Vec<String>,
+    /// Shamir threshold across key groups
+    #[arg(long = "shamir-secret-sharing-threshold")]
+    pub shamir_threshold: Option<usize>,
+    /// Use this environment from recipients/ (needed for Secrets without a namespace and no path rule)
+    #[arg(long = "env")]
+    pub env: Option<String>,
+    /// The recipients/ directory (default: found upward from each file)
+    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
+    pub recipients_dir: Option<PathBuf>,
+    /// The .sops.yaml to use (default: found upward from the file)
+    #[arg(long = "config", env = "SOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub rule: RuleArgs,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct RuleArgs {
+    /// Keys ending with this suffix stay in clear text
+    #[arg(long)]
+    pub unencrypted_suffix: Option<String>,
+    /// Only keys ending with this suffix are encrypted
+    #[arg(long)]
+    pub encrypted_suffix: Option<String>,
+    /// Keys matching this regex stay in clear text
+    #[arg(long)]
+    pub unencrypted_regex: Option<String>,
+    /// Only keys matching this regex are encrypted (ksec's default for Secrets: ^(data|stringData)$)
+    #[arg(long)]
+    pub encrypted_regex: Option<String>,
+    /// Values under a comment matching this regex stay in clear text
+    #[arg(long)]
+    pub unencrypted_comment_regex: Option<String>,
+    /// Only values under a comment matching this regex are encrypted
+    #[arg(long)]
+    pub encrypted_comment_regex: Option<String>,
+    /// The MAC covers only encrypted values
+    #[arg(long)]
+    pub mac_only_encrypted: bool,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct IdentityArgs {
+    /// age identity file or OpenSSH private key (repeatable); also SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct TypeArgs {
+    /// Input format (default: by file extension; unknown extensions are binary)
+    #[arg(long, value_enum)]
+    pub input_type: Option<Format>,
+    /// Output format for decrypted data (default: same as input)
+    #[arg(long, value_enum)]
+    pub output_type: Option<Format>,
+    /// YAML indentation (default 4, or .sops.yaml stores.yaml.indent)
+    #[arg(long)]
+    pub indent: Option<usize>,
+}
+
+impl TypeArgs {
+    pub fn input(&self, path: &Path) -> Format {
+        self.input_type.unwrap_or_else(|| Format::from_path(path))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+impl KeyArgs {
+    pub fn recipients(&self) -> Result<Vec<Recipient>> {
+        let mut ctx = indexmap::IndexMap::new();
+        if let Some(c) = &self.encryption_context {
+            for pair in c.split(',').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once(':').ok_or_else(|| usage(format!("--encryption-context: {pair:?} is not key:value")))?;
+                ctx.insert(k.to_string(), v.to_string());
+            }
+        }
+        let profile = self.aws_profile.clone().unwrap_or_default();
+        let mut out: Vec<Recipient> = self.age.iter().filter(|s| !s.trim().is_empty()).map(|s| Recipient::Age(s.trim().into())).collect();
+        out.extend(self.kms.iter().filter(|s| !s.trim().is_empty()).map(|s| Recipient::kms_from_str(s, ctx.clone(), &profile)));
+        for u in self.hc_vault_transit.iter().filter(|s| !s.trim().is_empty()) {
+            out.push(Recipient::vault_from_uri(u).map_err(|e| usage(e.to_string()))?);
+        }
+        for u in self.azure_kv.iter().filter(|s| !s.trim().is_empty()) {
+            out.push(Recipient::azure_from_url(u).map_err(|e| usage(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    pub fn overrides(&self) -> Result<Overrides> {
+        let r = &self.rule;
+        let rule = Rule::from_fields([
+            ("unencrypted_suffix", r.unencrypted_suffix.as_deref()),
+            ("encrypted_suffix", r.encrypted_suffix.as_deref()),
+            ("unencrypted_regex", r.unencrypted_regex.as_deref()),
+            ("encrypted_regex", r.encrypted_regex.as_deref()),
+            ("unencrypted_comment_regex", r.unencrypted_comment_regex.as_deref()),
+            ("encrypted_comment_regex", r.encrypted_comment_regex.as_deref()),
+        ])
+        .map_err(usage)?;
+        Ok(Overrides {
+            recipients: self.recipients()?,
+            threshold: self.shamir_threshold,
+            rule,
+            mac_only_encrypted: r.mac_only_encrypted,
+            env: self.env.clone(),
+            recipients_dir: self.recipients_dir.clone(),
+            sops_config: self.config.clone(),
+        })
+    }
+}
+
+/// The key ring: identities only when something must be decrypted.
+pub fn keyring(ids: &IdentityArgs, need_identities: bool) -> Result<KeyRing> {
+    let opts = IdentityOptions { files: ids.identity.clone() };
+    Ok(ksec::keys::keyring_from_env(&opts, need_identities)?)
+}
+
+/// Maps an error to the documented exit code.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() || cause.downcast_ref::<ConfigError>().is_some() {
+            return 2;
+        }
+        if let Some(op) = cause.downcast_ref::<OpError>() {
+            return op.exit_code();
+        }
+        if let Some(ksec::keys::KeyError::Config(_)) = cause.downcast_ref::<ksec::keys::KeyError>() {
+            return 2;
+        }
+    }
+    1
+}
+
+/// Panic messages may carry data; print only where it happened.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let loc = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("ksec: internal error at {loc} (details withheld so no secret can leak; please report it)");
+    }));
+}
+
+pub fn init_logging(g: &GlobalArgs) {
+    let default = if g.verbose { "ksec=debug" } else if g.quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().try_init();
+}
+
+/// Expands directory arguments into manifest files (YAML/JSON), sorted.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            for e in walkdir::WalkDir::new(p).into_iter().filter_entry(|e| {
+                let n = e.file_name().to_string_lossy();
+                e.depth() == 0 || !(n.starts_with('.') || n == "target" || n == "node_modules")
+            }) {
+                let e = e.with_context(|| format!("walking {}", p.display()))?;
+                if e.file_type().is_file() && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json) {
+                    found.push((e.into_path(), true));
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push((p.clone(), false));
+        }
+    }
+    if out.is_empty() {
+        bail!(usage("no files given"));
+    }
+    Ok(out)
+}
+
+/// Parses a sops path like `["data"]["key"][0]`.
+pub fn parse_tree_path(s: &str) -> Result<Vec<PathSeg>> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[').ok_or_else(|| usage(format!("invalid path {s:?}: expected [\"key\"] or [index]")))?;
+        if let Some(q) = inner.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            let end = inner[1..].find(q).ok_or_else(|| usage(format!("invalid path {s:?}: unterminated quote")))? + 1;
+            out.push(PathSeg::Key(inner[1..end].to_string()));
+            rest = inner[end + 1..].strip_prefix(']').ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
+        } else {
+            let end = inner.find(']').ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
+            let n: usize = inner[..end].trim().parse().map_err(|_| usage(format!("invalid path {s:?}: index must be a number")))?;
+            out.push(PathSeg::Index(n));
+            rest = &inner[end + 1..];
+        }
+    }
+    if out.is_empty() {
+        bail!(usage("empty path"));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+pub enum PathSeg {
+    Key(String),
+    Index(usize),
+}
+
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+}
+
+/// Where plaintext may be buffered for an editor: tmpfs if there is one.
+pub fn private_tmp_base() -> PathBuf {
+    for c in [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(PathBuf::from("/dev/shm"))].into_iter().flatten() {
+        if c.is_dir() && tempfile::tempdir_in(&c).is_ok() {
+            return c;
+        }
+    }
+    std::env::temp_dir()
+}

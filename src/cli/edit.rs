@@ -1,0 +1,184 @@
+//! `ksec edit`: decrypt into a private 0600 buffer (tmpfs when available),
+//! run $EDITOR, re-encrypt with the same data key. The buffer is removed on
+//! every path out, including SIGINT/SIGTERM/SIGHUP.
+
+use std::ffi::CString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+
+use anyhow::{Context, Result, bail};
+
+use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, TypeArgs};
+use ksec::ops::{self, OpenOptions};
+use ksec::recipients;
+use ksec::sops::store;
+use ksec::sops::Format;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The encrypted file (created if it does not exist)
+    pub file: PathBuf,
+    #[arg(long)]
+    pub ignore_mac: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub ids: IdentityArgs,
+    #[command(flatten)]
+    pub types: TypeArgs,
+}
+
+static BUF_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+static DIR_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only async-signal-safe calls: unlink, rmdir, kill, _exit.
+    unsafe {
+        let b = BUF_PATH.load(Ordering::SeqCst);
+        if !b.is_null() {
+            libc::unlink(b);
+        }
+        let d = DIR_PATH.load(Ordering::SeqCst);
+        if !d.is_null() {
+            libc::rmdir(d);
+        }
+        let c = CHILD.load(Ordering::SeqCst);
+        if c > 0 {
+            libc::kill(c, libc::SIGTERM);
+        }
+        libc::_exit(128 + sig);
+    }
+}
+
+/// Owns the buffer; removes it (and its folder) when dropped.
+struct Buffer {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl Buffer {
+    fn new(ext: &str, content: &[u8]) -> Result<Buffer> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::Builder::new().prefix("ksec-edit-").tempdir_in(common::private_tmp_base())?;
+        let path = dir.path().join(format!("secret{ext}"));
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        std::io::Write::write_all(&mut f, content)?;
+        f.sync_all()?;
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
+        let d = CString::new(dir.path().as_os_str().as_encoded_bytes()).expect("path has no NUL");
+        BUF_PATH.store(c.into_raw(), Ordering::SeqCst);
+        DIR_PATH.store(d.into_raw(), Ordering::SeqCst);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            unsafe {
+                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+            }
+        }
+        Ok(Buffer { dir: Some(dir), path })
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(d) = self.dir.take() {
+            let _ = d.close();
+        }
+        for p in [&BUF_PATH, &DIR_PATH] {
+            let raw = p.swap(std::ptr::null_mut(), Ordering::SeqCst);
+            if !raw.is_null() {
+                drop(unsafe { CString::from_raw(raw) });
+            }
+        }
+    }
+}
+
+fn run_editor(path: &Path) -> Result<()> {
+    let editor = std::env::var("SOPS_EDITOR").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("ksec-editor")
+        .arg(path)
+        .spawn()
+        .with_context(|| format!("cannot start the editor {editor:?}"))?;
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    let status = child.wait()?;
+    CHILD.store(0, Ordering::SeqCst);
+    if !status.success() {
+        bail!("the editor exited with {status}; the file was not changed");
+    }
+    Ok(())
+}
+
+fn template(format: Format) -> &'static [u8] {
+    match format {
+        Format::Yaml => b"apiVersion: v1\nkind: Secret\nmetadata:\n    name: example\n    namespace: default\ntype: Opaque\nstringData:\n    key: value\n",
+        Format::Json => b"{\n\t\"key\": \"value\"\n}\n",
+        Format::Dotenv => b"KEY=value\n",
+        Format::Ini => b"[section]\nkey = value\n",
+        Format::Binary => b"",
+    }
+}
+
+pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    let name = a.file.display().to_string();
+    let format = a.types.input(&a.file);
+    let ext = a.file.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let exists = a.file.exists();
+    let ring = common::keyring(&a.ids, exists)?;
+    let mut opened = if exists {
+        let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
+        Some(ops::open(&bytes, format, &ring, OpenOptions { ignore_mac: a.ignore_mac }).with_context(|| name.clone())?)
+    } else {
+        None
+    };
+    let original = match &opened {
+        Some(f) => store::emit_plain(format, &f.docs, a.types.indent)?,
+        None => template(format).to_vec(),
+    };
+    let original = zeroize::Zeroizing::new(original);
+    let buf = Buffer::new(&ext, &original)?;
+    loop {
+        run_editor(&buf.path)?;
+        let edited = zeroize::Zeroizing::new(std::fs::read(&buf.path)?);
+        if exists && edited.as_slice() == original.as_slice() {
+            if !g.quiet {
+                eprintln!("{name}: no changes");
+            }
+            return Ok(0);
+        }
+        let docs = match store::load_plain(format, &edited) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("ksec: {name}: {e}");
+                if std::io::stdin().is_terminal() {
+                    eprint!("Press Enter to return to the editor, or Ctrl-C to abandon the change: ");
+                    let mut s = String::new();
+                    std::io::stdin().read_line(&mut s)?;
+                    continue;
+                }
+                bail!("{name}: the edited file is invalid; nothing was written");
+            }
+        };
+        let out = match opened.as_mut() {
+            Some(f) => {
+                f.docs = docs;
+                ops::reseal(f, format, a.types.indent)?
+            }
+            None => {
+                let plan = recipients::plan_for(&a.file, &docs, &a.keys.overrides()?)?;
+                ops::encrypt(&edited, format, &plan, &ring)?
+            }
+        };
+        drop(buf);
+        ksec::fsio::write_atomic(&a.file, &out).with_context(|| format!("cannot write {name}"))?;
+        return Ok(0);
+    }
+}

@@ -1,0 +1,120 @@
+//! `ksec encrypt`: recipients chosen per file (flags, recipients/ by
+//! namespace, .sops.yaml), directories walked and encrypted in parallel.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeArgs, usage};
+use ksec::ops::{self, OpError};
+use ksec::recipients;
+use ksec::sops::store::{self, StoreError};
+use ksec::sops::Format;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files or directories (directories: every Secret manifest below, in place)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write the result back to the file (crash-safe) instead of stdout
+    #[arg(short = 'i', long = "in-place")]
+    pub in_place: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub ids: IdentityArgs,
+    #[command(flatten)]
+    pub types: TypeArgs,
+}
+
+enum Outcome {
+    Encrypted { source: String, environment: Option<String>, notes: Vec<String>, out: Option<Vec<u8>> },
+    Skipped(&'static str),
+}
+
+pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    let files = common::expand(&a.files)?;
+    let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
+    if multi && !a.in_place {
+        return Err(usage("several files or a directory: pass -i/--in-place (output would be ambiguous on stdout)"));
+    }
+    let ov = a.keys.overrides()?;
+    let ring = common::keyring(&a.ids, false)?;
+    let results: Vec<(PathBuf, Result<Outcome>)> = files
+        .par_iter()
+        .map(|(path, from_dir)| {
+            let r = (|| -> Result<Outcome> {
+                let bytes = ops::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let format = a.types.input(path);
+                let docs = match store::load_plain(format, &bytes) {
+                    Ok(d) => d,
+                    Err(StoreError::AlreadyEncrypted) if *from_dir => return Ok(Outcome::Skipped("already encrypted")),
+                    Err(_) if *from_dir => return Ok(Outcome::Skipped("not a parseable manifest")),
+                    Err(e) => return Err(OpError::from(e).into()),
+                };
+                if *from_dir && !recipients::has_secret(&docs) {
+                    return Ok(Outcome::Skipped("no Secret in it"));
+                }
+                let mut plan = recipients::plan_for(path, &docs, &ov)?;
+                if let Some(i) = a.types.indent {
+                    plan.yaml_indent = Some(i);
+                }
+                let out = ops::encrypt(&bytes, format, &plan, &ring)?;
+                if a.in_place {
+                    ksec::fsio::write_atomic(path, &out).with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                Ok(Outcome::Encrypted {
+                    source: plan.source,
+                    environment: plan.environment,
+                    notes: plan.notes,
+                    out: (!a.in_place).then_some(out),
+                })
+            })();
+            (path.clone(), r.with_context(|| path.display().to_string()))
+        })
+        .collect();
+
+    let mut failed = 0;
+    let mut worst = 0;
+    let mut report = Vec::new();
+    for (path, r) in results {
+        match r {
+            Ok(Outcome::Encrypted { source, environment, notes, out }) => {
+                if let Some(out) = out {
+                    std::io::stdout().write_all(&out)?;
+                }
+                if g.verbose {
+                    eprintln!("{}: recipients from {source}", path.display());
+                    for n in &notes {
+                        eprintln!("{}: note: {n}", path.display());
+                    }
+                } else if a.in_place && !g.quiet && g.output == OutputFormat::Text {
+                    eprintln!("encrypted {}", path.display());
+                }
+                report.push(json!({"file": path, "status": "encrypted", "recipients_from": source, "environment": environment, "notes": notes}));
+            }
+            Ok(Outcome::Skipped(why)) => {
+                if g.verbose {
+                    eprintln!("skipped {} ({why})", path.display());
+                }
+                report.push(json!({"file": path, "status": "skipped", "reason": why}));
+            }
+            Err(e) => {
+                failed += 1;
+                worst = worst.max(common::exit_code(&e));
+                if g.output == OutputFormat::Text {
+                    eprintln!("ksec: error: {e:#}");
+                }
+                report.push(json!({"file": path, "status": "error", "error": format!("{e:#}")}));
+            }
+        }
+    }
+    if g.output == OutputFormat::Json {
+        common::print_json(&json!({"files": report, "failed": failed}));
+    }
+    let _ = Format::Yaml;
+    Ok(if failed > 0 { worst.max(1) } else { 0 })
+}

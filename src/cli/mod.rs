@@ -1,0 +1,83 @@
+//! Subcommands, one file each. Flags are defined once in `common.rs` and
+//! flattened where needed, so `--age` means the same everywhere.
+
+mod common;
+mod completions;
+mod decrypt;
+mod edit;
+mod encrypt;
+mod filestatus;
+mod rotate;
+mod set;
+mod updatekeys;
+
+use clap::{Parser, Subcommand};
+
+pub use common::{GlobalArgs, OutputFormat};
+
+#[derive(Parser)]
+#[command(name = "ksec", version, about = "Kubernetes Secrets in Git, encrypted (SOPS-compatible), routed by namespace", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Encrypt files (or every Secret manifest under a directory)
+    Encrypt(encrypt::Args),
+    /// Decrypt a file to stdout (or in place)
+    Decrypt(decrypt::Args),
+    /// Edit an encrypted file in $EDITOR, keeping its data key
+    Edit(edit::Args),
+    /// Set one value: ksec set FILE '["data"]["key"]' '"value"'
+    Set(set::SetArgs),
+    /// Remove one value: ksec unset FILE '["data"]["key"]'
+    Unset(set::UnsetArgs),
+    /// Re-wrap the data key for the recipients the configuration names now
+    Updatekeys(updatekeys::Args),
+    /// Generate a new data key and re-encrypt every value
+    Rotate(rotate::Args),
+    /// Print whether a file is encrypted ({"encrypted": true|false})
+    Filestatus(filestatus::Args),
+    /// Print shell completions
+    Completions(completions::CompletionArgs),
+    /// Write the man pages
+    Man(completions::ManArgs),
+}
+
+/// Runs the CLI and returns the process exit code (0 ok, 1 failure, 2 usage/config).
+pub fn main() -> i32 {
+    common::install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    common::init_logging(&cli.global);
+    let g = &cli.global;
+    let res = match &cli.command {
+        Command::Encrypt(a) => encrypt::run(a, g),
+        Command::Decrypt(a) => decrypt::run(a, g),
+        Command::Edit(a) => edit::run(a, g),
+        Command::Set(a) => set::run_set(a, g),
+        Command::Unset(a) => set::run_unset(a, g),
+        Command::Updatekeys(a) => updatekeys::run(a, g),
+        Command::Rotate(a) => rotate::run(a, g),
+        Command::Filestatus(a) => filestatus::run(a, g),
+        Command::Completions(a) => completions::run_completions(a),
+        Command::Man(a) => completions::run_man(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ksec: error: {e:#}");
+            common::exit_code(&e)
+        }
+    }
+}

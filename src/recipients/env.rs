@@ -1,0 +1,288 @@
+//! `recipients/<env>.yaml`: an environment owns namespaces (and optionally
+//! paths) and names who may decrypt them.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+
+use super::sops_config::{KeySpec, parse_groups};
+use super::{ConfigError, secret_namespaces};
+use crate::keys::Recipient;
+use crate::sops::{Documents, Rule};
+
+/// The on-disk schema (documented in the README).
+#[derive(Debug, Deserialize)]
+struct EnvFile {
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    owners: Vec<String>,
+    #[serde(default)]
+    rotate_after: Option<String>,
+    #[serde(flatten)]
+    keys: KeySpec,
+    #[serde(default)]
+    shamir_threshold: Option<usize>,
+    #[serde(default)]
+    encrypted_regex: Option<String>,
+    #[serde(default)]
+    unencrypted_regex: Option<String>,
+    #[serde(default)]
+    encrypted_suffix: Option<String>,
+    #[serde(default)]
+    unencrypted_suffix: Option<String>,
+    #[serde(default)]
+    mac_only_encrypted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    pub file: PathBuf,
+    pub namespaces: Vec<String>,
+    ns_matchers: Vec<GlobMatcher>,
+    pub paths: Vec<String>,
+    path_matchers: Vec<GlobMatcher>,
+    pub owners: Vec<String>,
+    /// Days after which a Secret should be rotated (`rotate_after: 90d`).
+    pub rotate_after_days: Option<u32>,
+    pub groups: Vec<Vec<Recipient>>,
+    pub shamir_threshold: usize,
+    pub rule: Option<Rule>,
+    pub mac_only_encrypted: bool,
+}
+
+impl Environment {
+    pub fn owns_namespace(&self, ns: &str) -> bool {
+        self.ns_matchers.iter().any(|m| m.is_match(ns))
+    }
+
+    /// `rel` is relative to the repository root (the parent of `recipients/`).
+    pub fn owns_path(&self, rel: &Path) -> bool {
+        self.path_matchers.iter().any(|m| m.is_match(rel))
+    }
+
+    /// Every recipient id in every group.
+    pub fn recipient_ids(&self) -> Vec<String> {
+        self.groups.iter().flatten().map(Recipient::id).collect()
+    }
+}
+
+fn parse_days(s: &str) -> Option<u32> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u32 = n.parse().ok()?;
+    match unit {
+        "" | "d" => Some(n),
+        "w" => Some(n * 7),
+        "m" | "mo" => Some(n * 30),
+        "y" => Some(n * 365),
+        _ => None,
+    }
+}
+
+/// A loaded `recipients/` directory.
+#[derive(Debug, Clone)]
+pub struct RecipientsDir {
+    pub dir: PathBuf,
+    /// The folder `paths:` globs are relative to.
+    pub root: PathBuf,
+    pub envs: Vec<Environment>,
+}
+
+pub fn load_yaml_json(path: &Path) -> Result<serde_json::Value, ConfigError> {
+    let err = |msg: String| ConfigError::File { file: path.to_path_buf(), msg };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let docs = crate::sops::store::load_plain(crate::sops::Format::Yaml, &bytes).map_err(|e| err(e.to_string()))?;
+    Ok(docs
+        .0
+        .first()
+        .map(|m| crate::sops::Value::Map(m.clone()).to_json())
+        .unwrap_or(serde_json::Value::Object(Default::default())))
+}
+
+impl RecipientsDir {
+    /// Looks for `recipients/` in the file's folder and its ancestors, up to the repository root.
+    pub fn find(file: &Path) -> Result<Option<RecipientsDir>, ConfigError> {
+        let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let mut dir = abs.parent();
+        while let Some(d) = dir {
+            let cand = d.join("recipients");
+            if cand.is_dir() && has_yaml(&cand) {
+                return RecipientsDir::load(&cand).map(Some);
+            }
+            if d.join(".git").exists() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(None)
+    }
+
+    pub fn load(dir: &Path) -> Result<RecipientsDir, ConfigError> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| ConfigError::File { file: dir.to_path_buf(), msg: e.to_string() })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        let mut envs = Vec::new();
+        for f in files {
+            envs.push(load_env(&f)?);
+        }
+        let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let root = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        Ok(RecipientsDir { dir: dir.to_path_buf(), root, envs })
+    }
+
+    pub fn env(&self, name: &str) -> Option<&Environment> {
+        self.envs.iter().find(|e| e.name == name)
+    }
+
+    /// The one environment owning `ns`; two is an error, none is `Ok(None)`.
+    pub fn env_for_namespace(&self, ns: &str) -> Result<Option<&Environment>, ConfigError> {
+        let owners: Vec<&Environment> = self.envs.iter().filter(|e| e.owns_namespace(ns)).collect();
+        match owners.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            many => Err(ConfigError::NamespaceConflict {
+                namespace: ns.to_string(),
+                files: many.iter().map(|e| e.file.clone()).collect(),
+            }),
+        }
+    }
+
+    fn env_for_path(&self, file: &Path) -> Result<Option<&Environment>, ConfigError> {
+        let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let Ok(rel) = abs.strip_prefix(&self.root) else { return Ok(None) };
+        let owners: Vec<&Environment> = self.envs.iter().filter(|e| e.owns_path(rel)).collect();
+        match owners.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            many => Err(ConfigError::Invalid(format!(
+                "{} is matched by the paths of several environments: {}",
+                rel.display(),
+                many.iter().map(|e| e.file.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// Picks the environment for a file. Namespaces decide; a Secret without
+    /// one falls back to path globs or `--env`. Returns the reason too.
+    pub fn route(&self, file: &Path, docs: &Documents, explicit: Option<&str>) -> Result<Option<(&Environment, String)>, ConfigError> {
+        let explicit_env = match explicit {
+            Some(n) => Some(self.env(n).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--env {n}: no such environment in {} (have: {})",
+                    self.dir.display(),
+                    self.envs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        let mut chosen: Option<(&Environment, String)> = None;
+        let mut unnamespaced = false;
+        for ns in secret_namespaces(docs) {
+            let Some(ns) = ns else {
+                unnamespaced = true;
+                continue;
+            };
+            let env = self.env_for_namespace(&ns)?.ok_or_else(|| ConfigError::NamespaceUnclaimed {
+                namespace: ns.clone(),
+                dir: self.dir.clone(),
+            })?;
+            if let Some(x) = explicit_env {
+                if x.name != env.name {
+                    return Err(ConfigError::MixedEnvironments(format!(
+                        "--env {} was given but namespace {ns:?} belongs to environment {} ({})",
+                        x.name,
+                        env.name,
+                        env.file.display()
+                    )));
+                }
+            }
+            match &chosen {
+                Some((c, _)) if c.name != env.name => {
+                    return Err(ConfigError::MixedEnvironments(format!(
+                        "namespace {ns:?} is in environment {} but an earlier Secret is in {}; split the file",
+                        env.name, c.name
+                    )));
+                }
+                Some(_) => {}
+                None => chosen = Some((env, format!("namespace {ns}"))),
+            }
+        }
+        if let Some(c) = chosen {
+            return Ok(Some(c));
+        }
+        if let Some(x) = explicit_env {
+            return Ok(Some((x, "--env".into())));
+        }
+        if let Some(e) = self.env_for_path(file)? {
+            return Ok(Some((e, "path".into())));
+        }
+        if unnamespaced {
+            return Err(ConfigError::NoRecipients(format!(
+                "{}: a Secret has no metadata.namespace and no recipients path glob matches the file; set the namespace, add a `paths:` glob, or pass --env",
+                file.display()
+            )));
+        }
+        Ok(None)
+    }
+}
+
+fn has_yaml(d: &Path) -> bool {
+    std::fs::read_dir(d)
+        .map(|it| it.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "yaml" || x == "yml")))
+        .unwrap_or(false)
+}
+
+fn load_env(path: &Path) -> Result<Environment, ConfigError> {
+    let err = |msg: String| ConfigError::File { file: path.to_path_buf(), msg };
+    let json = load_yaml_json(path)?;
+    let f: EnvFile = serde_json::from_value(json).map_err(|e| err(e.to_string()))?;
+    let name = f
+        .environment
+        .clone()
+        .unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("default").to_string());
+    let glob = |p: &str| Glob::new(p).map(|g| g.compile_matcher()).map_err(|e| err(format!("bad glob {p:?}: {e}")));
+    let ns_matchers = f.namespaces.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>()?;
+    let path_matchers = f.paths.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>()?;
+    let groups = parse_groups(&f.keys).map_err(|e| err(e.to_string()))?;
+    if groups.is_empty() {
+        return Err(err("no recipients (give age:, kms:, hc_vault:, azure_keyvault: or key_groups:)".into()));
+    }
+    if f.namespaces.is_empty() && f.paths.is_empty() {
+        return Err(err("an environment needs `namespaces:` or `paths:`".into()));
+    }
+    let rule = Rule::from_fields([
+        ("unencrypted_suffix", f.unencrypted_suffix.as_deref()),
+        ("encrypted_suffix", f.encrypted_suffix.as_deref()),
+        ("unencrypted_regex", f.unencrypted_regex.as_deref()),
+        ("encrypted_regex", f.encrypted_regex.as_deref()),
+    ])
+    .map_err(err)?;
+    let rotate_after_days = match &f.rotate_after {
+        None => None,
+        Some(s) => Some(parse_days(s).ok_or_else(|| err(format!("rotate_after {s:?}: use a number of days like 90d, 12w, 6m, 1y")))?),
+    };
+    Ok(Environment {
+        name,
+        file: path.to_path_buf(),
+        namespaces: f.namespaces,
+        ns_matchers,
+        paths: f.paths,
+        path_matchers,
+        owners: f.owners,
+        rotate_after_days,
+        groups,
+        shamir_threshold: f.shamir_threshold.unwrap_or(0),
+        rule,
+        mac_only_encrypted: f.mac_only_encrypted,
+    })
+}

@@ -1,0 +1,169 @@
+//! Who may decrypt what: `recipients/<env>.yaml` environments routed by
+//! namespace, `.sops.yaml` creation rules, and explicit flags, resolved into
+//! one [`Plan`] per file.
+
+pub mod env;
+pub mod sops_config;
+
+use std::path::{Path, PathBuf};
+
+use crate::keys::Recipient;
+use crate::sops::{Documents, Rule, Value};
+
+pub use env::{Environment, RecipientsDir};
+pub use sops_config::SopsConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {msg}")]
+    File { file: PathBuf, msg: String },
+    #[error("namespace {namespace:?} is claimed by more than one environment: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NamespaceConflict { namespace: String, files: Vec<PathBuf> },
+    #[error("namespace {namespace:?} belongs to no environment in {dir} (add it to the `namespaces:` of one recipients file)")]
+    NamespaceUnclaimed { namespace: String, dir: PathBuf },
+    #[error("the file mixes environments: {0}")]
+    MixedEnvironments(String),
+    #[error("{0}")]
+    NoRecipients(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to encrypt a file for, and why.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub groups: Vec<Vec<Recipient>>,
+    pub threshold: usize,
+    /// `None`: ksec's default (Kubernetes rule for Secrets, sops's suffix otherwise).
+    pub rule: Option<Rule>,
+    pub mac_only_encrypted: bool,
+    /// Human description of where the recipients came from.
+    pub source: String,
+    pub environment: Option<String>,
+    /// Other configurations that also matched and lost (said on `--verbose`).
+    pub notes: Vec<String>,
+    pub yaml_indent: Option<usize>,
+}
+
+/// Explicit recipients from flags/env (`--age`, `SOPS_AGE_RECIPIENTS`, …).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub recipients: Vec<Recipient>,
+    pub threshold: Option<usize>,
+    pub rule: Option<Rule>,
+    pub mac_only_encrypted: bool,
+    pub env: Option<String>,
+    pub recipients_dir: Option<PathBuf>,
+    pub sops_config: Option<PathBuf>,
+}
+
+/// The namespaces of the Kubernetes Secrets in a file (including `List` items).
+pub fn secret_namespaces(docs: &Documents) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for d in &docs.0 {
+        for obj in k8s_objects(d) {
+            if is_secret(obj) {
+                out.push(
+                    obj.get("metadata")
+                        .and_then(Value::as_map)
+                        .and_then(|m| m.str_of("namespace"))
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A document and, for `kind: *List`, its items.
+pub fn k8s_objects(d: &crate::sops::Map) -> Vec<&crate::sops::Map> {
+    let mut v = vec![d];
+    if d.str_of("kind").is_some_and(|k| k.ends_with("List")) {
+        if let Some(Value::Seq(items)) = d.get("items") {
+            v.extend(items.elems().filter_map(Value::as_map));
+        }
+    }
+    v
+}
+
+pub fn is_secret(m: &crate::sops::Map) -> bool {
+    m.str_of("kind") == Some("Secret") && m.str_of("apiVersion").is_none_or(|a| a == "v1")
+}
+
+/// Does the file hold at least one Kubernetes Secret?
+pub fn has_secret(docs: &Documents) -> bool {
+    docs.0.iter().any(|d| k8s_objects(d).into_iter().any(is_secret))
+}
+
+/// Resolves the recipients for `file`: flags, then `recipients/` (by
+/// namespace, then path), then `.sops.yaml`.
+pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, ConfigError> {
+    let sops_cfg = match &ov.sops_config {
+        Some(p) => Some(SopsConfig::load(p)?),
+        None => SopsConfig::find(file.parent().unwrap_or(Path::new(".")))?,
+    };
+    let indent = sops_cfg.as_ref().and_then(|c| c.yaml_indent);
+    if !ov.recipients.is_empty() {
+        let mut p = Plan {
+            groups: vec![ov.recipients.clone()],
+            threshold: ov.threshold.unwrap_or(0),
+            rule: ov.rule.clone(),
+            mac_only_encrypted: ov.mac_only_encrypted,
+            source: "command-line recipients".into(),
+            environment: None,
+            notes: vec![],
+            yaml_indent: indent,
+        };
+        if ov.env.is_some() {
+            p.notes.push("--env is ignored because recipients were given explicitly".into());
+        }
+        return Ok(p);
+    }
+    let rdir = match &ov.recipients_dir {
+        Some(d) => Some(RecipientsDir::load(d)?),
+        None => RecipientsDir::find(file)?,
+    };
+    let sops_rule = match &sops_cfg {
+        Some(c) => c.rule_for(file)?,
+        None => None,
+    };
+    if let Some(dir) = &rdir {
+        if let Some((env, why)) = dir.route(file, docs, ov.env.as_deref())? {
+            let mut notes = Vec::new();
+            if let Some((i, _)) = &sops_rule {
+                notes.push(format!(
+                    "recipients from {} won over .sops.yaml creation_rules[{i}], which also matched",
+                    env.file.display()
+                ));
+            }
+            return Ok(Plan {
+                groups: env.groups.clone(),
+                threshold: ov.threshold.unwrap_or(env.shamir_threshold),
+                rule: ov.rule.clone().or_else(|| env.rule.clone()),
+                mac_only_encrypted: ov.mac_only_encrypted || env.mac_only_encrypted,
+                source: format!("{} ({why})", env.file.display()),
+                environment: Some(env.name.clone()),
+                notes,
+                yaml_indent: indent,
+            });
+        }
+    }
+    if let Some((i, rule)) = sops_rule {
+        let cfg = sops_cfg.as_ref().expect("rule came from it");
+        return Ok(Plan {
+            groups: rule.groups.clone(),
+            threshold: ov.threshold.unwrap_or(rule.shamir_threshold),
+            rule: ov.rule.clone().or_else(|| rule.rule.clone()),
+            mac_only_encrypted: ov.mac_only_encrypted || rule.mac_only_encrypted,
+            source: format!("{} creation_rules[{i}]", cfg.path.display()),
+            environment: None,
+            notes: vec![],
+            yaml_indent: indent,
+        });
+    }
+    Err(ConfigError::NoRecipients(format!(
+        "{}: no recipients: no recipients/<env>.yaml routes it, no .sops.yaml creation rule matches, and no --age/--kms/--hc-vault-transit/--azure-kv was given",
+        file.display()
+    )))
+}
