@@ -72,7 +72,11 @@ fn value(out: &mut String, v: &Value, unit: &str, depth: usize) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) if f.is_finite() => out.push_str(&format!("{f:?}")),
+        // Go's encoding/json: 'f' digits, exponent only for very large/small magnitudes.
+        Value::Float(f) if f.is_finite() && (*f == 0.0 || (f.abs() >= 1e-6 && f.abs() < 1e21)) => {
+            out.push_str(&crate::sops::scalar::format_float_f(*f))
+        }
+        Value::Float(f) if f.is_finite() => out.push_str(&format!("{f:e}")),
         Value::Float(f) => string(out, &crate::sops::scalar::format_float_f(*f)),
         Value::Str(s) => string(out, s),
         Value::Bytes(b) => string(out, &String::from_utf8_lossy(b)),

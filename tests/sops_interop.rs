@@ -1,0 +1,395 @@
+//! Interop with the real sops binary, both ways, and tamper refusal by both.
+//! Comparisons parse both tools' plaintext output into the same tree, so a
+//! formatting difference is not a failure but a value difference is.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{AgeKey, age_key, ksec, run, stderr, stdout};
+use ksec::sops::store;
+use ksec::sops::{Documents, Format, Map, MapItem, Seq, SeqItem, Value};
+
+fn strip_comments(d: &Documents) -> Documents {
+    fn v(x: &Value) -> Value {
+        match x {
+            Value::Map(m) => Value::Map(map(m)),
+            Value::Seq(s) => Value::Seq(Seq(s.0.iter().filter_map(|i| match i {
+                SeqItem::Elem(e) => Some(SeqItem::Elem(v(e))),
+                SeqItem::Comment(_) => None,
+            }).collect())),
+            o => o.clone(),
+        }
+    }
+    fn map(m: &Map) -> Map {
+        Map(m.0.iter().filter_map(|i| match i {
+            MapItem::Pair(k, x) => Some(MapItem::Pair(k.clone(), v(x))),
+            MapItem::Comment(_) => None,
+        }).collect())
+    }
+    Documents(d.0.iter().map(map).collect())
+}
+
+fn comments(d: &Documents) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Map(m) => m.0.iter().for_each(|i| match i {
+                MapItem::Pair(_, x) => walk(x, out),
+                MapItem::Comment(c) => out.push(c.trim().to_string()),
+            }),
+            Value::Seq(s) => s.0.iter().for_each(|i| match i {
+                SeqItem::Elem(x) => walk(x, out),
+                SeqItem::Comment(c) => out.push(c.trim().to_string()),
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for m in &d.0 {
+        walk(&Value::Map(m.clone()), &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn parse(format: Format, bytes: &[u8]) -> Documents {
+    store::load_plain(format, bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    k1: AgeKey,
+    k2: AgeKey,
+    k3: AgeKey,
+}
+
+fn env() -> Env {
+    let dir = common::tempdir();
+    let k1 = age_key(dir.path(), "k1");
+    let k2 = age_key(dir.path(), "k2");
+    let k3 = age_key(dir.path(), "k3");
+    Env { dir, k1, k2, k3 }
+}
+
+impl Env {
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+    fn keys_file(&self, keys: &[&AgeKey]) -> PathBuf {
+        let p = self.dir.path().join(format!("keys-{}.txt", keys.len()));
+        let all: String = keys.iter().map(|k| std::fs::read_to_string(&k.identity_file).unwrap()).collect();
+        std::fs::write(&p, all).unwrap();
+        p
+    }
+}
+
+fn sops_decrypt(file: &Path, keys: &Path) -> std::process::Output {
+    let mut c = common::sops_cmd().expect("checked by caller");
+    c.args(["decrypt"]).arg(file).env("SOPS_AGE_KEY_FILE", keys);
+    run(&mut c)
+}
+
+fn ksec_decrypt(file: &Path, keys: &Path) -> std::process::Output {
+    run(ksec().arg("decrypt").arg(file).env("SOPS_AGE_KEY_FILE", keys))
+}
+
+const EVERY_TYPE_YAML: &str = "\
+# head comment
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app
+  namespace: dev
+stringData:
+  str: CANARY-str-1
+  int: 42
+  neg: -7
+  float: 3.25
+  bool: true
+  time: 2024-01-02T03:04:05Z
+  date: 2024-01-02
+  empty: \"\"
+  nothing: null
+  quoted_num: \"007\"
+  unicode: \"h\u{e9}llo \u{1F510}\"
+  # a comment inside stringData
+  block: |
+    line one
+    line two
+  list:
+    - a
+    - 2
+    - {x: CANARY-x}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+  namespace: dev
+data:
+  plain: value
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Secret
+    metadata:
+      name: in-list
+      namespace: dev
+    data:
+      token: Q0FOQVJZLXRva2Vu
+";
+
+#[test]
+fn ksec_yaml_decrypts_with_sops_every_type_multidoc_and_list() {
+    if common::sops_cmd().is_none() { return; }
+    let e = env();
+    let src = e.write("every.yaml", EVERY_TYPE_YAML);
+    let o = run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let enc = std::fs::read_to_string(&src).unwrap();
+    assert!(!enc.contains("CANARY"), "plaintext left in the encrypted file");
+    // metadata stays readable, values do not
+    assert!(enc.contains("name: app") && enc.contains("namespace: dev") && enc.contains("kind: Secret"));
+    let keys = e.keys_file(&[&e.k1]);
+    let s = sops_decrypt(&src, &keys);
+    assert!(s.status.success(), "sops: {}", stderr(&s));
+    let k = ksec_decrypt(&src, &keys);
+    assert!(k.status.success(), "{}", stderr(&k));
+    let expected = parse(Format::Yaml, EVERY_TYPE_YAML.as_bytes());
+    assert_eq!(strip_comments(&parse(Format::Yaml, &s.stdout)), strip_comments(&expected));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), strip_comments(&expected));
+    assert_eq!(comments(&parse(Format::Yaml, &s.stdout)), comments(&expected), "sops sees the same comments");
+    assert_eq!(comments(&parse(Format::Yaml, &k.stdout)), comments(&expected));
+}
+
+#[test]
+fn sops_files_decrypt_with_ksec_in_every_format() {
+    if common::sops_cmd().is_none() { return; }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    let cases: Vec<(&str, String)> = vec![
+        ("a.yaml", EVERY_TYPE_YAML.to_string()),
+        ("b.json", "{\"user\": \"CANARY-u\", \"n\": 5, \"f\": 1.5, \"t\": true, \"nested\": {\"list\": [1, \"two\", null]}, \"empty\": \"\"}\n".into()),
+        ("c.env", "# comment\nDB_PASSWORD=CANARY-db\nMULTI=a\\nb\nSPACED = x \n".into()),
+        ("d.ini", "; top comment\n[db]\npassword = CANARY-ini\nuser = admin\n\n[other]\nkey = v\n".into()),
+        ("e.bin", "binary \u{0} payload CANARY-bin\n".into()),
+    ];
+    for (name, content) in cases {
+        let plain = e.write(name, &content);
+        let mut c = common::sops_cmd().unwrap();
+        c.args(["encrypt", "--age", &e.k1.recipient]).arg(&plain);
+        if name.ends_with(".bin") {
+            c.args(["--input-type", "binary", "--output-type", "binary"]);
+        }
+        let o = run(&mut c);
+        assert!(o.status.success(), "sops encrypt {name}: {}", stderr(&o));
+        let enc = e.write(&format!("enc-{name}"), &stdout(&o));
+        let k = ksec_decrypt(&enc, &keys);
+        assert!(k.status.success(), "ksec decrypt {name}: {}", stderr(&k));
+        let s = sops_decrypt(&enc, &keys);
+        assert!(s.status.success());
+        let fmt = Format::from_path(Path::new(name));
+        if fmt == Format::Binary {
+            assert_eq!(k.stdout, content.as_bytes(), "{name}");
+        } else {
+            assert_eq!(strip_comments(&parse(fmt, &k.stdout)), strip_comments(&parse(fmt, &s.stdout)), "{name}");
+            assert_eq!(comments(&parse(fmt, &k.stdout)), comments(&parse(fmt, &s.stdout)), "{name}");
+        }
+    }
+}
+
+#[test]
+fn ksec_files_decrypt_with_sops_in_every_format() {
+    if common::sops_cmd().is_none() { return; }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    let cases: Vec<(&str, String)> = vec![
+        ("b.json", "{\"user\": \"CANARY-u\", \"n\": 5, \"f\": 1.5, \"t\": true, \"nested\": {\"list\": [1, \"two\", null]}, \"empty\": \"\"}\n".into()),
+        ("c.env", "# comment\nDB_PASSWORD=CANARY-db\nMULTI=a\\nb\n".into()),
+        ("d.ini", "[db]\npassword = CANARY-ini\nuser = admin\n\n[other]\nkey = v\n".into()),
+        ("e.bin", "binary payload CANARY-bin\n".into()),
+    ];
+    for (name, content) in cases {
+        let f = e.write(name, &content);
+        let o = run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&f));
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(!std::fs::read_to_string(&f).unwrap().contains("CANARY"), "{name}");
+        let mut c = common::sops_cmd().unwrap();
+        c.arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &keys);
+        if name.ends_with(".bin") {
+            c.args(["--input-type", "binary", "--output-type", "binary"]);
+        }
+        let s = run(&mut c);
+        assert!(s.status.success(), "sops decrypt {name}: {}", stderr(&s));
+        let fmt = Format::from_path(Path::new(name));
+        if fmt == Format::Binary {
+            assert_eq!(s.stdout, content.as_bytes());
+        } else {
+            assert_eq!(strip_comments(&parse(fmt, &s.stdout)), strip_comments(&parse(fmt, content.as_bytes())), "{name}");
+        }
+    }
+}
+
+#[test]
+fn rule_options_and_mac_only_encrypted_both_ways() {
+    if common::sops_cmd().is_none() { return; }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    let doc = "# sops:enc\nsecret: CANARY-a\npublic_unencrypted: hello\nplain: CANARY-b\nnested:\n  password_enc: CANARY-c\n  user: bob\n";
+    let options: Vec<Vec<&str>> = vec![
+        vec!["--unencrypted-suffix", "_unencrypted"],
+        vec!["--encrypted-suffix", "_enc"],
+        vec!["--unencrypted-regex", "^pub"],
+        vec!["--encrypted-regex", "^(secret|password_enc)$"],
+        // sops 3.11 has no CLI flags for the comment regexes: .sops.yaml only.
+        vec!["@encrypted_comment_regex: sops:enc"],
+        vec!["@unencrypted_comment_regex: sops:enc"],
+        vec!["@mac_only_encrypted: true\n    encrypted_regex: ^secret$"],
+    ];
+    for (i, opt) in options.iter().enumerate() {
+        let sub = e.dir.path().join(format!("case{i}"));
+        std::fs::create_dir(&sub).unwrap();
+        let (opt, cfg_rule): (Vec<&str>, Option<&str>) = match opt[0].strip_prefix('@') {
+            Some(r) => (vec![], Some(r)),
+            None => (opt.clone(), None),
+        };
+        if let Some(r) = cfg_rule {
+            std::fs::write(sub.join(".sops.yaml"), format!("creation_rules:\n  - age: {}\n    {r}\n", e.k1.recipient)).unwrap();
+        }
+        let age_flag: Vec<&str> = if cfg_rule.is_some() { vec![] } else { vec!["--age", &e.k1.recipient] };
+        // ksec -> sops
+        let f = sub.join(format!("k{i}.yaml"));
+        std::fs::write(&f, doc).unwrap();
+        let o = run(ksec().args(["encrypt", "-i"]).args(&age_flag).args(&opt).arg(&f));
+        assert!(o.status.success(), "{opt:?}: {}", stderr(&o));
+        let s = sops_decrypt(&f, &keys);
+        assert!(s.status.success(), "{opt:?}: sops: {}", stderr(&s));
+        assert_eq!(strip_comments(&parse(Format::Yaml, &s.stdout)), strip_comments(&parse(Format::Yaml, doc.as_bytes())), "{opt:?}");
+        let ksec_enc = std::fs::read_to_string(&f).unwrap();
+        // sops -> ksec, and both tools select the same values for encryption
+        let p = sub.join(format!("s{i}.yaml"));
+        std::fs::write(&p, doc).unwrap();
+        let mut c = common::sops_cmd().unwrap();
+        c.current_dir(&sub).arg("encrypt").args(&age_flag).args(&opt).arg(&p);
+        let o = run(&mut c);
+        assert!(o.status.success(), "{opt:?}: {}", stderr(&o));
+        let sops_enc = stdout(&o);
+        let enc = e.write(&format!("s{i}.enc.yaml"), &sops_enc);
+        let k = ksec_decrypt(&enc, &keys);
+        assert!(k.status.success(), "{opt:?}: {}", stderr(&k));
+        assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), strip_comments(&parse(Format::Yaml, doc.as_bytes())), "{opt:?}");
+        let clear = |t: &str| -> Vec<String> { t.lines().filter(|l| l.contains("CANARY")).map(|l| l.trim().to_string()).collect() };
+        assert_eq!(clear(&ksec_enc), clear(&sops_enc), "{opt:?}: ksec and sops leave different values in clear text");
+    }
+}
+
+#[test]
+fn shamir_key_groups_both_ways() {
+    if common::sops_cmd().is_none() { return; }
+    let e = env();
+    let cfg = format!(
+        "creation_rules:\n  - path_regex: .*\n    shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+        e.k1.recipient, e.k2.recipient, e.k3.recipient
+    );
+    e.write(".sops.yaml", &cfg);
+    let doc = "password: CANARY-shamir\n";
+    let two = e.keys_file(&[&e.k1, &e.k3]);
+    let one = e.keys_file(&[&e.k2]);
+    // ksec writes, sops reads with 2 of 3
+    let f = e.write("k.yaml", doc);
+    let o = run(ksec().current_dir(e.dir.path()).args(["encrypt", "-i", "k.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let enc = std::fs::read_to_string(&f).unwrap();
+    assert!(enc.contains("key_groups:") && enc.contains("shamir_threshold: 2"), "{enc}");
+    let s = sops_decrypt(&f, &two);
+    assert!(s.status.success(), "sops: {}", stderr(&s));
+    assert!(stdout(&s).contains("CANARY-shamir"));
+    let k = ksec_decrypt(&f, &one);
+    assert_eq!(k.status.code(), Some(1), "one share must not be enough");
+    assert!(stderr(&k).contains("shamir_threshold"), "{}", stderr(&k));
+    // sops writes, ksec reads with 2 of 3
+    let p = e.write("s.yaml", doc);
+    let mut c = common::sops_cmd().unwrap();
+    c.current_dir(e.dir.path()).args(["encrypt", "s.yaml"]);
+    let o = run(&mut c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let enc = e.write("s.enc.yaml", &stdout(&o));
+    let k = ksec_decrypt(&enc, &two);
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert!(stdout(&k).contains("CANARY-shamir"));
+    assert_eq!(ksec_decrypt(&enc, &one).status.code(), Some(1));
+    let _ = p;
+}
+
+fn tamper_both_refuse(label: &str, e: &Env, enc: &str, keys: &Path, f: impl Fn(&str) -> String) {
+    let t = f(enc);
+    assert_ne!(t, enc, "{label}: the tamper did not change the file");
+    let p = e.write(&format!("tampered-{label}.yaml"), &t);
+    let k = ksec_decrypt(&p, keys);
+    assert_eq!(k.status.code(), Some(1), "{label}: ksec accepted a tampered file");
+    assert!(!stdout(&k).contains("CANARY"), "{label}: ksec printed plaintext");
+    let s = sops_decrypt(&p, keys);
+    assert!(!s.status.success(), "{label}: sops accepted it (the tamper is not a real one)");
+}
+
+#[test]
+fn tampered_files_are_refused_by_both() {
+    if common::sops_cmd().is_none() { return; }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    let f = e.write("s.yaml", common::SECRET_YAML);
+    assert!(run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&f)).status.success());
+    let enc = std::fs::read_to_string(&f).unwrap();
+    tamper_both_refuse("moved-namespace", &e, &enc, &keys, |t| t.replace("namespace: prod", "namespace: dev"));
+    tamper_both_refuse("swapped-values", &e, &enc, &keys, |t| {
+        let lines: Vec<&str> = t.lines().collect();
+        let a = lines.iter().position(|l| l.trim_start().starts_with("password: ENC[")).unwrap();
+        let b = lines.iter().position(|l| l.trim_start().starts_with("port: ENC[")).unwrap();
+        let va = lines[a].split_once(": ").unwrap().1;
+        let vb = lines[b].split_once(": ").unwrap().1;
+        let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        out[a] = lines[a].replace(va, vb);
+        out[b] = lines[b].replace(vb, va);
+        out.join("\n") + "\n"
+    });
+    tamper_both_refuse("altered-mac", &e, &enc, &keys, |t| {
+        let i = t.find("mac: ENC[AES256_GCM,data:").unwrap() + "mac: ENC[AES256_GCM,data:".len();
+        let mut b = t.as_bytes().to_vec();
+        b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(b).unwrap()
+    });
+    tamper_both_refuse("removed-mac", &e, &enc, &keys, |t| t.lines().filter(|l| !l.trim_start().starts_with("mac:")).collect::<Vec<_>>().join("\n") + "\n");
+    tamper_both_refuse("changed-label", &e, &enc, &keys, |t| t.replace("app: web", "app: evil"));
+}
+
+#[test]
+fn age_cli_interop_both_ways() {
+    let Some(age_bin) = common::tool("age") else { return };
+    let e = env();
+    let f = e.write("s.yaml", common::SECRET_YAML);
+    assert!(run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&f)).status.success());
+    let enc = std::fs::read_to_string(&f).unwrap();
+    let (docs, meta) = store::load_encrypted(Format::Yaml, enc.as_bytes()).unwrap();
+    let armored = meta.stanzas().next().unwrap().enc().to_string();
+    // ksec's stanza opens with the real age CLI: the 32-byte data key.
+    let stanza = e.write("stanza.age", &armored);
+    let o = run(Command::new(&age_bin).args(["-d", "-i"]).arg(&e.k1.identity_file).arg(&stanza));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 32);
+    // A stanza the age CLI writes (for another recipient) opens with ksec.
+    let key_file = e.write("datakey.bin", "");
+    std::fs::write(&key_file, &o.stdout).unwrap();
+    let o2 = run(Command::new(&age_bin).args(["-a", "-r", &e.k2.recipient]).arg(&key_file));
+    assert!(o2.status.success());
+    let mut meta2 = meta.clone();
+    meta2.key_groups = vec![ksec::sops::KeyGroup(vec![ksec::sops::Stanza::Age { recipient: e.k2.recipient.clone(), enc: stdout(&o2) }])];
+    let rebuilt = e.write("rebuilt.yaml", std::str::from_utf8(&store::emit_encrypted(Format::Yaml, &docs, &meta2, None)).unwrap());
+    let k = ksec_decrypt(&rebuilt, &e.k2.identity_file);
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert!(stdout(&k).contains("CANARY-password-8c1f"));
+}
