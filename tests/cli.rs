@@ -1,0 +1,357 @@
+//! The ksec CLI end to end: Kubernetes-aware encryption, namespace routing,
+//! sops-style commands, and clear errors with the documented exit codes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{AgeKey, SECRET_YAML, age_key, ksec, run, stderr, stdout};
+use ksec::sops::store;
+use ksec::sops::{Format, Value};
+
+struct Repo {
+    dir: tempfile::TempDir,
+    dev: AgeKey,
+    prod: AgeKey,
+}
+
+fn repo() -> Repo {
+    let dir = common::tempdir();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::create_dir(dir.path().join("recipients")).unwrap();
+    let dev = age_key(dir.path(), "dev-key");
+    let prod = age_key(dir.path(), "prod-key");
+    std::fs::write(
+        dir.path().join("recipients/dev.yaml"),
+        format!("namespaces: [dev, \"dev-*\"]\nowners: [\"@dev-team\"]\nage:\n  - {}\n", dev.recipient),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("recipients/prod.yaml"),
+        format!("namespaces: [prod]\npaths: [\"clusters/prod/**\"]\nowners: [\"@platform\"]\nrotate_after: 90d\nage:\n  - {}\n", prod.recipient),
+    )
+    .unwrap();
+    Repo { dir, dev, prod }
+}
+
+impl Repo {
+    fn file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+fn secret(ns: Option<&str>, name: &str) -> String {
+    let ns = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
+    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n{ns}type: Opaque\nstringData:\n  password: CANARY-{name}\n")
+}
+
+fn recipients_of(p: &Path) -> Vec<String> {
+    let (_, meta) = store::load_encrypted(Format::Yaml, &std::fs::read(p).unwrap()).unwrap();
+    meta.stanzas().map(|s| s.recipient()).collect()
+}
+
+#[test]
+fn secret_metadata_stays_readable_and_every_value_is_encrypted() {
+    let r = repo();
+    let f = r.file("s.yaml", SECRET_YAML);
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (docs, meta) = store::load_encrypted(Format::Yaml, &std::fs::read(&f).unwrap()).unwrap();
+    let original = store::load_plain(Format::Yaml, SECRET_YAML.as_bytes()).unwrap();
+    let d = &docs.0[0];
+    for key in ["apiVersion", "kind", "metadata", "type"] {
+        assert_eq!(d.get(key), original.0[0].get(key), "{key} must stay readable");
+    }
+    for section in ["data", "stringData"] {
+        let m = d.get(section).and_then(Value::as_map).unwrap();
+        assert!(m.pairs().count() >= 1);
+        for (k, v) in m.pairs() {
+            let s = v.as_str().unwrap_or_default();
+            assert!(s.starts_with("ENC[AES256_GCM,"), "{section}.{k} is not encrypted");
+        }
+    }
+    assert_eq!(meta.rule.pattern(), Some("^(data|stringData)$"));
+    assert!(!std::fs::read_to_string(&f).unwrap().contains("CANARY"));
+}
+
+#[test]
+fn recipients_are_routed_by_namespace_and_prod_never_gets_dev_keys() {
+    let r = repo();
+    let prod = r.file("apps/prod-secret.yaml", &secret(Some("prod"), "db"));
+    let dev = r.file("apps/dev-secret.yaml", &secret(Some("dev-feature-x"), "db"));
+    let o = run(ksec().args(["encrypt", "-i", "-v"]).arg(&prod).arg(&dev));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("namespace prod"), "{}", stderr(&o));
+    assert_eq!(recipients_of(&prod), vec![r.prod.recipient.clone()]);
+    assert_eq!(recipients_of(&dev), vec![r.dev.recipient.clone()]);
+    let d = run(ksec().arg("decrypt").arg(&prod).env("SOPS_AGE_KEY_FILE", &r.dev.identity_file));
+    assert_eq!(d.status.code(), Some(1), "a dev key must not open a prod Secret");
+    let d = run(ksec().arg("decrypt").arg(&prod).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert!(d.status.success());
+    assert!(stdout(&d).contains("CANARY-db"));
+}
+
+#[test]
+fn namespace_conflicts_and_unclaimed_namespaces_are_config_errors() {
+    let r = repo();
+    r.file("recipients/staging.yaml", &format!("namespaces: [\"prod\"]\nage: [{}]\n", r.dev.recipient));
+    let f = r.file("s.yaml", &secret(Some("prod"), "x"));
+    let before = std::fs::read(&f).unwrap();
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("\"prod\"") && e.contains("prod.yaml") && e.contains("staging.yaml"), "{e}");
+    assert_eq!(std::fs::read(&f).unwrap(), before, "the file must be untouched");
+    std::fs::remove_file(r.dir.path().join("recipients/staging.yaml")).unwrap();
+    let g = r.file("t.yaml", &secret(Some("qa"), "x"));
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&g));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("\"qa\""), "{}", stderr(&o));
+}
+
+#[test]
+fn secret_without_namespace_needs_a_path_rule_or_env() {
+    let r = repo();
+    let f = r.file("apps/s.yaml", &secret(None, "nons"));
+    let o = run(ksec().args(["encrypt"]).arg(&f));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--env"), "{}", stderr(&o));
+    let o = run(ksec().args(["encrypt", "--env", "dev"]).arg(&f));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = r.file("clusters/prod/s.yaml", &secret(None, "bypath"));
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&p));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(recipients_of(&p), vec![r.prod.recipient.clone()]);
+    // --env that disagrees with the namespace is refused
+    let q = r.file("apps/q.yaml", &secret(Some("prod"), "q"));
+    let o = run(ksec().args(["encrypt", "--env", "dev"]).arg(&q));
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn sops_yaml_is_honoured_and_recipients_dir_wins_when_both_apply() {
+    let dir = common::tempdir();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let a = age_key(dir.path(), "a");
+    std::fs::write(dir.path().join(".sops.yaml"), format!("creation_rules:\n  - path_regex: \\.yaml$\n    age: {}\n    encrypted_regex: ^password$\n", a.recipient)).unwrap();
+    let f = dir.path().join("app.yaml");
+    std::fs::write(&f, "user: bob\npassword: CANARY-pw\n").unwrap();
+    let o = run(ksec().current_dir(dir.path()).args(["encrypt", "-i", "-v", "app.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(".sops.yaml creation_rules[0]"), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains("user: bob") && !text.contains("CANARY"));
+    // add a recipients dir: it wins, and -v says so
+    let r = age_key(dir.path(), "r");
+    std::fs::create_dir(dir.path().join("recipients")).unwrap();
+    std::fs::write(dir.path().join("recipients/prod.yaml"), format!("namespaces: [prod]\nage: [{}]\n", r.recipient)).unwrap();
+    std::fs::write(dir.path().join("s.yaml"), secret(Some("prod"), "s")).unwrap();
+    let o = run(ksec().current_dir(dir.path()).args(["encrypt", "-i", "-v", "s.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("won over .sops.yaml creation_rules[0]"), "{}", stderr(&o));
+    assert_eq!(recipients_of(&dir.path().join("s.yaml")), vec![r.recipient]);
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_exit_codes() {
+    let r = repo();
+    let keys = &r.prod.identity_file;
+    // plaintext passed to decrypt
+    let p = r.file("plain.yaml", &secret(Some("prod"), "p"));
+    let o = run(ksec().arg("decrypt").arg(&p).env("SOPS_AGE_KEY_FILE", keys));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("plain.yaml") && stderr(&o).contains("not encrypted"), "{}", stderr(&o));
+    // encrypt twice: refused like sops
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&p)).status.success());
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&p));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already encrypted"), "{}", stderr(&o));
+    let enc = std::fs::read_to_string(&p).unwrap();
+    // tampered value: GCM failure names the key path
+    let line = enc.lines().find(|l| l.trim_start().starts_with("password: ENC[")).unwrap();
+    let data_at = line.find("data:").unwrap() + 5;
+    let mut bad = line.to_string();
+    let c = bad.as_bytes()[data_at];
+    bad.replace_range(data_at..data_at + 1, if c == b'A' { "B" } else { "A" });
+    let t = r.file("tampered.yaml", &enc.replace(line, &bad));
+    let o = run(ksec().arg("decrypt").arg(&t).env("SOPS_AGE_KEY_FILE", keys));
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("tampered.yaml") && e.contains("document 0") && e.contains("stringData.password"), "{e}");
+    // malformed ENC[]
+    let m = r.file("malformed.yaml", &enc.replace(line, "  password: ENC[AES256_GCM,data:zzz,iv:,tag:AA==,type:str]"));
+    let o = run(ksec().arg("decrypt").arg(&m).env("SOPS_AGE_KEY_FILE", keys));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("malformed ENC[]") && stderr(&o).contains("stringData.password"), "{}", stderr(&o));
+    // invalid YAML names the line; the file is untouched
+    let y = r.file("broken.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: x\nstringData:\n  password: CANARY-broken\n");
+    let before = std::fs::read(&y).unwrap();
+    let o = run(ksec().args(["encrypt", "-i", "--age", &r.prod.recipient]).arg(&y));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("broken.yaml") && stderr(&o).contains("line"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&y).unwrap(), before);
+    // BOM
+    let b = r.file("bom.yaml", &format!("\u{feff}{}", secret(Some("prod"), "bom")));
+    let o = run(ksec().args(["encrypt"]).arg(&b));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("byte-order mark"), "{}", stderr(&o));
+    // several files without -i is a usage error
+    let o = run(ksec().args(["encrypt"]).arg(&p).arg(&y));
+    assert_eq!(o.status.code(), Some(2));
+    // no identity at all
+    let o = run(ksec().arg("decrypt").arg(&p));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&r.prod.recipient), "{}", stderr(&o));
+    // no value ever appears in an error
+    for f in [&t, &m, &y, &b] {
+        for cmd in [vec!["decrypt"], vec!["encrypt"]] {
+            let o = run(ksec().args(&cmd).arg(f).env("SOPS_AGE_KEY_FILE", keys));
+            if !o.status.success() {
+                assert!(!stderr(&o).contains("CANARY"), "value leaked in: {}", stderr(&o));
+            }
+        }
+    }
+}
+
+#[test]
+fn extract_set_unset_and_filestatus() {
+    let r = repo();
+    let f = r.file("s.yaml", SECRET_YAML);
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
+    let env = ("SOPS_AGE_KEY_FILE", r.prod.identity_file.clone());
+    let o = run(ksec().args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"]).arg(&f).env(env.0, &env.1));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "CANARY-password-8c1f");
+    let before = std::fs::read_to_string(&f).unwrap();
+    let port_line = |t: &str| t.lines().find(|l| l.contains("port: ENC[")).unwrap().to_string();
+    let o = run(ksec().args(["set"]).arg(&f).args(["[\"stringData\"][\"password\"]", "\"CANARY-new\""]).env(env.0, &env.1));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(port_line(&before), port_line(&after), "unchanged values keep their ciphertext (IV reuse)");
+    let o = run(ksec().args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"]).arg(&f).env(env.0, &env.1));
+    assert_eq!(stdout(&o), "CANARY-new");
+    let o = run(ksec().args(["unset"]).arg(&f).arg("[\"stringData\"][\"port\"]").env(env.0, &env.1));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(ksec().args(["decrypt"]).arg(&f).env(env.0, &env.1));
+    assert!(!stdout(&o).contains("port"));
+    let o = run(ksec().args(["unset"]).arg(&f).arg("[\"stringData\"][\"port\"]").env(env.0, &env.1));
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(ksec().arg("filestatus").arg(&f));
+    assert_eq!(stdout(&o).trim(), "{\"encrypted\":true}");
+    let p = r.file("p.yaml", "a: b\n");
+    assert_eq!(stdout(&run(ksec().arg("filestatus").arg(&p))).trim(), "{\"encrypted\":false}");
+}
+
+#[test]
+fn edit_reencrypts_with_the_same_key_and_leaves_no_buffer() {
+    let r = repo();
+    let f = r.file("s.yaml", SECRET_YAML);
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
+    let before = std::fs::read_to_string(&f).unwrap();
+    let runtime = common::tempdir();
+    let editor = r.file("editor.sh", "#!/bin/sh\nsed -i 's/CANARY-password-8c1f/CANARY-edited/' \"$1\"\n");
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&editor).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = run(ksec().arg("edit").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file).env("EDITOR", &editor).env("XDG_RUNTIME_DIR", runtime.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = std::fs::read_to_string(&f).unwrap();
+    let enc_of = |t: &str, k: &str| t.lines().find(|l| l.trim_start().starts_with(k)).unwrap().to_string();
+    assert_eq!(enc_of(&before, "port:"), enc_of(&after, "port:"));
+    assert_ne!(enc_of(&before, "password:"), enc_of(&after, "password:"));
+    let o = run(ksec().args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert_eq!(stdout(&o), "CANARY-edited");
+    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0, "edit buffer left behind");
+    // an editor that fails: nothing written, no buffer
+    let fail = r.file("fail.sh", "#!/bin/sh\nexit 3\n");
+    std::fs::set_permissions(&fail, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = run(ksec().arg("edit").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file).env("EDITOR", &fail).env("XDG_RUNTIME_DIR", runtime.path()));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), after);
+    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn edit_buffer_is_removed_on_sigterm() {
+    let r = repo();
+    let f = r.file("s.yaml", SECRET_YAML);
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
+    let before = std::fs::read(&f).unwrap();
+    let runtime = common::tempdir();
+    let editor = r.file("slow.sh", "#!/bin/sh\nsleep 30\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut child = ksec().arg("edit").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file).env("EDITOR", &editor).env("XDG_RUNTIME_DIR", runtime.path()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(runtime.path()).unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "edit never created its buffer");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0, "buffer left after SIGTERM");
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+}
+
+#[test]
+fn updatekeys_rewraps_without_touching_values_and_rotate_changes_the_key() {
+    let r = repo();
+    let f = r.file("s.yaml", SECRET_YAML);
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
+    let before = std::fs::read_to_string(&f).unwrap();
+    let extra = age_key(r.dir.path(), "extra");
+    std::fs::write(r.dir.path().join("recipients/prod.yaml"), format!("namespaces: [prod]\nage:\n  - {}\n  - {}\n", r.prod.recipient, extra.recipient)).unwrap();
+    let o = run(ksec().args(["updatekeys", "-y"]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("+ {}", extra.recipient)), "{}", stderr(&o));
+    let after = std::fs::read_to_string(&f).unwrap();
+    let values = |t: &str| t.lines().filter(|l| l.contains("ENC[") || l.contains("lastmodified")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(values(&before), values(&after), "updatekeys must not touch values, MAC or lastmodified");
+    let o = run(ksec().arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &extra.identity_file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // second run: nothing to do
+    let o = run(ksec().args(["updatekeys", "-y"]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert!(stderr(&o).contains("already up to date"), "{}", stderr(&o));
+    // rotate: new data key, old stanza no longer opens it, values the same
+    let o = run(ksec().args(["rotate", "-i", "--rm-age", &extra.recipient]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rotated = std::fs::read_to_string(&f).unwrap();
+    assert_ne!(values(&after), values(&rotated));
+    assert_eq!(run(ksec().arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &extra.identity_file)).status.code(), Some(1));
+    let o = run(ksec().arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert!(stdout(&o).contains("CANARY-password-8c1f"));
+}
+
+#[test]
+fn directories_are_walked_in_parallel_with_a_json_report() {
+    let r = repo();
+    for i in 0..20 {
+        r.file(&format!("tree/app{i}/secret.yaml"), &secret(Some(if i % 2 == 0 { "prod" } else { "dev" }), &format!("s{i}")));
+        r.file(&format!("tree/app{i}/deploy.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n");
+    }
+    r.file("tree/README.md", "not a manifest");
+    let o = run(ksec().args(["encrypt", "-i", "-o", "json"]).arg(r.dir.path().join("tree")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.iter().filter(|f| f["status"] == "encrypted").count(), 20);
+    assert_eq!(files.iter().filter(|f| f["status"] == "skipped").count(), 20);
+    assert_eq!(recipients_of(&r.dir.path().join("tree/app3/secret.yaml")), vec![r.dev.recipient.clone()]);
+    assert_eq!(recipients_of(&r.dir.path().join("tree/app4/secret.yaml")), vec![r.prod.recipient.clone()]);
+    // running again skips what is already encrypted
+    let o = run(ksec().args(["encrypt", "-i", "-o", "json"]).arg(r.dir.path().join("tree")));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["files"].as_array().unwrap().iter().filter(|f| f["reason"] == "already encrypted").count(), 20);
+}
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let o = run(ksec().args(["completions", "bash"]));
+    assert!(o.status.success() && stdout(&o).contains("updatekeys"));
+    let d = common::tempdir();
+    let o = run(ksec().args(["man", "--dir"]).arg(d.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.path().join("ksec.1").exists() && d.path().join("ksec-encrypt.1").exists());
+}
