@@ -355,3 +355,20 @@ fn completions_and_man_pages_are_generated() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(d.path().join("ksec.1").exists() && d.path().join("ksec-encrypt.1").exists());
 }
+
+#[test]
+fn shipped_recipients_and_examples_route_as_documented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = ksec::recipients::RecipientsDir::load(&root.join("recipients")).expect("recipients/ must load");
+    assert_eq!(dir.envs.len(), 3);
+    for (file, env) in [("examples/registry-pull-secret.yaml", "prod"), ("examples/db-credentials.yaml", "dev")] {
+        let p = root.join(file);
+        let docs = store::load_plain(Format::Yaml, &std::fs::read(&p).unwrap()).unwrap();
+        let plan = ksec::recipients::plan_for(&p, &docs, &Default::default()).unwrap();
+        assert_eq!(plan.environment.as_deref(), Some(env), "{file}");
+        assert_eq!(plan.groups[0], dir.env(env).unwrap().groups[0]);
+    }
+    for (ns, env) in [("dev-feature", Some("dev")), ("prod-eu", Some("prod")), ("staging", Some("staging")), ("kube-system", None)] {
+        assert_eq!(dir.env_for_namespace(ns).unwrap().map(|e| e.name.as_str()), env, "{ns}");
+    }
+}
