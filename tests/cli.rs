@@ -23,7 +23,10 @@ fn repo() -> Repo {
     let prod = age_key(dir.path(), "prod-key");
     std::fs::write(
         dir.path().join("recipients/dev.yaml"),
-        format!("namespaces: [dev, \"dev-*\"]\nowners: [\"@dev-team\"]\nage:\n  - {}\n", dev.recipient),
+        format!(
+            "namespaces: [dev, \"dev-*\"]\nowners: [\"@dev-team\"]\nage:\n  - {}\n",
+            dev.recipient
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -44,8 +47,12 @@ impl Repo {
 }
 
 fn secret(ns: Option<&str>, name: &str) -> String {
-    let ns = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
-    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n{ns}type: Opaque\nstringData:\n  password: CANARY-{name}\n")
+    let ns = ns
+        .map(|n| format!("  namespace: {n}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n{ns}type: Opaque\nstringData:\n  password: CANARY-{name}\n"
+    )
 }
 
 fn recipients_of(p: &Path) -> Vec<String> {
@@ -63,14 +70,21 @@ fn secret_metadata_stays_readable_and_every_value_is_encrypted() {
     let original = store::load_plain(Format::Yaml, SECRET_YAML.as_bytes()).unwrap();
     let d = &docs.0[0];
     for key in ["apiVersion", "kind", "metadata", "type"] {
-        assert_eq!(d.get(key), original.0[0].get(key), "{key} must stay readable");
+        assert_eq!(
+            d.get(key),
+            original.0[0].get(key),
+            "{key} must stay readable"
+        );
     }
     for section in ["data", "stringData"] {
         let m = d.get(section).and_then(Value::as_map).unwrap();
         assert!(m.pairs().count() >= 1);
         for (k, v) in m.pairs() {
             let s = v.as_str().unwrap_or_default();
-            assert!(s.starts_with("ENC[AES256_GCM,"), "{section}.{k} is not encrypted");
+            assert!(
+                s.starts_with("ENC[AES256_GCM,"),
+                "{section}.{k} is not encrypted"
+            );
         }
     }
     assert_eq!(meta.rule.pattern(), Some("^(data|stringData)$"));
@@ -87,9 +101,19 @@ fn recipients_are_routed_by_namespace_and_prod_never_gets_dev_keys() {
     assert!(stderr(&o).contains("namespace prod"), "{}", stderr(&o));
     assert_eq!(recipients_of(&prod), vec![r.prod.recipient.clone()]);
     assert_eq!(recipients_of(&dev), vec![r.dev.recipient.clone()]);
-    let d = run(ksec().arg("decrypt").arg(&prod).env("SOPS_AGE_KEY_FILE", &r.dev.identity_file));
-    assert_eq!(d.status.code(), Some(1), "a dev key must not open a prod Secret");
-    let d = run(ksec().arg("decrypt").arg(&prod).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    let d = run(ksec()
+        .arg("decrypt")
+        .arg(&prod)
+        .env("SOPS_AGE_KEY_FILE", &r.dev.identity_file));
+    assert_eq!(
+        d.status.code(),
+        Some(1),
+        "a dev key must not open a prod Secret"
+    );
+    let d = run(ksec()
+        .arg("decrypt")
+        .arg(&prod)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert!(d.status.success());
     assert!(stdout(&d).contains("CANARY-db"));
 }
@@ -97,14 +121,24 @@ fn recipients_are_routed_by_namespace_and_prod_never_gets_dev_keys() {
 #[test]
 fn namespace_conflicts_and_unclaimed_namespaces_are_config_errors() {
     let r = repo();
-    r.file("recipients/staging.yaml", &format!("namespaces: [\"prod\"]\nage: [{}]\n", r.dev.recipient));
+    r.file(
+        "recipients/staging.yaml",
+        &format!("namespaces: [\"prod\"]\nage: [{}]\n", r.dev.recipient),
+    );
     let f = r.file("s.yaml", &secret(Some("prod"), "x"));
     let before = std::fs::read(&f).unwrap();
     let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("\"prod\"") && e.contains("prod.yaml") && e.contains("staging.yaml"), "{e}");
-    assert_eq!(std::fs::read(&f).unwrap(), before, "the file must be untouched");
+    assert!(
+        e.contains("\"prod\"") && e.contains("prod.yaml") && e.contains("staging.yaml"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        before,
+        "the file must be untouched"
+    );
     std::fs::remove_file(r.dir.path().join("recipients/staging.yaml")).unwrap();
     let g = r.file("t.yaml", &secret(Some("qa"), "x"));
     let o = run(ksec().args(["encrypt", "-i"]).arg(&g));
@@ -139,19 +173,35 @@ fn sops_yaml_is_honoured_and_recipients_dir_wins_when_both_apply() {
     std::fs::write(dir.path().join(".sops.yaml"), format!("creation_rules:\n  - path_regex: \\.yaml$\n    age: {}\n    encrypted_regex: ^password$\n", a.recipient)).unwrap();
     let f = dir.path().join("app.yaml");
     std::fs::write(&f, "user: bob\npassword: CANARY-pw\n").unwrap();
-    let o = run(ksec().current_dir(dir.path()).args(["encrypt", "-i", "-v", "app.yaml"]));
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["encrypt", "-i", "-v", "app.yaml"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains(".sops.yaml creation_rules[0]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(".sops.yaml creation_rules[0]"),
+        "{}",
+        stderr(&o)
+    );
     let text = std::fs::read_to_string(&f).unwrap();
     assert!(text.contains("user: bob") && !text.contains("CANARY"));
     // add a recipients dir: it wins, and -v says so
     let r = age_key(dir.path(), "r");
     std::fs::create_dir(dir.path().join("recipients")).unwrap();
-    std::fs::write(dir.path().join("recipients/prod.yaml"), format!("namespaces: [prod]\nage: [{}]\n", r.recipient)).unwrap();
+    std::fs::write(
+        dir.path().join("recipients/prod.yaml"),
+        format!("namespaces: [prod]\nage: [{}]\n", r.recipient),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("s.yaml"), secret(Some("prod"), "s")).unwrap();
-    let o = run(ksec().current_dir(dir.path()).args(["encrypt", "-i", "-v", "s.yaml"]));
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["encrypt", "-i", "-v", "s.yaml"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("won over .sops.yaml creation_rules[0]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("won over .sops.yaml creation_rules[0]"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(recipients_of(&dir.path().join("s.yaml")), vec![r.recipient]);
 }
 
@@ -163,7 +213,11 @@ fn bad_input_gives_clear_errors_and_exit_codes() {
     let p = r.file("plain.yaml", &secret(Some("prod"), "p"));
     let o = run(ksec().arg("decrypt").arg(&p).env("SOPS_AGE_KEY_FILE", keys));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("plain.yaml") && stderr(&o).contains("not encrypted"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plain.yaml") && stderr(&o).contains("not encrypted"),
+        "{}",
+        stderr(&o)
+    );
     // encrypt twice: refused like sops
     assert!(run(ksec().args(["encrypt", "-i"]).arg(&p)).status.success());
     let o = run(ksec().args(["encrypt", "-i"]).arg(&p));
@@ -171,7 +225,10 @@ fn bad_input_gives_clear_errors_and_exit_codes() {
     assert!(stderr(&o).contains("already encrypted"), "{}", stderr(&o));
     let enc = std::fs::read_to_string(&p).unwrap();
     // tampered value: GCM failure names the key path
-    let line = enc.lines().find(|l| l.trim_start().starts_with("password: ENC[")).unwrap();
+    let line = enc
+        .lines()
+        .find(|l| l.trim_start().starts_with("password: ENC["))
+        .unwrap();
     let data_at = line.find("data:").unwrap() + 5;
     let mut bad = line.to_string();
     let c = bad.as_bytes()[data_at];
@@ -180,21 +237,45 @@ fn bad_input_gives_clear_errors_and_exit_codes() {
     let o = run(ksec().arg("decrypt").arg(&t).env("SOPS_AGE_KEY_FILE", keys));
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("tampered.yaml") && e.contains("document 0") && e.contains("stringData.password"), "{e}");
+    assert!(
+        e.contains("tampered.yaml")
+            && e.contains("document 0")
+            && e.contains("stringData.password"),
+        "{e}"
+    );
     // malformed ENC[]
-    let m = r.file("malformed.yaml", &enc.replace(line, "  password: ENC[AES256_GCM,data:zzz,iv:,tag:AA==,type:str]"));
+    let m = r.file(
+        "malformed.yaml",
+        &enc.replace(
+            line,
+            "  password: ENC[AES256_GCM,data:zzz,iv:,tag:AA==,type:str]",
+        ),
+    );
     let o = run(ksec().arg("decrypt").arg(&m).env("SOPS_AGE_KEY_FILE", keys));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("malformed ENC[]") && stderr(&o).contains("stringData.password"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("malformed ENC[]") && stderr(&o).contains("stringData.password"),
+        "{}",
+        stderr(&o)
+    );
     // invalid YAML names the line; the file is untouched
     let y = r.file("broken.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: x\nstringData:\n  password: CANARY-broken\n");
     let before = std::fs::read(&y).unwrap();
-    let o = run(ksec().args(["encrypt", "-i", "--age", &r.prod.recipient]).arg(&y));
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &r.prod.recipient])
+        .arg(&y));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("broken.yaml") && stderr(&o).contains("line"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("broken.yaml") && stderr(&o).contains("line"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&y).unwrap(), before);
     // BOM
-    let b = r.file("bom.yaml", &format!("\u{feff}{}", secret(Some("prod"), "bom")));
+    let b = r.file(
+        "bom.yaml",
+        &format!("\u{feff}{}", secret(Some("prod"), "bom")),
+    );
     let o = run(ksec().args(["encrypt"]).arg(&b));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("byte-order mark"), "{}", stderr(&o));
@@ -210,7 +291,11 @@ fn bad_input_gives_clear_errors_and_exit_codes() {
         for cmd in [vec!["decrypt"], vec!["encrypt"]] {
             let o = run(ksec().args(&cmd).arg(f).env("SOPS_AGE_KEY_FILE", keys));
             if !o.status.success() {
-                assert!(!stderr(&o).contains("CANARY"), "value leaked in: {}", stderr(&o));
+                assert!(
+                    !stderr(&o).contains("CANARY"),
+                    "value leaked in: {}",
+                    stderr(&o)
+                );
             }
         }
     }
@@ -222,27 +307,57 @@ fn extract_set_unset_and_filestatus() {
     let f = r.file("s.yaml", SECRET_YAML);
     assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
     let env = ("SOPS_AGE_KEY_FILE", r.prod.identity_file.clone());
-    let o = run(ksec().args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"]).arg(&f).env(env.0, &env.1));
+    let o = run(ksec()
+        .args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"])
+        .arg(&f)
+        .env(env.0, &env.1));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "CANARY-password-8c1f");
     let before = std::fs::read_to_string(&f).unwrap();
-    let port_line = |t: &str| t.lines().find(|l| l.contains("port: ENC[")).unwrap().to_string();
-    let o = run(ksec().args(["set"]).arg(&f).args(["[\"stringData\"][\"password\"]", "\"CANARY-new\""]).env(env.0, &env.1));
+    let port_line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("port: ENC["))
+            .unwrap()
+            .to_string()
+    };
+    let o = run(ksec()
+        .args(["set"])
+        .arg(&f)
+        .args(["[\"stringData\"][\"password\"]", "\"CANARY-new\""])
+        .env(env.0, &env.1));
     assert!(o.status.success(), "{}", stderr(&o));
     let after = std::fs::read_to_string(&f).unwrap();
-    assert_eq!(port_line(&before), port_line(&after), "unchanged values keep their ciphertext (IV reuse)");
-    let o = run(ksec().args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"]).arg(&f).env(env.0, &env.1));
+    assert_eq!(
+        port_line(&before),
+        port_line(&after),
+        "unchanged values keep their ciphertext (IV reuse)"
+    );
+    let o = run(ksec()
+        .args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"])
+        .arg(&f)
+        .env(env.0, &env.1));
     assert_eq!(stdout(&o), "CANARY-new");
-    let o = run(ksec().args(["unset"]).arg(&f).arg("[\"stringData\"][\"port\"]").env(env.0, &env.1));
+    let o = run(ksec()
+        .args(["unset"])
+        .arg(&f)
+        .arg("[\"stringData\"][\"port\"]")
+        .env(env.0, &env.1));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(ksec().args(["decrypt"]).arg(&f).env(env.0, &env.1));
     assert!(!stdout(&o).contains("port"));
-    let o = run(ksec().args(["unset"]).arg(&f).arg("[\"stringData\"][\"port\"]").env(env.0, &env.1));
+    let o = run(ksec()
+        .args(["unset"])
+        .arg(&f)
+        .arg("[\"stringData\"][\"port\"]")
+        .env(env.0, &env.1));
     assert_eq!(o.status.code(), Some(1));
     let o = run(ksec().arg("filestatus").arg(&f));
     assert_eq!(stdout(&o).trim(), "{\"encrypted\":true}");
     let p = r.file("p.yaml", "a: b\n");
-    assert_eq!(stdout(&run(ksec().arg("filestatus").arg(&p))).trim(), "{\"encrypted\":false}");
+    assert_eq!(
+        stdout(&run(ksec().arg("filestatus").arg(&p))).trim(),
+        "{\"encrypted\":false}"
+    );
 }
 
 #[test]
@@ -252,22 +367,46 @@ fn edit_reencrypts_with_the_same_key_and_leaves_no_buffer() {
     assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
     let before = std::fs::read_to_string(&f).unwrap();
     let runtime = common::tempdir();
-    let editor = r.file("editor.sh", "#!/bin/sh\nsed -i 's/CANARY-password-8c1f/CANARY-edited/' \"$1\"\n");
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&editor).unwrap().permissions(), 0o755);
+    let editor = r.file(
+        "editor.sh",
+        "#!/bin/sh\nsed -i 's/CANARY-password-8c1f/CANARY-edited/' \"$1\"\n",
+    );
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let o = run(ksec().arg("edit").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file).env("EDITOR", &editor).env("XDG_RUNTIME_DIR", runtime.path()));
+    let o = run(ksec()
+        .arg("edit")
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file)
+        .env("EDITOR", &editor)
+        .env("XDG_RUNTIME_DIR", runtime.path()));
     assert!(o.status.success(), "{}", stderr(&o));
     let after = std::fs::read_to_string(&f).unwrap();
-    let enc_of = |t: &str, k: &str| t.lines().find(|l| l.trim_start().starts_with(k)).unwrap().to_string();
+    let enc_of = |t: &str, k: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with(k))
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(enc_of(&before, "port:"), enc_of(&after, "port:"));
     assert_ne!(enc_of(&before, "password:"), enc_of(&after, "password:"));
-    let o = run(ksec().args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    let o = run(ksec()
+        .args(["decrypt", "--extract", "[\"stringData\"][\"password\"]"])
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert_eq!(stdout(&o), "CANARY-edited");
-    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0, "edit buffer left behind");
+    assert_eq!(
+        std::fs::read_dir(runtime.path()).unwrap().count(),
+        0,
+        "edit buffer left behind"
+    );
     // an editor that fails: nothing written, no buffer
     let fail = r.file("fail.sh", "#!/bin/sh\nexit 3\n");
     std::fs::set_permissions(&fail, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let o = run(ksec().arg("edit").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file).env("EDITOR", &fail).env("XDG_RUNTIME_DIR", runtime.path()));
+    let o = run(ksec()
+        .arg("edit")
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file)
+        .env("EDITOR", &fail)
+        .env("XDG_RUNTIME_DIR", runtime.path()));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(&f).unwrap(), after);
     assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0);
@@ -282,16 +421,30 @@ fn edit_buffer_is_removed_on_sigterm() {
     let runtime = common::tempdir();
     let editor = r.file("slow.sh", "#!/bin/sh\nsleep 30\n");
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut child = ksec().arg("edit").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file).env("EDITOR", &editor).env("XDG_RUNTIME_DIR", runtime.path()).spawn().unwrap();
+    let mut child = ksec()
+        .arg("edit")
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file)
+        .env("EDITOR", &editor)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::fs::read_dir(runtime.path()).unwrap().count() == 0 {
-        assert!(std::time::Instant::now() < deadline, "edit never created its buffer");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "edit never created its buffer"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(!status.success());
-    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0, "buffer left after SIGTERM");
+    assert_eq!(
+        std::fs::read_dir(runtime.path()).unwrap().count(),
+        0,
+        "buffer left after SIGTERM"
+    );
     assert_eq!(std::fs::read(&f).unwrap(), before);
 }
 
@@ -302,25 +455,68 @@ fn updatekeys_rewraps_without_touching_values_and_rotate_changes_the_key() {
     assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
     let before = std::fs::read_to_string(&f).unwrap();
     let extra = age_key(r.dir.path(), "extra");
-    std::fs::write(r.dir.path().join("recipients/prod.yaml"), format!("namespaces: [prod]\nage:\n  - {}\n  - {}\n", r.prod.recipient, extra.recipient)).unwrap();
-    let o = run(ksec().args(["updatekeys", "-y"]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    std::fs::write(
+        r.dir.path().join("recipients/prod.yaml"),
+        format!(
+            "namespaces: [prod]\nage:\n  - {}\n  - {}\n",
+            r.prod.recipient, extra.recipient
+        ),
+    )
+    .unwrap();
+    let o = run(ksec()
+        .args(["updatekeys", "-y"])
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("+ {}", extra.recipient)), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("+ {}", extra.recipient)),
+        "{}",
+        stderr(&o)
+    );
     let after = std::fs::read_to_string(&f).unwrap();
-    let values = |t: &str| t.lines().filter(|l| l.contains("ENC[") || l.contains("lastmodified")).map(str::to_string).collect::<Vec<_>>();
-    assert_eq!(values(&before), values(&after), "updatekeys must not touch values, MAC or lastmodified");
-    let o = run(ksec().arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &extra.identity_file));
+    let values = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("ENC[") || l.contains("lastmodified"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values(&before),
+        values(&after),
+        "updatekeys must not touch values, MAC or lastmodified"
+    );
+    let o = run(ksec()
+        .arg("decrypt")
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &extra.identity_file));
     assert!(o.status.success(), "{}", stderr(&o));
     // second run: nothing to do
-    let o = run(ksec().args(["updatekeys", "-y"]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    let o = run(ksec()
+        .args(["updatekeys", "-y"])
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert!(stderr(&o).contains("already up to date"), "{}", stderr(&o));
     // rotate: new data key, old stanza no longer opens it, values the same
-    let o = run(ksec().args(["rotate", "-i", "--rm-age", &extra.recipient]).arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    let o = run(ksec()
+        .args(["rotate", "-i", "--rm-age", &extra.recipient])
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert!(o.status.success(), "{}", stderr(&o));
     let rotated = std::fs::read_to_string(&f).unwrap();
     assert_ne!(values(&after), values(&rotated));
-    assert_eq!(run(ksec().arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &extra.identity_file)).status.code(), Some(1));
-    let o = run(ksec().arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert_eq!(
+        run(ksec()
+            .arg("decrypt")
+            .arg(&f)
+            .env("SOPS_AGE_KEY_FILE", &extra.identity_file))
+        .status
+        .code(),
+        Some(1)
+    );
+    let o = run(ksec()
+        .arg("decrypt")
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert!(stdout(&o).contains("CANARY-password-8c1f"));
 }
 
@@ -328,22 +524,55 @@ fn updatekeys_rewraps_without_touching_values_and_rotate_changes_the_key() {
 fn directories_are_walked_in_parallel_with_a_json_report() {
     let r = repo();
     for i in 0..20 {
-        r.file(&format!("tree/app{i}/secret.yaml"), &secret(Some(if i % 2 == 0 { "prod" } else { "dev" }), &format!("s{i}")));
-        r.file(&format!("tree/app{i}/deploy.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n");
+        r.file(
+            &format!("tree/app{i}/secret.yaml"),
+            &secret(
+                Some(if i % 2 == 0 { "prod" } else { "dev" }),
+                &format!("s{i}"),
+            ),
+        );
+        r.file(
+            &format!("tree/app{i}/deploy.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n",
+        );
     }
     r.file("tree/README.md", "not a manifest");
-    let o = run(ksec().args(["encrypt", "-i", "-o", "json"]).arg(r.dir.path().join("tree")));
+    let o = run(ksec()
+        .args(["encrypt", "-i", "-o", "json"])
+        .arg(r.dir.path().join("tree")));
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let files = report["files"].as_array().unwrap();
-    assert_eq!(files.iter().filter(|f| f["status"] == "encrypted").count(), 20);
-    assert_eq!(files.iter().filter(|f| f["status"] == "skipped").count(), 20);
-    assert_eq!(recipients_of(&r.dir.path().join("tree/app3/secret.yaml")), vec![r.dev.recipient.clone()]);
-    assert_eq!(recipients_of(&r.dir.path().join("tree/app4/secret.yaml")), vec![r.prod.recipient.clone()]);
+    assert_eq!(
+        files.iter().filter(|f| f["status"] == "encrypted").count(),
+        20
+    );
+    assert_eq!(
+        files.iter().filter(|f| f["status"] == "skipped").count(),
+        20
+    );
+    assert_eq!(
+        recipients_of(&r.dir.path().join("tree/app3/secret.yaml")),
+        vec![r.dev.recipient.clone()]
+    );
+    assert_eq!(
+        recipients_of(&r.dir.path().join("tree/app4/secret.yaml")),
+        vec![r.prod.recipient.clone()]
+    );
     // running again skips what is already encrypted
-    let o = run(ksec().args(["encrypt", "-i", "-o", "json"]).arg(r.dir.path().join("tree")));
+    let o = run(ksec()
+        .args(["encrypt", "-i", "-o", "json"])
+        .arg(r.dir.path().join("tree")));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(report["files"].as_array().unwrap().iter().filter(|f| f["reason"] == "already encrypted").count(), 20);
+    assert_eq!(
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["reason"] == "already encrypted")
+            .count(),
+        20
+    );
 }
 
 #[test]
@@ -359,16 +588,29 @@ fn completions_and_man_pages_are_generated() {
 #[test]
 fn shipped_recipients_and_examples_route_as_documented() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = ksec::recipients::RecipientsDir::load(&root.join("recipients")).expect("recipients/ must load");
+    let dir = ksec::recipients::RecipientsDir::load(&root.join("recipients"))
+        .expect("recipients/ must load");
     assert_eq!(dir.envs.len(), 3);
-    for (file, env) in [("examples/registry-pull-secret.yaml", "prod"), ("examples/db-credentials.yaml", "dev")] {
+    for (file, env) in [
+        ("examples/registry-pull-secret.yaml", "prod"),
+        ("examples/db-credentials.yaml", "dev"),
+    ] {
         let p = root.join(file);
         let docs = store::load_plain(Format::Yaml, &std::fs::read(&p).unwrap()).unwrap();
         let plan = ksec::recipients::plan_for(&p, &docs, &Default::default()).unwrap();
         assert_eq!(plan.environment.as_deref(), Some(env), "{file}");
         assert_eq!(plan.groups[0], dir.env(env).unwrap().groups[0]);
     }
-    for (ns, env) in [("dev-feature", Some("dev")), ("prod-eu", Some("prod")), ("staging", Some("staging")), ("kube-system", None)] {
-        assert_eq!(dir.env_for_namespace(ns).unwrap().map(|e| e.name.as_str()), env, "{ns}");
+    for (ns, env) in [
+        ("dev-feature", Some("dev")),
+        ("prod-eu", Some("prod")),
+        ("staging", Some("staging")),
+        ("kube-system", None),
+    ] {
+        assert_eq!(
+            dir.env_for_namespace(ns).unwrap().map(|e| e.name.as_str()),
+            env,
+            "{ns}"
+        );
     }
 }

@@ -15,18 +15,26 @@ fn strip_comments(d: &Documents) -> Documents {
     fn v(x: &Value) -> Value {
         match x {
             Value::Map(m) => Value::Map(map(m)),
-            Value::Seq(s) => Value::Seq(Seq(s.0.iter().filter_map(|i| match i {
-                SeqItem::Elem(e) => Some(SeqItem::Elem(v(e))),
-                SeqItem::Comment(_) => None,
-            }).collect())),
+            Value::Seq(s) => Value::Seq(Seq(s
+                .0
+                .iter()
+                .filter_map(|i| match i {
+                    SeqItem::Elem(e) => Some(SeqItem::Elem(v(e))),
+                    SeqItem::Comment(_) => None,
+                })
+                .collect())),
             o => o.clone(),
         }
     }
     fn map(m: &Map) -> Map {
-        Map(m.0.iter().filter_map(|i| match i {
-            MapItem::Pair(k, x) => Some(MapItem::Pair(k.clone(), v(x))),
-            MapItem::Comment(_) => None,
-        }).collect())
+        Map(m
+            .0
+            .iter()
+            .filter_map(|i| match i {
+                MapItem::Pair(k, x) => Some(MapItem::Pair(k.clone(), v(x))),
+                MapItem::Comment(_) => None,
+            })
+            .collect())
     }
     Documents(d.0.iter().map(map).collect())
 }
@@ -54,7 +62,8 @@ fn comments(d: &Documents) -> Vec<String> {
 }
 
 fn parse(format: Format, bytes: &[u8]) -> Documents {
-    store::load_plain(format, bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+    store::load_plain(format, bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
 
 struct Env {
@@ -80,7 +89,10 @@ impl Env {
     }
     fn keys_file(&self, keys: &[&AgeKey]) -> PathBuf {
         let p = self.dir.path().join(format!("keys-{}.txt", keys.len()));
-        let all: String = keys.iter().map(|k| std::fs::read_to_string(&k.identity_file).unwrap()).collect();
+        let all: String = keys
+            .iter()
+            .map(|k| std::fs::read_to_string(&k.identity_file).unwrap())
+            .collect();
         std::fs::write(&p, all).unwrap();
         p
     }
@@ -93,7 +105,10 @@ fn sops_decrypt(file: &Path, keys: &Path) -> std::process::Output {
 }
 
 fn ksec_decrypt(file: &Path, keys: &Path) -> std::process::Output {
-    run(ksec().arg("decrypt").arg(file).env("SOPS_AGE_KEY_FILE", keys))
+    run(ksec()
+        .arg("decrypt")
+        .arg(file)
+        .env("SOPS_AGE_KEY_FILE", keys))
 }
 
 const EVERY_TYPE_YAML: &str = "\
@@ -146,30 +161,55 @@ items:
 
 #[test]
 fn ksec_yaml_decrypts_with_sops_every_type_multidoc_and_list() {
-    if common::sops_cmd().is_none() { return; }
+    if common::sops_cmd().is_none() {
+        return;
+    }
     let e = env();
     let src = e.write("every.yaml", EVERY_TYPE_YAML);
-    let o = run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&src));
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age"])
+        .arg(&e.k1.recipient)
+        .arg(&src));
     assert!(o.status.success(), "{}", stderr(&o));
     let enc = std::fs::read_to_string(&src).unwrap();
-    assert!(!enc.contains("CANARY"), "plaintext left in the encrypted file");
+    assert!(
+        !enc.contains("CANARY"),
+        "plaintext left in the encrypted file"
+    );
     // metadata stays readable, values do not
-    assert!(enc.contains("name: app") && enc.contains("namespace: dev") && enc.contains("kind: Secret"));
+    assert!(
+        enc.contains("name: app") && enc.contains("namespace: dev") && enc.contains("kind: Secret")
+    );
     let keys = e.keys_file(&[&e.k1]);
     let s = sops_decrypt(&src, &keys);
     assert!(s.status.success(), "sops: {}", stderr(&s));
     let k = ksec_decrypt(&src, &keys);
     assert!(k.status.success(), "{}", stderr(&k));
     let expected = parse(Format::Yaml, EVERY_TYPE_YAML.as_bytes());
-    assert_eq!(strip_comments(&parse(Format::Yaml, &s.stdout)), strip_comments(&expected));
-    assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), strip_comments(&expected));
-    assert_eq!(comments(&parse(Format::Yaml, &s.stdout)), comments(&expected), "sops sees the same comments");
-    assert_eq!(comments(&parse(Format::Yaml, &k.stdout)), comments(&expected));
+    assert_eq!(
+        strip_comments(&parse(Format::Yaml, &s.stdout)),
+        strip_comments(&expected)
+    );
+    assert_eq!(
+        strip_comments(&parse(Format::Yaml, &k.stdout)),
+        strip_comments(&expected)
+    );
+    assert_eq!(
+        comments(&parse(Format::Yaml, &s.stdout)),
+        comments(&expected),
+        "sops sees the same comments"
+    );
+    assert_eq!(
+        comments(&parse(Format::Yaml, &k.stdout)),
+        comments(&expected)
+    );
 }
 
 #[test]
 fn sops_files_decrypt_with_ksec_in_every_format() {
-    if common::sops_cmd().is_none() { return; }
+    if common::sops_cmd().is_none() {
+        return;
+    }
     let e = env();
     let keys = e.keys_file(&[&e.k1]);
     let cases: Vec<(&str, String)> = vec![
@@ -197,15 +237,25 @@ fn sops_files_decrypt_with_ksec_in_every_format() {
         if fmt == Format::Binary {
             assert_eq!(k.stdout, content.as_bytes(), "{name}");
         } else {
-            assert_eq!(strip_comments(&parse(fmt, &k.stdout)), strip_comments(&parse(fmt, &s.stdout)), "{name}");
-            assert_eq!(comments(&parse(fmt, &k.stdout)), comments(&parse(fmt, &s.stdout)), "{name}");
+            assert_eq!(
+                strip_comments(&parse(fmt, &k.stdout)),
+                strip_comments(&parse(fmt, &s.stdout)),
+                "{name}"
+            );
+            assert_eq!(
+                comments(&parse(fmt, &k.stdout)),
+                comments(&parse(fmt, &s.stdout)),
+                "{name}"
+            );
         }
     }
 }
 
 #[test]
 fn ksec_files_decrypt_with_sops_in_every_format() {
-    if common::sops_cmd().is_none() { return; }
+    if common::sops_cmd().is_none() {
+        return;
+    }
     let e = env();
     let keys = e.keys_file(&[&e.k1]);
     let cases: Vec<(&str, String)> = vec![
@@ -216,9 +266,15 @@ fn ksec_files_decrypt_with_sops_in_every_format() {
     ];
     for (name, content) in cases {
         let f = e.write(name, &content);
-        let o = run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&f));
+        let o = run(ksec()
+            .args(["encrypt", "-i", "--age"])
+            .arg(&e.k1.recipient)
+            .arg(&f));
         assert!(o.status.success(), "{name}: {}", stderr(&o));
-        assert!(!std::fs::read_to_string(&f).unwrap().contains("CANARY"), "{name}");
+        assert!(
+            !std::fs::read_to_string(&f).unwrap().contains("CANARY"),
+            "{name}"
+        );
         let mut c = common::sops_cmd().unwrap();
         c.arg("decrypt").arg(&f).env("SOPS_AGE_KEY_FILE", &keys);
         if name.ends_with(".bin") {
@@ -230,14 +286,20 @@ fn ksec_files_decrypt_with_sops_in_every_format() {
         if fmt == Format::Binary {
             assert_eq!(s.stdout, content.as_bytes());
         } else {
-            assert_eq!(strip_comments(&parse(fmt, &s.stdout)), strip_comments(&parse(fmt, content.as_bytes())), "{name}");
+            assert_eq!(
+                strip_comments(&parse(fmt, &s.stdout)),
+                strip_comments(&parse(fmt, content.as_bytes())),
+                "{name}"
+            );
         }
     }
 }
 
 #[test]
 fn rule_options_and_mac_only_encrypted_both_ways() {
-    if common::sops_cmd().is_none() { return; }
+    if common::sops_cmd().is_none() {
+        return;
+    }
     let e = env();
     let keys = e.keys_file(&[&e.k1]);
     let doc = "# sops:enc\nsecret: CANARY-a\npublic_unencrypted: hello\nplain: CANARY-b\nnested:\n  password_enc: CANARY-c\n  user: bob\n";
@@ -259,38 +321,73 @@ fn rule_options_and_mac_only_encrypted_both_ways() {
             None => (opt.clone(), None),
         };
         if let Some(r) = cfg_rule {
-            std::fs::write(sub.join(".sops.yaml"), format!("creation_rules:\n  - age: {}\n    {r}\n", e.k1.recipient)).unwrap();
+            std::fs::write(
+                sub.join(".sops.yaml"),
+                format!("creation_rules:\n  - age: {}\n    {r}\n", e.k1.recipient),
+            )
+            .unwrap();
         }
-        let age_flag: Vec<&str> = if cfg_rule.is_some() { vec![] } else { vec!["--age", &e.k1.recipient] };
+        let age_flag: Vec<&str> = if cfg_rule.is_some() {
+            vec![]
+        } else {
+            vec!["--age", &e.k1.recipient]
+        };
         // ksec -> sops
         let f = sub.join(format!("k{i}.yaml"));
         std::fs::write(&f, doc).unwrap();
-        let o = run(ksec().args(["encrypt", "-i"]).args(&age_flag).args(&opt).arg(&f));
+        let o = run(ksec()
+            .args(["encrypt", "-i"])
+            .args(&age_flag)
+            .args(&opt)
+            .arg(&f));
         assert!(o.status.success(), "{opt:?}: {}", stderr(&o));
         let s = sops_decrypt(&f, &keys);
         assert!(s.status.success(), "{opt:?}: sops: {}", stderr(&s));
-        assert_eq!(strip_comments(&parse(Format::Yaml, &s.stdout)), strip_comments(&parse(Format::Yaml, doc.as_bytes())), "{opt:?}");
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &s.stdout)),
+            strip_comments(&parse(Format::Yaml, doc.as_bytes())),
+            "{opt:?}"
+        );
         let ksec_enc = std::fs::read_to_string(&f).unwrap();
         // sops -> ksec, and both tools select the same values for encryption
         let p = sub.join(format!("s{i}.yaml"));
         std::fs::write(&p, doc).unwrap();
         let mut c = common::sops_cmd().unwrap();
-        c.current_dir(&sub).arg("encrypt").args(&age_flag).args(&opt).arg(&p);
+        c.current_dir(&sub)
+            .arg("encrypt")
+            .args(&age_flag)
+            .args(&opt)
+            .arg(&p);
         let o = run(&mut c);
         assert!(o.status.success(), "{opt:?}: {}", stderr(&o));
         let sops_enc = stdout(&o);
         let enc = e.write(&format!("s{i}.enc.yaml"), &sops_enc);
         let k = ksec_decrypt(&enc, &keys);
         assert!(k.status.success(), "{opt:?}: {}", stderr(&k));
-        assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), strip_comments(&parse(Format::Yaml, doc.as_bytes())), "{opt:?}");
-        let clear = |t: &str| -> Vec<String> { t.lines().filter(|l| l.contains("CANARY")).map(|l| l.trim().to_string()).collect() };
-        assert_eq!(clear(&ksec_enc), clear(&sops_enc), "{opt:?}: ksec and sops leave different values in clear text");
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &k.stdout)),
+            strip_comments(&parse(Format::Yaml, doc.as_bytes())),
+            "{opt:?}"
+        );
+        let clear = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.contains("CANARY"))
+                .map(|l| l.trim().to_string())
+                .collect()
+        };
+        assert_eq!(
+            clear(&ksec_enc),
+            clear(&sops_enc),
+            "{opt:?}: ksec and sops leave different values in clear text"
+        );
     }
 }
 
 #[test]
 fn shamir_key_groups_both_ways() {
-    if common::sops_cmd().is_none() { return; }
+    if common::sops_cmd().is_none() {
+        return;
+    }
     let e = env();
     let cfg = format!(
         "creation_rules:\n  - path_regex: .*\n    shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
@@ -302,10 +399,15 @@ fn shamir_key_groups_both_ways() {
     let one = e.keys_file(&[&e.k2]);
     // ksec writes, sops reads with 2 of 3
     let f = e.write("k.yaml", doc);
-    let o = run(ksec().current_dir(e.dir.path()).args(["encrypt", "-i", "k.yaml"]));
+    let o = run(ksec()
+        .current_dir(e.dir.path())
+        .args(["encrypt", "-i", "k.yaml"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let enc = std::fs::read_to_string(&f).unwrap();
-    assert!(enc.contains("key_groups:") && enc.contains("shamir_threshold: 2"), "{enc}");
+    assert!(
+        enc.contains("key_groups:") && enc.contains("shamir_threshold: 2"),
+        "{enc}"
+    );
     let s = sops_decrypt(&f, &two);
     assert!(s.status.success(), "sops: {}", stderr(&s));
     assert!(stdout(&s).contains("CANARY-shamir"));
@@ -331,25 +433,52 @@ fn tamper_both_refuse(label: &str, e: &Env, enc: &str, keys: &Path, f: impl Fn(&
     assert_ne!(t, enc, "{label}: the tamper did not change the file");
     let p = e.write(&format!("tampered-{label}.yaml"), &t);
     let k = ksec_decrypt(&p, keys);
-    assert_eq!(k.status.code(), Some(1), "{label}: ksec accepted a tampered file");
-    assert!(!stdout(&k).contains("CANARY"), "{label}: ksec printed plaintext");
+    assert_eq!(
+        k.status.code(),
+        Some(1),
+        "{label}: ksec accepted a tampered file"
+    );
+    assert!(
+        !stdout(&k).contains("CANARY"),
+        "{label}: ksec printed plaintext"
+    );
     let s = sops_decrypt(&p, keys);
-    assert!(!s.status.success(), "{label}: sops accepted it (the tamper is not a real one)");
+    assert!(
+        !s.status.success(),
+        "{label}: sops accepted it (the tamper is not a real one)"
+    );
 }
 
 #[test]
 fn tampered_files_are_refused_by_both() {
-    if common::sops_cmd().is_none() { return; }
+    if common::sops_cmd().is_none() {
+        return;
+    }
     let e = env();
     let keys = e.keys_file(&[&e.k1]);
     let f = e.write("s.yaml", common::SECRET_YAML);
-    assert!(run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&f)).status.success());
+    assert!(
+        run(ksec()
+            .args(["encrypt", "-i", "--age"])
+            .arg(&e.k1.recipient)
+            .arg(&f))
+        .status
+        .success()
+    );
     let enc = std::fs::read_to_string(&f).unwrap();
-    tamper_both_refuse("moved-namespace", &e, &enc, &keys, |t| t.replace("namespace: prod", "namespace: dev"));
+    tamper_both_refuse("moved-namespace", &e, &enc, &keys, |t| {
+        t.replace("namespace: prod", "namespace: dev")
+    });
     tamper_both_refuse("swapped-values", &e, &enc, &keys, |t| {
         let lines: Vec<&str> = t.lines().collect();
-        let a = lines.iter().position(|l| l.trim_start().starts_with("password: ENC[")).unwrap();
-        let b = lines.iter().position(|l| l.trim_start().starts_with("port: ENC[")).unwrap();
+        let a = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("password: ENC["))
+            .unwrap();
+        let b = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("port: ENC["))
+            .unwrap();
         let va = lines[a].split_once(": ").unwrap().1;
         let vb = lines[b].split_once(": ").unwrap().1;
         let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
@@ -363,32 +492,60 @@ fn tampered_files_are_refused_by_both() {
         b[i] = if b[i] == b'A' { b'B' } else { b'A' };
         String::from_utf8(b).unwrap()
     });
-    tamper_both_refuse("removed-mac", &e, &enc, &keys, |t| t.lines().filter(|l| !l.trim_start().starts_with("mac:")).collect::<Vec<_>>().join("\n") + "\n");
-    tamper_both_refuse("changed-label", &e, &enc, &keys, |t| t.replace("app: web", "app: evil"));
+    tamper_both_refuse("removed-mac", &e, &enc, &keys, |t| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with("mac:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+    tamper_both_refuse("changed-label", &e, &enc, &keys, |t| {
+        t.replace("app: web", "app: evil")
+    });
 }
 
 #[test]
 fn age_cli_interop_both_ways() {
-    let Some(age_bin) = common::tool("age") else { return };
+    let Some(age_bin) = common::tool("age") else {
+        return;
+    };
     let e = env();
     let f = e.write("s.yaml", common::SECRET_YAML);
-    assert!(run(ksec().args(["encrypt", "-i", "--age"]).arg(&e.k1.recipient).arg(&f)).status.success());
+    assert!(
+        run(ksec()
+            .args(["encrypt", "-i", "--age"])
+            .arg(&e.k1.recipient)
+            .arg(&f))
+        .status
+        .success()
+    );
     let enc = std::fs::read_to_string(&f).unwrap();
     let (docs, meta) = store::load_encrypted(Format::Yaml, enc.as_bytes()).unwrap();
     let armored = meta.stanzas().next().unwrap().enc().to_string();
     // ksec's stanza opens with the real age CLI: the 32-byte data key.
     let stanza = e.write("stanza.age", &armored);
-    let o = run(Command::new(&age_bin).args(["-d", "-i"]).arg(&e.k1.identity_file).arg(&stanza));
+    let o = run(Command::new(&age_bin)
+        .args(["-d", "-i"])
+        .arg(&e.k1.identity_file)
+        .arg(&stanza));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(o.stdout.len(), 32);
     // A stanza the age CLI writes (for another recipient) opens with ksec.
     let key_file = e.write("datakey.bin", "");
     std::fs::write(&key_file, &o.stdout).unwrap();
-    let o2 = run(Command::new(&age_bin).args(["-a", "-r", &e.k2.recipient]).arg(&key_file));
+    let o2 = run(Command::new(&age_bin)
+        .args(["-a", "-r", &e.k2.recipient])
+        .arg(&key_file));
     assert!(o2.status.success());
     let mut meta2 = meta.clone();
-    meta2.key_groups = vec![ksec::sops::KeyGroup(vec![ksec::sops::Stanza::Age { recipient: e.k2.recipient.clone(), enc: stdout(&o2) }])];
-    let rebuilt = e.write("rebuilt.yaml", std::str::from_utf8(&store::emit_encrypted(Format::Yaml, &docs, &meta2, None)).unwrap());
+    meta2.key_groups = vec![ksec::sops::KeyGroup(vec![ksec::sops::Stanza::Age {
+        recipient: e.k2.recipient.clone(),
+        enc: stdout(&o2),
+    }])];
+    let rebuilt = e.write(
+        "rebuilt.yaml",
+        std::str::from_utf8(&store::emit_encrypted(Format::Yaml, &docs, &meta2, None)).unwrap(),
+    );
     let k = ksec_decrypt(&rebuilt, &e.k2.identity_file);
     assert!(k.status.success(), "{}", stderr(&k));
     assert!(stdout(&k).contains("CANARY-password-8c1f"));

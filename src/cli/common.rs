@@ -20,7 +20,13 @@ pub enum OutputFormat {
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
     /// Report format: human text, or JSON for CI
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "text")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value = "text"
+    )]
     pub output: OutputFormat,
     /// Say which recipient opened a file, which config chose the recipients, and more
     #[arg(short, long, global = true)]
@@ -46,10 +52,18 @@ pub struct KeyArgs {
     #[arg(long = "encryption-context")]
     pub encryption_context: Option<String>,
     /// Vault transit key URIs (https://vault:8200/v1/transit/keys/NAME)
-    #[arg(long = "hc-vault-transit", env = "SOPS_VAULT_URIS", value_delimiter = ',')]
+    #[arg(
+        long = "hc-vault-transit",
+        env = "SOPS_VAULT_URIS",
+        value_delimiter = ','
+    )]
     pub hc_vault_transit: Vec<String>,
     /// Azure Key Vault key URLs (https://VAULT.vault.azure.net/keys/NAME[/VERSION])
-    #[arg(long = "azure-kv", env = "SOPS_AZURE_KEYVAULT_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "azure-kv",
+        env = "SOPS_AZURE_KEYVAULT_URLS",
+        value_delimiter = ','
+    )]
     pub azure_kv: Vec<String>,
     /// Shamir threshold across key groups
     #[arg(long = "shamir-secret-sharing-threshold")]
@@ -131,14 +145,30 @@ impl KeyArgs {
         let mut ctx = indexmap::IndexMap::new();
         if let Some(c) = &self.encryption_context {
             for pair in c.split(',').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once(':').ok_or_else(|| usage(format!("--encryption-context: {pair:?} is not key:value")))?;
+                let (k, v) = pair.split_once(':').ok_or_else(|| {
+                    usage(format!("--encryption-context: {pair:?} is not key:value"))
+                })?;
                 ctx.insert(k.to_string(), v.to_string());
             }
         }
         let profile = self.aws_profile.clone().unwrap_or_default();
-        let mut out: Vec<Recipient> = self.age.iter().filter(|s| !s.trim().is_empty()).map(|s| Recipient::Age(s.trim().into())).collect();
-        out.extend(self.kms.iter().filter(|s| !s.trim().is_empty()).map(|s| Recipient::kms_from_str(s, ctx.clone(), &profile)));
-        for u in self.hc_vault_transit.iter().filter(|s| !s.trim().is_empty()) {
+        let mut out: Vec<Recipient> = self
+            .age
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Recipient::Age(s.trim().into()))
+            .collect();
+        out.extend(
+            self.kms
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Recipient::kms_from_str(s, ctx.clone(), &profile)),
+        );
+        for u in self
+            .hc_vault_transit
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+        {
             out.push(Recipient::vault_from_uri(u).map_err(|e| usage(e.to_string()))?);
         }
         for u in self.azure_kv.iter().filter(|s| !s.trim().is_empty()) {
@@ -154,8 +184,14 @@ impl KeyArgs {
             ("encrypted_suffix", r.encrypted_suffix.as_deref()),
             ("unencrypted_regex", r.unencrypted_regex.as_deref()),
             ("encrypted_regex", r.encrypted_regex.as_deref()),
-            ("unencrypted_comment_regex", r.unencrypted_comment_regex.as_deref()),
-            ("encrypted_comment_regex", r.encrypted_comment_regex.as_deref()),
+            (
+                "unencrypted_comment_regex",
+                r.unencrypted_comment_regex.as_deref(),
+            ),
+            (
+                "encrypted_comment_regex",
+                r.encrypted_comment_regex.as_deref(),
+            ),
         ])
         .map_err(usage)?;
         Ok(Overrides {
@@ -172,20 +208,25 @@ impl KeyArgs {
 
 /// The key ring: identities only when something must be decrypted.
 pub fn keyring(ids: &IdentityArgs, need_identities: bool) -> Result<KeyRing> {
-    let opts = IdentityOptions { files: ids.identity.clone() };
+    let opts = IdentityOptions {
+        files: ids.identity.clone(),
+    };
     Ok(ksec::keys::keyring_from_env(&opts, need_identities)?)
 }
 
 /// Maps an error to the documented exit code.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
-        if cause.downcast_ref::<UsageError>().is_some() || cause.downcast_ref::<ConfigError>().is_some() {
+        if cause.downcast_ref::<UsageError>().is_some()
+            || cause.downcast_ref::<ConfigError>().is_some()
+        {
             return 2;
         }
         if let Some(op) = cause.downcast_ref::<OpError>() {
             return op.exit_code();
         }
-        if let Some(ksec::keys::KeyError::Config(_)) = cause.downcast_ref::<ksec::keys::KeyError>() {
+        if let Some(ksec::keys::KeyError::Config(_)) = cause.downcast_ref::<ksec::keys::KeyError>()
+        {
             return 2;
         }
     }
@@ -195,15 +236,32 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 /// Panic messages may carry data; print only where it happened.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let loc = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("ksec: internal error at {loc} (details withheld so no secret can leak; please report it)");
+        let loc = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "ksec: internal error at {loc} (details withheld so no secret can leak; please report it)"
+        );
     }));
 }
 
 pub fn init_logging(g: &GlobalArgs) {
-    let default = if g.verbose { "ksec=debug" } else if g.quiet { "error" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().try_init();
+    let default = if g.verbose {
+        "ksec=debug"
+    } else if g.quiet {
+        "error"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 /// Expands directory arguments into manifest files (YAML/JSON), sorted.
@@ -217,7 +275,9 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
                 e.depth() == 0 || !(n.starts_with('.') || n == "target" || n == "node_modules")
             }) {
                 let e = e.with_context(|| format!("walking {}", p.display()))?;
-                if e.file_type().is_file() && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json) {
+                if e.file_type().is_file()
+                    && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json)
+                {
                     found.push((e.into_path(), true));
                 }
             }
@@ -238,14 +298,26 @@ pub fn parse_tree_path(s: &str) -> Result<Vec<PathSeg>> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
-        let inner = rest.strip_prefix('[').ok_or_else(|| usage(format!("invalid path {s:?}: expected [\"key\"] or [index]")))?;
+        let inner = rest
+            .strip_prefix('[')
+            .ok_or_else(|| usage(format!("invalid path {s:?}: expected [\"key\"] or [index]")))?;
         if let Some(q) = inner.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            let end = inner[1..].find(q).ok_or_else(|| usage(format!("invalid path {s:?}: unterminated quote")))? + 1;
+            let end = inner[1..]
+                .find(q)
+                .ok_or_else(|| usage(format!("invalid path {s:?}: unterminated quote")))?
+                + 1;
             out.push(PathSeg::Key(inner[1..end].to_string()));
-            rest = inner[end + 1..].strip_prefix(']').ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
+            rest = inner[end + 1..]
+                .strip_prefix(']')
+                .ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
         } else {
-            let end = inner.find(']').ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
-            let n: usize = inner[..end].trim().parse().map_err(|_| usage(format!("invalid path {s:?}: index must be a number")))?;
+            let end = inner
+                .find(']')
+                .ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
+            let n: usize = inner[..end]
+                .trim()
+                .parse()
+                .map_err(|_| usage(format!("invalid path {s:?}: index must be a number")))?;
             out.push(PathSeg::Index(n));
             rest = &inner[end + 1..];
         }
@@ -268,7 +340,13 @@ pub fn print_json(v: &serde_json::Value) {
 
 /// Where plaintext may be buffered for an editor: tmpfs if there is one.
 pub fn private_tmp_base() -> PathBuf {
-    for c in [std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), Some(PathBuf::from("/dev/shm"))].into_iter().flatten() {
+    for c in [
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/dev/shm")),
+    ]
+    .into_iter()
+    .flatten()
+    {
         if c.is_dir() && tempfile::tempdir_in(&c).is_ok() {
             return c;
         }

@@ -37,24 +37,43 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
     let format = a.types.input(&a.file);
     let ring = common::keyring(&a.ids, true)?;
-    let f = ops::open(&bytes, format, &ring, OpenOptions { ignore_mac: a.ignore_mac }).with_context(|| name.clone())?;
+    let f = ops::open(
+        &bytes,
+        format,
+        &ring,
+        OpenOptions {
+            ignore_mac: a.ignore_mac,
+        },
+    )
+    .with_context(|| name.clone())?;
     for w in &f.warnings {
         eprintln!("ksec: {name}: {w}");
     }
     if g.verbose {
         for o in &f.opened {
-            eprintln!("{name}: data key opened by {} {} (group {})", o.kind, o.recipient, o.group);
+            eprintln!(
+                "{name}: data key opened by {} {} (group {})",
+                o.kind, o.recipient, o.group
+            );
         }
     }
     let out_format = a.types.output_type.unwrap_or(format);
     let out = match &a.extract {
-        Some(p) => extract(&f.docs, &common::parse_tree_path(p)?, out_format, a.types.indent)?,
-        None => store::emit_plain(out_format, &f.docs, a.types.indent).with_context(|| name.clone())?,
+        Some(p) => extract(
+            &f.docs,
+            &common::parse_tree_path(p)?,
+            out_format,
+            a.types.indent,
+        )?,
+        None => {
+            store::emit_plain(out_format, &f.docs, a.types.indent).with_context(|| name.clone())?
+        }
     };
     if a.in_place {
         ksec::fsio::write_atomic(&a.file, &out).with_context(|| format!("cannot write {name}"))?;
     } else if let Some(o) = &a.output_file {
-        ksec::fsio::write_atomic(o, &out).with_context(|| format!("cannot write {}", o.display()))?;
+        ksec::fsio::write_atomic(o, &out)
+            .with_context(|| format!("cannot write {}", o.display()))?;
     } else {
         std::io::stdout().write_all(&out)?;
     }
@@ -62,7 +81,12 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
 }
 
 /// sops's `--extract`: string leaves raw, maps through the store, other values as the store writes them.
-fn extract(docs: &Documents, path: &[PathSeg], format: Format, indent: Option<usize>) -> Result<Vec<u8>> {
+fn extract(
+    docs: &Documents,
+    path: &[PathSeg],
+    format: Format,
+    indent: Option<usize>,
+) -> Result<Vec<u8>> {
     let root = docs.0.first().ok_or_else(|| usage("empty file"))?;
     let mut cur = Value::Map(root.clone());
     for seg in path {
@@ -80,7 +104,11 @@ fn extract(docs: &Documents, path: &[PathSeg], format: Format, indent: Option<us
         other => {
             let mut m = Map::default();
             m.insert("v", other);
-            let text = String::from_utf8(store::emit_plain(Format::Yaml, &Documents(vec![m]), indent)?)?;
+            let text = String::from_utf8(store::emit_plain(
+                Format::Yaml,
+                &Documents(vec![m]),
+                indent,
+            )?)?;
             match text.strip_prefix("v:") {
                 Some(rest) => rest.trim().to_string().into_bytes(),
                 None => bail!("cannot print that value"),

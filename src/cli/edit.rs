@@ -12,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, TypeArgs};
 use ksec::ops::{self, OpenOptions};
 use ksec::recipients;
-use ksec::sops::store;
 use ksec::sops::Format;
+use ksec::sops::store;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -61,9 +61,15 @@ struct Buffer {
 impl Buffer {
     fn new(ext: &str, content: &[u8]) -> Result<Buffer> {
         use std::os::unix::fs::OpenOptionsExt;
-        let dir = tempfile::Builder::new().prefix("ksec-edit-").tempdir_in(common::private_tmp_base())?;
+        let dir = tempfile::Builder::new()
+            .prefix("ksec-edit-")
+            .tempdir_in(common::private_tmp_base())?;
         let path = dir.path().join(format!("secret{ext}"));
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
         std::io::Write::write_all(&mut f, content)?;
         f.sync_all()?;
         let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
@@ -75,7 +81,10 @@ impl Buffer {
                 libc::signal(sig, on_signal as *const () as libc::sighandler_t);
             }
         }
-        Ok(Buffer { dir: Some(dir), path })
+        Ok(Buffer {
+            dir: Some(dir),
+            path,
+        })
     }
 }
 
@@ -100,7 +109,9 @@ impl Drop for Buffer {
 }
 
 fn run_editor(path: &Path) -> Result<()> {
-    let editor = std::env::var("SOPS_EDITOR").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+    let editor = std::env::var("SOPS_EDITOR")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
     let mut child = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
@@ -130,12 +141,26 @@ fn template(format: Format) -> &'static [u8] {
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let name = a.file.display().to_string();
     let format = a.types.input(&a.file);
-    let ext = a.file.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let ext = a
+        .file
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     let exists = a.file.exists();
     let ring = common::keyring(&a.ids, exists)?;
     let mut opened = if exists {
         let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
-        Some(ops::open(&bytes, format, &ring, OpenOptions { ignore_mac: a.ignore_mac }).with_context(|| name.clone())?)
+        Some(
+            ops::open(
+                &bytes,
+                format,
+                &ring,
+                OpenOptions {
+                    ignore_mac: a.ignore_mac,
+                },
+            )
+            .with_context(|| name.clone())?,
+        )
     } else {
         None
     };
@@ -159,7 +184,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             Err(e) => {
                 eprintln!("ksec: {name}: {e}");
                 if std::io::stdin().is_terminal() {
-                    eprint!("Press Enter to return to the editor, or Ctrl-C to abandon the change: ");
+                    eprint!(
+                        "Press Enter to return to the editor, or Ctrl-C to abandon the change: "
+                    );
                     let mut s = String::new();
                     std::io::stdin().read_line(&mut s)?;
                     continue;

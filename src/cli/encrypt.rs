@@ -12,7 +12,6 @@ use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeA
 use ksec::ops::{self, OpError};
 use ksec::recipients;
 use ksec::sops::store::{self, StoreError};
-use ksec::sops::Format;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,7 +30,12 @@ pub struct Args {
 }
 
 enum Outcome {
-    Encrypted { source: String, environment: Option<String>, notes: Vec<String>, out: Option<Vec<u8>> },
+    Encrypted {
+        source: String,
+        environment: Option<String>,
+        notes: Vec<String>,
+        out: Option<Vec<u8>>,
+    },
     Skipped(&'static str),
 }
 
@@ -39,7 +43,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let files = common::expand(&a.files)?;
     let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
     if multi && !a.in_place {
-        return Err(usage("several files or a directory: pass -i/--in-place (output would be ambiguous on stdout)"));
+        return Err(usage(
+            "several files or a directory: pass -i/--in-place (output would be ambiguous on stdout)",
+        ));
     }
     let ov = a.keys.overrides()?;
     let ring = common::keyring(&a.ids, false)?;
@@ -47,11 +53,14 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         .par_iter()
         .map(|(path, from_dir)| {
             let r = (|| -> Result<Outcome> {
-                let bytes = ops::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let bytes =
+                    ops::read(path).with_context(|| format!("cannot read {}", path.display()))?;
                 let format = a.types.input(path);
                 let docs = match store::load_plain(format, &bytes) {
                     Ok(d) => d,
-                    Err(StoreError::AlreadyEncrypted) if *from_dir => return Ok(Outcome::Skipped("already encrypted")),
+                    Err(StoreError::AlreadyEncrypted) if *from_dir => {
+                        return Ok(Outcome::Skipped("already encrypted"));
+                    }
                     Err(_) if *from_dir => return Ok(Outcome::Skipped("not a parseable manifest")),
                     Err(e) => return Err(OpError::from(e).into()),
                 };
@@ -64,7 +73,8 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 }
                 let out = ops::encrypt(&bytes, format, &plan, &ring)?;
                 if a.in_place {
-                    ksec::fsio::write_atomic(path, &out).with_context(|| format!("cannot write {}", path.display()))?;
+                    ksec::fsio::write_atomic(path, &out)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
                 }
                 Ok(Outcome::Encrypted {
                     source: plan.source,
@@ -82,7 +92,12 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let mut report = Vec::new();
     for (path, r) in results {
         match r {
-            Ok(Outcome::Encrypted { source, environment, notes, out }) => {
+            Ok(Outcome::Encrypted {
+                source,
+                environment,
+                notes,
+                out,
+            }) => {
                 if let Some(out) = out {
                     std::io::stdout().write_all(&out)?;
                 }
@@ -115,6 +130,5 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     if g.output == OutputFormat::Json {
         common::print_json(&json!({"files": report, "failed": failed}));
     }
-    let _ = Format::Yaml;
     Ok(if failed > 0 { worst.max(1) } else { 0 })
 }

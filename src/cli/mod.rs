@@ -13,10 +13,15 @@ mod updatekeys;
 
 use clap::{Parser, Subcommand};
 
-pub use common::{GlobalArgs, OutputFormat};
+pub use common::GlobalArgs;
 
 #[derive(Parser)]
-#[command(name = "ksec", version, about = "Kubernetes Secrets in Git, encrypted (SOPS-compatible), routed by namespace", propagate_version = true)]
+#[command(
+    name = "ksec",
+    version,
+    about = "Kubernetes Secrets in Git, encrypted (SOPS-compatible), routed by namespace",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeArgs, usage};
 use ksec::keys::Recipient;
 use ksec::ops::{self, OpenOptions};
-use ksec::sops::{DataKey, store};
+use ksec::sops::DataKey;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,9 +17,18 @@ pub struct Args {
     pub files: Vec<PathBuf>,
     #[arg(short = 'i', long = "in-place")]
     pub in_place: bool,
-    /// Recipients to add to the first key group (same spellings as encrypt: --age, --kms, ...)
-    #[command(flatten)]
-    pub add: KeyArgs,
+    /// age recipients to add to the first key group
+    #[arg(long = "add-age", value_delimiter = ',')]
+    pub add_age: Vec<String>,
+    /// KMS ARNs (`arn` or `arn+roleArn`) to add
+    #[arg(long = "add-kms", value_delimiter = ',')]
+    pub add_kms: Vec<String>,
+    /// Vault transit URIs to add
+    #[arg(long = "add-hc-vault-transit", value_delimiter = ',')]
+    pub add_vault: Vec<String>,
+    /// Azure Key Vault key URLs to add
+    #[arg(long = "add-azure-kv", value_delimiter = ',')]
+    pub add_azure: Vec<String>,
     /// age recipients to remove from every group
     #[arg(long = "rm-age", value_delimiter = ',')]
     pub rm_age: Vec<String>,
@@ -43,26 +52,46 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         return Err(usage("several files: pass -i/--in-place"));
     }
     let ring = common::keyring(&a.ids, true)?;
-    let add = a.add.recipients()?;
+    let add = KeyArgs {
+        age: a.add_age.clone(),
+        kms: a.add_kms.clone(),
+        hc_vault_transit: a.add_vault.clone(),
+        azure_kv: a.add_azure.clone(),
+        ..Default::default()
+    }
+    .recipients()?;
     let mut rm: Vec<String> = a.rm_age.iter().map(|s| s.trim().to_string()).collect();
     rm.extend(a.rm_kms.iter().map(|s| s.trim().to_string()));
     for u in &a.rm_vault {
-        rm.push(Recipient::vault_from_uri(u).map_err(|e| usage(e.to_string()))?.id());
+        rm.push(
+            Recipient::vault_from_uri(u)
+                .map_err(|e| usage(e.to_string()))?
+                .id(),
+        );
     }
     for u in &a.rm_azure {
-        rm.push(Recipient::azure_from_url(u).map_err(|e| usage(e.to_string()))?.id());
+        rm.push(
+            Recipient::azure_from_url(u)
+                .map_err(|e| usage(e.to_string()))?
+                .id(),
+        );
     }
     for file in &a.files {
         let name = file.display().to_string();
         let format = a.types.input(file);
         let bytes = ops::read(file).with_context(|| format!("cannot read {name}"))?;
-        let mut f = ops::open(&bytes, format, &ring, OpenOptions::default()).with_context(|| name.clone())?;
+        let mut f = ops::open(&bytes, format, &ring, OpenOptions::default())
+            .with_context(|| name.clone())?;
         let mut groups: Vec<Vec<Recipient>> = Vec::new();
         for grp in &f.meta.key_groups {
             let mut rs = Vec::new();
             for st in &grp.0 {
-                let r = Recipient::from_stanza(st)
-                    .ok_or_else(|| anyhow::anyhow!("{name}: cannot rotate: the file has a {} recipient ksec cannot wrap for", st.kind()))?;
+                let r = Recipient::from_stanza(st).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{name}: cannot rotate: the file has a {} recipient ksec cannot wrap for",
+                        st.kind()
+                    )
+                })?;
                 if !rm.contains(&r.id()) {
                     rs.push(r);
                 }
@@ -75,7 +104,10 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             }
         }
         let key = DataKey::generate();
-        let (kg, threshold) = ring.wrap(&groups, f.meta.shamir_threshold, &key).map_err(ops::OpError::from).with_context(|| name.clone())?;
+        let (kg, threshold) = ring
+            .wrap(&groups, f.meta.shamir_threshold, &key)
+            .map_err(ops::OpError::from)
+            .with_context(|| name.clone())?;
         f.meta.key_groups = kg;
         f.meta.shamir_threshold = threshold;
         f.key = key;
@@ -88,7 +120,6 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         } else {
             std::io::stdout().write_all(&out)?;
         }
-        let _ = store::Format::Yaml;
     }
     Ok(0)
 }

@@ -54,7 +54,9 @@ fn set_in(v: &mut Value, path: &[PathSeg], new: Value) -> Result<()> {
                 if matches!(v, Value::Null) {
                     *v = Value::Map(Map::default());
                 } else {
-                    return Err(usage(format!("cannot set key {k:?}: the parent is not a map")));
+                    return Err(usage(format!(
+                        "cannot set key {k:?}: the parent is not a map"
+                    )));
                 }
             }
             let Value::Map(m) = v else { unreachable!() };
@@ -67,16 +69,27 @@ fn set_in(v: &mut Value, path: &[PathSeg], new: Value) -> Result<()> {
             if matches!(v, Value::Null) {
                 *v = Value::Seq(Seq::default());
             }
-            let Value::Seq(s) = v else { return Err(usage("cannot index: the parent is not a list")) };
-            let positions: Vec<usize> = s.0.iter().enumerate().filter(|(_, x)| matches!(x, SeqItem::Elem(_))).map(|(p, _)| p).collect();
+            let Value::Seq(s) = v else {
+                return Err(usage("cannot index: the parent is not a list"));
+            };
+            let positions: Vec<usize> =
+                s.0.iter()
+                    .enumerate()
+                    .filter(|(_, x)| matches!(x, SeqItem::Elem(_)))
+                    .map(|(p, _)| p)
+                    .collect();
             match positions.get(*i) {
                 Some(&p) => {
-                    let SeqItem::Elem(x) = &mut s.0[p] else { unreachable!() };
+                    let SeqItem::Elem(x) = &mut s.0[p] else {
+                        unreachable!()
+                    };
                     set_in(x, rest, new)
                 }
                 None => {
                     s.0.push(SeqItem::Elem(Value::Null));
-                    let SeqItem::Elem(x) = s.0.last_mut().expect("pushed") else { unreachable!() };
+                    let SeqItem::Elem(x) = s.0.last_mut().expect("pushed") else {
+                        unreachable!()
+                    };
                     set_in(x, rest, new)
                 }
             }
@@ -85,7 +98,9 @@ fn set_in(v: &mut Value, path: &[PathSeg], new: Value) -> Result<()> {
 }
 
 fn unset_in(v: &mut Value, path: &[PathSeg]) -> bool {
-    let Some((first, rest)) = path.split_first() else { return false };
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
     match (first, v) {
         (PathSeg::Key(k), Value::Map(m)) => {
             if rest.is_empty() {
@@ -95,13 +110,22 @@ fn unset_in(v: &mut Value, path: &[PathSeg]) -> bool {
             }
         }
         (PathSeg::Index(i), Value::Seq(s)) => {
-            let positions: Vec<usize> = s.0.iter().enumerate().filter(|(_, x)| matches!(x, SeqItem::Elem(_))).map(|(p, _)| p).collect();
-            let Some(&p) = positions.get(*i) else { return false };
+            let positions: Vec<usize> =
+                s.0.iter()
+                    .enumerate()
+                    .filter(|(_, x)| matches!(x, SeqItem::Elem(_)))
+                    .map(|(p, _)| p)
+                    .collect();
+            let Some(&p) = positions.get(*i) else {
+                return false;
+            };
             if rest.is_empty() {
                 s.0.remove(p);
                 true
             } else {
-                let SeqItem::Elem(x) = &mut s.0[p] else { return false };
+                let SeqItem::Elem(x) = &mut s.0[p] else {
+                    return false;
+                };
                 unset_in(x, rest)
             }
         }
@@ -109,12 +133,18 @@ fn unset_in(v: &mut Value, path: &[PathSeg]) -> bool {
     }
 }
 
-fn change(file: &PathBuf, ids: &IdentityArgs, types: &TypeArgs, f: impl FnOnce(&mut Value) -> Result<bool>) -> Result<i32> {
+fn change(
+    file: &PathBuf,
+    ids: &IdentityArgs,
+    types: &TypeArgs,
+    f: impl FnOnce(&mut Value) -> Result<bool>,
+) -> Result<i32> {
     let name = file.display().to_string();
     let format = types.input(file);
     let bytes = ops::read(file).with_context(|| format!("cannot read {name}"))?;
     let ring = common::keyring(ids, true)?;
-    let mut opened = ops::open(&bytes, format, &ring, OpenOptions::default()).with_context(|| name.clone())?;
+    let mut opened =
+        ops::open(&bytes, format, &ring, OpenOptions::default()).with_context(|| name.clone())?;
     let mut root = Value::Map(opened.docs.0[0].clone());
     if !f(&mut root)? {
         return Ok(0);
@@ -135,10 +165,12 @@ pub fn run_set(a: &SetArgs, _g: &GlobalArgs) -> Result<i32> {
     } else if let Some(f) = &a.value_file {
         std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
     } else {
-        a.value.clone().ok_or_else(|| usage("give a VALUE, --value-stdin or --value-file"))?
+        a.value
+            .clone()
+            .ok_or_else(|| usage("give a VALUE, --value-stdin or --value-file"))?
     });
-    let json: serde_json::Value =
-        serde_json::from_str(raw.trim()).map_err(|_| usage("the value is not valid JSON (a string needs quotes: '\"text\"')"))?;
+    let json: serde_json::Value = serde_json::from_str(raw.trim())
+        .map_err(|_| usage("the value is not valid JSON (a string needs quotes: '\"text\"')"))?;
     let new = Value::from_json(&json);
     change(&a.file, &a.ids, &a.types, |root| {
         if a.idempotent && get(root, &path) == Some(&new) {

@@ -35,14 +35,22 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         let name = file.display().to_string();
         let format = a.types.input(&file);
         let bytes = ksec::ops::read(&file).with_context(|| format!("cannot read {name}"))?;
-        let (docs, meta) = store::load_encrypted(format, &bytes).map_err(ksec::ops::OpError::from).with_context(|| name.clone())?;
+        let (docs, meta) = store::load_encrypted(format, &bytes)
+            .map_err(ksec::ops::OpError::from)
+            .with_context(|| name.clone())?;
         let plan = recipients::plan_for(&file, &docs, &ov).with_context(|| name.clone())?;
         let old: Vec<String> = meta.stanzas().map(|s| s.recipient()).collect();
         let new: Vec<String> = plan.groups.iter().flatten().map(Recipient::id).collect();
         let added: Vec<&String> = new.iter().filter(|r| !old.contains(r)).collect();
         let removed: Vec<&String> = old.iter().filter(|r| !new.contains(r)).collect();
         let same_layout = meta.key_groups.len() == plan.groups.len()
-            && (plan.groups.len() < 2 || meta.shamir_threshold == plan.threshold.max(if plan.threshold == 0 { plan.groups.len() } else { 0 }));
+            && (plan.groups.len() < 2
+                || meta.shamir_threshold
+                    == plan.threshold.max(if plan.threshold == 0 {
+                        plan.groups.len()
+                    } else {
+                        0
+                    }));
         if added.is_empty() && removed.is_empty() && same_layout {
             if g.output == OutputFormat::Text && !g.quiet {
                 eprintln!("{name}: recipients already up to date ({})", plan.source);
@@ -68,8 +76,14 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 continue;
             }
         }
-        let (key, _) = ring.recover(&meta).map_err(ksec::ops::OpError::from).with_context(|| name.clone())?;
-        let (groups, threshold) = ring.rewrap(&meta, &plan.groups, plan.threshold, &key).map_err(ksec::ops::OpError::from).with_context(|| name.clone())?;
+        let (key, _) = ring
+            .recover(&meta)
+            .map_err(ksec::ops::OpError::from)
+            .with_context(|| name.clone())?;
+        let (groups, threshold) = ring
+            .rewrap(&meta, &plan.groups, plan.threshold, &key)
+            .map_err(ksec::ops::OpError::from)
+            .with_context(|| name.clone())?;
         let mut meta = meta;
         meta.key_groups = groups;
         meta.shamir_threshold = threshold;

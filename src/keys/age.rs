@@ -27,7 +27,10 @@ pub struct AgeSource {
 
 impl AgeSource {
     pub fn empty() -> AgeSource {
-        AgeSource { identities: vec![], origins: vec![] }
+        AgeSource {
+            identities: vec![],
+            origins: vec![],
+        }
     }
 
     /// Loads identities from `--identity`, `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`,
@@ -54,7 +57,10 @@ impl AgeSource {
                 .output()
                 .map_err(|e| KeyError::Config(format!("SOPS_AGE_KEY_CMD could not run: {e}")))?;
             if !out.status.success() {
-                return Err(KeyError::Config(format!("SOPS_AGE_KEY_CMD exited with {}", out.status)));
+                return Err(KeyError::Config(format!(
+                    "SOPS_AGE_KEY_CMD exited with {}",
+                    out.status
+                )));
             }
             let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
             src.load_identity_text(&text, "SOPS_AGE_KEY_CMD")?;
@@ -87,12 +93,18 @@ impl AgeSource {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             KeyError::Config(format!("cannot read identity file {}: {e}", path.display()))
         })?);
-        if text.trim_start().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
-            || text.trim_start().starts_with("-----BEGIN RSA PRIVATE KEY-----")
+        if text
+            .trim_start()
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+            || text
+                .trim_start()
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----")
         {
             return self.load_ssh(path, explicit);
         }
-        if text.trim_start().starts_with("age-encryption.org") || text.trim_start().starts_with("-----BEGIN AGE") {
+        if text.trim_start().starts_with("age-encryption.org")
+            || text.trim_start().starts_with("-----BEGIN AGE")
+        {
             return Err(KeyError::Config(format!(
                 "{}: passphrase-protected identity files are not supported; decrypt it with `age -d` into SOPS_AGE_KEY",
                 path.display()
@@ -107,16 +119,22 @@ impl AgeSource {
             text.lines()
                 .flat_map(|l| {
                     let t = l.trim();
-                    if t.starts_with('#') || t.is_empty() { vec![] } else { t.split_whitespace().collect::<Vec<_>>() }
+                    if t.starts_with('#') || t.is_empty() {
+                        vec![]
+                    } else {
+                        t.split_whitespace().collect::<Vec<_>>()
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
         );
         let file = age::IdentityFile::from_buffer(normalized.as_bytes())
             .map_err(|_| KeyError::Config(format!("{origin}: not a valid age identity file")))?;
-        let ids = file
-            .into_identities()
-            .map_err(|_| KeyError::Config(format!("{origin}: contains an identity ksec cannot use (plugins are not supported)")))?;
+        let ids = file.into_identities().map_err(|_| {
+            KeyError::Config(format!(
+                "{origin}: contains an identity ksec cannot use (plugins are not supported)"
+            ))
+        })?;
         for id in ids {
             self.identities.push(id);
             self.origins.push(origin.to_string());
@@ -125,11 +143,13 @@ impl AgeSource {
     }
 
     fn load_ssh(&mut self, path: &Path, explicit: bool) -> Result<(), KeyError> {
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|e| KeyError::Config(format!("cannot read SSH key {}: {e}", path.display())))?,
-        );
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+            KeyError::Config(format!("cannot read SSH key {}: {e}", path.display()))
+        })?);
         let id = age::ssh::Identity::from_buffer(&bytes[..], Some(path.display().to_string()))
-            .map_err(|_| KeyError::Config(format!("{}: not an OpenSSH private key", path.display())))?;
+            .map_err(|_| {
+                KeyError::Config(format!("{}: not an OpenSSH private key", path.display()))
+            })?;
         match id {
             age::ssh::Identity::Unencrypted(_) => {
                 self.identities.push(Box::new(id));
@@ -168,7 +188,9 @@ pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, KeyErr
             .map_err(|_| KeyError::Config(format!("invalid SSH recipient {s:?}")));
     }
     if s.starts_with("age1pq1") {
-        return Err(KeyError::Config(format!("post-quantum age recipients are not supported yet: {s}")));
+        return Err(KeyError::Config(format!(
+            "post-quantum age recipients are not supported yet: {s}"
+        )));
     }
     s.parse::<age::x25519::Recipient>()
         .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
@@ -203,7 +225,10 @@ impl KeySource for AgeSource {
         let Recipient::Age(r) = recipient else {
             return Err(KeyError::Config("not an age recipient".into()));
         };
-        Ok(Stanza::Age { recipient: r.trim().to_string(), enc: encrypt_armored(r, data_key)? })
+        Ok(Stanza::Age {
+            recipient: r.trim().to_string(),
+            enc: encrypt_armored(r, data_key)?,
+        })
     }
 
     fn unwrap(&self, stanza: &Stanza) -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -221,13 +246,19 @@ impl KeySource for AgeSource {
         };
         let dec = age::Decryptor::new_buffered(ArmoredReader::new(enc.as_bytes()))
             .map_err(|e| bad(format!("malformed age stanza: {e}")))?;
-        let mut reader = match dec.decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
+        let mut reader = match dec.decrypt(
+            self.identities
+                .iter()
+                .map(|i| i.as_ref() as &dyn age::Identity),
+        ) {
             Ok(r) => r,
             Err(age::DecryptError::NoMatchingKeys) => return Err(KeyError::NoIdentity),
             Err(e) => return Err(bad(e.to_string())),
         };
         let mut out = Zeroizing::new(Vec::new());
-        reader.read_to_end(&mut out).map_err(|e| bad(e.to_string()))?;
+        reader
+            .read_to_end(&mut out)
+            .map_err(|e| bad(e.to_string()))?;
         Ok(out)
     }
 }

@@ -13,11 +13,23 @@ use crate::sops::{DataKey, KeyGroup, Metadata, Stanza};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
     Age(String),
-    Kms { arn: String, role: String, context: IndexMap<String, String>, aws_profile: String },
-    HcVault { address: String, engine_path: String, key_name: String },
-    AzureKv { vault_url: String, name: String, version: String },
+    Kms {
+        arn: String,
+        role: String,
+        context: IndexMap<String, String>,
+        aws_profile: String,
+    },
+    HcVault {
+        address: String,
+        engine_path: String,
+        key_name: String,
+    },
+    AzureKv {
+        vault_url: String,
+        name: String,
+        version: String,
+    },
 }
-
 
 impl Recipient {
     pub fn kind(&self) -> &'static str {
@@ -36,8 +48,16 @@ impl Recipient {
             Recipient::Age(r) => r.clone(),
             Recipient::Kms { arn, role, .. } if !role.is_empty() => format!("{arn}+{role}"),
             Recipient::Kms { arn, .. } => arn.clone(),
-            Recipient::HcVault { address, engine_path, key_name } => format!("{address}/v1/{engine_path}/keys/{key_name}"),
-            Recipient::AzureKv { vault_url, name, version } => format!("{vault_url}/keys/{name}/{version}"),
+            Recipient::HcVault {
+                address,
+                engine_path,
+                key_name,
+            } => format!("{address}/v1/{engine_path}/keys/{key_name}"),
+            Recipient::AzureKv {
+                vault_url,
+                name,
+                version,
+            } => format!("{vault_url}/keys/{name}/{version}"),
         }
     }
 
@@ -45,30 +65,64 @@ impl Recipient {
     pub fn from_stanza(st: &Stanza) -> Option<Recipient> {
         Some(match st {
             Stanza::Age { recipient, .. } => Recipient::Age(recipient.clone()),
-            Stanza::Kms { arn, role, context, aws_profile, .. } => {
-                Recipient::Kms { arn: arn.clone(), role: role.clone(), context: context.clone(), aws_profile: aws_profile.clone() }
-            }
-            Stanza::HcVault { vault_address, engine_path, key_name, .. } => Recipient::HcVault {
+            Stanza::Kms {
+                arn,
+                role,
+                context,
+                aws_profile,
+                ..
+            } => Recipient::Kms {
+                arn: arn.clone(),
+                role: role.clone(),
+                context: context.clone(),
+                aws_profile: aws_profile.clone(),
+            },
+            Stanza::HcVault {
+                vault_address,
+                engine_path,
+                key_name,
+                ..
+            } => Recipient::HcVault {
                 address: vault_address.clone(),
                 engine_path: engine_path.clone(),
                 key_name: key_name.clone(),
             },
-            Stanza::AzureKv { vault_url, name, version, .. } => {
-                Recipient::AzureKv { vault_url: vault_url.clone(), name: name.clone(), version: version.clone() }
-            }
+            Stanza::AzureKv {
+                vault_url,
+                name,
+                version,
+                ..
+            } => Recipient::AzureKv {
+                vault_url: vault_url.clone(),
+                name: name.clone(),
+                version: version.clone(),
+            },
             Stanza::Other { .. } => return None,
         })
     }
 
     /// `arn` or `arn+roleArn`, as in `.sops.yaml` `kms:` and `--kms`.
-    pub fn kms_from_str(s: &str, context: IndexMap<String, String>, aws_profile: &str) -> Recipient {
+    pub fn kms_from_str(
+        s: &str,
+        context: IndexMap<String, String>,
+        aws_profile: &str,
+    ) -> Recipient {
         let (arn, role) = s.trim().split_once('+').unwrap_or((s.trim(), ""));
-        Recipient::Kms { arn: arn.to_string(), role: role.to_string(), context, aws_profile: aws_profile.to_string() }
+        Recipient::Kms {
+            arn: arn.to_string(),
+            role: role.to_string(),
+            context,
+            aws_profile: aws_profile.to_string(),
+        }
     }
 
     /// `https://host:8200/v1/<engine path>/keys/<name>` (sops's `hc_vault_transit_uri`).
     pub fn vault_from_uri(uri: &str) -> Result<Recipient, KeyError> {
-        let bad = || KeyError::Config(format!("invalid Vault transit URI {uri:?}: expected SCHEME://HOST[:PORT]/v1/ENGINE/keys/NAME"));
+        let bad = || {
+            KeyError::Config(format!(
+                "invalid Vault transit URI {uri:?}: expected SCHEME://HOST[:PORT]/v1/ENGINE/keys/NAME"
+            ))
+        };
         let u = url::Url::parse(uri.trim()).map_err(|_| bad())?;
         let path = u.path().trim_matches('/');
         let rest = path.strip_prefix("v1/").ok_or_else(bad)?;
@@ -80,12 +134,20 @@ impl Recipient {
         if let Some(p) = u.port() {
             address.push_str(&format!(":{p}"));
         }
-        Ok(Recipient::HcVault { address, engine_path: engine.to_string(), key_name: name.to_string() })
+        Ok(Recipient::HcVault {
+            address,
+            engine_path: engine.to_string(),
+            key_name: name.to_string(),
+        })
     }
 
     /// `https://NAME.vault.azure.net/keys/KEY[/VERSION]` (sops's `azure_keyvault`).
     pub fn azure_from_url(s: &str) -> Result<Recipient, KeyError> {
-        let bad = || KeyError::Config(format!("invalid Azure Key Vault key URL {s:?}: expected https://VAULT/keys/NAME[/VERSION]"));
+        let bad = || {
+            KeyError::Config(format!(
+                "invalid Azure Key Vault key URL {s:?}: expected https://VAULT/keys/NAME[/VERSION]"
+            ))
+        };
         let u = url::Url::parse(s.trim()).map_err(|_| bad())?;
         let segs: Vec<&str> = u.path().trim_matches('/').split('/').collect();
         let (name, version) = match segs.as_slice() {
@@ -97,7 +159,11 @@ impl Recipient {
         if let Some(p) = u.port() {
             vault_url.push_str(&format!(":{p}"));
         }
-        Ok(Recipient::AzureKv { vault_url, name, version })
+        Ok(Recipient::AzureKv {
+            vault_url,
+            name,
+            version,
+        })
     }
 }
 
@@ -134,7 +200,12 @@ pub enum KeyError {
     #[error("no matching identity")]
     NoIdentity,
     #[error("{backend} key {key}: {class}: {detail}")]
-    Backend { backend: &'static str, key: String, class: ErrorClass, detail: String },
+    Backend {
+        backend: &'static str,
+        key: String,
+        class: ErrorClass,
+        detail: String,
+    },
     #[error("{0}")]
     Config(String),
     #[error("{0} keys are not supported by ksec (the stanza is kept, but cannot be used)")]
@@ -148,9 +219,16 @@ pub enum KeyError {
 /// Builds the key ring from the environment: age identities (only when
 /// decrypting) and the cloud key services, whose clients are created lazily
 /// so a file with only age recipients never needs cloud credentials.
-pub fn keyring_from_env(opts: &age::IdentityOptions, need_identities: bool) -> Result<KeyRing, KeyError> {
+pub fn keyring_from_env(
+    opts: &age::IdentityOptions,
+    need_identities: bool,
+) -> Result<KeyRing, KeyError> {
     let mut ring = KeyRing::new();
-    ring.add(Box::new(if need_identities { age::AgeSource::discover(opts)? } else { age::AgeSource::empty() }));
+    ring.add(Box::new(if need_identities {
+        age::AgeSource::discover(opts)?
+    } else {
+        age::AgeSource::empty()
+    }));
     Ok(ring)
 }
 
@@ -189,14 +267,24 @@ impl KeyRing {
     }
 
     fn source(&self, kind: &str) -> Option<&dyn KeySource> {
-        self.sources.iter().find(|s| s.kind() == kind).map(|b| b.as_ref())
+        self.sources
+            .iter()
+            .find(|s| s.kind() == kind)
+            .map(|b| b.as_ref())
     }
 
     /// Wraps `key` for every group. Two or more groups split the key with
     /// Shamir (`threshold` 0 means all groups), share i to group i.
-    pub fn wrap(&self, groups: &[Vec<Recipient>], threshold: usize, key: &DataKey) -> Result<(Vec<KeyGroup>, usize), KeyError> {
+    pub fn wrap(
+        &self,
+        groups: &[Vec<Recipient>],
+        threshold: usize,
+        key: &DataKey,
+    ) -> Result<(Vec<KeyGroup>, usize), KeyError> {
         if groups.is_empty() || groups.iter().all(|g| g.is_empty()) {
-            return Err(KeyError::Config("no recipients: nothing could decrypt the file".into()));
+            return Err(KeyError::Config(
+                "no recipients: nothing could decrypt the file".into(),
+            ));
         }
         if let Some(i) = groups.iter().position(|g| g.is_empty()) {
             return Err(KeyError::Config(format!("key group {i} is empty")));
@@ -204,16 +292,20 @@ impl KeyRing {
         let (parts, threshold): (Vec<Zeroizing<Vec<u8>>>, usize) = if groups.len() == 1 {
             (vec![Zeroizing::new(key.bytes().to_vec())], threshold)
         } else {
-            let t = if threshold == 0 { groups.len() } else { threshold };
+            let t = if threshold == 0 {
+                groups.len()
+            } else {
+                threshold
+            };
             (shamir::split(key.bytes(), groups.len(), t)?, t)
         };
         let mut out = Vec::with_capacity(groups.len());
         for (g, part) in groups.iter().zip(parts.iter()) {
             let mut stanzas = Vec::with_capacity(g.len());
             for r in g {
-                let src = self
-                    .source(r.kind())
-                    .ok_or_else(|| KeyError::Config(format!("no {} key service is configured", r.kind())))?;
+                let src = self.source(r.kind()).ok_or_else(|| {
+                    KeyError::Config(format!("no {} key service is configured", r.kind()))
+                })?;
                 stanzas.push(src.wrap(r, part)?);
             }
             out.push(KeyGroup(stanzas));
@@ -223,16 +315,26 @@ impl KeyRing {
 
     /// Re-wraps an existing data key: stanzas for recipients already present
     /// are kept as they are (no key-service call), new ones are wrapped.
-    pub fn rewrap(&self, old: &Metadata, groups: &[Vec<Recipient>], threshold: usize, key: &DataKey) -> Result<(Vec<KeyGroup>, usize), KeyError> {
+    pub fn rewrap(
+        &self,
+        old: &Metadata,
+        groups: &[Vec<Recipient>],
+        threshold: usize,
+        key: &DataKey,
+    ) -> Result<(Vec<KeyGroup>, usize), KeyError> {
         if groups.len() == 1 && old.key_groups.len() == 1 {
             let mut stanzas = Vec::new();
             for r in &groups[0] {
-                match old.key_groups[0].0.iter().find(|s| s.kind() == r.kind() && s.recipient() == r.id()) {
+                match old.key_groups[0]
+                    .0
+                    .iter()
+                    .find(|s| s.kind() == r.kind() && s.recipient() == r.id())
+                {
                     Some(s) => stanzas.push(s.clone()),
                     None => {
-                        let src = self
-                            .source(r.kind())
-                            .ok_or_else(|| KeyError::Config(format!("no {} key service is configured", r.kind())))?;
+                        let src = self.source(r.kind()).ok_or_else(|| {
+                            KeyError::Config(format!("no {} key service is configured", r.kind()))
+                        })?;
                         stanzas.push(src.wrap(r, key.bytes())?);
                     }
                 }
@@ -249,7 +351,11 @@ impl KeyRing {
         let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut opened = Vec::new();
         let needed = if meta.key_groups.len() > 1 {
-            if meta.shamir_threshold == 0 { meta.key_groups.len() } else { meta.shamir_threshold }
+            if meta.shamir_threshold == 0 {
+                meta.key_groups.len()
+            } else {
+                meta.shamir_threshold
+            }
         } else {
             1
         };
@@ -266,29 +372,48 @@ impl KeyRing {
                 };
                 match res {
                     Ok(part) => {
-                        opened.push(Opened { group: gi, kind: st.kind().to_string(), recipient: st.recipient() });
+                        opened.push(Opened {
+                            group: gi,
+                            kind: st.kind().to_string(),
+                            recipient: st.recipient(),
+                        });
                         parts.push(part);
                         break;
                     }
-                    Err(e) => attempts.push(format!("  - group {gi}, {} {}: {e}", st.kind(), st.recipient())),
+                    Err(e) => attempts.push(format!(
+                        "  - group {gi}, {} {}: {e}",
+                        st.kind(),
+                        st.recipient()
+                    )),
                 }
             }
         }
         let hint = "set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), pass --identity FILE, or check the cloud credentials of the KMS recipients".to_string();
         if meta.key_groups.len() == 1 {
             let part = parts.pop().ok_or(KeyError::NoKey { attempts, hint })?;
-            let key = DataKey::from_slice(&part)
-                .ok_or_else(|| KeyError::Config(format!("the unwrapped data key is {} bytes, expected 32", part.len())))?;
+            let key = DataKey::from_slice(&part).ok_or_else(|| {
+                KeyError::Config(format!(
+                    "the unwrapped data key is {} bytes, expected 32",
+                    part.len()
+                ))
+            })?;
             return Ok((key, opened));
         }
         if parts.len() < needed {
-            attempts.push(format!("  - only {} of the {needed} key groups needed (shamir_threshold) could be opened", parts.len()));
+            attempts.push(format!(
+                "  - only {} of the {needed} key groups needed (shamir_threshold) could be opened",
+                parts.len()
+            ));
             return Err(KeyError::NoKey { attempts, hint });
         }
         let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
         let secret = shamir::combine(&refs)?;
-        let key = DataKey::from_slice(&secret)
-            .ok_or_else(|| KeyError::Config(format!("the combined data key is {} bytes, expected 32", secret.len())))?;
+        let key = DataKey::from_slice(&secret).ok_or_else(|| {
+            KeyError::Config(format!(
+                "the combined data key is {} bytes, expected 32",
+                secret.len()
+            ))
+        })?;
         Ok((key, opened))
     }
 }

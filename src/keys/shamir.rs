@@ -47,19 +47,26 @@ pub enum ShamirError {
 }
 
 /// Splits `secret` into `parts` shares, any `threshold` of which recover it.
-pub fn split(secret: &[u8], parts: usize, threshold: usize) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
+pub fn split(
+    secret: &[u8],
+    parts: usize,
+    threshold: usize,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
     if !(2..=255).contains(&threshold) {
         return Err(ShamirError::Threshold(threshold));
     }
     if parts < threshold || parts > 255 {
         return Err(ShamirError::Parts { parts, threshold });
     }
-    let mut shares: Vec<Zeroizing<Vec<u8>>> =
-        (0..parts).map(|i| Zeroizing::new({
-            let mut v = vec![0u8; secret.len() + 1];
-            v[secret.len()] = (i + 1) as u8;
-            v
-        })).collect();
+    let mut shares: Vec<Zeroizing<Vec<u8>>> = (0..parts)
+        .map(|i| {
+            Zeroizing::new({
+                let mut v = vec![0u8; secret.len() + 1];
+                v[secret.len()] = (i + 1) as u8;
+                v
+            })
+        })
+        .collect();
     let mut coeffs = Zeroizing::new(vec![0u8; threshold]);
     for (byte_idx, &s) in secret.iter().enumerate() {
         coeffs[0] = s;

@@ -21,7 +21,9 @@ pub enum OpError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("MAC mismatch: the file was changed outside sops/ksec, or values were moved (refusing to decrypt; --ignore-mac overrides)")]
+    #[error(
+        "MAC mismatch: the file was changed outside sops/ksec, or values were moved (refusing to decrypt; --ignore-mac overrides)"
+    )]
     MacMismatch,
     #[error("the file has no MAC (refusing to decrypt; --ignore-mac overrides)")]
     MacMissing,
@@ -48,7 +50,9 @@ pub fn default_rule(format: Format, docs: &Documents) -> Rule {
     if format == Format::Binary {
         Rule::None
     } else if recipients::has_secret(docs) {
-        Rule::EncryptedRegex(regex::Regex::new(crate::sops::rules::KUBERNETES_SECRET_REGEX).expect("static regex"))
+        Rule::EncryptedRegex(
+            regex::Regex::new(crate::sops::rules::KUBERNETES_SECRET_REGEX).expect("static regex"),
+        )
     } else {
         Rule::default()
     }
@@ -59,7 +63,12 @@ fn now_rfc3339() -> String {
 }
 
 /// Encrypts values, stamps lastmodified and the MAC into `meta`.
-pub fn seal(docs: &mut Documents, meta: &mut Metadata, key: &DataKey, stash: Option<&Stash>) -> Result<(), OpError> {
+pub fn seal(
+    docs: &mut Documents,
+    meta: &mut Metadata,
+    key: &DataKey,
+    stash: Option<&Stash>,
+) -> Result<(), OpError> {
     let mac = engine::encrypt_docs(&mut docs.0, key, &meta.rule, meta.mac_only_encrypted, stash)?;
     meta.lastmodified = now_rfc3339();
     let aad = meta.mac_aad().map_err(OpError::Metadata)?;
@@ -78,13 +87,20 @@ pub fn encrypt(
     let rule = if format == Format::Binary {
         Rule::None
     } else {
-        plan.rule.clone().unwrap_or_else(|| default_rule(format, &docs))
+        plan.rule
+            .clone()
+            .unwrap_or_else(|| default_rule(format, &docs))
     };
     let key = DataKey::generate();
     let (groups, threshold) = ring.wrap(&plan.groups, plan.threshold, &key)?;
     let mut meta = Metadata::new(groups, threshold, rule, plan.mac_only_encrypted);
     seal(&mut docs, &mut meta, &key, None)?;
-    Ok(store::emit_encrypted(format, &docs, &meta, plan.yaml_indent))
+    Ok(store::emit_encrypted(
+        format,
+        &docs,
+        &meta,
+        plan.yaml_indent,
+    ))
 }
 
 /// An opened (decrypted) file, with what is needed to write it back.
@@ -103,7 +119,12 @@ pub struct OpenOptions {
 }
 
 /// Parses and decrypts an encrypted file, verifying the MAC.
-pub fn open(bytes: &[u8], format: Format, ring: &KeyRing, opts: OpenOptions) -> Result<OpenedFile, OpError> {
+pub fn open(
+    bytes: &[u8],
+    format: Format,
+    ring: &KeyRing,
+    opts: OpenOptions,
+) -> Result<OpenedFile, OpError> {
     let (docs, meta) = store::load_encrypted(format, bytes)?;
     let (key, opened) = ring.recover(&meta)?;
     open_with_key(docs, meta, key, opened, opts)
@@ -119,18 +140,39 @@ pub fn open_with_key(
 ) -> Result<OpenedFile, OpError> {
     let mut stash = Stash::default();
     let mut warnings = Vec::new();
-    let mac = engine::decrypt_docs(&mut docs.0, &key, &meta.rule, meta.mac_only_encrypted, Some(&mut stash), &mut warnings)?;
+    let mac = engine::decrypt_docs(
+        &mut docs.0,
+        &key,
+        &meta.rule,
+        meta.mac_only_encrypted,
+        Some(&mut stash),
+        &mut warnings,
+    )?;
     verify_mac(&meta, &key, &mac, opts, &mut warnings)?;
-    Ok(OpenedFile { docs, meta, key, stash, opened, warnings })
+    Ok(OpenedFile {
+        docs,
+        meta,
+        key,
+        stash,
+        opened,
+        warnings,
+    })
 }
 
-fn verify_mac(meta: &Metadata, key: &DataKey, computed: &str, opts: OpenOptions, warnings: &mut Vec<String>) -> Result<(), OpError> {
+fn verify_mac(
+    meta: &Metadata,
+    key: &DataKey,
+    computed: &str,
+    opts: OpenOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(), OpError> {
     let check = || -> Result<(), OpError> {
         if meta.mac.is_empty() {
             return Err(OpError::MacMissing);
         }
         let aad = meta.mac_aad().map_err(OpError::Metadata)?;
-        let (stored, _, _) = cipher::decrypt(key, &meta.mac, &aad).map_err(OpError::MacUndecryptable)?;
+        let (stored, _, _) =
+            cipher::decrypt(key, &meta.mac, &aad).map_err(OpError::MacUndecryptable)?;
         if stored.as_slice() != computed.as_bytes() {
             return Err(OpError::MacMismatch);
         }
@@ -148,7 +190,11 @@ fn verify_mac(meta: &Metadata, key: &DataKey, computed: &str, opts: OpenOptions,
 
 /// Re-encrypts an opened file after a change, keeping its data key and the
 /// IVs of unchanged values (small git diffs).
-pub fn reseal(f: &mut OpenedFile, format: Format, indent: Option<usize>) -> Result<Vec<u8>, OpError> {
+pub fn reseal(
+    f: &mut OpenedFile,
+    format: Format,
+    indent: Option<usize>,
+) -> Result<Vec<u8>, OpError> {
     let mut docs = f.docs.clone();
     seal(&mut docs, &mut f.meta, &f.key, Some(&f.stash))?;
     Ok(store::emit_encrypted(format, &docs, &f.meta, indent))

@@ -96,9 +96,13 @@ pub struct RecipientsDir {
 }
 
 pub fn load_yaml_json(path: &Path) -> Result<serde_json::Value, ConfigError> {
-    let err = |msg: String| ConfigError::File { file: path.to_path_buf(), msg };
+    let err = |msg: String| ConfigError::File {
+        file: path.to_path_buf(),
+        msg,
+    };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let docs = crate::sops::store::load_plain(crate::sops::Format::Yaml, &bytes).map_err(|e| err(e.to_string()))?;
+    let docs = crate::sops::store::load_plain(crate::sops::Format::Yaml, &bytes)
+        .map_err(|e| err(e.to_string()))?;
     Ok(docs
         .0
         .first()
@@ -126,7 +130,10 @@ impl RecipientsDir {
 
     pub fn load(dir: &Path) -> Result<RecipientsDir, ConfigError> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| ConfigError::File { file: dir.to_path_buf(), msg: e.to_string() })?
+            .map_err(|e| ConfigError::File {
+                file: dir.to_path_buf(),
+                msg: e.to_string(),
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
@@ -136,8 +143,15 @@ impl RecipientsDir {
             envs.push(load_env(&f)?);
         }
         let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let root = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        Ok(RecipientsDir { dir: dir.to_path_buf(), root, envs })
+        let root = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(RecipientsDir {
+            dir: dir.to_path_buf(),
+            root,
+            envs,
+        })
     }
 
     pub fn env(&self, name: &str) -> Option<&Environment> {
@@ -159,7 +173,9 @@ impl RecipientsDir {
 
     fn env_for_path(&self, file: &Path) -> Result<Option<&Environment>, ConfigError> {
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-        let Ok(rel) = abs.strip_prefix(&self.root) else { return Ok(None) };
+        let Ok(rel) = abs.strip_prefix(&self.root) else {
+            return Ok(None);
+        };
         let owners: Vec<&Environment> = self.envs.iter().filter(|e| e.owns_path(rel)).collect();
         match owners.as_slice() {
             [] => Ok(None),
@@ -167,20 +183,32 @@ impl RecipientsDir {
             many => Err(ConfigError::Invalid(format!(
                 "{} is matched by the paths of several environments: {}",
                 rel.display(),
-                many.iter().map(|e| e.file.display().to_string()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|e| e.file.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
 
     /// Picks the environment for a file. Namespaces decide; a Secret without
     /// one falls back to path globs or `--env`. Returns the reason too.
-    pub fn route(&self, file: &Path, docs: &Documents, explicit: Option<&str>) -> Result<Option<(&Environment, String)>, ConfigError> {
+    pub fn route(
+        &self,
+        file: &Path,
+        docs: &Documents,
+        explicit: Option<&str>,
+    ) -> Result<Option<(&Environment, String)>, ConfigError> {
         let explicit_env = match explicit {
             Some(n) => Some(self.env(n).ok_or_else(|| {
                 ConfigError::Invalid(format!(
                     "--env {n}: no such environment in {} (have: {})",
                     self.dir.display(),
-                    self.envs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                    self.envs
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?),
             None => None,
@@ -192,10 +220,12 @@ impl RecipientsDir {
                 unnamespaced = true;
                 continue;
             };
-            let env = self.env_for_namespace(&ns)?.ok_or_else(|| ConfigError::NamespaceUnclaimed {
-                namespace: ns.clone(),
-                dir: self.dir.clone(),
-            })?;
+            let env =
+                self.env_for_namespace(&ns)?
+                    .ok_or_else(|| ConfigError::NamespaceUnclaimed {
+                        namespace: ns.clone(),
+                        dir: self.dir.clone(),
+                    })?;
             if let Some(x) = explicit_env {
                 if x.name != env.name {
                     return Err(ConfigError::MixedEnvironments(format!(
@@ -238,24 +268,49 @@ impl RecipientsDir {
 
 fn has_yaml(d: &Path) -> bool {
     std::fs::read_dir(d)
-        .map(|it| it.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "yaml" || x == "yml")))
+        .map(|it| {
+            it.filter_map(Result::ok).any(|e| {
+                e.path()
+                    .extension()
+                    .is_some_and(|x| x == "yaml" || x == "yml")
+            })
+        })
         .unwrap_or(false)
 }
 
 fn load_env(path: &Path) -> Result<Environment, ConfigError> {
-    let err = |msg: String| ConfigError::File { file: path.to_path_buf(), msg };
+    let err = |msg: String| ConfigError::File {
+        file: path.to_path_buf(),
+        msg,
+    };
     let json = load_yaml_json(path)?;
     let f: EnvFile = serde_json::from_value(json).map_err(|e| err(e.to_string()))?;
-    let name = f
-        .environment
-        .clone()
-        .unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("default").to_string());
-    let glob = |p: &str| Glob::new(p).map(|g| g.compile_matcher()).map_err(|e| err(format!("bad glob {p:?}: {e}")));
-    let ns_matchers = f.namespaces.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>()?;
-    let path_matchers = f.paths.iter().map(|p| glob(p)).collect::<Result<Vec<_>, _>>()?;
+    let name = f.environment.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("default")
+            .to_string()
+    });
+    let glob = |p: &str| {
+        Glob::new(p)
+            .map(|g| g.compile_matcher())
+            .map_err(|e| err(format!("bad glob {p:?}: {e}")))
+    };
+    let ns_matchers = f
+        .namespaces
+        .iter()
+        .map(|p| glob(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path_matchers = f
+        .paths
+        .iter()
+        .map(|p| glob(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let groups = parse_groups(&f.keys).map_err(|e| err(e.to_string()))?;
     if groups.is_empty() {
-        return Err(err("no recipients (give age:, kms:, hc_vault:, azure_keyvault: or key_groups:)".into()));
+        return Err(err(
+            "no recipients (give age:, kms:, hc_vault:, azure_keyvault: or key_groups:)".into(),
+        ));
     }
     if f.namespaces.is_empty() && f.paths.is_empty() {
         return Err(err("an environment needs `namespaces:` or `paths:`".into()));
@@ -269,7 +324,11 @@ fn load_env(path: &Path) -> Result<Environment, ConfigError> {
     .map_err(err)?;
     let rotate_after_days = match &f.rotate_after {
         None => None,
-        Some(s) => Some(parse_days(s).ok_or_else(|| err(format!("rotate_after {s:?}: use a number of days like 90d, 12w, 6m, 1y")))?),
+        Some(s) => Some(parse_days(s).ok_or_else(|| {
+            err(format!(
+                "rotate_after {s:?}: use a number of days like 90d, 12w, 6m, 1y"
+            ))
+        })?),
     };
     Ok(Environment {
         name,

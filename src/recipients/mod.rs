@@ -18,8 +18,13 @@ pub enum ConfigError {
     #[error("{file}: {msg}")]
     File { file: PathBuf, msg: String },
     #[error("namespace {namespace:?} is claimed by more than one environment: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))]
-    NamespaceConflict { namespace: String, files: Vec<PathBuf> },
-    #[error("namespace {namespace:?} belongs to no environment in {dir} (add it to the `namespaces:` of one recipients file)")]
+    NamespaceConflict {
+        namespace: String,
+        files: Vec<PathBuf>,
+    },
+    #[error(
+        "namespace {namespace:?} belongs to no environment in {dir} (add it to the `namespaces:` of one recipients file)"
+    )]
     NamespaceUnclaimed { namespace: String, dir: PathBuf },
     #[error("the file mixes environments: {0}")]
     MixedEnvironments(String),
@@ -93,7 +98,9 @@ pub fn is_secret(m: &crate::sops::Map) -> bool {
 
 /// Does the file hold at least one Kubernetes Secret?
 pub fn has_secret(docs: &Documents) -> bool {
-    docs.0.iter().any(|d| k8s_objects(d).into_iter().any(is_secret))
+    docs.0
+        .iter()
+        .any(|d| k8s_objects(d).into_iter().any(is_secret))
 }
 
 /// Resolves the recipients for `file`: flags, then `recipients/` (by
@@ -116,7 +123,8 @@ pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, C
             yaml_indent: indent,
         };
         if ov.env.is_some() {
-            p.notes.push("--env is ignored because recipients were given explicitly".into());
+            p.notes
+                .push("--env is ignored because recipients were given explicitly".into());
         }
         return Ok(p);
     }

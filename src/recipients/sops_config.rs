@@ -42,11 +42,19 @@ pub struct KeySpec {
 fn strings(v: &Option<J>) -> Vec<String> {
     match v {
         None | Some(J::Null) => vec![],
-        Some(J::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+        Some(J::String(s)) => s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
         Some(J::Array(a)) => a
             .iter()
             .flat_map(|x| match x {
-                J::String(s) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+                J::String(s) => s
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
                 _ => vec![],
             })
             .collect(),
@@ -69,19 +77,35 @@ fn kms_list(v: &Option<J>, profile: &str) -> Result<Vec<Recipient>, String> {
                 }
             }
             J::Object(o) => {
-                let arn = o.get("arn").and_then(J::as_str).ok_or("kms entry without arn")?;
+                let arn = o
+                    .get("arn")
+                    .and_then(J::as_str)
+                    .ok_or("kms entry without arn")?;
                 let mut ctx = IndexMap::new();
                 if let Some(J::Object(c)) = o.get("context") {
                     for (k, v) in c {
-                        ctx.insert(k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                        ctx.insert(
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        );
                     }
                 }
                 let role = o.get("role").and_then(J::as_str).unwrap_or("");
                 let prof = o.get("aws_profile").and_then(J::as_str).unwrap_or(profile);
-                let base = if role.is_empty() { arn.to_string() } else { format!("{arn}+{role}") };
+                let base = if role.is_empty() {
+                    arn.to_string()
+                } else {
+                    format!("{arn}+{role}")
+                };
                 out.push(Recipient::kms_from_str(&base, ctx, prof));
             }
-            _ => return Err("kms entries must be ARNs or {arn, role, context, aws_profile} maps".into()),
+            _ => {
+                return Err(
+                    "kms entries must be ARNs or {arn, role, context, aws_profile} maps".into(),
+                );
+            }
         }
     }
     Ok(out)
@@ -102,8 +126,16 @@ fn azure_list(v: &Option<J>) -> Result<Vec<Recipient>, String> {
                 }
             }
             J::Object(o) => {
-                let url = o.get("vaultUrl").or_else(|| o.get("vault_url")).and_then(J::as_str).ok_or("azure_keyvault entry without vaultUrl")?;
-                let key = o.get("key").or_else(|| o.get("name")).and_then(J::as_str).ok_or("azure_keyvault entry without key")?;
+                let url = o
+                    .get("vaultUrl")
+                    .or_else(|| o.get("vault_url"))
+                    .and_then(J::as_str)
+                    .ok_or("azure_keyvault entry without vaultUrl")?;
+                let key = o
+                    .get("key")
+                    .or_else(|| o.get("name"))
+                    .and_then(J::as_str)
+                    .ok_or("azure_keyvault entry without key")?;
                 let version = o.get("version").and_then(J::as_str).unwrap_or("");
                 out.push(Recipient::AzureKv {
                     vault_url: url.trim_end_matches('/').to_string(),
@@ -111,28 +143,46 @@ fn azure_list(v: &Option<J>) -> Result<Vec<Recipient>, String> {
                     version: version.to_string(),
                 });
             }
-            _ => return Err("azure_keyvault entries must be URLs or {vaultUrl, key, version} maps".into()),
+            _ => {
+                return Err(
+                    "azure_keyvault entries must be URLs or {vaultUrl, key, version} maps".into(),
+                );
+            }
         }
     }
     Ok(out)
 }
 
 fn group_from(spec: &KeySpec) -> Result<Vec<Recipient>, String> {
-    for (name, v) in [("pgp", &spec.pgp), ("gcp_kms", &spec.gcp_kms), ("hckms", &spec.hckms)] {
-        if v.as_ref().is_some_and(|v| !v.is_null() && v != &J::Array(vec![])) {
-            return Err(format!("{name} recipients are not supported by ksec (use age, kms, hc_vault_transit_uri or azure_keyvault)"));
+    for (name, v) in [
+        ("pgp", &spec.pgp),
+        ("gcp_kms", &spec.gcp_kms),
+        ("hckms", &spec.hckms),
+    ] {
+        if v.as_ref()
+            .is_some_and(|v| !v.is_null() && v != &J::Array(vec![]))
+        {
+            return Err(format!(
+                "{name} recipients are not supported by ksec (use age, kms, hc_vault_transit_uri or azure_keyvault)"
+            ));
         }
     }
     let profile = spec.aws_profile.clone().unwrap_or_default();
     let mut g: Vec<Recipient> = strings(&spec.age).into_iter().map(Recipient::Age).collect();
     g.extend(kms_list(&spec.kms, &profile)?);
-    for uri in strings(&spec.hc_vault_transit_uri).into_iter().chain(strings(&spec.hc_vault)) {
+    for uri in strings(&spec.hc_vault_transit_uri)
+        .into_iter()
+        .chain(strings(&spec.hc_vault))
+    {
         g.push(Recipient::vault_from_uri(&uri).map_err(|e| e.to_string())?);
     }
     g.extend(azure_list(&spec.azure_keyvault)?);
     let mut dedup: Vec<Recipient> = Vec::new();
     for r in g {
-        if !dedup.iter().any(|d| d.kind() == r.kind() && d.id() == r.id()) {
+        if !dedup
+            .iter()
+            .any(|d| d.kind() == r.kind() && d.id() == r.id())
+        {
             dedup.push(r);
         }
     }
@@ -144,14 +194,19 @@ pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
     if let Some(groups) = &spec.key_groups {
         let mut out = Vec::new();
         for (i, g) in groups.iter().enumerate() {
-            let mut gs: KeySpec = serde_json::from_value(g.clone()).map_err(|e| format!("key_groups[{i}]: {e}"))?;
+            let mut gs: KeySpec =
+                serde_json::from_value(g.clone()).map_err(|e| format!("key_groups[{i}]: {e}"))?;
             gs.aws_profile = gs.aws_profile.or_else(|| spec.aws_profile.clone());
             let mut group = group_from(&gs).map_err(|e| format!("key_groups[{i}]: {e}"))?;
             if let Some(J::Array(merges)) = g.get("merge") {
                 for m in merges {
-                    let ms: KeySpec = serde_json::from_value(m.clone()).map_err(|e| format!("key_groups[{i}].merge: {e}"))?;
+                    let ms: KeySpec = serde_json::from_value(m.clone())
+                        .map_err(|e| format!("key_groups[{i}].merge: {e}"))?;
                     for r in group_from(&ms)? {
-                        if !group.iter().any(|d| d.kind() == r.kind() && d.id() == r.id()) {
+                        if !group
+                            .iter()
+                            .any(|d| d.kind() == r.kind() && d.id() == r.id())
+                        {
                             group.push(r);
                         }
                     }
@@ -222,9 +277,15 @@ impl SopsConfig {
     }
 
     pub fn load(path: &Path) -> Result<SopsConfig, ConfigError> {
-        let err = |msg: String| ConfigError::File { file: path.to_path_buf(), msg };
+        let err = |msg: String| ConfigError::File {
+            file: path.to_path_buf(),
+            msg,
+        };
         let json = load_yaml_json(path)?;
-        let yaml_indent = json.pointer("/stores/yaml/indent").and_then(J::as_u64).map(|n| n as usize);
+        let yaml_indent = json
+            .pointer("/stores/yaml/indent")
+            .and_then(J::as_u64)
+            .map(|n| n as usize);
         let raw_rules = match json.get("creation_rules") {
             None | Some(J::Null) => vec![],
             Some(J::Array(a)) => a.clone(),
@@ -232,19 +293,30 @@ impl SopsConfig {
         };
         let mut rules = Vec::new();
         for (i, r) in raw_rules.into_iter().enumerate() {
-            let raw: RawRule = serde_json::from_value(r).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
+            let raw: RawRule =
+                serde_json::from_value(r).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
             let path_regex = match raw.path_regex.as_deref().filter(|s| !s.is_empty()) {
-                Some(re) => Some(Regex::new(re).map_err(|e| err(format!("creation_rules[{i}].path_regex: {e}")))?),
+                Some(re) => Some(
+                    Regex::new(re)
+                        .map_err(|e| err(format!("creation_rules[{i}].path_regex: {e}")))?,
+                ),
                 None => None,
             };
-            let groups = parse_groups(&raw.keys).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
+            let groups =
+                parse_groups(&raw.keys).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
             let rule = Rule::from_fields([
                 ("unencrypted_suffix", raw.unencrypted_suffix.as_deref()),
                 ("encrypted_suffix", raw.encrypted_suffix.as_deref()),
                 ("unencrypted_regex", raw.unencrypted_regex.as_deref()),
                 ("encrypted_regex", raw.encrypted_regex.as_deref()),
-                ("unencrypted_comment_regex", raw.unencrypted_comment_regex.as_deref()),
-                ("encrypted_comment_regex", raw.encrypted_comment_regex.as_deref()),
+                (
+                    "unencrypted_comment_regex",
+                    raw.unencrypted_comment_regex.as_deref(),
+                ),
+                (
+                    "encrypted_comment_regex",
+                    raw.encrypted_comment_regex.as_deref(),
+                ),
             ])
             .map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
             rules.push(CreationRule {
@@ -255,21 +327,34 @@ impl SopsConfig {
                 mac_only_encrypted: raw.mac_only_encrypted.unwrap_or(false),
             });
         }
-        Ok(SopsConfig { path: path.to_path_buf(), rules, yaml_indent })
+        Ok(SopsConfig {
+            path: path.to_path_buf(),
+            rules,
+            yaml_indent,
+        })
     }
 
     /// First matching rule, matched (unanchored) against the path relative to the config's folder.
     pub fn rule_for(&self, file: &Path) -> Result<Option<(usize, &CreationRule)>, ConfigError> {
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-        let base = self.path.parent().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-        let rel = base.as_ref().and_then(|b| abs.strip_prefix(b).ok()).unwrap_or(&abs);
+        let base = self
+            .path
+            .parent()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+        let rel = base
+            .as_ref()
+            .and_then(|b| abs.strip_prefix(b).ok())
+            .unwrap_or(&abs);
         let rel_s = rel.to_string_lossy();
         for (i, r) in self.rules.iter().enumerate() {
             if r.path_regex.as_ref().is_none_or(|re| re.is_match(&rel_s)) {
                 if r.groups.is_empty() {
                     return Err(ConfigError::File {
                         file: self.path.clone(),
-                        msg: format!("creation_rules[{i}] matches {} but names no keys", file.display()),
+                        msg: format!(
+                            "creation_rules[{i}] matches {} but names no keys",
+                            file.display()
+                        ),
                     });
                 }
                 return Ok(Some((i, r)));

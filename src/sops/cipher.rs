@@ -1,9 +1,9 @@
 //! The `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` value codec.
 
+use aes_gcm::AesGcm;
 use aes_gcm::aead::consts::U32;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::aes::Aes256;
-use aes_gcm::AesGcm;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore;
@@ -88,12 +88,24 @@ impl EncValue {
     /// Parses with sops's grammar: `^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`.
     /// Stricter than sops in one way: the value must end at the `]`.
     pub fn parse(s: &str) -> Result<EncValue, EncGrammarError> {
-        let body = s.strip_prefix("ENC[AES256_GCM,").ok_or(EncGrammarError::Prefix)?;
-        let body = body.strip_suffix(']').ok_or(EncGrammarError::Unterminated)?;
-        let rest = body.strip_prefix("data:").ok_or(EncGrammarError::Field("data"))?;
-        let (data, rest) = rest.split_once(",iv:").ok_or(EncGrammarError::Field("iv"))?;
-        let (iv, rest) = rest.split_once(",tag:").ok_or(EncGrammarError::Field("tag"))?;
-        let (tag, typ) = rest.split_once(",type:").ok_or(EncGrammarError::Field("type"))?;
+        let body = s
+            .strip_prefix("ENC[AES256_GCM,")
+            .ok_or(EncGrammarError::Prefix)?;
+        let body = body
+            .strip_suffix(']')
+            .ok_or(EncGrammarError::Unterminated)?;
+        let rest = body
+            .strip_prefix("data:")
+            .ok_or(EncGrammarError::Field("data"))?;
+        let (data, rest) = rest
+            .split_once(",iv:")
+            .ok_or(EncGrammarError::Field("iv"))?;
+        let (iv, rest) = rest
+            .split_once(",tag:")
+            .ok_or(EncGrammarError::Field("tag"))?;
+        let (tag, typ) = rest
+            .split_once(",type:")
+            .ok_or(EncGrammarError::Field("type"))?;
         if !TYPES.contains(&typ) {
             return Err(EncGrammarError::Type(typ.chars().take(16).collect()));
         }
@@ -106,7 +118,12 @@ impl EncValue {
         if tag.len() != TAG_LEN {
             return Err(EncGrammarError::TagLen(tag.len()));
         }
-        Ok(EncValue { data: dec("data", data)?, iv, tag, typ: typ.to_string() })
+        Ok(EncValue {
+            data: dec("data", data)?,
+            iv,
+            tag,
+            typ: typ.to_string(),
+        })
     }
 
     pub fn render(&self) -> String {
@@ -122,7 +139,13 @@ impl EncValue {
 
 /// Encrypts one value. `iv` is reused from the stash when re-encrypting an
 /// unchanged value, so unchanged lines stay byte-identical in git diffs.
-pub fn encrypt(key: &DataKey, plaintext: &[u8], typ: &str, aad: &str, iv: Option<[u8; IV_LEN]>) -> String {
+pub fn encrypt(
+    key: &DataKey,
+    plaintext: &[u8],
+    typ: &str,
+    aad: &str,
+    iv: Option<[u8; IV_LEN]>,
+) -> String {
     let iv = iv.unwrap_or_else(|| {
         let mut iv = [0u8; IV_LEN];
         rand::rngs::OsRng.fill_bytes(&mut iv);
@@ -130,10 +153,22 @@ pub fn encrypt(key: &DataKey, plaintext: &[u8], typ: &str, aad: &str, iv: Option
     });
     let cipher = Gcm32::new_from_slice(key.bytes()).expect("32-byte key");
     let mut out = cipher
-        .encrypt(aes_gcm::Nonce::<U32>::from_slice(&iv), Payload { msg: plaintext, aad: aad.as_bytes() })
+        .encrypt(
+            aes_gcm::Nonce::<U32>::from_slice(&iv),
+            Payload {
+                msg: plaintext,
+                aad: aad.as_bytes(),
+            },
+        )
         .expect("AES-GCM encryption cannot fail for in-memory buffers");
     let tag = out.split_off(out.len() - TAG_LEN);
-    EncValue { data: out, iv: iv.to_vec(), tag, typ: typ.to_string() }.render()
+    EncValue {
+        data: out,
+        iv: iv.to_vec(),
+        tag,
+        typ: typ.to_string(),
+    }
+    .render()
 }
 
 /// Why a value did not decrypt.
@@ -150,19 +185,29 @@ pub enum DecryptError {
 }
 
 /// Decrypts one `ENC[...]` string. Returns the plaintext bytes, type tag and IV.
-pub fn decrypt(key: &DataKey, s: &str, aad: &str) -> Result<(Zeroizing<Vec<u8>>, String, Vec<u8>), DecryptError> {
+pub fn decrypt(
+    key: &DataKey,
+    s: &str,
+    aad: &str,
+) -> Result<(Zeroizing<Vec<u8>>, String, Vec<u8>), DecryptError> {
     let v = EncValue::parse(s)?;
     let mut ct = Vec::with_capacity(v.data.len() + TAG_LEN);
     ct.extend_from_slice(&v.data);
     ct.extend_from_slice(&v.tag);
-    let payload = Payload { msg: &ct, aad: aad.as_bytes() };
+    let payload = Payload {
+        msg: &ct,
+        aad: aad.as_bytes(),
+    };
     let pt = match v.iv.len() {
         32 => Gcm32::new_from_slice(key.bytes())
             .expect("32-byte key")
             .decrypt(aes_gcm::Nonce::<U32>::from_slice(&v.iv), payload),
         12 => Gcm12::new_from_slice(key.bytes())
             .expect("32-byte key")
-            .decrypt(aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::from_slice(&v.iv), payload),
+            .decrypt(
+                aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::from_slice(&v.iv),
+                payload,
+            ),
         n => return Err(DecryptError::IvLen(n)),
     }
     .map_err(|_| DecryptError::Auth)?;
@@ -181,14 +226,31 @@ mod tests {
         assert_eq!(&pt[..], b"hunter2");
         assert_eq!(typ, "str");
         assert_eq!(iv.len(), 32);
-        assert_eq!(decrypt(&k, &e, "data:other:").unwrap_err(), DecryptError::Auth);
+        assert_eq!(
+            decrypt(&k, &e, "data:other:").unwrap_err(),
+            DecryptError::Auth
+        );
     }
 
     #[test]
     fn grammar_errors_are_specific() {
-        assert_eq!(EncValue::parse("ENC[AES256_GCM,data:AA==,iv:,tag:AA==,type:str]").unwrap_err(), EncGrammarError::EmptyIv);
-        assert_eq!(EncValue::parse("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:nope]").unwrap_err(), EncGrammarError::Type("nope".into()));
-        assert_eq!(EncValue::parse("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str").unwrap_err(), EncGrammarError::Unterminated);
-        assert!(matches!(EncValue::parse("ENC[AES256_GCM,data:!!,iv:AA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]"), Err(EncGrammarError::Base64("data"))));
+        assert_eq!(
+            EncValue::parse("ENC[AES256_GCM,data:AA==,iv:,tag:AA==,type:str]").unwrap_err(),
+            EncGrammarError::EmptyIv
+        );
+        assert_eq!(
+            EncValue::parse("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:nope]").unwrap_err(),
+            EncGrammarError::Type("nope".into())
+        );
+        assert_eq!(
+            EncValue::parse("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str").unwrap_err(),
+            EncGrammarError::Unterminated
+        );
+        assert!(matches!(
+            EncValue::parse(
+                "ENC[AES256_GCM,data:!!,iv:AA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]"
+            ),
+            Err(EncGrammarError::Base64("data"))
+        ));
     }
 }

@@ -12,8 +12,8 @@ use super::tree::{Map, MapItem, Seq, SeqItem, Value};
 
 /// SHA-256("sops"): the MAC prefix for `mac_only_encrypted` files.
 const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
-    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b, 0x0b, 0x97, 0x5b,
-    0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
 ];
 
 /// Where in a file a problem is: document index and sops key path.
@@ -31,7 +31,11 @@ impl std::fmt::Display for Location {
 
 fn display_path(aad: &str) -> String {
     let trimmed = aad.trim_end_matches(':');
-    if trimmed.is_empty() { "(top level)".into() } else { trimmed.replace(':', ".") }
+    if trimmed.is_empty() {
+        "(top level)".into()
+    } else {
+        trimmed.replace(':', ".")
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -88,8 +92,13 @@ impl Mac {
 }
 
 enum Mode<'a> {
-    Encrypt { stash: Option<&'a Stash> },
-    Decrypt { stash: Option<&'a mut Stash>, warnings: &'a mut Vec<String> },
+    Encrypt {
+        stash: Option<&'a Stash>,
+    },
+    Decrypt {
+        stash: Option<&'a mut Stash>,
+        warnings: &'a mut Vec<String>,
+    },
 }
 
 struct Walker<'a> {
@@ -111,7 +120,10 @@ impl Walker<'_> {
     }
 
     fn at(&self) -> Location {
-        Location { doc: self.doc, path: self.aad() }
+        Location {
+            doc: self.doc,
+            path: self.aad(),
+        }
     }
 
     fn map(&mut self, m: &mut Map) -> Result<(), WalkError> {
@@ -184,7 +196,9 @@ impl Walker<'_> {
                     Some(p) => *c = p,
                     None => {
                         if cipher::looks_encrypted(c) {
-                            warnings.push(format!("{at}: a comment did not decrypt and was kept as is"));
+                            warnings.push(format!(
+                                "{at}: a comment did not decrypt and was kept as is"
+                            ));
                         }
                     }
                 }
@@ -221,12 +235,20 @@ impl Walker<'_> {
                     let s = match v {
                         Value::Str(s) => s,
                         other => {
-                            return Err(WalkError::NotEncrypted { at, found: kind_name(other) });
+                            return Err(WalkError::NotEncrypted {
+                                at,
+                                found: kind_name(other),
+                            });
                         }
                     };
                     if !s.is_empty() {
                         let (pt, typ, iv) =
-                            cipher::decrypt(self.key, s, &aad).map_err(|source| WalkError::Value { at: at.clone(), source })?;
+                            cipher::decrypt(self.key, s, &aad).map_err(|source| {
+                                WalkError::Value {
+                                    at: at.clone(),
+                                    source,
+                                }
+                            })?;
                         if let Some(st) = stash.as_deref_mut() {
                             st.put(&aad, &pt, &iv);
                         }

@@ -12,12 +12,37 @@ pub const SOPS_VERSION: &str = "3.13.2";
 /// One wrapped copy of the data key (or of a Shamir share).
 #[derive(Clone, PartialEq)]
 pub enum Stanza {
-    Age { recipient: String, enc: String },
-    Kms { arn: String, role: String, context: IndexMap<String, String>, created_at: String, enc: String, aws_profile: String },
-    HcVault { vault_address: String, engine_path: String, key_name: String, created_at: String, enc: String },
-    AzureKv { vault_url: String, name: String, version: String, created_at: String, enc: String },
+    Age {
+        recipient: String,
+        enc: String,
+    },
+    Kms {
+        arn: String,
+        role: String,
+        context: IndexMap<String, String>,
+        created_at: String,
+        enc: String,
+        aws_profile: String,
+    },
+    HcVault {
+        vault_address: String,
+        engine_path: String,
+        key_name: String,
+        created_at: String,
+        enc: String,
+    },
+    AzureKv {
+        vault_url: String,
+        name: String,
+        version: String,
+        created_at: String,
+        enc: String,
+    },
     /// Kept verbatim so files keep PGP/GCP/HuaweiCloud recipients ksec cannot use.
-    Other { kind: String, fields: Map },
+    Other {
+        kind: String,
+        fields: Map,
+    },
 }
 
 impl std::fmt::Debug for Stanza {
@@ -44,12 +69,25 @@ impl Stanza {
             Stanza::Age { recipient, .. } => recipient.clone(),
             Stanza::Kms { arn, role, .. } if !role.is_empty() => format!("{arn}+{role}"),
             Stanza::Kms { arn, .. } => arn.clone(),
-            Stanza::HcVault { vault_address, engine_path, key_name, .. } => {
+            Stanza::HcVault {
+                vault_address,
+                engine_path,
+                key_name,
+                ..
+            } => {
                 format!("{vault_address}/v1/{engine_path}/keys/{key_name}")
             }
-            Stanza::AzureKv { vault_url, name, version, .. } => format!("{vault_url}/keys/{name}/{version}"),
+            Stanza::AzureKv {
+                vault_url,
+                name,
+                version,
+                ..
+            } => format!("{vault_url}/keys/{name}/{version}"),
             Stanza::Other { kind, fields } => {
-                let id = ["fp", "resource_id", "key_id"].iter().find_map(|k| fields.str_of(k)).unwrap_or("?");
+                let id = ["fp", "resource_id", "key_id"]
+                    .iter()
+                    .find_map(|k| fields.str_of(k))
+                    .unwrap_or("?");
                 format!("{kind}:{id}")
             }
         }
@@ -70,7 +108,14 @@ impl Stanza {
         // Field order is sops 3.13's: alphabetical.
         Map(match self {
             Stanza::Age { recipient, enc } => vec![s("enc", enc), s("recipient", recipient)],
-            Stanza::Kms { arn, role, context, created_at, enc, aws_profile } => {
+            Stanza::Kms {
+                arn,
+                role,
+                context,
+                created_at,
+                enc,
+                aws_profile,
+            } => {
                 let mut v = vec![s("arn", arn), s("aws_profile", aws_profile)];
                 if !context.is_empty() {
                     let ctx = Map(context.iter().map(|(k, val)| s(k, val)).collect());
@@ -82,14 +127,26 @@ impl Stanza {
                 }
                 v
             }
-            Stanza::HcVault { vault_address, engine_path, key_name, created_at, enc } => vec![
+            Stanza::HcVault {
+                vault_address,
+                engine_path,
+                key_name,
+                created_at,
+                enc,
+            } => vec![
                 s("created_at", created_at),
                 s("enc", enc),
                 s("engine_path", engine_path),
                 s("key_name", key_name),
                 s("vault_address", vault_address),
             ],
-            Stanza::AzureKv { vault_url, name, version, created_at, enc } => vec![
+            Stanza::AzureKv {
+                vault_url,
+                name,
+                version,
+                created_at,
+                enc,
+            } => vec![
                 s("created_at", created_at),
                 s("enc", enc),
                 s("name", name),
@@ -104,13 +161,20 @@ impl Stanza {
         let get = |k: &str| -> String { lookup(m, k).map(scalar_string).unwrap_or_default() };
         let created = |st: &Stanza| -> Result<(), String> {
             let c = match st {
-                Stanza::Kms { created_at, .. } | Stanza::HcVault { created_at, .. } | Stanza::AzureKv { created_at, .. } => created_at,
+                Stanza::Kms { created_at, .. }
+                | Stanza::HcVault { created_at, .. }
+                | Stanza::AzureKv { created_at, .. } => created_at,
                 _ => return Ok(()),
             };
-            scalar::parse_rfc3339(c).map(|_| ()).ok_or_else(|| format!("{kind}: created_at is not an RFC 3339 time"))
+            scalar::parse_rfc3339(c)
+                .map(|_| ())
+                .ok_or_else(|| format!("{kind}: created_at is not an RFC 3339 time"))
         };
         let st = match kind {
-            "age" => Stanza::Age { recipient: get("recipient").trim().to_string(), enc: get("enc") },
+            "age" => Stanza::Age {
+                recipient: get("recipient").trim().to_string(),
+                enc: get("enc"),
+            },
             "kms" => {
                 let mut context = IndexMap::new();
                 if let Some(Value::Map(c)) = lookup(m, "context") {
@@ -141,7 +205,10 @@ impl Stanza {
                 created_at: get("created_at"),
                 enc: get("enc"),
             },
-            other => Stanza::Other { kind: other.to_string(), fields: m.clone() },
+            other => Stanza::Other {
+                kind: other.to_string(),
+                fields: m.clone(),
+            },
         };
         created(&st)?;
         Ok(st)
@@ -149,7 +216,9 @@ impl Stanza {
 }
 
 /// The key types in the order sops loads them within a group.
-pub const KEY_KINDS: [&str; 7] = ["kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "pgp", "age"];
+pub const KEY_KINDS: [&str; 7] = [
+    "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "pgp", "age",
+];
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct KeyGroup(pub Vec<Stanza>);
@@ -168,7 +237,12 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    pub fn new(key_groups: Vec<KeyGroup>, shamir_threshold: usize, rule: Rule, mac_only_encrypted: bool) -> Metadata {
+    pub fn new(
+        key_groups: Vec<KeyGroup>,
+        shamir_threshold: usize,
+        rule: Rule,
+        mac_only_encrypted: bool,
+    ) -> Metadata {
         Metadata {
             key_groups,
             shamir_threshold,
@@ -202,9 +276,15 @@ impl Metadata {
                 by_kind.insert("hc_vault".into(), vec![]);
             }
             for st in &g.0 {
-                by_kind.entry(st.kind().to_string()).or_default().push(SeqItem::Elem(Value::Map(st.to_map())));
+                by_kind
+                    .entry(st.kind().to_string())
+                    .or_default()
+                    .push(SeqItem::Elem(Value::Map(st.to_map())));
             }
-            by_kind.into_iter().map(|(k, v)| (k, Value::Seq(Seq(v)))).collect()
+            by_kind
+                .into_iter()
+                .map(|(k, v)| (k, Value::Seq(Seq(v))))
+                .collect()
         };
         if self.key_groups.len() == 1 {
             items.extend(group_lists(&self.key_groups[0], false));
@@ -215,7 +295,10 @@ impl Metadata {
                 .map(|g| {
                     let mut l = group_lists(g, true);
                     l.sort_by(|a, b| a.0.cmp(&b.0));
-                    SeqItem::Elem(Value::Map(Map(l.into_iter().map(|(k, v)| MapItem::Pair(k, v)).collect())))
+                    SeqItem::Elem(Value::Map(Map(l
+                        .into_iter()
+                        .map(|(k, v)| MapItem::Pair(k, v))
+                        .collect())))
                 })
                 .collect();
             items.push(("key_groups".into(), Value::Seq(Seq(groups))));
@@ -226,14 +309,20 @@ impl Metadata {
             items.push(("mac_only_encrypted".into(), Value::Bool(true)));
         }
         if self.shamir_threshold != 0 && (self.key_groups.len() > 1 || self.shamir_threshold > 1) {
-            items.push(("shamir_threshold".into(), Value::Int(self.shamir_threshold as i64)));
+            items.push((
+                "shamir_threshold".into(),
+                Value::Int(self.shamir_threshold as i64),
+            ));
         }
         if let (Some(f), Some(p)) = (self.rule.field(), self.rule.pattern()) {
             items.push((f.to_string(), Value::Str(p.to_string())));
         }
         items.push(("version".into(), Value::Str(self.version.clone())));
         items.sort_by(|a, b| a.0.cmp(&b.0));
-        Value::Map(Map(items.into_iter().map(|(k, v)| MapItem::Pair(k, v)).collect()))
+        Value::Map(Map(items
+            .into_iter()
+            .map(|(k, v)| MapItem::Pair(k, v))
+            .collect()))
     }
 
     /// Reads a `sops` block leniently, as sops 3.13 does (case-insensitive
@@ -243,7 +332,11 @@ impl Metadata {
         let str_field = |k: &str| lookup(m, k).map(scalar_string);
         let lastmodified = str_field("lastmodified").ok_or("sops.lastmodified is missing")?;
         scalar::parse_rfc3339(&lastmodified).ok_or("sops.lastmodified is not an RFC 3339 time")?;
-        let rule = Rule::from_fields(RULE_FIELDS.iter().map(|f| (*f, lookup(m, f).and_then(|v| v.as_str()))))?;
+        let rule = Rule::from_fields(
+            RULE_FIELDS
+                .iter()
+                .map(|f| (*f, lookup(m, f).and_then(|v| v.as_str()))),
+        )?;
         let mut key_groups = Vec::new();
         let top = group_from(m)?;
         if !top.0.is_empty() {
@@ -259,12 +352,16 @@ impl Metadata {
         }
         let shamir_threshold = match lookup(m, "shamir_threshold") {
             None | Some(Value::Null) => 0,
-            Some(v) => scalar_string(v).trim().parse::<usize>().map_err(|_| "sops.shamir_threshold is not an integer")?,
+            Some(v) => scalar_string(v)
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| "sops.shamir_threshold is not an integer")?,
         };
         let mac_only_encrypted = match lookup(m, "mac_only_encrypted") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(v) => scalar::go_parse_bool(&scalar_string(v)).ok_or("sops.mac_only_encrypted is not a boolean")?,
+            Some(v) => scalar::go_parse_bool(&scalar_string(v))
+                .ok_or("sops.mac_only_encrypted is not a boolean")?,
         };
         Ok(Metadata {
             key_groups,
@@ -283,7 +380,9 @@ fn group_from(m: &Map) -> Result<KeyGroup, String> {
     for kind in KEY_KINDS {
         if let Some(Value::Seq(list)) = lookup(m, kind) {
             for e in list.elems() {
-                let em = e.as_map().ok_or_else(|| format!("sops.{kind} entries must be maps"))?;
+                let em = e
+                    .as_map()
+                    .ok_or_else(|| format!("sops.{kind} entries must be maps"))?;
                 g.push(Stanza::from_map(kind, em)?);
             }
         }
@@ -293,7 +392,11 @@ fn group_from(m: &Map) -> Result<KeyGroup, String> {
 
 /// Case-insensitive field lookup (mapstructure's matching).
 fn lookup<'a>(m: &'a Map, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| m.pairs().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    m.get(key).or_else(|| {
+        m.pairs()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 fn scalar_string(v: &Value) -> String {
@@ -301,6 +404,8 @@ fn scalar_string(v: &Value) -> String {
         Value::Str(s) => s.clone(),
         Value::Time(t) => scalar::format_time(t),
         Value::Null => String::new(),
-        other => scalar::to_bytes(other).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+        other => scalar::to_bytes(other)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
     }
 }

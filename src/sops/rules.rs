@@ -44,7 +44,8 @@ impl PartialEq for Rule {
 impl Rule {
     /// Builds a rule from its metadata field name and value.
     pub fn from_field(field: &str, value: &str) -> Result<Rule, String> {
-        let re = || Regex::new(value).map_err(|e| format!("{field}: invalid regular expression: {e}"));
+        let re =
+            || Regex::new(value).map_err(|e| format!("{field}: invalid regular expression: {e}"));
         Ok(match field {
             "unencrypted_suffix" => Rule::UnencryptedSuffix(value.to_string()),
             "encrypted_suffix" => Rule::EncryptedSuffix(value.to_string()),
@@ -57,7 +58,9 @@ impl Rule {
     }
 
     /// Picks the one rule set among `(field, value)` candidates; more than one is an error, as in sops.
-    pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Result<Option<Rule>, String> {
+    pub fn from_fields<'a>(
+        fields: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<Option<Rule>, String> {
         let set: Vec<_> = fields
             .into_iter()
             .filter_map(|(f, v)| v.filter(|v| !v.is_empty()).map(|v| (f, v)))
@@ -68,7 +71,10 @@ impl Rule {
             many => Err(format!(
                 "only one of {} may be set, found {}",
                 RULE_FIELDS.join(", "),
-                many.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(" and ")
+                many.iter()
+                    .map(|(f, _)| *f)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             )),
         }
     }
@@ -100,7 +106,12 @@ impl Rule {
     /// directly above the item and its ancestors. For a comment item the
     /// comment itself is the last entry of the innermost level and is skipped
     /// by `encrypted_comment_regex`, so the marker comment stays readable.
-    pub fn should_encrypt(&self, path: &[String], comments: &[Vec<String>], is_comment: bool) -> bool {
+    pub fn should_encrypt(
+        &self,
+        path: &[String],
+        comments: &[Vec<String>],
+        is_comment: bool,
+    ) -> bool {
         match self {
             Rule::None => true,
             Rule::UnencryptedSuffix(s) => !path.iter().any(|p| p.ends_with(s.as_str())),

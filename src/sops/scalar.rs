@@ -12,7 +12,9 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
         "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
         "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(Value::Float(f64::INFINITY)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Some(Value::Float(f64::INFINITY));
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
         ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         _ => {}
@@ -151,15 +153,22 @@ pub fn go_parse_float(s: &str) -> Option<f64> {
     let lower = s.to_ascii_lowercase();
     let unsigned = lower.trim_start_matches(['+', '-']);
     if matches!(unsigned, "inf" | "infinity" | "nan") {
-        return lower.parse::<f64>().ok().or(Some(if lower.starts_with('-') {
-            f64::NEG_INFINITY
-        } else if unsigned == "nan" {
-            f64::NAN
-        } else {
-            f64::INFINITY
-        }));
+        return lower
+            .parse::<f64>()
+            .ok()
+            .or(Some(if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else if unsigned == "nan" {
+                f64::NAN
+            } else {
+                f64::INFINITY
+            }));
     }
-    if unsigned.is_empty() || !unsigned.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-')) {
+    if unsigned.is_empty()
+        || !unsigned
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
+    {
         return None;
     }
     lower.parse::<f64>().ok()
@@ -276,7 +285,10 @@ pub fn parse_yaml_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
         }
         nanos = format!("{frac:0<9}").parse().ok()?;
     }
-    let naive = NaiveDateTime::new(date, chrono::NaiveTime::from_hms_nano_opt(hour, min, sec, nanos)?);
+    let naive = NaiveDateTime::new(
+        date,
+        chrono::NaiveTime::from_hms_nano_opt(hour, min, sec, nanos)?,
+    );
     let offset = if zoned {
         match p.next()? {
             b'Z' => 0,
@@ -359,14 +371,17 @@ pub fn type_tag(v: &Value) -> &'static str {
 
 /// Parses decrypted bytes back into a typed value (`aes/cipher.go` `Decrypt`).
 pub fn from_typed_bytes(bytes: Vec<u8>, typ: &str) -> Result<Value, String> {
-    let text = || String::from_utf8(bytes.clone()).map_err(|_| format!("type:{typ} payload is not UTF-8"));
+    let text =
+        || String::from_utf8(bytes.clone()).map_err(|_| format!("type:{typ} payload is not UTF-8"));
     match typ {
         "str" | "comment" => Ok(match String::from_utf8(bytes) {
             Ok(s) => Value::Str(s),
             Err(e) => Value::Bytes(e.into_bytes()),
         }),
         "bytes" => Ok(Value::Bytes(bytes)),
-        "int" => go_atoi(&text()?).map(Value::Int).ok_or_else(|| "type:int payload is not an integer".into()),
+        "int" => go_atoi(&text()?)
+            .map(Value::Int)
+            .ok_or_else(|| "type:int payload is not an integer".into()),
         "float" => go_parse_float(&text()?)
             .map(Value::Float)
             .ok_or_else(|| "type:float payload is not a number".into()),
@@ -400,8 +415,14 @@ mod tests {
         let t = resolve_plain("2024-01-01").unwrap();
         assert_eq!(to_bytes(&t).unwrap().as_ref(), b"2024-01-01T00:00:00Z");
         let t = resolve_plain("2006-01-02T15:04:05.5+07:06").unwrap();
-        assert_eq!(to_bytes(&t).unwrap().as_ref(), b"2006-01-02T15:04:05.5+07:06");
-        assert_eq!(to_bytes(&resolve_plain(".inf").unwrap()).unwrap().as_ref(), b"+Inf");
+        assert_eq!(
+            to_bytes(&t).unwrap().as_ref(),
+            b"2006-01-02T15:04:05.5+07:06"
+        );
+        assert_eq!(
+            to_bytes(&resolve_plain(".inf").unwrap()).unwrap().as_ref(),
+            b"+Inf"
+        );
     }
 
     #[test]

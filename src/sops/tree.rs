@@ -170,11 +170,17 @@ impl Value {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.clone()),
             Value::Bytes(b) => J::String(String::from_utf8_lossy(b).into_owned()),
             Value::Time(t) => J::String(crate::sops::scalar::format_time(t)),
-            Value::Map(m) => J::Object(m.pairs().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
+            Value::Map(m) => J::Object(
+                m.pairs()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect(),
+            ),
             Value::Seq(s) => J::Array(s.elems().map(Value::to_json).collect()),
         }
     }
@@ -190,7 +196,10 @@ impl Value {
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             J::String(s) => Value::Str(s.clone()),
-            J::Array(a) => Value::Seq(Seq(a.iter().map(|v| SeqItem::Elem(Value::from_json(v))).collect())),
+            J::Array(a) => Value::Seq(Seq(a
+                .iter()
+                .map(|v| SeqItem::Elem(Value::from_json(v)))
+                .collect())),
             J::Object(o) => Value::Map(Map(o
                 .iter()
                 .map(|(k, v)| MapItem::Pair(k.clone(), Value::from_json(v)))

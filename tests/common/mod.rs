@@ -9,10 +9,22 @@ use std::process::{Command, Output};
 pub fn ksec() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ksec"));
     // Never pick up the developer's own keys or config.
-    for v in ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "SOPS_AGE_RECIPIENTS", "SOPS_CONFIG", "SOPS_AGE_SSH_PRIVATE_KEY_FILE", "KSEC_RECIPIENTS_DIR", "SOPS_KMS_ARN", "SOPS_VAULT_URIS", "SOPS_AZURE_KEYVAULT_URLS"] {
+    for v in [
+        "SOPS_AGE_KEY",
+        "SOPS_AGE_KEY_FILE",
+        "SOPS_AGE_KEY_CMD",
+        "SOPS_AGE_RECIPIENTS",
+        "SOPS_CONFIG",
+        "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+        "KSEC_RECIPIENTS_DIR",
+        "SOPS_KMS_ARN",
+        "SOPS_VAULT_URIS",
+        "SOPS_AZURE_KEYVAULT_URLS",
+    ] {
         c.env_remove(v);
     }
-    c.env("HOME", "/nonexistent-ksec-test-home").env("XDG_CONFIG_HOME", "/nonexistent-ksec-test-home");
+    c.env("HOME", "/nonexistent-ksec-test-home")
+        .env("XDG_CONFIG_HOME", "/nonexistent-ksec-test-home");
     c
 }
 
@@ -35,11 +47,15 @@ fn require() -> bool {
 /// Finds a peer tool on PATH; None (skip) unless the test command requires it.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file())
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|c| c.is_file())
     });
     if found.is_none() {
         if require() {
-            panic!("{name} is required (KSEC_REQUIRE_ORACLES=1) but not on PATH; run scripts/test-deps.sh");
+            panic!(
+                "{name} is required (KSEC_REQUIRE_ORACLES=1) but not on PATH; run scripts/test-deps.sh"
+            );
         }
         eprintln!("SKIP: {name} not on PATH (run scripts/test.sh to install the real peers)");
     }
@@ -50,10 +66,16 @@ pub fn sops_cmd() -> Option<Command> {
     let p = tool("sops")?;
     let mut c = Command::new(p);
     c.env("SOPS_DISABLE_VERSION_CHECK", "1");
-    for v in ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_RECIPIENTS", "SOPS_CONFIG"] {
+    for v in [
+        "SOPS_AGE_KEY",
+        "SOPS_AGE_KEY_FILE",
+        "SOPS_AGE_RECIPIENTS",
+        "SOPS_CONFIG",
+    ] {
         c.env_remove(v);
     }
-    c.env("HOME", "/nonexistent-ksec-test-home").env("XDG_CONFIG_HOME", "/nonexistent-ksec-test-home");
+    c.env("HOME", "/nonexistent-ksec-test-home")
+        .env("XDG_CONFIG_HOME", "/nonexistent-ksec-test-home");
     Some(c)
 }
 
@@ -79,8 +101,18 @@ pub fn age_key(dir: &Path, name: &str) -> AgeKey {
     let id = age::x25519::Identity::generate();
     let recipient = id.to_public().to_string();
     let identity_file = dir.join(format!("{name}.txt"));
-    std::fs::write(&identity_file, format!("# public key: {recipient}\n{}\n", id.to_string().expose_secret())).unwrap();
-    AgeKey { identity_file, recipient }
+    std::fs::write(
+        &identity_file,
+        format!(
+            "# public key: {recipient}\n{}\n",
+            id.to_string().expose_secret()
+        ),
+    )
+    .unwrap();
+    AgeKey {
+        identity_file,
+        recipient,
+    }
 }
 
 pub fn tempdir() -> tempfile::TempDir {

@@ -14,12 +14,25 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
-            return Err(StoreError::Syntax { format: "dotenv", line: n + 1, col: 1, msg: "expected KEY=VALUE".into() });
+            return Err(StoreError::Syntax {
+                format: "dotenv",
+                line: n + 1,
+                col: 1,
+                msg: "expected KEY=VALUE".into(),
+            });
         };
         if m.contains_key(k) {
-            return Err(StoreError::Syntax { format: "dotenv", line: n + 1, col: 1, msg: format!("duplicate key {k:?}") });
+            return Err(StoreError::Syntax {
+                format: "dotenv",
+                line: n + 1,
+                col: 1,
+                msg: format!("duplicate key {k:?}"),
+            });
         }
-        m.0.push(MapItem::Pair(k.to_string(), Value::Str(v.replace("\\n", "\n"))));
+        m.0.push(MapItem::Pair(
+            k.to_string(),
+            Value::Str(v.replace("\\n", "\n")),
+        ));
     }
     Ok(m)
 }
@@ -41,12 +54,15 @@ pub fn emit_checked(m: &Map) -> Result<String, StoreError> {
                 let s = match v {
                     Value::Str(s) => s.clone(),
                     Value::Map(_) | Value::Seq(_) => {
-                        return Err(StoreError::Shape(format!("dotenv cannot hold nested values (key {k:?})")));
+                        return Err(StoreError::Shape(format!(
+                            "dotenv cannot hold nested values (key {k:?})"
+                        )));
                     }
                     Value::Null => String::new(),
-                    other => {
-                        String::from_utf8_lossy(&crate::sops::scalar::to_bytes(other).unwrap_or_default()).into_owned()
-                    }
+                    other => String::from_utf8_lossy(
+                        &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
+                    )
+                    .into_owned(),
                 };
                 out.push_str(k);
                 out.push('=');

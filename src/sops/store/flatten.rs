@@ -44,7 +44,11 @@ enum Seg {
 fn segments(flat: &str) -> Vec<Seg> {
     let mut segs = Vec::new();
     let mut rest = flat;
-    let first_end = [rest.find("__map_"), rest.find("__list_")].into_iter().flatten().min().unwrap_or(rest.len());
+    let first_end = [rest.find("__map_"), rest.find("__list_")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
     segs.push(Seg::Key(rest[..first_end].to_string()));
     rest = &rest[first_end..];
     while !rest.is_empty() {
@@ -55,9 +59,17 @@ fn segments(flat: &str) -> Vec<Seg> {
         } else {
             break;
         };
-        let end = [body.find("__map_"), body.find("__list_")].into_iter().flatten().min().unwrap_or(body.len());
+        let end = [body.find("__map_"), body.find("__list_")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(body.len());
         let name = &body[..end];
-        segs.push(if is_map { Seg::Key(name.to_string()) } else { Seg::Index(name.parse().unwrap_or(0)) });
+        segs.push(if is_map {
+            Seg::Key(name.to_string())
+        } else {
+            Seg::Index(name.parse().unwrap_or(0))
+        });
         rest = &body[end..];
     }
     segs
@@ -102,7 +114,9 @@ fn insert(node: &mut Value, segs: &[Seg], leaf: Value) {
             while s.0.len() <= *i {
                 s.0.push(SeqItem::Elem(child_template()));
             }
-            let SeqItem::Elem(slot) = &mut s.0[*i] else { unreachable!() };
+            let SeqItem::Elem(slot) = &mut s.0[*i] else {
+                unreachable!()
+            };
             insert(slot, rest, leaf);
         }
     }

@@ -13,7 +13,8 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
     let mut n = 0;
     let section_map = |root: &mut Map, name: &str| -> () {
         if !root.contains_key(name) {
-            root.0.push(MapItem::Pair(name.to_string(), Value::Map(Map::default())));
+            root.0
+                .push(MapItem::Pair(name.to_string(), Value::Map(Map::default())));
         }
     };
     while n < lines.len() {
@@ -28,17 +29,28 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
-            let name = name
-                .strip_suffix(']')
-                .ok_or_else(|| StoreError::Syntax { format: "INI", line: n, col: 1, msg: "unterminated section header".into() })?;
+            let name = name.strip_suffix(']').ok_or_else(|| StoreError::Syntax {
+                format: "INI",
+                line: n,
+                col: 1,
+                msg: "unterminated section header".into(),
+            })?;
             section_map(&mut root, name);
             current = Some(name.to_string());
-            let Some(Value::Map(sec)) = root.get_mut(name) else { unreachable!() };
-            sec.0.extend(pending_comments.drain(..).map(MapItem::Comment));
+            let Some(Value::Map(sec)) = root.get_mut(name) else {
+                unreachable!()
+            };
+            sec.0
+                .extend(pending_comments.drain(..).map(MapItem::Comment));
             continue;
         }
         let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
-            return Err(StoreError::Syntax { format: "INI", line: n, col: 1, msg: "expected key = value".into() });
+            return Err(StoreError::Syntax {
+                format: "INI",
+                line: n,
+                col: 1,
+                msg: "expected key = value".into(),
+            });
         };
         let key = k.trim().to_string();
         let mut val = v.trim().to_string();
@@ -47,29 +59,52 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
             let mut acc = rest.to_string();
             while !acc.ends_with("\"\"\"") {
                 let Some(next) = lines.get(n) else {
-                    return Err(StoreError::Syntax { format: "INI", line: n, col: 1, msg: "unterminated \"\"\" value".into() });
+                    return Err(StoreError::Syntax {
+                        format: "INI",
+                        line: n,
+                        col: 1,
+                        msg: "unterminated \"\"\" value".into(),
+                    });
                 };
                 acc.push('\n');
                 acc.push_str(next.trim_end_matches('\r'));
                 n += 1;
             }
             val = acc.trim_end_matches("\"\"\"").to_string();
-        } else if val.len() >= 2 && ((val.starts_with('"') && val.ends_with('"')) || (val.starts_with('`') && val.ends_with('`'))) {
+        } else if val.len() >= 2
+            && ((val.starts_with('"') && val.ends_with('"'))
+                || (val.starts_with('`') && val.ends_with('`')))
+        {
             val = val[1..val.len() - 1].to_string();
         }
-        let section = current.clone().unwrap_or_else(|| DEFAULT_SECTION.to_string());
+        let section = current
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SECTION.to_string());
         section_map(&mut root, &section);
-        let Some(Value::Map(sec)) = root.get_mut(&section) else { unreachable!() };
-        sec.0.extend(pending_comments.drain(..).map(MapItem::Comment));
+        let Some(Value::Map(sec)) = root.get_mut(&section) else {
+            unreachable!()
+        };
+        sec.0
+            .extend(pending_comments.drain(..).map(MapItem::Comment));
         if sec.contains_key(&key) {
-            return Err(StoreError::Syntax { format: "INI", line: n, col: 1, msg: format!("duplicate key {key:?}") });
+            return Err(StoreError::Syntax {
+                format: "INI",
+                line: n,
+                col: 1,
+                msg: format!("duplicate key {key:?}"),
+            });
         }
-        let val = if section == "sops" { val.replace("\\n", "\n") } else { val };
+        let val = if section == "sops" {
+            val.replace("\\n", "\n")
+        } else {
+            val
+        };
         sec.0.push(MapItem::Pair(key, Value::Str(val)));
     }
     if !pending_comments.is_empty() {
         if let Some(MapItem::Pair(_, Value::Map(sec))) = root.0.last_mut() {
-            sec.0.extend(pending_comments.drain(..).map(MapItem::Comment));
+            sec.0
+                .extend(pending_comments.drain(..).map(MapItem::Comment));
         }
     }
     Ok(root)
@@ -103,8 +138,10 @@ pub fn emit(m: &Map) -> String {
                         MapItem::Pair(k, v) => {
                             let s = match v {
                                 Value::Str(s) => s.clone(),
-                                other => String::from_utf8_lossy(&crate::sops::scalar::to_bytes(other).unwrap_or_default())
-                                    .into_owned(),
+                                other => String::from_utf8_lossy(
+                                    &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
+                                )
+                                .into_owned(),
                             };
                             let s = if name == "sops" {
                                 s.replace('\n', "\\n")

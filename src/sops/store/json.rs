@@ -9,11 +9,18 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
         line: e.line(),
         col: e.column(),
         // serde_json messages describe the grammar, never echo values.
-        msg: e.to_string().split(" at line").next().unwrap_or("syntax error").to_string(),
+        msg: e
+            .to_string()
+            .split(" at line")
+            .next()
+            .unwrap_or("syntax error")
+            .to_string(),
     })?;
     match Value::from_json(&v) {
         Value::Map(m) => Ok(m),
-        _ => Err(StoreError::Shape("a JSON file must hold an object at the top level".into())),
+        _ => Err(StoreError::Shape(
+            "a JSON file must hold an object at the top level".into(),
+        )),
     }
 }
 

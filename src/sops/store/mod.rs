@@ -25,7 +25,11 @@ impl Format {
     /// sops's choice by file suffix; anything unknown is binary.
     pub fn from_path(p: &Path) -> Format {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match ext.as_str() {
             "yaml" | "yml" => Format::Yaml,
             "json" => Format::Json,
@@ -50,7 +54,12 @@ impl Format {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
     #[error("invalid {format} at line {line}, column {col}: {msg}")]
-    Syntax { format: &'static str, line: usize, col: usize, msg: String },
+    Syntax {
+        format: &'static str,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     #[error("{0}")]
     Shape(String),
     #[error("the file starts with a byte-order mark; save it as UTF-8 without BOM")]
@@ -103,7 +112,9 @@ fn parse_text(format: Format, bytes: &[u8]) -> Result<Documents, StoreError> {
 }
 
 fn has_metadata(format: Format, docs: &Documents) -> bool {
-    let Some(first) = docs.0.first() else { return false };
+    let Some(first) = docs.0.first() else {
+        return false;
+    };
     match format {
         Format::Dotenv => first.pairs().any(|(k, _)| k.starts_with("sops_")),
         _ => first.contains_key("sops"),
@@ -127,9 +138,14 @@ pub fn load_encrypted(format: Format, bytes: &[u8]) -> Result<(Documents, Metada
             let mut docs = parse_text(format, bytes)?;
             let flat: Vec<(String, String)> = docs.0[0]
                 .pairs()
-                .filter_map(|(k, v)| k.strip_prefix("sops_").map(|k| (k.to_string(), v.as_str().unwrap_or("").to_string())))
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("sops_")
+                        .map(|k| (k.to_string(), v.as_str().unwrap_or("").to_string()))
+                })
                 .collect();
-            docs.0[0].0.retain(|i| !matches!(i, MapItem::Pair(k, _) if k.starts_with("sops_")));
+            docs.0[0]
+                .0
+                .retain(|i| !matches!(i, MapItem::Pair(k, _) if k.starts_with("sops_")));
             let meta = (!flat.is_empty()).then(|| flatten::unflatten(&flat));
             (docs, meta)
         }
@@ -137,7 +153,9 @@ pub fn load_encrypted(format: Format, bytes: &[u8]) -> Result<(Documents, Metada
             let mut docs = parse_text(format, bytes)?;
             let meta = docs.0[0].remove("sops").map(|v| match v {
                 Value::Map(m) => flatten::unflatten(
-                    &m.pairs().map(|(k, v)| (k.to_string(), v.as_str().unwrap_or("").to_string())).collect::<Vec<_>>(),
+                    &m.pairs()
+                        .map(|(k, v)| (k.to_string(), v.as_str().unwrap_or("").to_string()))
+                        .collect::<Vec<_>>(),
                 ),
                 other => other,
             });
@@ -161,7 +179,12 @@ pub fn load_encrypted(format: Format, bytes: &[u8]) -> Result<(Documents, Metada
 }
 
 /// Writes an encrypted file: the documents plus the metadata block.
-pub fn emit_encrypted(format: Format, docs: &Documents, meta: &Metadata, indent: Option<usize>) -> Vec<u8> {
+pub fn emit_encrypted(
+    format: Format,
+    docs: &Documents,
+    meta: &Metadata,
+    indent: Option<usize>,
+) -> Vec<u8> {
     let mv = meta.to_value();
     match format {
         Format::Yaml => {
@@ -188,7 +211,10 @@ pub fn emit_encrypted(format: Format, docs: &Documents, meta: &Metadata, indent:
         Format::Ini => {
             let mut m = docs.0[0].clone();
             let flat = flatten::flatten(&mv);
-            let section = Map(flat.into_iter().map(|(k, v)| MapItem::Pair(k, Value::Str(v))).collect());
+            let section = Map(flat
+                .into_iter()
+                .map(|(k, v)| MapItem::Pair(k, Value::Str(v)))
+                .collect());
             m.0.push(MapItem::Pair("sops".into(), Value::Map(section)));
             ini::emit(&m).into_bytes()
         }
@@ -196,7 +222,11 @@ pub fn emit_encrypted(format: Format, docs: &Documents, meta: &Metadata, indent:
 }
 
 /// Writes decrypted documents in their own format (binary: the raw payload).
-pub fn emit_plain(format: Format, docs: &Documents, indent: Option<usize>) -> Result<Vec<u8>, StoreError> {
+pub fn emit_plain(
+    format: Format,
+    docs: &Documents,
+    indent: Option<usize>,
+) -> Result<Vec<u8>, StoreError> {
     Ok(match format {
         Format::Yaml => yaml::emit(docs, indent.unwrap_or(yaml::INDENT)).into_bytes(),
         Format::Json => json::emit(&docs.0[0], indent).into_bytes(),
@@ -205,7 +235,11 @@ pub fn emit_plain(format: Format, docs: &Documents, indent: Option<usize>) -> Re
         Format::Binary => match docs.0[0].get("data") {
             Some(Value::Str(s)) => s.clone().into_bytes(),
             Some(Value::Bytes(b)) => b.clone(),
-            _ => return Err(StoreError::Shape("binary file has no string `data` value".into())),
+            _ => {
+                return Err(StoreError::Shape(
+                    "binary file has no string `data` value".into(),
+                ));
+            }
         },
     })
 }

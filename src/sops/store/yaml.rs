@@ -34,19 +34,31 @@ struct Builder<'s> {
 }
 
 fn syntax(line: usize, col: usize, msg: impl Into<String>) -> StoreError {
-    StoreError::Syntax { format: "YAML", line, col, msg: msg.into() }
+    StoreError::Syntax {
+        format: "YAML",
+        line,
+        col,
+        msg: msg.into(),
+    }
 }
 
 impl<'s> Builder<'s> {
     fn byte(&self, char_index: usize) -> usize {
         match &self.char_bytes {
             None => char_index,
-            Some(v) => v.get(char_index).copied().unwrap_or(*v.last().unwrap_or(&0)),
+            Some(v) => v
+                .get(char_index)
+                .copied()
+                .unwrap_or(*v.last().unwrap_or(&0)),
         }
     }
 
     fn next(&mut self) -> Result<(Event<'s>, Span), StoreError> {
-        let e = self.events.get(self.i).cloned().ok_or_else(|| syntax(0, 0, "unexpected end of input"))?;
+        let e = self
+            .events
+            .get(self.i)
+            .cloned()
+            .ok_or_else(|| syntax(0, 0, "unexpected end of input"))?;
         self.i += 1;
         Ok(e)
     }
@@ -81,17 +93,31 @@ impl<'s> Builder<'s> {
                             }
                             m
                         }
-                        Event::Scalar(ref s, ScalarStyle::Plain, _, None) if resolves_null(s) => Map::default(),
+                        Event::Scalar(ref s, ScalarStyle::Plain, _, None) if resolves_null(s) => {
+                            Map::default()
+                        }
                         Event::SequenceStart(..) => {
-                            return Err(syntax(span.start.line(), span.start.col(), "a document must be a mapping, found a list"));
+                            return Err(syntax(
+                                span.start.line(),
+                                span.start.col(),
+                                "a document must be a mapping, found a list",
+                            ));
                         }
                         _ => {
-                            return Err(syntax(span.start.line(), span.start.col(), "a document must be a mapping"));
+                            return Err(syntax(
+                                span.start.line(),
+                                span.start.col(),
+                                "a document must be a mapping",
+                            ));
                         }
                     };
                     let (ev, span) = self.next()?;
                     if !matches!(ev, Event::DocumentEnd) {
-                        return Err(syntax(span.start.line(), span.start.col(), "expected the end of the document"));
+                        return Err(syntax(
+                            span.start.line(),
+                            span.start.col(),
+                            "expected the end of the document",
+                        ));
                     }
                     let end = self.byte(span.start.index());
                     for c in self.take_comments(end, 0) {
@@ -99,7 +125,13 @@ impl<'s> Builder<'s> {
                     }
                     docs.push(root);
                 }
-                _ => return Err(syntax(span.start.line(), span.start.col(), "unexpected YAML event")),
+                _ => {
+                    return Err(syntax(
+                        span.start.line(),
+                        span.start.col(),
+                        "unexpected YAML event",
+                    ));
+                }
             }
         }
         // Comments after the last document belong to it.
@@ -115,18 +147,25 @@ impl<'s> Builder<'s> {
     fn node(&mut self, ev: Event<'s>, span: Span) -> Result<Value, StoreError> {
         match ev {
             Event::Scalar(s, style, anchor, tag) => {
-                let v = scalar_value(&s, style, tag.as_deref().map(|t| (t.handle.as_str(), t.suffix.as_str())))
-                    .map_err(|m| syntax(span.start.line(), span.start.col(), m))?;
+                let v = scalar_value(
+                    &s,
+                    style,
+                    tag.as_deref()
+                        .map(|t| (t.handle.as_str(), t.suffix.as_str())),
+                )
+                .map_err(|m| syntax(span.start.line(), span.start.col(), m))?;
                 if anchor > 0 {
                     self.anchors.insert(anchor, v.clone());
                 }
                 Ok(v)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| syntax(span.start.line(), span.start.col(), "alias to an unknown anchor")),
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| {
+                syntax(
+                    span.start.line(),
+                    span.start.col(),
+                    "alias to an unknown anchor",
+                )
+            }),
             Event::SequenceStart(anchor, _) => {
                 let s = self.sequence(span)?;
                 let v = Value::Seq(s);
@@ -143,7 +182,11 @@ impl<'s> Builder<'s> {
                 }
                 Ok(v)
             }
-            _ => Err(syntax(span.start.line(), span.start.col(), "unexpected YAML event")),
+            _ => Err(syntax(
+                span.start.line(),
+                span.start.col(),
+                "unexpected YAML event",
+            )),
         }
     }
 
@@ -170,7 +213,11 @@ impl<'s> Builder<'s> {
                         match scalar::resolve_plain(&s) {
                             Some(Value::Str(_)) => {}
                             Some(Value::Null) if s.is_empty() => {
-                                return Err(syntax(span.start.line(), span.start.col(), "empty mapping key"));
+                                return Err(syntax(
+                                    span.start.line(),
+                                    span.start.col(),
+                                    "empty mapping key",
+                                ));
                             }
                             _ => {
                                 return Err(syntax(
@@ -185,12 +232,28 @@ impl<'s> Builder<'s> {
                 }
                 Event::Alias(id) => match self.anchors.get(&id) {
                     Some(Value::Str(s)) => s.clone(),
-                    _ => return Err(syntax(span.start.line(), span.start.col(), "mapping keys must be strings")),
+                    _ => {
+                        return Err(syntax(
+                            span.start.line(),
+                            span.start.col(),
+                            "mapping keys must be strings",
+                        ));
+                    }
                 },
-                _ => return Err(syntax(span.start.line(), span.start.col(), "complex mapping keys are not supported")),
+                _ => {
+                    return Err(syntax(
+                        span.start.line(),
+                        span.start.col(),
+                        "complex mapping keys are not supported",
+                    ));
+                }
             };
             if m.contains_key(&key) {
-                return Err(syntax(span.start.line(), span.start.col(), format!("duplicate key {key:?}")));
+                return Err(syntax(
+                    span.start.line(),
+                    span.start.col(),
+                    format!("duplicate key {key:?}"),
+                ));
             }
             let (vev, vspan) = self.next()?;
             let v = self.node(vev, vspan)?;
@@ -244,13 +307,15 @@ fn scalar_value(s: &str, style: ScalarStyle, tag: Option<(&str, &str)>) -> Resul
                 _ => {}
             }
             // !!int/!!float/!!bool/!!timestamp: resolve the text even if quoted.
-            return scalar::resolve_plain(s).ok_or_else(|| "integer out of the int64 range".to_string());
+            return scalar::resolve_plain(s)
+                .ok_or_else(|| "integer out of the int64 range".to_string());
         }
     }
     if style != ScalarStyle::Plain {
         return Ok(Value::Str(s.to_string()));
     }
-    scalar::resolve_plain(s).ok_or_else(|| "integer out of the int64 range (sops cannot represent it)".to_string())
+    scalar::resolve_plain(s)
+        .ok_or_else(|| "integer out of the int64 range (sops cannot represent it)".to_string())
 }
 
 /// Finds `#` comments outside scalar spans.
@@ -262,7 +327,11 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
     let mut line_start = 0;
     while i < bytes.len() {
         while let Some(&&(_, e)) = spans.peek() {
-            if e <= i { spans.next(); } else { break; }
+            if e <= i {
+                spans.next();
+            } else {
+                break;
+            }
         }
         if let Some(&&(st, e)) = spans.peek() {
             if st <= i && i < e {
@@ -284,7 +353,11 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
             // A comment on a line of its own keeps its column; a trailing one
             // belongs to the line's item, so treat it as deeply indented.
             let own_line = src[line_start..i].trim().is_empty();
-            out.push(Comment { pos: i, col: if own_line { col } else { usize::MAX / 2 }, text });
+            out.push(Comment {
+                pos: i,
+                col: if own_line { col } else { usize::MAX / 2 },
+                text,
+            });
             i = end;
             continue;
         }
@@ -296,7 +369,8 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
 pub fn parse(src: &str) -> Result<Documents, StoreError> {
     let mut events = Vec::new();
     for r in Parser::new_from_str(src) {
-        let (ev, span) = r.map_err(|e| syntax(e.marker().line(), e.marker().col(), e.info().to_string()))?;
+        let (ev, span) =
+            r.map_err(|e| syntax(e.marker().line(), e.marker().col(), e.info().to_string()))?;
         events.push((ev, span));
     }
     let char_bytes = if src.is_ascii() {
@@ -318,7 +392,14 @@ pub fn parse(src: &str) -> Result<Documents, StoreError> {
         .collect();
     spans.sort();
     let comments = find_comments(src, &spans);
-    let mut b = Builder { events, i: 0, char_bytes, comments, next_comment: 0, anchors: HashMap::new() };
+    let mut b = Builder {
+        events,
+        i: 0,
+        char_bytes,
+        comments,
+        next_comment: 0,
+        anchors: HashMap::new(),
+    };
     Ok(Documents(b.documents()?))
 }
 
@@ -418,7 +499,11 @@ fn leaf_text(v: &Value, block_indent: usize) -> String {
             if f.is_nan() {
                 ".nan".into()
             } else if f.is_infinite() {
-                if *f > 0.0 { ".inf".into() } else { "-.inf".into() }
+                if *f > 0.0 {
+                    ".inf".into()
+                } else {
+                    "-.inf".into()
+                }
             } else {
                 // Debug always keeps a '.' or an exponent, so it re-reads as a float.
                 format!("{f:?}")
@@ -426,7 +511,10 @@ fn leaf_text(v: &Value, block_indent: usize) -> String {
         }
         Value::Time(t) => scalar::format_time(t),
         Value::Str(s) => scalar_text(s, block_indent, false),
-        Value::Bytes(b) => format!("!!binary {}", base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Bytes(b) => format!(
+            "!!binary {}",
+            base64::engine::general_purpose::STANDARD.encode(b)
+        ),
         Value::Map(_) | Value::Seq(_) => unreachable!("containers are not leaves"),
     }
 }
@@ -444,7 +532,11 @@ pub fn scalar_text(s: &str, block_indent: usize, is_key: bool) -> String {
         };
         let mut out = format!("|{chomp}\n");
         let body = s.strip_suffix('\n').unwrap_or(s);
-        let body = if chomp == "+" { s.strip_suffix('\n').unwrap_or(s) } else { body };
+        let body = if chomp == "+" {
+            s.strip_suffix('\n').unwrap_or(s)
+        } else {
+            body
+        };
         for (i, line) in body.split('\n').enumerate() {
             if i > 0 {
                 out.push('\n');
@@ -481,7 +573,21 @@ fn plain_ok(s: &str) -> bool {
     // YAML 1.1 booleans: yaml.v3 quotes them for older readers.
     if matches!(
         s,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF"
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
     ) {
         return false;
     }
@@ -499,10 +605,14 @@ fn plain_ok(s: &str) -> bool {
         return false;
     }
     // base-60 floats (1:20) resolve to numbers in YAML 1.1.
-    if s.contains(':') && s.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '.' || c == '_') {
+    if s.contains(':')
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || c == ':' || c == '.' || c == '_')
+    {
         return false;
     }
-    s.chars().all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}')
+    s.chars()
+        .all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}')
 }
 
 fn double_quoted(s: &str) -> String {
@@ -545,7 +655,10 @@ mod tests {
         let docs = parse(src).unwrap();
         let out = emit(&docs, 4);
         assert_eq!(parse(&out).unwrap(), docs);
-        assert!(out.starts_with("# top\nb: 1\na:\n    # inner\n    x: \"007\"\n"), "{out}");
+        assert!(
+            out.starts_with("# top\nb: 1\na:\n    # inner\n    x: \"007\"\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -553,13 +666,33 @@ mod tests {
         let src = "a: |\n  line1\n  line2\n---\nb: |-\n  x\n  y\n";
         let docs = parse(src).unwrap();
         assert_eq!(docs.0.len(), 2);
-        assert_eq!(docs.0[0].get("a"), Some(&Value::Str("line1\nline2\n".into())));
+        assert_eq!(
+            docs.0[0].get("a"),
+            Some(&Value::Str("line1\nline2\n".into()))
+        );
         assert_eq!(parse(&rt(src)).unwrap(), docs);
     }
 
     #[test]
     fn quoting_round_trips() {
-        for s in ["yes", "007", "a: b", "- x", " lead", "trail ", "#x", "true", "1.5", "2024-01-01", "", "null", "x\ty", "\u{1}", "é: ü", "a\n\n"] {
+        for s in [
+            "yes",
+            "007",
+            "a: b",
+            "- x",
+            " lead",
+            "trail ",
+            "#x",
+            "true",
+            "1.5",
+            "2024-01-01",
+            "",
+            "null",
+            "x\ty",
+            "\u{1}",
+            "é: ü",
+            "a\n\n",
+        ] {
             let mut m = Map::default();
             m.insert("k", Value::Str(s.to_string()));
             let docs = Documents(vec![m]);
