@@ -8,3 +8,4 @@ pub mod keys;
 pub mod ops;
 pub mod recipients;
 pub mod sops;
+pub mod workloads;
