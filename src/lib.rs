@@ -3,6 +3,7 @@
 //!
 //! The CLI (`src/cli`) is a thin layer over this library.
 
+pub mod doctor;
 pub mod fsio;
 pub mod keys;
 pub mod ops;

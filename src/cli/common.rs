@@ -15,6 +15,8 @@ use ksec::sops::{Format, Rule};
 pub enum OutputFormat {
     Text,
     Json,
+    /// SARIF 2.1.0 (doctor, check): for CI code annotations
+    Sarif,
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,7 @@
 mod common;
 mod completions;
 mod decrypt;
+mod doctor;
 mod edit;
 mod encrypt;
 mod filestatus;
@@ -47,6 +48,12 @@ pub enum Command {
     Rotate(rotate::Args),
     /// Print whether a file is encrypted ({"encrypted": true|false})
     Filestatus(filestatus::Args),
+    /// Find broken Secret references, environment parity gaps, recipient drift and overdue rotations
+    Doctor(doctor::Args),
+    /// Generate least-privilege Roles scoped to the Secrets each service account uses
+    Rbac(doctor::RbacArgs),
+    /// Write the rotation runbook of an environment
+    Runbook(doctor::RunbookArgs),
     /// Print shell completions
     Completions(completions::CompletionArgs),
     /// Write the man pages
@@ -75,6 +82,9 @@ pub fn main() -> i32 {
         Command::Updatekeys(a) => updatekeys::run(a, g),
         Command::Rotate(a) => rotate::run(a, g),
         Command::Filestatus(a) => filestatus::run(a, g),
+        Command::Doctor(a) => doctor::run(a, g),
+        Command::Rbac(a) => doctor::run_rbac(a, g),
+        Command::Runbook(a) => doctor::run_runbook(a, g),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     };

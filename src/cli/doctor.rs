@@ -1,0 +1,186 @@
+//! `ksec doctor`, `ksec rbac`, `ksec runbook`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::common::{self, GlobalArgs, OutputFormat, usage};
+use ksec::doctor::{self, Check, Inventory, Severity, report};
+use ksec::recipients::RecipientsDir;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Manifest files or directories ('-' reads rendered manifests, e.g. `helm template`, from stdin).
+    /// A directory with a kustomization is rendered with kustomize/kubectl when installed.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Only report this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The recipients/ directory (default: found upward from the first path)
+    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
+    pub recipients_dir: Option<PathBuf>,
+    /// Namespace for manifests that name none
+    #[arg(long, default_value = "default")]
+    pub default_namespace: String,
+    /// Exit 1 when a finding is at least this severe
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: Severity,
+    /// Change a check's severity: CHECK=error|warning|info (repeatable), e.g. rotation-age=error
+    #[arg(long = "severity", value_name = "CHECK=LEVEL")]
+    pub severity: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RbacArgs {
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, default_value = "default")]
+    pub default_namespace: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunbookArgs {
+    /// The environment (a recipients/<env>.yaml)
+    #[arg(long)]
+    pub env: String,
+    /// Manifests to list the environment's Secrets from
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
+    pub recipients_dir: Option<PathBuf>,
+    #[arg(long, default_value = "default")]
+    pub default_namespace: String,
+}
+
+fn recipients_dir(explicit: &Option<PathBuf>, first: &PathBuf) -> Result<Option<RecipientsDir>> {
+    Ok(match explicit {
+        Some(d) => Some(RecipientsDir::load(d)?),
+        None => {
+            let probe = if first.is_dir() {
+                first.join("x")
+            } else {
+                first.clone()
+            };
+            RecipientsDir::find(&probe)?
+        }
+    })
+}
+
+fn parse_overrides(v: &[String]) -> Result<Vec<(Check, Severity)>> {
+    let mut out = Vec::new();
+    for s in v {
+        let (c, l) = s
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--severity {s:?}: expected CHECK=LEVEL")))?;
+        let check = Check::ALL
+            .iter()
+            .copied()
+            .find(|x| x.id() == c)
+            .ok_or_else(|| {
+                usage(format!(
+                    "--severity: unknown check {c:?} (checks: {})",
+                    Check::ALL
+                        .iter()
+                        .map(|c| c.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let level = match l {
+            "error" => Severity::Error,
+            "warning" => Severity::Warning,
+            "info" => Severity::Info,
+            _ => {
+                return Err(usage(format!(
+                    "--severity: level must be error, warning or info, not {l:?}"
+                )));
+            }
+        };
+        out.push((check, level));
+    }
+    Ok(out)
+}
+
+pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    let overrides = parse_overrides(&a.severity)?;
+    let dir = recipients_dir(&a.recipients_dir, &a.paths[0])?;
+    if let (Some(e), Some(d)) = (&a.env, &dir) {
+        if d.env(e).is_none() {
+            return Err(usage(format!(
+                "--env {e}: no such environment in {}",
+                d.dir.display()
+            )));
+        }
+    }
+    let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
+    let mut findings = doctor::check(&inv, dir.as_ref(), &doctor::Options::default());
+    for f in findings.iter_mut() {
+        if let Some((_, l)) = overrides.iter().find(|(c, _)| *c == f.check) {
+            f.severity = *l;
+        }
+    }
+    if let Some(e) = &a.env {
+        findings.retain(|f| &f.environment == e);
+    }
+    match g.output {
+        OutputFormat::Text => print!("{}", report::text(&findings)),
+        OutputFormat::Json => common::print_json(&report::json(&findings)),
+        OutputFormat::Sarif => common::print_json(&report::sarif(&findings)),
+    }
+    Ok(if findings.iter().any(|f| f.severity >= a.fail_on) {
+        1
+    } else {
+        0
+    })
+}
+
+pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {
+    let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
+    let objs = doctor::rbac::generate(&inv);
+    let wildcards: Vec<_> = inv
+        .roles
+        .iter()
+        .filter_map(|r| doctor::rbac::wildcard_finding(r, None))
+        .collect();
+    for w in &wildcards {
+        eprintln!(
+            "WARN [{}] {} {}: {}",
+            w.check.id(),
+            w.namespace,
+            w.object,
+            w.message
+        );
+    }
+    if g.output == OutputFormat::Json {
+        common::print_json(&serde_json::json!({ "items": objs, "findings": wildcards }));
+    } else {
+        let docs: Vec<ksec::sops::Map> = objs
+            .iter()
+            .filter_map(|o| match ksec::sops::Value::from_json(o) {
+                ksec::sops::Value::Map(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        print!(
+            "{}",
+            ksec::sops::store::yaml::emit(&ksec::sops::Documents(docs), 2)
+        );
+    }
+    Ok(if wildcards.is_empty() { 0 } else { 1 })
+}
+
+pub fn run_runbook(a: &RunbookArgs, _g: &GlobalArgs) -> Result<i32> {
+    let dir = recipients_dir(&a.recipients_dir, &a.paths[0])?
+        .ok_or_else(|| usage("no recipients/ directory found (use --recipients-dir)"))?;
+    let env = dir.env(&a.env).ok_or_else(|| {
+        usage(format!(
+            "--env {}: no such environment in {}",
+            a.env,
+            dir.dir.display()
+        ))
+    })?;
+    let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
+    print!("{}", doctor::runbook::markdown(env, &inv));
+    Ok(0)
+}

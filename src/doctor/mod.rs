@@ -1,0 +1,429 @@
+//! `ksec doctor`: catches the outage before promotion. Broken references,
+//! parity between environments, recipients drift, rotation age — offline,
+//! from the manifests, without decrypting anything.
+
+pub mod inventory;
+pub mod rbac;
+pub mod report;
+pub mod runbook;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::recipients::RecipientsDir;
+use crate::workloads::RefKind;
+pub use inventory::Inventory;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// The check that produced a finding (also the SARIF rule id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    BrokenReference,
+    Parity,
+    StaleRecipients,
+    CrossEnvironmentRecipient,
+    UnknownRecipient,
+    RotationAge,
+    UnownedNamespace,
+    WildcardSecretAccess,
+    Plaintext,
+    UnreadableFile,
+}
+
+impl Check {
+    pub fn id(self) -> &'static str {
+        match self {
+            Check::BrokenReference => "broken-reference",
+            Check::Parity => "parity",
+            Check::StaleRecipients => "stale-recipients",
+            Check::CrossEnvironmentRecipient => "cross-environment-recipient",
+            Check::UnknownRecipient => "unknown-recipient",
+            Check::RotationAge => "rotation-age",
+            Check::UnownedNamespace => "unowned-namespace",
+            Check::WildcardSecretAccess => "wildcard-secret-access",
+            Check::Plaintext => "plaintext",
+            Check::UnreadableFile => "unreadable-file",
+        }
+    }
+
+    pub fn default_severity(self) -> Severity {
+        match self {
+            Check::BrokenReference
+            | Check::Parity
+            | Check::CrossEnvironmentRecipient
+            | Check::Plaintext => Severity::Error,
+            Check::UnreadableFile => Severity::Info,
+            _ => Severity::Warning,
+        }
+    }
+
+    pub const ALL: [Check; 10] = [
+        Check::BrokenReference,
+        Check::Parity,
+        Check::StaleRecipients,
+        Check::CrossEnvironmentRecipient,
+        Check::UnknownRecipient,
+        Check::RotationAge,
+        Check::UnownedNamespace,
+        Check::WildcardSecretAccess,
+        Check::Plaintext,
+        Check::UnreadableFile,
+    ];
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub severity: Severity,
+    pub check: Check,
+    /// Environment name, or "-" when the namespace has none.
+    pub environment: String,
+    pub namespace: String,
+    /// `Kind/name` of the object the finding is about.
+    pub object: String,
+    pub file: Option<PathBuf>,
+    pub message: String,
+    /// The exact command that fixes it, when there is one.
+    pub fix: Option<String>,
+}
+
+pub struct Options {
+    pub now: chrono::DateTime<Utc>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { now: Utc::now() }
+    }
+}
+
+fn env_name(dir: Option<&RecipientsDir>, ns: &str) -> String {
+    dir.and_then(|d| d.env_for_namespace(ns).ok().flatten())
+        .map(|e| e.name.clone())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Runs every offline check; findings come back sorted (stable output).
+pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Vec<Finding> {
+    let mut out = Vec::new();
+    references(inv, dir, &mut out);
+    parity(inv, dir, &mut out);
+    if let Some(d) = dir {
+        recipients(inv, d, opts, &mut out);
+    }
+    for r in &inv.roles {
+        if let Some(f) = rbac::wildcard_finding(r, dir) {
+            out.push(f);
+        }
+    }
+    for (f, why) in &inv.unreadable {
+        out.push(Finding {
+            severity: Check::UnreadableFile.default_severity(),
+            check: Check::UnreadableFile,
+            environment: "-".into(),
+            namespace: "-".into(),
+            object: "-".into(),
+            file: Some(f.clone()),
+            message: format!("not read as a manifest: {why}"),
+            fix: None,
+        });
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut Vec<Finding>) {
+    for (w, file) in &inv.workloads {
+        let mut refs = w.refs.clone();
+        if let Some(sa) = inv.service_account(&w.namespace, &w.service_account) {
+            for p in &sa.pull_secrets {
+                refs.push(crate::workloads::SecretRef {
+                    secret: p.clone(),
+                    key: None,
+                    optional: false,
+                    via: RefKind::ServiceAccountImagePullSecret,
+                    sub_path_only: false,
+                });
+            }
+        }
+        for r in refs.iter().filter(|r| !r.optional) {
+            let env = env_name(dir, &w.namespace);
+            let found = inv.secret(&w.namespace, &r.secret);
+            let message = match (found, &r.key) {
+                (None, _) => format!(
+                    "{} uses Secret {:?} ({}) but no such Secret exists in namespace {:?}{}",
+                    w.id(),
+                    r.secret,
+                    r.via,
+                    w.namespace,
+                    if r.via == RefKind::ImagePullSecret
+                        || r.via == RefKind::ServiceAccountImagePullSecret
+                    {
+                        ": pods will go into ImagePullBackOff"
+                    } else {
+                        ": pods will fail with CreateContainerConfigError"
+                    }
+                ),
+                (Some(s), Some(k)) if !s.keys.contains(k) => format!(
+                    "{} uses key {k:?} of Secret {:?} ({}) but the Secret has no such key (it has: {})",
+                    w.id(),
+                    r.secret,
+                    r.via,
+                    s.keys.join(", ")
+                ),
+                _ => continue,
+            };
+            let fix = match found {
+                None => elsewhere(inv, &r.secret).map(|src| {
+                    format!("ksec doctor found {:?} in namespace {:?} ({}): copy it, set metadata.namespace: {}, then `ksec encrypt -i FILE`", r.secret, src.namespace, src.file.display(), w.namespace)
+                }),
+                Some(s) => Some(format!("ksec set {} '[\"stringData\"][\"{}\"]' --value-stdin", s.file.display(), r.key.clone().unwrap_or_default())),
+            };
+            out.push(Finding {
+                severity: Check::BrokenReference.default_severity(),
+                check: Check::BrokenReference,
+                environment: env,
+                namespace: w.namespace.clone(),
+                object: w.id(),
+                file: Some(file.clone()),
+                message,
+                fix,
+            });
+        }
+    }
+}
+
+fn elsewhere<'a>(inv: &'a Inventory, name: &str) -> Option<&'a inventory::SecretDecl> {
+    inv.secrets.iter().find(|s| s.name == name)
+}
+
+/// A Secret (or a key of it) used by a workload in one environment and
+/// missing in another environment that runs the same workload.
+fn parity(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut Vec<Finding>) {
+    let Some(dir) = dir else { return };
+    // (kind, name) -> env -> namespaces where it runs
+    let mut runs: BTreeMap<(String, String), BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (w, _) in &inv.workloads {
+        let env = env_name(Some(dir), &w.namespace);
+        if env != "-" {
+            runs.entry((w.kind.clone(), w.name.clone()))
+                .or_default()
+                .entry(env)
+                .or_default()
+                .insert(w.namespace.clone());
+        }
+    }
+    for ((kind, name), envs) in &runs {
+        if envs.len() < 2 {
+            continue;
+        }
+        let instances: Vec<&crate::workloads::Workload> = inv
+            .workloads
+            .iter()
+            .map(|(w, _)| w)
+            .filter(|w| &w.kind == kind && &w.name == name)
+            .collect();
+        let used: BTreeSet<&str> = instances
+            .iter()
+            .flat_map(|w| w.refs.iter().map(|r| r.secret.as_str()))
+            .collect();
+        for secret in used {
+            let mut present: BTreeMap<&str, (&str, &inventory::SecretDecl)> = BTreeMap::new();
+            let mut missing: Vec<(&str, &str)> = Vec::new();
+            for (env, nss) in envs {
+                for ns in nss {
+                    match inv.secret(ns, secret) {
+                        Some(s) => {
+                            present.insert(env.as_str(), (ns.as_str(), s));
+                        }
+                        None => missing.push((env.as_str(), ns.as_str())),
+                    }
+                }
+            }
+            if let Some((penv, (pns, psec))) = present.iter().next() {
+                for (menv, mns) in &missing {
+                    out.push(Finding {
+                        severity: Check::Parity.default_severity(),
+                        check: Check::Parity,
+                        environment: menv.to_string(),
+                        namespace: mns.to_string(),
+                        object: format!("{kind}/{name}"),
+                        file: Some(psec.file.clone()),
+                        message: format!(
+                            "Secret {secret:?} exists in {penv} (namespace {pns}) but not in {menv} (namespace {mns}), where {kind}/{name} also runs"
+                        ),
+                        fix: Some(format!(
+                            "copy {} to the {menv} tree with metadata.namespace: {mns}, then `ksec encrypt -i FILE` (recipients come from recipients/{menv}.yaml)",
+                            psec.file.display()
+                        )),
+                    });
+                }
+                // keys present in one environment's copy and not another's
+                let all: Vec<(&&str, &(&str, &inventory::SecretDecl))> = present.iter().collect();
+                for (aenv, (ans, a)) in &all {
+                    for (benv, (bns, b)) in &all {
+                        for k in a.keys.iter().filter(|k| !b.keys.contains(k)) {
+                            out.push(Finding {
+                                severity: Check::Parity.default_severity(),
+                                check: Check::Parity,
+                                environment: benv.to_string(),
+                                namespace: bns.to_string(),
+                                object: format!("Secret/{secret}"),
+                                file: Some(b.file.clone()),
+                                message: format!(
+                                    "key {k:?} of Secret {secret:?} exists in {aenv} (namespace {ans}) but not in {benv} (namespace {bns}), where {kind}/{name} also runs"
+                                ),
+                                fix: Some(format!("ksec set {} '[\"stringData\"][\"{k}\"]' --value-stdin", b.file.display())),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Vec<Finding>) {
+    let known: BTreeMap<String, Vec<&str>> = {
+        let mut m: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for e in &dir.envs {
+            for r in e.recipient_ids() {
+                m.entry(r).or_default().push(e.name.as_str());
+            }
+        }
+        m
+    };
+    for s in &inv.secrets {
+        let object = format!("Secret/{}", s.name);
+        let env = match dir.env_for_namespace(&s.namespace) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                out.push(Finding {
+                    severity: Check::UnownedNamespace.default_severity(),
+                    check: Check::UnownedNamespace,
+                    environment: "-".into(),
+                    namespace: s.namespace.clone(),
+                    object,
+                    file: Some(s.file.clone()),
+                    message: format!(
+                        "namespace {:?} belongs to no environment in {}",
+                        s.namespace,
+                        dir.dir.display()
+                    ),
+                    fix: Some(format!(
+                        "add {:?} to the namespaces: of one recipients/<env>.yaml",
+                        s.namespace
+                    )),
+                });
+                continue;
+            }
+            Err(e) => {
+                out.push(Finding {
+                    severity: Severity::Error,
+                    check: Check::UnownedNamespace,
+                    environment: "-".into(),
+                    namespace: s.namespace.clone(),
+                    object,
+                    file: Some(s.file.clone()),
+                    message: e.to_string(),
+                    fix: None,
+                });
+                continue;
+            }
+        };
+        let Some(meta) = &s.meta else {
+            out.push(Finding {
+                severity: Check::Plaintext.default_severity(),
+                check: Check::Plaintext,
+                environment: env.name.clone(),
+                namespace: s.namespace.clone(),
+                object,
+                file: Some(s.file.clone()),
+                message: "the Secret is not encrypted".into(),
+                fix: Some(format!("ksec encrypt -i {}", s.file.display())),
+            });
+            continue;
+        };
+        let have: BTreeSet<String> = meta.stanzas().map(|st| st.recipient()).collect();
+        let want: BTreeSet<String> = env.recipient_ids().into_iter().collect();
+        for r in &have {
+            match known.get(r) {
+                None => out.push(Finding {
+                    severity: Check::UnknownRecipient.default_severity(),
+                    check: Check::UnknownRecipient,
+                    environment: env.name.clone(),
+                    namespace: s.namespace.clone(),
+                    object: object.clone(),
+                    file: Some(s.file.clone()),
+                    message: format!("encrypted to {r}, which appears in no recipients file"),
+                    fix: Some(format!("ksec rotate -i --rm-age {r} {}  (or add the key to recipients/{}.yaml)", s.file.display(), env.name)),
+                }),
+                Some(envs) if !envs.contains(&env.name.as_str()) => out.push(Finding {
+                    severity: Check::CrossEnvironmentRecipient.default_severity(),
+                    check: Check::CrossEnvironmentRecipient,
+                    environment: env.name.clone(),
+                    namespace: s.namespace.clone(),
+                    object: object.clone(),
+                    file: Some(s.file.clone()),
+                    message: format!("a {} Secret is readable by a recipient of {}: {r}", env.name, envs.join(", ")),
+                    fix: Some(format!("ksec rotate -i --rm-age {r} {}  (rotate: the other key may already have read it; then change the value)", s.file.display())),
+                }),
+                _ => {}
+            }
+        }
+        if have != want && meta.key_groups.len() <= 1 {
+            let add: Vec<&String> = want.difference(&have).collect();
+            let rm: Vec<&String> = have.difference(&want).collect();
+            out.push(Finding {
+                severity: Check::StaleRecipients.default_severity(),
+                check: Check::StaleRecipients,
+                environment: env.name.clone(),
+                namespace: s.namespace.clone(),
+                object: object.clone(),
+                file: Some(s.file.clone()),
+                message: format!(
+                    "recipients differ from {}: missing [{}], extra [{}]",
+                    env.file.display(),
+                    add.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    rm.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                fix: Some(format!("ksec updatekeys -y {}", s.file.display())),
+            });
+        }
+        if let (Some(days), Some(t)) = (
+            env.rotate_after_days,
+            crate::sops::scalar::parse_rfc3339(&meta.lastmodified),
+        ) {
+            let age = opts
+                .now
+                .signed_duration_since(t.with_timezone(&Utc))
+                .num_days();
+            if age > days as i64 {
+                out.push(Finding {
+                    severity: Check::RotationAge.default_severity(),
+                    check: Check::RotationAge,
+                    environment: env.name.clone(),
+                    namespace: s.namespace.clone(),
+                    object: object.clone(),
+                    file: Some(s.file.clone()),
+                    message: format!("last changed {age} days ago ({}); {} rotates every {days} days", meta.lastmodified, env.name),
+                    fix: Some(format!("ksec edit {0}  (new credential), then ksec rotate -i {0} && ksec apply --env {1} {0}", s.file.display(), env.name)),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Least-privilege RBAC: one Role + RoleBinding per workload service
+//! account, scoped by `resourceNames` to exactly the Secrets it uses (the
+//! field guide's Step 4), and a finding for Roles that grant wildcard access.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value as J, json};
+
+use super::inventory::{Inventory, RoleDecl};
+use super::{Check, Finding};
+use crate::recipients::RecipientsDir;
+
+/// (namespace, service account) -> Secret names its workloads use.
+pub fn secrets_by_service_account(inv: &Inventory) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut m: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (w, _) in &inv.workloads {
+        let e = m
+            .entry((w.namespace.clone(), w.service_account.clone()))
+            .or_default();
+        e.extend(w.refs.iter().map(|r| r.secret.clone()));
+    }
+    m.retain(|_, v| !v.is_empty());
+    m
+}
+
+/// The generated objects, as JSON (the CLI prints them as YAML or JSON).
+pub fn generate(inv: &Inventory) -> Vec<J> {
+    let mut out = Vec::new();
+    for ((ns, sa), secrets) in secrets_by_service_account(inv) {
+        let name = format!("ksec-{sa}-secrets");
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "ksec"}},
+            "rules": [{
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get"],
+                "resourceNames": secrets.iter().collect::<Vec<_>>(),
+            }],
+        }));
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "ksec"}},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        }));
+    }
+    out
+}
+
+fn strs(v: Option<&J>) -> Vec<&str> {
+    v.and_then(J::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(J::as_str)
+        .collect()
+}
+
+/// A Role/ClusterRole rule that reaches Secrets without naming them.
+pub fn wildcard_finding(r: &RoleDecl, dir: Option<&RecipientsDir>) -> Option<Finding> {
+    for rule in &r.rules {
+        let groups = strs(rule.get("apiGroups"));
+        let resources = strs(rule.get("resources"));
+        let verbs = strs(rule.get("verbs"));
+        let names = strs(rule.get("resourceNames"));
+        let core = groups.iter().any(|g| g.is_empty() || *g == "*");
+        let secrets = resources.iter().any(|x| *x == "secrets" || *x == "*");
+        let reads = verbs
+            .iter()
+            .any(|v| matches!(*v, "get" | "list" | "watch" | "*"));
+        let listing = verbs.iter().any(|v| matches!(*v, "list" | "watch" | "*"));
+        if core && secrets && reads && (names.is_empty() || listing) {
+            let ns = r
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "(cluster-wide)".into());
+            let env = r
+                .namespace
+                .as_deref()
+                .and_then(|n| dir.and_then(|d| d.env_for_namespace(n).ok().flatten()))
+                .map(|e| e.name.clone())
+                .unwrap_or_else(|| "-".into());
+            return Some(Finding {
+                severity: Check::WildcardSecretAccess.default_severity(),
+                check: Check::WildcardSecretAccess,
+                environment: env,
+                namespace: ns,
+                object: format!("{}/{}", r.kind, r.name),
+                file: Some(r.file.clone()),
+                message: format!(
+                    "grants {} on {} secrets{}",
+                    verbs.join(","),
+                    if names.is_empty() { "all" } else { "named" },
+                    if listing && !names.is_empty() {
+                        " (list/watch ignore resourceNames, so every Secret is readable)"
+                    } else {
+                        ""
+                    }
+                ),
+                fix: Some(
+                    "replace it with the Roles from `ksec rbac PATH` (get on resourceNames only)"
+                        .into(),
+                ),
+            });
+        }
+    }
+    None
+}

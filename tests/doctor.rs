@@ -1,0 +1,431 @@
+//! `ksec doctor` on fixture repositories that reproduce the field guide's
+//! incident and its cousins; each finding is checked exactly, and so are the
+//! cases that must produce none.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{AgeKey, age_key, ksec, run, stderr, stdout};
+use serde_json::Value as J;
+
+struct Repo {
+    dir: tempfile::TempDir,
+    dev: AgeKey,
+    prod: AgeKey,
+}
+
+fn repo() -> Repo {
+    let dir = common::tempdir();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let dev = age_key(dir.path(), "dev-key");
+    let prod = age_key(dir.path(), "prod-key");
+    write(
+        dir.path(),
+        "recipients/dev.yaml",
+        &format!(
+            "namespaces: [dev]\nowners: [\"@dev\"]\nage: [{}]\n",
+            dev.recipient
+        ),
+    );
+    write(
+        dir.path(),
+        "recipients/prod.yaml",
+        &format!(
+            "namespaces: [prod]\nowners: [\"@platform\", \"oncall@example.com\"]\nrotate_after: 30d\nage: [{}]\n",
+            prod.recipient
+        ),
+    );
+    Repo { dir, dev, prod }
+}
+
+fn write(root: &Path, rel: &str, content: &str) -> PathBuf {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+impl Repo {
+    fn secret(&self, rel: &str, ns: &str, name: &str, keys: &[&str]) -> PathBuf {
+        let data: String = keys
+            .iter()
+            .map(|k| format!("  {k}: CANARY-{k}\n"))
+            .collect();
+        let p = write(
+            self.dir.path(),
+            rel,
+            &format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\ntype: Opaque\nstringData:\n{data}"
+            ),
+        );
+        let o = run(ksec().args(["encrypt", "-i"]).arg(&p));
+        assert!(o.status.success(), "{}", stderr(&o));
+        p
+    }
+    fn deployment(&self, rel: &str, ns: &str, name: &str, pod_spec: &str) {
+        write(
+            self.dir.path(),
+            rel,
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n{pod_spec}"
+            ),
+        );
+    }
+    fn doctor(&self, extra: &[&str]) -> (i32, Vec<J>) {
+        let o = run(ksec()
+            .current_dir(self.dir.path())
+            .args(["doctor", "-o", "json"])
+            .args(extra)
+            .arg("."));
+        let code = o.status.code().unwrap();
+        assert!(code == 0 || code == 1, "{}", stderr(&o));
+        let v: J =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+        (code, v["findings"].as_array().unwrap().clone())
+    }
+}
+
+const PULL: &str = "      imagePullSecrets:\n        - name: registry-pull-secret\n      containers:\n        - name: app\n          image: registry.example.com/shop:1\n";
+
+fn summary(f: &[J]) -> Vec<(String, String, String, String)> {
+    f.iter()
+        .map(|x| {
+            (
+                x["check"].as_str().unwrap().into(),
+                x["environment"].as_str().unwrap().into(),
+                x["namespace"].as_str().unwrap().into(),
+                x["object"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_field_guide_incident_pull_secret_only_in_dev() {
+    let r = repo();
+    r.secret(
+        "dev/pull.yaml",
+        "dev",
+        "registry-pull-secret",
+        &[".dockerconfigjson"],
+    );
+    r.deployment("dev/shop.yaml", "dev", "shop", PULL);
+    r.deployment("prod/shop.yaml", "prod", "shop", PULL);
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        summary(&f),
+        vec![
+            (
+                "broken-reference".into(),
+                "prod".into(),
+                "prod".into(),
+                "Deployment/shop".into()
+            ),
+            (
+                "parity".into(),
+                "prod".into(),
+                "prod".into(),
+                "Deployment/shop".into()
+            ),
+        ]
+    );
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ImagePullBackOff")
+    );
+    assert!(
+        f[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exists in dev (namespace dev) but not in prod")
+    );
+    assert!(f[1]["fix"].as_str().unwrap().contains("ksec encrypt -i"));
+    // fixing it clears every finding
+    r.secret(
+        "prod/pull.yaml",
+        "prod",
+        "registry-pull-secret",
+        &[".dockerconfigjson"],
+    );
+    let (code, f) = r.doctor(&[]);
+    assert_eq!((code, summary(&f)), (0, vec![]));
+}
+
+#[test]
+fn a_missing_key_inside_an_existing_secret() {
+    let r = repo();
+    r.secret("prod/db.yaml", "prod", "db", &["password"]);
+    r.deployment("prod/api.yaml", "prod", "api", "      containers:\n        - name: api\n          image: x\n          env:\n            - name: DB_USER\n              valueFrom: {secretKeyRef: {name: db, key: username}}\n            - name: DB_PASSWORD\n              valueFrom: {secretKeyRef: {name: db, key: password}}\n");
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            "broken-reference".into(),
+            "prod".into(),
+            "prod".into(),
+            "Deployment/api".into()
+        )]
+    );
+    let m = f[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("\"username\"") && m.contains("it has: password"),
+        "{m}"
+    );
+    assert!(!serde_json::to_string(&f).unwrap().contains("CANARY"));
+}
+
+#[test]
+fn optional_references_produce_no_finding() {
+    let r = repo();
+    r.deployment("prod/api.yaml", "prod", "api", "      containers:\n        - name: api\n          image: x\n          envFrom:\n            - secretRef: {name: maybe, optional: true}\n      volumes:\n        - name: v\n          secret: {secretName: maybe-too, optional: true}\n");
+    let (code, f) = r.doctor(&[]);
+    assert_eq!((code, summary(&f)), (0, vec![]));
+}
+
+#[test]
+fn a_secret_referenced_only_by_a_cronjob() {
+    let r = repo();
+    let cron = |secret: &str| {
+        format!(
+            "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: backup\n  namespace: prod\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers:\n            - name: b\n              image: x\n              volumeMounts: [{{name: creds, mountPath: /creds}}]\n          volumes:\n            - name: creds\n              secret: {{secretName: {secret}}}\n"
+        )
+    };
+    write(r.dir.path(), "prod/backup.yaml", &cron("backup-creds"));
+    r.secret("prod/backup-creds.yaml", "prod", "backup-creds", &["token"]);
+    let (code, f) = r.doctor(&[]);
+    assert_eq!((code, summary(&f)), (0, vec![]));
+    write(r.dir.path(), "prod/backup.yaml", &cron("backup-creds-v2"));
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            "broken-reference".into(),
+            "prod".into(),
+            "prod".into(),
+            "CronJob/backup".into()
+        )]
+    );
+}
+
+#[test]
+fn a_prod_secret_encrypted_to_a_dev_key() {
+    let r = repo();
+    let p = write(
+        r.dir.path(),
+        "prod/db.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: CANARY\n",
+    );
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &r.dev.recipient])
+        .arg(&p));
+    assert!(o.status.success());
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 1);
+    let mut got = summary(&f);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "cross-environment-recipient".into(),
+                "prod".into(),
+                "prod".into(),
+                "Secret/db".into()
+            ),
+            (
+                "stale-recipients".into(),
+                "prod".into(),
+                "prod".into(),
+                "Secret/db".into()
+            ),
+        ]
+    );
+    let cross = f
+        .iter()
+        .find(|x| x["check"] == "cross-environment-recipient")
+        .unwrap();
+    assert!(
+        cross["message"]
+            .as_str()
+            .unwrap()
+            .contains(&r.dev.recipient)
+    );
+    assert!(
+        cross["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("ksec rotate -i --rm-age")
+    );
+}
+
+#[test]
+fn a_stale_recipient_needs_updatekeys_and_rotation_age_is_reported() {
+    let r = repo();
+    let p = r.secret("prod/db.yaml", "prod", "db", &["password"]);
+    let newer = age_key(r.dir.path(), "newer");
+    write(
+        r.dir.path(),
+        "recipients/prod.yaml",
+        &format!(
+            "namespaces: [prod]\nrotate_after: 30d\nage: [{}, {}]\n",
+            r.prod.recipient, newer.recipient
+        ),
+    );
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 0, "stale recipients are a warning by default");
+    assert_eq!(
+        summary(&f),
+        vec![(
+            "stale-recipients".into(),
+            "prod".into(),
+            "prod".into(),
+            "Secret/db".into()
+        )]
+    );
+    assert_eq!(
+        f[0]["fix"].as_str().unwrap(),
+        format!(
+            "ksec updatekeys -y {}",
+            p.strip_prefix(r.dir.path())
+                .map(|x| Path::new(".").join(x))
+                .unwrap()
+                .display()
+        )
+    );
+    let (code, _) = r.doctor(&["--severity", "stale-recipients=error"]);
+    assert_eq!(code, 1);
+    assert!(
+        run(ksec()
+            .args(["updatekeys", "-y"])
+            .arg(&p)
+            .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file))
+        .status
+        .success()
+    );
+    assert_eq!(r.doctor(&[]).1.len(), 0);
+    // an old lastmodified (doctor reads metadata, it does not verify the MAC)
+    let text = std::fs::read_to_string(&p).unwrap();
+    let lm = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lastmodified:"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &p,
+        text.replace(&lm, "    lastmodified: \"2020-01-01T00:00:00Z\""),
+    )
+    .unwrap();
+    let (_, f) = r.doctor(&[]);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            "rotation-age".into(),
+            "prod".into(),
+            "prod".into(),
+            "Secret/db".into()
+        )]
+    );
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rotates every 30 days")
+    );
+}
+
+#[test]
+fn plaintext_secrets_and_sarif_output() {
+    let r = repo();
+    write(
+        r.dir.path(),
+        "prod/leak.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leak\n  namespace: prod\nstringData:\n  password: CANARY-leak\n",
+    );
+    let o = run(ksec()
+        .current_dir(r.dir.path())
+        .args(["doctor", "-o", "sarif", "."]));
+    assert_eq!(o.status.code(), Some(1));
+    let s: J = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let results = s["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["ruleId"], "plaintext");
+    assert_eq!(results[0]["level"], "error");
+    assert!(!stdout(&o).contains("CANARY"));
+    let o = run(ksec().current_dir(r.dir.path()).args(["doctor", "."]));
+    let text = stdout(&o);
+    assert!(
+        text.contains("== environment prod ==") && text.contains("fix:  ksec encrypt -i"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rbac_is_scoped_to_named_secrets_and_wildcards_are_flagged() {
+    let r = repo();
+    r.deployment("prod/shop.yaml", "prod", "shop", "      serviceAccountName: shop-sa\n      imagePullSecrets: [{name: registry-pull-secret}]\n      containers:\n        - name: app\n          image: x\n          envFrom: [{secretRef: {name: shop-env}}]\n");
+    let o = run(ksec()
+        .current_dir(r.dir.path())
+        .args(["rbac", "-o", "json", "."]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: J = serde_json::from_str(&stdout(&o)).unwrap();
+    let role = &v["items"][0];
+    assert_eq!(role["kind"], "Role");
+    assert_eq!(role["metadata"]["namespace"], "prod");
+    assert_eq!(
+        role["rules"][0]["resourceNames"],
+        serde_json::json!(["registry-pull-secret", "shop-env"])
+    );
+    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["get"]));
+    assert_eq!(v["items"][1]["subjects"][0]["name"], "shop-sa");
+    write(
+        r.dir.path(),
+        "prod/wild.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: too-much, namespace: prod}\nrules:\n  - apiGroups: [\"\"]\n    resources: [secrets]\n    verbs: [get, list]\n",
+    );
+    let o = run(ksec().current_dir(r.dir.path()).args(["rbac", "."]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wildcard-secret-access") && stderr(&o).contains("Role/too-much"));
+    assert!(stdout(&o).contains("resourceNames:"));
+    let (_, f) = r.doctor(&[]);
+    assert!(summary(&f).contains(&(
+        "wildcard-secret-access".into(),
+        "prod".into(),
+        "prod".into(),
+        "Role/too-much".into()
+    )));
+}
+
+#[test]
+fn runbook_names_owners_and_commands() {
+    let r = repo();
+    r.secret("prod/db.yaml", "prod", "db", &["password"]);
+    let o = run(ksec()
+        .current_dir(r.dir.path())
+        .args(["runbook", "--env", "prod", "."]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = stdout(&o);
+    for needle in [
+        "# Rotation runbook: prod",
+        "@platform",
+        "oncall@example.com",
+        "every 30 days",
+        "`prod/db`",
+        "ksec apply --env prod",
+        "rollout undo",
+        &r.prod.recipient,
+    ] {
+        assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+    }
+    assert!(!md.contains(&r.dev.recipient));
+    let o = run(ksec()
+        .current_dir(r.dir.path())
+        .args(["runbook", "--env", "qa", "."]));
+    assert_eq!(o.status.code(), Some(2));
+}
