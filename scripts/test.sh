@@ -8,5 +8,14 @@ scripts/test-deps.sh
 export PATH="$ROOT/.test-deps/venv/bin:$PATH"
 export KSEC_REQUIRE_ORACLES=1
 export SOPS_DISABLE_VERSION_CHECK=1
+# issue 6: one real kube-apiserver + etcd + kube-controller-manager for the
+# whole run (tests/apply_*.rs); stopped on exit. Reuses KSEC_TEST_KUBECONFIG if set.
+if [ -z "${KSEC_TEST_KUBECONFIG:-}" ]; then
+  scripts/kube-build.sh
+  KUBE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ksec-kube.XXXXXX")
+  trap 'scripts/kube-down.sh "$KUBE_DIR"' EXIT
+  eval "$(scripts/kube-up.sh "$KUBE_DIR")"
+  export KSEC_TEST_KUBECONFIG
+fi
 cargo build --quiet --bins
 cargo test --no-fail-fast "$@"

@@ -3,8 +3,10 @@
 //!
 //! The CLI (`src/cli`) is a thin layer over this library.
 
+pub mod cluster;
 pub mod doctor;
 pub mod fsio;
+pub mod guard;
 pub mod keys;
 pub mod ops;
 pub mod recipients;

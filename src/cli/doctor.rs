@@ -29,6 +29,18 @@ pub struct Args {
     /// Change a check's severity: CHECK=error|warning|info (repeatable), e.g. rotation-age=error
     #[arg(long = "severity", value_name = "CHECK=LEVEL")]
     pub severity: Vec<String>,
+    /// Check live namespaces through the kube API instead of manifests (read-only)
+    #[arg(long)]
+    pub cluster: bool,
+    /// kubeconfig context (with --cluster)
+    #[arg(long)]
+    pub context: Option<String>,
+    /// kubeconfig file (with --cluster; default KUBECONFIG or ~/.kube/config)
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces to inspect (with --cluster; default: every namespace a recipients environment owns)
+    #[arg(short = 'n', long = "namespace")]
+    pub namespaces: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -113,8 +125,22 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             )));
         }
     }
-    let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
-    let mut findings = doctor::check(&inv, dir.as_ref(), &doctor::Options::default());
+    let mut findings = if a.cluster {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let (client, _) = ksec::cluster::connect(&ksec::cluster::ConnectOptions {
+                kubeconfig: a.kubeconfig.clone(),
+                context: a.context.clone(),
+                in_cluster: false,
+            })
+            .await?;
+            let nss = doctor::live::namespaces(&client, &a.namespaces, dir.as_ref(), a.env.as_deref()).await?;
+            doctor::live::check(&client, &nss, dir.as_ref()).await
+        })?
+    } else {
+        let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
+        doctor::check(&inv, dir.as_ref(), &doctor::Options::default())
+    };
     for f in findings.iter_mut() {
         if let Some((_, l)) = overrides.iter().find(|(c, _)| *c == f.check) {
             f.severity = *l;

@@ -1,14 +1,19 @@
 //! Subcommands, one file each. Flags are defined once in `common.rs` and
 //! flattened where needed, so `--age` means the same everywhere.
 
+mod apply;
+mod check;
 mod common;
 mod completions;
 mod decrypt;
+mod diff;
 mod doctor;
 mod edit;
 mod encrypt;
 mod filestatus;
+mod hook;
 mod rotate;
+mod scan;
 mod set;
 mod updatekeys;
 
@@ -54,6 +59,16 @@ pub enum Command {
     Rbac(doctor::RbacArgs),
     /// Write the rotation runbook of an environment
     Runbook(doctor::RunbookArgs),
+    /// Decrypt in memory, server-side apply, restart what changed, verify the rollout
+    Apply(apply::Args),
+    /// What `ksec apply` would change, by key name (values masked)
+    Diff(diff::Args),
+    /// Block plaintext Secrets: check files, directories or the staged index (exit 0 clean, 1 findings, 2 error)
+    Check(check::Args),
+    /// Install the git pre-commit hook (ksec check --staged)
+    Hook(hook::Args),
+    /// Run the guard over every blob in the git history
+    Scan(scan::Args),
     /// Print shell completions
     Completions(completions::CompletionArgs),
     /// Write the man pages
@@ -85,6 +100,11 @@ pub fn main() -> i32 {
         Command::Doctor(a) => doctor::run(a, g),
         Command::Rbac(a) => doctor::run_rbac(a, g),
         Command::Runbook(a) => doctor::run_runbook(a, g),
+        Command::Apply(a) => apply::run(a, g),
+        Command::Diff(a) => diff::run(a, g),
+        Command::Check(a) => check::run(a, g),
+        Command::Hook(a) => hook::run(a, g),
+        Command::Scan(a) => scan::run(a, g),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     };

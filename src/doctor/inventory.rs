@@ -96,7 +96,7 @@ impl Inventory {
         }
     }
 
-    fn add_object(
+    pub fn add_object(
         &mut self,
         file: &Path,
         doc: usize,

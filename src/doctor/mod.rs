@@ -3,6 +3,7 @@
 //! from the manifests, without decrypting anything.
 
 pub mod inventory;
+pub mod live;
 pub mod rbac;
 pub mod report;
 pub mod runbook;
@@ -39,6 +40,8 @@ pub enum Check {
     WildcardSecretAccess,
     Plaintext,
     UnreadableFile,
+    FailingPod,
+    StaleConsumer,
 }
 
 impl Check {
@@ -54,6 +57,8 @@ impl Check {
             Check::WildcardSecretAccess => "wildcard-secret-access",
             Check::Plaintext => "plaintext",
             Check::UnreadableFile => "unreadable-file",
+            Check::FailingPod => "failing-pod",
+            Check::StaleConsumer => "stale-consumer",
         }
     }
 
@@ -68,7 +73,7 @@ impl Check {
         }
     }
 
-    pub const ALL: [Check; 10] = [
+    pub const ALL: [Check; 12] = [
         Check::BrokenReference,
         Check::Parity,
         Check::StaleRecipients,
@@ -79,6 +84,8 @@ impl Check {
         Check::WildcardSecretAccess,
         Check::Plaintext,
         Check::UnreadableFile,
+        Check::FailingPod,
+        Check::StaleConsumer,
     ];
 }
 
@@ -143,7 +150,7 @@ pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Ve
     out
 }
 
-fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut Vec<Finding>) {
+pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut Vec<Finding>) {
     for (w, file) in &inv.workloads {
         let mut refs = w.refs.clone();
         if let Some(sa) = inv.service_account(&w.namespace, &w.service_account) {

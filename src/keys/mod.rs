@@ -2,7 +2,11 @@
 //! key ring that wraps for recipients and recovers the key from a file.
 
 pub mod age;
+pub mod aws_kms;
+pub mod azure_kv;
+mod service;
 pub mod shamir;
+pub mod vault;
 
 use indexmap::IndexMap;
 use zeroize::Zeroizing;
@@ -229,6 +233,11 @@ pub fn keyring_from_env(
     } else {
         age::AgeSource::empty()
     }));
+    // Cloud sources only read settings here; clients, credentials and logins
+    // are created on the first wrap/unwrap that needs them.
+    ring.add(Box::new(aws_kms::AwsKmsSource::default()));
+    ring.add(Box::new(vault::VaultSource::from_env()));
+    ring.add(Box::new(azure_kv::AzureKvSource::from_env()));
     Ok(ring)
 }
 

@@ -61,7 +61,15 @@ impl Workload {
     }
 }
 
-pub const WORKLOAD_KINDS: [&str; 7] = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"];
+pub const WORKLOAD_KINDS: [&str; 7] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+];
 
 /// The pod spec inside a workload object (JSON form of the manifest).
 pub fn pod_spec(obj: &J) -> Option<&J> {
@@ -90,10 +98,19 @@ pub fn secret_refs(spec: &J) -> Vec<SecretRef> {
     let mut out = Vec::new();
     for p in arr(spec, "/imagePullSecrets") {
         if let Some(n) = s(p, "/name") {
-            out.push(SecretRef { secret: n, key: None, optional: false, via: RefKind::ImagePullSecret, sub_path_only: false });
+            out.push(SecretRef {
+                secret: n,
+                key: None,
+                optional: false,
+                via: RefKind::ImagePullSecret,
+                sub_path_only: false,
+            });
         }
     }
-    let containers: Vec<&J> = arr(spec, "/initContainers").chain(arr(spec, "/containers")).chain(arr(spec, "/ephemeralContainers")).collect();
+    let containers: Vec<&J> = arr(spec, "/initContainers")
+        .chain(arr(spec, "/containers"))
+        .chain(arr(spec, "/ephemeralContainers"))
+        .collect();
     for c in &containers {
         for e in arr(c, "/env") {
             if let Some(n) = s(e, "/valueFrom/secretKeyRef/name") {
@@ -108,35 +125,76 @@ pub fn secret_refs(spec: &J) -> Vec<SecretRef> {
         }
         for e in arr(c, "/envFrom") {
             if let Some(n) = s(e, "/secretRef/name") {
-                out.push(SecretRef { secret: n, key: None, optional: flag(e, "/secretRef/optional"), via: RefKind::EnvFromSecretRef, sub_path_only: false });
+                out.push(SecretRef {
+                    secret: n,
+                    key: None,
+                    optional: flag(e, "/secretRef/optional"),
+                    via: RefKind::EnvFromSecretRef,
+                    sub_path_only: false,
+                });
             }
         }
     }
     for vol in arr(spec, "/volumes") {
         let vname = s(vol, "/name").unwrap_or_default();
         // A volume mounted only with subPath never sees updates.
-        let mounts: Vec<&J> = containers.iter().flat_map(|c| arr(c, "/volumeMounts")).filter(|m| s(m, "/name").as_deref() == Some(&vname)).collect();
-        let sub_path_only = !mounts.is_empty() && mounts.iter().all(|m| m.get("subPath").is_some() || m.get("subPathExpr").is_some());
+        let mounts: Vec<&J> = containers
+            .iter()
+            .flat_map(|c| arr(c, "/volumeMounts"))
+            .filter(|m| s(m, "/name").as_deref() == Some(&vname))
+            .collect();
+        let sub_path_only = !mounts.is_empty()
+            && mounts
+                .iter()
+                .all(|m| m.get("subPath").is_some() || m.get("subPathExpr").is_some());
         if let Some(n) = s(vol, "/secret/secretName") {
             let optional = flag(vol, "/secret/optional");
-            let items: Vec<String> = arr(vol, "/secret/items").filter_map(|i| s(i, "/key")).collect();
+            let items: Vec<String> = arr(vol, "/secret/items")
+                .filter_map(|i| s(i, "/key"))
+                .collect();
             if items.is_empty() {
-                out.push(SecretRef { secret: n, key: None, optional, via: RefKind::SecretVolume, sub_path_only });
+                out.push(SecretRef {
+                    secret: n,
+                    key: None,
+                    optional,
+                    via: RefKind::SecretVolume,
+                    sub_path_only,
+                });
             } else {
                 for k in items {
-                    out.push(SecretRef { secret: n.clone(), key: Some(k), optional, via: RefKind::SecretVolume, sub_path_only });
+                    out.push(SecretRef {
+                        secret: n.clone(),
+                        key: Some(k),
+                        optional,
+                        via: RefKind::SecretVolume,
+                        sub_path_only,
+                    });
                 }
             }
         }
         for src in arr(vol, "/projected/sources") {
             if let Some(n) = s(src, "/secret/name") {
                 let optional = flag(src, "/secret/optional");
-                let items: Vec<String> = arr(src, "/secret/items").filter_map(|i| s(i, "/key")).collect();
+                let items: Vec<String> = arr(src, "/secret/items")
+                    .filter_map(|i| s(i, "/key"))
+                    .collect();
                 if items.is_empty() {
-                    out.push(SecretRef { secret: n, key: None, optional, via: RefKind::ProjectedVolume, sub_path_only });
+                    out.push(SecretRef {
+                        secret: n,
+                        key: None,
+                        optional,
+                        via: RefKind::ProjectedVolume,
+                        sub_path_only,
+                    });
                 } else {
                     for k in items {
-                        out.push(SecretRef { secret: n.clone(), key: Some(k), optional, via: RefKind::ProjectedVolume, sub_path_only });
+                        out.push(SecretRef {
+                            secret: n.clone(),
+                            key: Some(k),
+                            optional,
+                            via: RefKind::ProjectedVolume,
+                            sub_path_only,
+                        });
                     }
                 }
             }
@@ -155,7 +213,9 @@ pub fn workload(obj: &J, default_ns: &str) -> Option<Workload> {
     Some(Workload {
         namespace: s(obj, "/metadata/namespace").unwrap_or_else(|| default_ns.to_string()),
         name: s(obj, "/metadata/name")?,
-        service_account: s(spec, "/serviceAccountName").or_else(|| s(spec, "/serviceAccount")).unwrap_or_else(|| "default".into()),
+        service_account: s(spec, "/serviceAccountName")
+            .or_else(|| s(spec, "/serviceAccount"))
+            .unwrap_or_else(|| "default".into()),
         refs: secret_refs(spec),
         kind,
     })
@@ -183,15 +243,47 @@ mod tests {
         });
         let w = workload(&obj, "default").unwrap();
         assert_eq!(w.service_account, "backup-sa");
-        let got: Vec<(String, Option<String>, bool, RefKind, bool)> =
-            w.refs.iter().map(|r| (r.secret.clone(), r.key.clone(), r.optional, r.via, r.sub_path_only)).collect();
-        assert_eq!(got, vec![
-            ("pull".into(), None, false, RefKind::ImagePullSecret, false),
-            ("db".into(), Some("password".into()), false, RefKind::EnvSecretKeyRef, false),
-            ("opt".into(), Some("k".into()), true, RefKind::EnvSecretKeyRef, false),
-            ("bulk".into(), None, false, RefKind::EnvFromSecretRef, false),
-            ("tls".into(), Some("cert".into()), false, RefKind::SecretVolume, true),
-            ("proj".into(), None, false, RefKind::ProjectedVolume, false),
-        ]);
+        let got: Vec<(String, Option<String>, bool, RefKind, bool)> = w
+            .refs
+            .iter()
+            .map(|r| {
+                (
+                    r.secret.clone(),
+                    r.key.clone(),
+                    r.optional,
+                    r.via,
+                    r.sub_path_only,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("pull".into(), None, false, RefKind::ImagePullSecret, false),
+                (
+                    "db".into(),
+                    Some("password".into()),
+                    false,
+                    RefKind::EnvSecretKeyRef,
+                    false
+                ),
+                (
+                    "opt".into(),
+                    Some("k".into()),
+                    true,
+                    RefKind::EnvSecretKeyRef,
+                    false
+                ),
+                ("bulk".into(), None, false, RefKind::EnvFromSecretRef, false),
+                (
+                    "tls".into(),
+                    Some("cert".into()),
+                    false,
+                    RefKind::SecretVolume,
+                    true
+                ),
+                ("proj".into(), None, false, RefKind::ProjectedVolume, false),
+            ]
+        );
     }
 }

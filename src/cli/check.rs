@@ -1,0 +1,207 @@
+//! `ksec check [PATH…] | --staged`: the pre-commit guard. Exit 0 clean,
+//! 1 findings, 2 tool error (ripgrep's convention), whatever the output format.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::common::{self, GlobalArgs, IdentityArgs, OutputFormat};
+use ksec::guard::config::FsPolicy;
+use ksec::guard::{self, Blob, Finding, GuardConfig, Options, Source, git, report};
+use ksec::keys::KeyRing;
+
+/// Files larger than this are skipped when walking directories.
+const WALK_MAX_BYTES: u64 = 16 << 20;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files and directories to check (directories are walked; .git is skipped)
+    #[arg(conflicts_with = "staged")]
+    pub paths: Vec<PathBuf>,
+    /// Check the staged index blobs (what `git commit` would record), not the working tree
+    #[arg(long)]
+    pub staged: bool,
+    /// Also decrypt every value and check the MAC (needs keys; without them: warning "MAC not verified")
+    #[arg(long)]
+    pub verify: bool,
+    /// Guard configuration (default: .ksec.yaml found upward from the current folder or in the repository root)
+    #[arg(long = "guard-config", value_name = "FILE")]
+    pub guard_config: Option<PathBuf>,
+    /// Do not apply the .sops.yaml / recipients/ path policy
+    #[arg(long)]
+    pub no_path_policy: bool,
+    #[command(flatten)]
+    pub ids: IdentityArgs,
+}
+
+/// Reads other files from the file system, by the path as given.
+struct FsSource;
+
+impl Source for FsSource {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let p = Path::new(path);
+        let meta = std::fs::metadata(p).ok()?;
+        if !meta.is_file() || meta.len() > WALK_MAX_BYTES {
+            return None;
+        }
+        std::fs::read(p).ok()
+    }
+}
+
+pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    match run_inner(a, g) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("ksec: error: {e:#}");
+            Ok(2)
+        }
+    }
+}
+
+fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    let ring = if a.verify {
+        Some(match common::keyring(&a.ids, true) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("ksec: warning: no keys for --verify ({e:#}); MACs will not be verified");
+                KeyRing::new()
+            }
+        })
+    } else {
+        None
+    };
+    let (blobs, findings) = if a.staged {
+        let cwd = std::env::current_dir().context("current folder")?;
+        let repo = git::open(&cwd)?;
+        let root = git::workdir(&repo).unwrap_or(cwd);
+        let cfg = load_config(a, &root)?;
+        let (blobs, src) = git::staged(&repo)?;
+        let policy = build_policy(a, &cfg, &blobs, |p| root.join(p))?;
+        let opts = Options {
+            config: cfg,
+            verify: ring.as_ref(),
+            policy: policy.as_ref().map(|p| p as &dyn guard::PathPolicy),
+        };
+        let f = guard::check_blobs(&blobs, &src, &opts);
+        (blobs.len(), f)
+    } else {
+        if a.paths.is_empty() {
+            return Err(common::usage(
+                "give files or directories to check, or --staged",
+            ));
+        }
+        let cwd = std::env::current_dir().context("current folder")?;
+        let cfg = load_config(a, &cwd)?;
+        let blobs = read_paths(&a.paths, &cfg)?;
+        let policy = build_policy(a, &cfg, &blobs, |p| PathBuf::from(p))?;
+        let opts = Options {
+            config: cfg,
+            verify: ring.as_ref(),
+            policy: policy.as_ref().map(|p| p as &dyn guard::PathPolicy),
+        };
+        let f = guard::check_blobs(&blobs, &FsSource, &opts);
+        (blobs.len(), f)
+    };
+    print(&findings, blobs, g);
+    Ok(guard::exit_code(&findings))
+}
+
+pub(super) fn load_config(a: &Args, start: &Path) -> Result<GuardConfig> {
+    Ok(match &a.guard_config {
+        Some(p) => GuardConfig::load(p)?,
+        None => GuardConfig::discover(start)?,
+    })
+}
+
+fn build_policy(
+    a: &Args,
+    cfg: &GuardConfig,
+    blobs: &[Blob],
+    fs_path: impl Fn(&str) -> PathBuf,
+) -> Result<Option<FsPolicy>> {
+    if a.no_path_policy || !cfg.path_policy {
+        return Ok(None);
+    }
+    let files: Vec<(String, PathBuf)> = blobs
+        .iter()
+        .filter(|b| !cfg.is_excluded(&b.path))
+        .map(|b| (b.path.clone(), fs_path(&b.path)))
+        .collect();
+    Ok(Some(FsPolicy::build(&files)?))
+}
+
+/// Expands the arguments: files as given, directories walked (no .git,
+/// no symlinked folders, nothing over 16 MiB).
+fn read_paths(paths: &[PathBuf], cfg: &GuardConfig) -> Result<Vec<Blob>> {
+    let mut out = Vec::new();
+    let mut seen = HashMap::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            let walk = walkdir::WalkDir::new(p)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| e.file_name() != ".git");
+            for e in walk {
+                let e = e.with_context(|| format!("cannot walk {}", p.display()))?;
+                if !e.file_type().is_file() {
+                    continue;
+                }
+                let name = slash(e.path());
+                if cfg.is_excluded(&name) || seen.contains_key(&name) {
+                    continue;
+                }
+                if e.metadata().map(|m| m.len() > WALK_MAX_BYTES).unwrap_or(true) {
+                    continue;
+                }
+                let bytes = std::fs::read(e.path())
+                    .with_context(|| format!("cannot read {}", e.path().display()))?;
+                seen.insert(name.clone(), ());
+                out.push(Blob {
+                    path: name,
+                    bytes,
+                    symlink: false,
+                });
+            }
+        } else {
+            let name = slash(p);
+            if seen.insert(name.clone(), ()).is_some() {
+                continue;
+            }
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            out.push(Blob {
+                path: name,
+                bytes,
+                symlink: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn slash(p: &Path) -> String {
+    let s = p.to_string_lossy().replace('\\', "/");
+    s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
+pub(super) fn print(findings: &[Finding], files: usize, g: &GlobalArgs) {
+    match g.output {
+        OutputFormat::Json => common::print_json(&report::json(findings, files)),
+        OutputFormat::Sarif => common::print_json(&report::sarif(findings)),
+        OutputFormat::Text => {
+            let t = report::text(findings, files, g.verbose);
+            if g.quiet {
+                // Only the finding lines, no summary.
+                let mut lines: Vec<&str> = t.lines().collect();
+                lines.pop();
+                for l in lines {
+                    println!("{l}");
+                }
+            } else {
+                print!("{t}");
+            }
+        }
+    }
+}

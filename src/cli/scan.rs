@@ -1,0 +1,57 @@
+//! `ksec scan --history [REV-RANGE]`: the guard's rules over every blob a
+//! history ever held, so a team can find what leaked before the hook.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::common::{self, GlobalArgs};
+use ksec::guard::{self, GuardConfig, Options, git};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scan the commit history (the only mode; required so the intent is explicit)
+    #[arg(long)]
+    pub history: bool,
+    /// Commits to scan: A..B, A...B, or one revision meaning all it reaches (default HEAD)
+    pub range: Option<String>,
+    /// Guard configuration (default: .ksec.yaml in the repository root); its excludes apply
+    #[arg(long = "guard-config", value_name = "FILE")]
+    pub guard_config: Option<PathBuf>,
+}
+
+pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    match run_inner(a, g) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            eprintln!("ksec: error: {e:#}");
+            Ok(2)
+        }
+    }
+}
+
+fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    if !a.history {
+        return Err(common::usage("ksec scan needs --history [REV-RANGE]"));
+    }
+    let cwd = std::env::current_dir().context("current folder")?;
+    let repo = git::open(&cwd)?;
+    let root = git::workdir(&repo).unwrap_or(cwd);
+    let cfg = match &a.guard_config {
+        Some(p) => GuardConfig::load(p)?,
+        None => GuardConfig::discover(&root)?,
+    };
+    // Path policy follows today's configuration, which need not hold for old
+    // commits, so history scans judge content only.
+    let opts = Options {
+        config: cfg,
+        verify: None,
+        policy: None,
+    };
+    let (findings, commits, blobs) = git::scan_history(&repo, a.range.as_deref(), &opts)?;
+    if !g.quiet && g.output == common::OutputFormat::Text {
+        eprintln!("ksec scan: {commits} commit(s), {blobs} distinct blob(s)");
+    }
+    super::check::print(&findings, blobs, g);
+    Ok(guard::exit_code(&findings))
+}

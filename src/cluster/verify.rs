@@ -1,0 +1,229 @@
+//! Waiting for a restarted workload: its rollout must complete
+//! (observedGeneration, updated/available replicas) and no pod of it may
+//! still carry the old hash. Fails fast on pods that cannot start.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::Api;
+use kube::api::ListParams;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::ClusterError;
+use super::consumers::{WorkloadKind, selector_string};
+use super::restart::Restart;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", content = "reason", rename_all = "camelCase")]
+pub enum Outcome {
+    Verified,
+    Failed(String),
+    TimedOut(String),
+}
+
+/// Container states that will not fix themselves within a rollout.
+const FATAL_WAITING: [&str; 7] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "RunContainerError",
+];
+
+struct Progress {
+    done: bool,
+    fatal: Option<String>,
+    selector: Option<LabelSelector>,
+    what: String,
+}
+
+async fn progress(client: &kube::Client, r: &Restart) -> Result<Progress, ClusterError> {
+    let ns = &r.namespace;
+    let what = format!("get {} {}/{}", r.kind, ns, r.name);
+    let want_gen = r.generation.unwrap_or(0);
+    Ok(match r.kind {
+        WorkloadKind::Deployment => {
+            let d = Api::<Deployment>::namespaced(client.clone(), ns)
+                .get(&r.name)
+                .await
+                .map_err(|e| ClusterError::from_kube(what, e))?;
+            let spec = d.spec.unwrap_or_default();
+            let st = d.status.unwrap_or_default();
+            let want = spec.replicas.unwrap_or(1);
+            let observed = st.observed_generation.unwrap_or(0) >= want_gen;
+            let updated = st.updated_replicas.unwrap_or(0);
+            let total = st.replicas.unwrap_or(0);
+            let avail = st.available_replicas.unwrap_or(0);
+            let fatal = st.conditions.iter().flatten().find_map(|c| {
+                (c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+                .then(|| "progress deadline exceeded (ProgressDeadlineExceeded)".to_string())
+            });
+            Progress {
+                done: observed && updated >= want && total == updated && avail >= want,
+                fatal,
+                selector: Some(spec.selector),
+                what: format!(
+                    "{updated}/{want} updated, {avail} available, {} old",
+                    (total - updated).max(0)
+                ),
+            }
+        }
+        WorkloadKind::StatefulSet => {
+            let s = Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .get(&r.name)
+                .await
+                .map_err(|e| ClusterError::from_kube(what, e))?;
+            let spec = s.spec.unwrap_or_default();
+            let st = s.status.unwrap_or_default();
+            let want = spec.replicas.unwrap_or(1);
+            let on_delete = spec
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.type_.as_deref())
+                == Some("OnDelete");
+            let observed = st.observed_generation.unwrap_or(0) >= want_gen;
+            let updated = st.updated_replicas.unwrap_or(0);
+            let ready = st.ready_replicas.unwrap_or(0);
+            let same_rev =
+                st.current_revision.is_some() && st.current_revision == st.update_revision;
+            Progress {
+                done: observed && updated >= want && ready >= want && (same_rev || want == 0),
+                fatal: on_delete.then(|| {
+                    "updateStrategy OnDelete: pods only change when deleted by hand".into()
+                }),
+                selector: Some(spec.selector),
+                what: format!("{updated}/{want} updated, {ready} ready"),
+            }
+        }
+        WorkloadKind::DaemonSet => {
+            let d = Api::<DaemonSet>::namespaced(client.clone(), ns)
+                .get(&r.name)
+                .await
+                .map_err(|e| ClusterError::from_kube(what, e))?;
+            let spec = d.spec.unwrap_or_default();
+            let st = d.status.unwrap_or_default();
+            let on_delete = spec
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.type_.as_deref())
+                == Some("OnDelete");
+            let observed = st.observed_generation.unwrap_or(0) >= want_gen;
+            let want = st.desired_number_scheduled;
+            let updated = st.updated_number_scheduled.unwrap_or(0);
+            let avail = st.number_available.unwrap_or(0);
+            Progress {
+                done: observed && updated >= want && avail >= want,
+                fatal: on_delete.then(|| {
+                    "updateStrategy OnDelete: pods only change when deleted by hand".into()
+                }),
+                selector: Some(spec.selector),
+                what: format!("{updated}/{want} updated, {avail} available"),
+            }
+        }
+    })
+}
+
+/// Pods that still carry another hash, and the first fatal container state among the new ones.
+async fn pods_state(
+    client: &kube::Client,
+    r: &Restart,
+    sel: &LabelSelector,
+) -> Result<(usize, Option<String>), ClusterError> {
+    let lp = ListParams::default().labels(&selector_string(sel));
+    let pods = Api::<Pod>::namespaced(client.clone(), &r.namespace)
+        .list(&lp)
+        .await
+        .map_err(|e| ClusterError::from_kube(format!("list pods in {}", r.namespace), e))?;
+    let mut old = 0;
+    let mut fatal = None;
+    for p in pods.items {
+        if p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let ann = p.metadata.annotations.clone().unwrap_or_default();
+        let is_new = r.new.iter().all(|(k, v)| ann.get(k) == Some(v));
+        if !is_new {
+            old += 1;
+            continue;
+        }
+        if fatal.is_some() {
+            continue;
+        }
+        let st = p.status.unwrap_or_default();
+        if st.phase.as_deref() == Some("Failed") {
+            fatal = Some(format!(
+                "pod {} failed ({})",
+                p.metadata.name.unwrap_or_default(),
+                st.reason.unwrap_or_else(|| "no reason given".into())
+            ));
+            continue;
+        }
+        // Reasons only: container messages may echo application output.
+        for c in st
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(st.container_statuses.iter().flatten())
+        {
+            if let Some(reason) = c
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                .filter(|r| FATAL_WAITING.contains(r))
+            {
+                fatal = Some(format!(
+                    "pod {} container {}: {reason}",
+                    p.metadata.name.clone().unwrap_or_default(),
+                    c.name
+                ));
+                break;
+            }
+        }
+    }
+    Ok((old, fatal))
+}
+
+/// Polls until the rollout is verified, fails, or `deadline` passes.
+pub async fn wait(
+    client: &kube::Client,
+    r: &Restart,
+    deadline: Instant,
+    poll: Duration,
+) -> Result<Outcome, ClusterError> {
+    loop {
+        let p = progress(client, r).await?;
+        if let Some(f) = p.fatal {
+            return Ok(Outcome::Failed(f));
+        }
+        let (old, fatal) = match &p.selector {
+            Some(sel) => pods_state(client, r, sel).await?,
+            None => (0, None),
+        };
+        if let Some(f) = fatal {
+            return Ok(Outcome::Failed(f));
+        }
+        if p.done && old == 0 {
+            return Ok(Outcome::Verified);
+        }
+        if Instant::now() + poll > deadline {
+            return Ok(Outcome::TimedOut(format!(
+                "rollout not complete: {}{}",
+                p.what,
+                if old > 0 {
+                    format!("; {old} pod(s) still run the old value")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}

@@ -1,0 +1,1491 @@
+//! The structural judge of one file's bytes.
+//!
+//! Order of work per file: age identities (every file), decoding (BOM,
+//! UTF-16, CRLF), then by kind: manifests (YAML/JSON), kustomizations,
+//! dotenv, templates, and other files that a kustomization feeds into a
+//! Secret. Each returns all its findings; nothing stops at the first.
+
+use base64::Engine;
+
+use super::config::{Requirement, apply_markers, join_rel};
+use super::lines;
+use super::{Blob, Finding, Options, RuleId, Severity, Source, parent_of};
+use crate::ops::{self, OpError, OpenOptions};
+use crate::sops::cipher::EncValue;
+use crate::sops::store::{self, dotenv, json, yaml};
+use crate::sops::{Documents, Format, Map, MapItem, Metadata, Rule, SeqItem, Value};
+
+/// Beyond this the file is only scanned for age identities.
+const MAX_STRUCTURAL: usize = 16 << 20;
+/// Nesting limit for our own walks (the input is untrusted).
+const MAX_DEPTH: usize = 200;
+/// How deep a sops file may nest inside Secret data before we stop looking.
+const MAX_NESTING: usize = 2;
+
+const KUSTOMIZATION_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Yaml,
+    Json,
+    Kustomization,
+    Dotenv,
+    Template,
+    Ini,
+    Other,
+}
+
+fn kind_of(path: &str) -> Kind {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if KUSTOMIZATION_NAMES.contains(&name) {
+        return Kind::Kustomization;
+    }
+    let lower = name.to_ascii_lowercase();
+    let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "yaml" | "yml" => Kind::Yaml,
+        "json" => Kind::Json,
+        "env" => Kind::Dotenv,
+        "ini" => Kind::Ini,
+        "tpl" | "gotmpl" | "tmpl" | "j2" | "jinja" | "jinja2" => Kind::Template,
+        _ if lower == ".env" || lower.starts_with(".env.") => Kind::Dotenv,
+        _ => Kind::Other,
+    }
+}
+
+/// The decoded text of a file and what was odd about its bytes.
+struct Decoded {
+    text: String,
+    bom: bool,
+    utf16: bool,
+    crlf: bool,
+    /// Not UTF-8 and not UTF-16: judged only if it still looks like a Secret.
+    lossy: bool,
+}
+
+fn decode(bytes: &[u8]) -> Decoded {
+    let utf16 = |le: bool, body: &[u8]| -> String {
+        let units: Vec<u16> = body
+            .chunks_exact(2)
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    let (text, bom, is16, lossy) = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        match std::str::from_utf8(rest) {
+            Ok(s) => (s.to_string(), true, false, false),
+            Err(_) => (String::from_utf8_lossy(rest).into_owned(), true, false, true),
+        }
+    } else if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        (utf16(true, rest), true, true, false)
+    } else if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        (utf16(false, rest), true, true, false)
+    } else {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => (s.to_string(), false, false, false),
+            Err(_) => {
+                // UTF-16 without a BOM: every other byte of ASCII text is NUL.
+                let head = &bytes[..bytes.len().min(512)];
+                let nul_odd = head.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+                let nul_even = head.iter().step_by(2).filter(|&&b| b == 0).count();
+                let half = head.len() / 2;
+                if half > 4 && nul_odd * 10 >= half * 9 {
+                    (utf16(true, bytes), false, true, false)
+                } else if half > 4 && nul_even * 10 >= half * 9 {
+                    (utf16(false, bytes), false, true, false)
+                } else {
+                    (String::from_utf8_lossy(bytes).into_owned(), false, false, true)
+                }
+            }
+        }
+    };
+    let crlf = text.contains("\r\n");
+    Decoded {
+        text,
+        bom,
+        utf16: is16,
+        crlf,
+        lossy,
+    }
+}
+
+/// Judges one blob: every finding, markers applied.
+pub fn check_blob(b: &Blob, src: &dyn Source, opts: &Options) -> Vec<Finding> {
+    let mut out = lines::age_identities(&b.path, &b.bytes);
+    if b.symlink {
+        return out;
+    }
+    let text = check_bytes(&b.path, &b.bytes, src, opts, 0, &mut out);
+    if let Some(t) = text {
+        apply_markers(&b.path, &t, &mut out);
+    }
+    out
+}
+
+/// The judge proper; returns the decoded text (for markers) when it had one.
+fn check_bytes(
+    path: &str,
+    bytes: &[u8],
+    src: &dyn Source,
+    opts: &Options,
+    nesting: usize,
+    out: &mut Vec<Finding>,
+) -> Option<String> {
+    if bytes.len() > MAX_STRUCTURAL {
+        return None;
+    }
+    let dec = decode(bytes);
+    if dec.utf16 {
+        out.extend(lines::age_identities(path, dec.text.as_bytes()));
+    }
+    let kind = kind_of(path);
+    let secretish = lines::looks_like_secret(&dec.text) || lines::looks_like_sops(&dec.text);
+    if dec.lossy {
+        if secretish && kind != Kind::Other {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::UnparseableSecret,
+                Severity::Error,
+                "looks like a Secret or sops file but is not valid UTF-8 (fail closed)",
+            ));
+        }
+        if kind == Kind::Other {
+            judge_other(path, bytes, &dec, src, opts, out);
+        }
+        return Some(dec.text);
+    }
+    if dec.utf16 && (secretish || kind != Kind::Other) {
+        out.push(Finding::new(
+            path,
+            0,
+            "",
+            RuleId::Utf16,
+            if secretish { Severity::Error } else { Severity::Warning },
+            "UTF-16 text: sops and kubectl read UTF-8 only; convert the file to UTF-8",
+        ));
+    }
+    match kind {
+        Kind::Yaml | Kind::Json | Kind::Template => {
+            judge_manifest(path, bytes, &dec, kind, opts, nesting, out)
+        }
+        Kind::Kustomization => {
+            judge_manifest(path, bytes, &dec, Kind::Yaml, opts, nesting, out);
+            judge_kustomization(path, &dec.text, src, opts, out);
+        }
+        Kind::Dotenv => {
+            let referenced = referencing_kustomization(path, src);
+            judge_env(path, bytes, &dec, referenced.as_deref(), opts, out);
+        }
+        Kind::Ini => judge_ini(path, bytes, &dec, opts, out),
+        Kind::Other => judge_other(path, bytes, &dec, src, opts, out),
+    }
+    Some(dec.text)
+}
+
+// ------------------------------------------------------------ manifests
+
+fn judge_manifest(
+    path: &str,
+    bytes: &[u8],
+    dec: &Decoded,
+    kind: Kind,
+    opts: &Options,
+    nesting: usize,
+    out: &mut Vec<Finding>,
+) {
+    let parsed = match kind {
+        Kind::Json => json::parse(&dec.text).map(|m| Documents(vec![m])),
+        _ => yaml::parse(&dec.text),
+    };
+    let docs = match parsed {
+        Ok(d) => d,
+        Err(e) => {
+            let secretish = lines::looks_like_secret(&dec.text) || lines::looks_like_sops(&dec.text);
+            let req = requirement(path, opts);
+            if let Some(r) = &req {
+                if !r.secrets_only || secretish {
+                    out.push(Finding::new(
+                        path,
+                        0,
+                        "",
+                        RuleId::PathPolicy,
+                        Severity::Error,
+                        format!("must be encrypted ({}), and does not parse: {e}", r.why),
+                    ));
+                }
+            }
+            if !secretish {
+                return;
+            }
+            if lines::is_template(&dec.text) {
+                out.extend(lines::line_scan(
+                    path,
+                    &dec.text,
+                    RuleId::PlaintextSecretValue,
+                    "template (not valid YAML, line scan)",
+                ));
+            } else {
+                out.push(Finding::new(
+                    path,
+                    0,
+                    "",
+                    RuleId::UnparseableSecret,
+                    Severity::Error,
+                    format!("looks like a Secret but does not parse (fail closed): {e}"),
+                ));
+                out.extend(lines::line_scan(
+                    path,
+                    &dec.text,
+                    RuleId::PlaintextSecretValue,
+                    "unparseable Secret (line scan)",
+                ));
+            }
+            return;
+        }
+    };
+    let fmt = if kind == Kind::Json {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    judge_docs(path, bytes, dec, fmt, &docs, opts, nesting, out);
+}
+
+/// Every structural rule over parsed documents.
+#[allow(clippy::too_many_arguments)]
+fn judge_docs(
+    path: &str,
+    bytes: &[u8],
+    dec: &Decoded,
+    fmt: Format,
+    docs: &Documents,
+    opts: &Options,
+    nesting: usize,
+    out: &mut Vec<Finding>,
+) {
+    let merged: Vec<Map> = docs.0.iter().map(|d| resolve_merges_map(d, 0)).collect();
+    let mut secret_bearing = false;
+    let mut secret_out = Vec::new();
+    for (di, d) in merged.iter().enumerate() {
+        for (prefix, obj) in objects(d, String::new(), 0) {
+            // sops encrypts `kind` under most rules; data/stringData beside an
+            // encrypted kind is treated as a Secret so a plaintext key left by
+            // unencrypted_suffix/regex is still caught.
+            let hidden_secret = obj.get("kind").and_then(Value::as_str).is_some_and(|k| k.starts_with("ENC["))
+                && (obj.contains_key("data") || obj.contains_key("stringData"));
+            let k = if hidden_secret { Some("secret".to_string()) } else { obj_kind(obj) };
+            match k.as_deref() {
+                Some("secret") => {
+                    secret_bearing = true;
+                    for field in ["data", "stringData"] {
+                        if let Some(v) = obj.get(field) {
+                            let p = join_key(&prefix, field);
+                            secret_values(
+                                path,
+                                di,
+                                &p,
+                                v,
+                                field == "data",
+                                nesting,
+                                opts,
+                                &mut secret_out,
+                                0,
+                            );
+                        }
+                    }
+                }
+                Some("sopssecret") => {
+                    secret_bearing = true;
+                    let tpls = obj
+                        .get("spec")
+                        .and_then(Value::as_map)
+                        .and_then(|s| s.get("secretTemplates"));
+                    if let Some(Value::Seq(s)) = tpls {
+                        for (ti, t) in s.elems().enumerate() {
+                            let Some(t) = t.as_map() else { continue };
+                            for field in ["data", "stringData"] {
+                                if let Some(v) = t.get(field) {
+                                    let p = format!(
+                                        "{}spec.secretTemplates[{ti}].{field}",
+                                        dotted(&prefix)
+                                    );
+                                    secret_values(
+                                        path,
+                                        di,
+                                        &p,
+                                        v,
+                                        field == "data",
+                                        nesting,
+                                        opts,
+                                        &mut secret_out,
+                                        0,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                Some("configmap") => configmap_keys(path, di, &prefix, obj, out),
+                _ => {}
+            }
+        }
+    }
+
+    // The sops block: document 0, complete, identical everywhere.
+    let blocks: Vec<Option<&Value>> = docs.0.iter().map(|d| d.get("sops")).collect();
+    let has_enc = docs.0.iter().any(|d| map_has_enc(d, 0, true));
+    let any_block = blocks.iter().any(Option::is_some);
+    let mut meta: Option<Metadata> = None;
+    if any_block || has_enc {
+        match blocks.first().copied().flatten() {
+            None => {
+                if let Some(i) = blocks.iter().position(Option::is_some) {
+                    out.push(Finding::new(
+                        path,
+                        i,
+                        "sops",
+                        RuleId::SopsMetadataNotFirst,
+                        Severity::Error,
+                        "sops metadata must be in document 0 (sops reads only the first document's block, so this file cannot be decrypted)",
+                    ));
+                } else {
+                    out.push(Finding::new(
+                        path,
+                        0,
+                        "",
+                        RuleId::SopsMetadataMissing,
+                        Severity::Error,
+                        "ENC[...] values but no sops metadata block: the file cannot be decrypted (\"sops metadata not found\")",
+                    ));
+                }
+            }
+            Some(v) => meta = meta_checks(path, 0, "sops", v, out),
+        }
+        if let Some(Some(first)) = blocks.first() {
+            let first_json = first.to_json();
+            for (i, b) in blocks.iter().enumerate().skip(1) {
+                match b {
+                    Some(b) if b.to_json() != first_json => out.push(Finding::new(
+                        path,
+                        i,
+                        "sops",
+                        RuleId::SopsMetadataMismatch,
+                        Severity::Error,
+                        "this document's sops block differs from document 0's: sops uses only the first, so this document was encrypted separately and cannot be decrypted",
+                    )),
+                    None if !docs.0[i].0.is_empty() => out.push(Finding::new(
+                        path,
+                        i,
+                        "",
+                        RuleId::SopsMetadataMismatch,
+                        Severity::Warning,
+                        "this document has no sops block (sops repeats it in every document): was it appended after encryption?",
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // ENC grammar everywhere, and the file's own scope.
+    for (di, d) in docs.0.iter().enumerate() {
+        let mut w = ScopeWalk {
+            path: vec![],
+            comments: vec![],
+            rule: meta.as_ref().map(|m| &m.rule),
+            file: path,
+            doc: di,
+            out: &mut *out,
+            keypath: vec![],
+        };
+        w.map(d, 0, true);
+    }
+    // A plaintext Secret value is reported once, under the Secret rule.
+    let reported: std::collections::HashSet<(usize, String)> = secret_out
+        .iter()
+        .map(|f: &Finding| (f.doc_index, f.key_path.clone()))
+        .collect();
+    out.retain(|f| {
+        f.rule_id != RuleId::PlaintextInEncryptedScope
+            || f.file != path
+            || !reported.contains(&(f.doc_index, f.key_path.clone()))
+    });
+    if let Some(m) = &meta {
+        if let Rule::UnencryptedSuffix(sfx) = &m.rule {
+            for f in secret_out.iter_mut() {
+                if f.key_path.ends_with(sfx.as_str()) {
+                    f.message.push_str(&format!(
+                        " (sops leaves keys ending in {sfx:?} plaintext by design; a Secret value still may not be: encrypt it, or add `# ksec:allow key={} reason=...`)",
+                        f.key_path
+                    ));
+                }
+            }
+        }
+    }
+    out.append(&mut secret_out);
+
+    // Comments of secret files stay plaintext unless sops encrypted them.
+    if secret_bearing || meta.is_some() {
+        for (di, d) in docs.0.iter().enumerate() {
+            comments(path, di, "", d, 0, out);
+        }
+    }
+
+    // Encoding problems sops itself trips over.
+    if meta.is_some() || any_block {
+        if dec.bom {
+            let json = fmt == Format::Json;
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::ByteOrderMark,
+                if json { Severity::Error } else { Severity::Warning },
+                if json {
+                    "a byte-order mark before sops JSON: sops fails with \"invalid character 'ï'\"; save as UTF-8 without BOM"
+                } else {
+                    "a byte-order mark before sops YAML; save as UTF-8 without BOM"
+                },
+            ));
+        }
+        if dec.crlf {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::CrlfLineEndings,
+                Severity::Warning,
+                "CRLF line endings in a sops file: sops copes here, but other tools do not; add `*.yaml text eol=lf` to .gitattributes",
+            ));
+        }
+    }
+
+    // Path policy.
+    if meta.is_none() && !any_block {
+        if let Some(req) = requirement(path, opts) {
+            if !req.secrets_only || secret_bearing {
+                let scope = req.scope.clone().unwrap_or_else(|| ops::default_rule(fmt, docs));
+                if docs.0.iter().any(|d| selects_value(d, &scope, &mut vec![], 0)) {
+                    out.push(Finding::new(
+                        path,
+                        0,
+                        "",
+                        RuleId::PathPolicy,
+                        Severity::Error,
+                        format!("must be encrypted: {} (run `ksec encrypt -i {path}`)", req.why),
+                    ));
+                }
+            }
+        }
+    }
+
+    if let Some(m) = &meta {
+        verify(path, bytes, dec, fmt, m, opts, out);
+    }
+}
+
+fn requirement(path: &str, opts: &Options) -> Option<Requirement> {
+    if !opts.config.path_policy {
+        return None;
+    }
+    opts.policy.and_then(|p| p.requirement(path))
+}
+
+/// `--verify`: decrypt every value and check the MAC with the data key.
+fn verify(
+    path: &str,
+    bytes: &[u8],
+    dec: &Decoded,
+    fmt: Format,
+    _meta: &Metadata,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+) {
+    let Some(ring) = opts.verify else { return };
+    let owned;
+    let input: &[u8] = if dec.bom || dec.utf16 {
+        owned = dec.text.clone().into_bytes();
+        &owned
+    } else {
+        bytes
+    };
+    match ops::open(input, fmt, ring, OpenOptions::default()) {
+        Ok(_) => {}
+        Err(OpError::Key(e)) => out.push(Finding::new(
+            path,
+            0,
+            "sops",
+            RuleId::MacNotVerified,
+            Severity::Warning,
+            format!("MAC not verified: no key opened the file ({})", first_line(&e.to_string())),
+        )),
+        Err(e) => out.push(Finding::new(
+            path,
+            0,
+            "",
+            RuleId::VerifyFailed,
+            Severity::Error,
+            format!("does not verify: {e}"),
+        )),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Completeness of one sops block; returns the metadata when it is usable.
+fn meta_checks(
+    path: &str,
+    doc: usize,
+    key: &str,
+    v: &Value,
+    out: &mut Vec<Finding>,
+) -> Option<Metadata> {
+    if !matches!(v, Value::Map(_)) {
+        out.push(Finding::new(
+            path,
+            doc,
+            key,
+            RuleId::SopsMetadataMissing,
+            Severity::Error,
+            "the sops block is empty: the file cannot be decrypted",
+        ));
+        return None;
+    }
+    let meta = match Metadata::from_value(v) {
+        Ok(m) => m,
+        Err(msg) => {
+            let (rule, msg) = if msg.contains("no keys found") {
+                (
+                    RuleId::SopsNoRecipients,
+                    "the sops block names no recipients: nobody can decrypt the file".to_string(),
+                )
+            } else {
+                (RuleId::SopsMetadataInvalid, format!("invalid sops block: {msg}"))
+            };
+            out.push(Finding::new(path, doc, key, rule, Severity::Error, msg));
+            return None;
+        }
+    };
+    if meta.mac.is_empty() {
+        out.push(Finding::new(
+            path,
+            doc,
+            format!("{key}.mac"),
+            RuleId::SopsMacMissing,
+            Severity::Error,
+            "the sops block has no mac: sops refuses to decrypt and `sops filestatus` reports the file as not encrypted",
+        ));
+    } else if let Err(e) = EncValue::parse(&meta.mac) {
+        out.push(Finding::new(
+            path,
+            doc,
+            format!("{key}.mac"),
+            RuleId::EncMalformed,
+            Severity::Error,
+            format!("the mac is not a well-formed ENC value: {e}"),
+        ));
+    }
+    if meta.stanzas().all(|s| s.enc().trim().is_empty()) {
+        out.push(Finding::new(
+            path,
+            doc,
+            key,
+            RuleId::SopsNoRecipients,
+            Severity::Error,
+            "no recipient carries a wrapped data key (empty enc): nobody can decrypt the file",
+        ));
+    }
+    if meta.version.trim().is_empty() {
+        out.push(Finding::new(
+            path,
+            doc,
+            format!("{key}.version"),
+            RuleId::SopsVersionMissing,
+            Severity::Warning,
+            "add version for sops tooling: without sops.version, `sops filestatus` reports the file as not encrypted",
+        ));
+    }
+    Some(meta)
+}
+
+/// A document and, for `*List` kinds, its items (recursively), with their key prefixes.
+fn objects(d: &Map, prefix: String, depth: usize) -> Vec<(String, &Map)> {
+    let mut v = vec![(prefix.clone(), d)];
+    if depth > 16 {
+        return v;
+    }
+    let is_list = obj_kind(d).is_some_and(|k| k.ends_with("list"));
+    if is_list {
+        if let Some(Value::Seq(items)) = d.get("items") {
+            for (i, it) in items.elems().enumerate() {
+                if let Some(m) = it.as_map() {
+                    v.extend(objects(m, format!("{}items[{i}]", dotted(&prefix)), depth + 1));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// `kind`, trimmed and lower-cased (kubectl would reject `secret`, but its value is leaked all the same).
+fn obj_kind(m: &Map) -> Option<String> {
+    m.str_of("kind").map(|k| k.trim().to_ascii_lowercase())
+}
+
+fn dotted(prefix: &str) -> String {
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}.")
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    format!("{}{key}", dotted(prefix))
+}
+
+/// Judges every leaf under a Secret's data/stringData.
+#[allow(clippy::too_many_arguments)]
+fn secret_values(
+    file: &str,
+    doc: usize,
+    kp: &str,
+    v: &Value,
+    base64: bool,
+    nesting: usize,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+    depth: usize,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let plain = |what: &str| {
+        Finding::new(
+            file,
+            doc,
+            kp,
+            RuleId::PlaintextSecretValue,
+            Severity::Error,
+            format!(
+                "{what} in a Secret: values must be ENC[...], empty, or a whole placeholder (${{VAR}}, {{{{ … }}}}); run `ksec encrypt -i {file}`"
+            ),
+        )
+    };
+    match v {
+        Value::Null => {}
+        Value::Map(m) => {
+            for (k, child) in m.pairs() {
+                secret_values(
+                    file,
+                    doc,
+                    &join_key(kp, k),
+                    child,
+                    base64,
+                    nesting,
+                    opts,
+                    out,
+                    depth + 1,
+                );
+            }
+        }
+        Value::Seq(s) => {
+            for (i, child) in s.elems().enumerate() {
+                secret_values(
+                    file,
+                    doc,
+                    &format!("{kp}[{i}]"),
+                    child,
+                    base64,
+                    nesting,
+                    opts,
+                    out,
+                    depth + 1,
+                );
+            }
+        }
+        Value::Str(s) => {
+            if s.is_empty() || s.starts_with("ENC[") || lines::is_placeholder(s) {
+                // ENC grammar is checked for every string by the scope walk.
+                return;
+            }
+            if base64 {
+                if let Some(inner) = nested_sops(file, doc, kp, s, nesting, opts) {
+                    out.extend(inner);
+                    return;
+                }
+            }
+            out.push(plain("a plaintext value"));
+        }
+        Value::Bytes(_) => out.push(plain("a plaintext binary value")),
+        Value::Bool(_) => out.push(plain("a plaintext boolean")),
+        Value::Int(_) => out.push(plain("a plaintext integer")),
+        Value::Float(_) => out.push(plain("a plaintext number")),
+        Value::Time(_) => out.push(plain("a plaintext timestamp")),
+    }
+}
+
+/// A base64 `data` value that is itself a sops file (kustomize `files:` of
+/// an encrypted file, which Flux decrypts). `Some(findings)` when it is one
+/// (findings re-homed under the outer key path); `None` when it is plaintext.
+fn nested_sops(
+    file: &str,
+    doc: usize,
+    kp: &str,
+    s: &str,
+    nesting: usize,
+    opts: &Options,
+) -> Option<Vec<Finding>> {
+    if nesting >= MAX_NESTING {
+        return None;
+    }
+    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .ok()?;
+    let has = |n: &[u8]| memchr::memmem::find(&bytes, n).is_some();
+    if !has(b"ENC[AES256_GCM") || !has(b"sops") {
+        return None;
+    }
+    let inner_name = if has(b"sops_mac=") {
+        "payload.env"
+    } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        "payload.json"
+    } else {
+        "payload.yaml"
+    };
+    let fmt = Format::from_path(std::path::Path::new(inner_name));
+    // Only a loadable sops file counts; otherwise the outer value is plaintext.
+    store::load_encrypted(fmt, &bytes).ok()?;
+    let mut inner = Vec::new();
+    let inner_opts = Options {
+        config: Default::default(),
+        verify: opts.verify,
+        policy: None,
+    };
+    check_bytes(inner_name, &bytes, &super::NoSource, &inner_opts, nesting + 1, &mut inner);
+    Some(
+        inner
+            .into_iter()
+            .map(|mut f| {
+                f.file = file.to_string();
+                f.doc_index = doc;
+                f.key_path = if f.key_path.is_empty() {
+                    kp.to_string()
+                } else {
+                    format!("{kp}→{}", f.key_path)
+                };
+                f.message = format!("nested sops payload: {}", f.message);
+                f
+            })
+            .collect(),
+    )
+}
+
+fn configmap_keys(file: &str, doc: usize, prefix: &str, obj: &Map, out: &mut Vec<Finding>) {
+    const WORDS: [&str; 7] = [
+        "password",
+        "passwd",
+        "token",
+        "secret",
+        "apikey",
+        "api_key",
+        "private_key",
+    ];
+    let Some(Value::Map(data)) = obj.get("data") else {
+        return;
+    };
+    for (k, v) in data.pairs() {
+        let lk = k.to_ascii_lowercase();
+        if !WORDS.iter().any(|w| lk.contains(w)) {
+            continue;
+        }
+        let plain = match v {
+            Value::Str(s) => !s.is_empty() && !s.starts_with("ENC[") && !lines::is_placeholder(s),
+            Value::Null => false,
+            _ => true,
+        };
+        if plain {
+            out.push(Finding::new(
+                file,
+                doc,
+                join_key(&join_key(prefix, "data"), k),
+                RuleId::ConfigmapSensitiveKey,
+                Severity::Warning,
+                "a ConfigMap key named like a credential holds a plaintext value: if it is secret, move it to an encrypted Secret",
+            ));
+        }
+    }
+}
+
+/// Expands YAML merge keys (`<<: *anchor` or a list of them); explicit keys win.
+fn resolve_merges_map(m: &Map, depth: usize) -> Map {
+    if depth > MAX_DEPTH {
+        return m.clone();
+    }
+    let mut out = Map::default();
+    let mut merges: Vec<&Value> = Vec::new();
+    for item in &m.0 {
+        match item {
+            MapItem::Pair(k, v) if k == "<<" => merges.push(v),
+            MapItem::Pair(k, v) => out
+                .0
+                .push(MapItem::Pair(k.clone(), resolve_merges(v, depth + 1))),
+            MapItem::Comment(c) => out.0.push(MapItem::Comment(c.clone())),
+        }
+    }
+    for mv in merges {
+        let sources: Vec<&Map> = match mv {
+            Value::Map(src) => vec![src],
+            Value::Seq(s) => s.elems().filter_map(Value::as_map).collect(),
+            _ => vec![],
+        };
+        for src in sources {
+            let src = resolve_merges_map(src, depth + 1);
+            for (k, v) in src.pairs() {
+                if !out.contains_key(k) {
+                    out.0.push(MapItem::Pair(k.to_string(), v.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn resolve_merges(v: &Value, depth: usize) -> Value {
+    match v {
+        Value::Map(m) => Value::Map(resolve_merges_map(m, depth)),
+        Value::Seq(s) => Value::Seq(crate::sops::Seq(
+            s.0.iter()
+                .map(|i| match i {
+                    SeqItem::Elem(e) => SeqItem::Elem(resolve_merges(e, depth + 1)),
+                    SeqItem::Comment(c) => SeqItem::Comment(c.clone()),
+                })
+                .collect(),
+        )),
+        other => other.clone(),
+    }
+}
+
+fn map_has_enc(m: &Map, depth: usize, top: bool) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    m.0.iter().any(|i| match i {
+        MapItem::Pair(k, _) if top && k == "sops" => false,
+        MapItem::Pair(_, v) => value_has_enc(v, depth + 1),
+        MapItem::Comment(c) => c.trim_start().starts_with("ENC["),
+    })
+}
+
+fn value_has_enc(v: &Value, depth: usize) -> bool {
+    match v {
+        Value::Str(s) => s.starts_with("ENC["),
+        Value::Map(m) => map_has_enc(m, depth, false),
+        Value::Seq(s) => s.0.iter().any(|i| match i {
+            SeqItem::Elem(e) => value_has_enc(e, depth + 1),
+            SeqItem::Comment(c) => c.trim_start().starts_with("ENC["),
+        }),
+        _ => false,
+    }
+}
+
+/// Whether `rule` selects at least one non-empty value (path policy).
+fn selects_value(m: &Map, rule: &Rule, path: &mut Vec<String>, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    m.pairs().any(|(k, v)| {
+        path.push(k.to_string());
+        let r = selects_in(v, rule, path, depth + 1);
+        path.pop();
+        r
+    })
+}
+
+fn selects_in(v: &Value, rule: &Rule, path: &mut Vec<String>, depth: usize) -> bool {
+    match v {
+        Value::Map(m) => selects_value(m, rule, path, depth),
+        Value::Seq(s) => s.elems().any(|e| selects_in(e, rule, path, depth + 1)),
+        Value::Null => false,
+        Value::Str(s) if s.is_empty() || lines::is_placeholder(s) => false,
+        _ => rule.should_encrypt(path, &[], false),
+    }
+}
+
+/// Walks one document like sops does (map keys as the path, comment runs
+/// as the comment stack): malformed ENC anywhere, and plaintext where the
+/// file's own rule says a value is encrypted.
+struct ScopeWalk<'a, 'o> {
+    path: Vec<String>,
+    comments: Vec<Vec<String>>,
+    rule: Option<&'a Rule>,
+    file: &'a str,
+    doc: usize,
+    out: &'o mut Vec<Finding>,
+    /// Display path, with sequence indexes.
+    keypath: Vec<String>,
+}
+
+impl ScopeWalk<'_, '_> {
+    fn kp(&self) -> String {
+        let mut s = String::new();
+        for p in &self.keypath {
+            if !s.is_empty() && !p.starts_with('[') {
+                s.push('.');
+            }
+            s.push_str(p);
+        }
+        s
+    }
+
+    fn map(&mut self, m: &Map, depth: usize, top: bool) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        self.comments.push(Vec::new());
+        for item in &m.0 {
+            match item {
+                MapItem::Comment(c) => self.comment(c),
+                MapItem::Pair(k, _) if top && k == "sops" => {}
+                MapItem::Pair(k, v) => {
+                    self.path.push(k.clone());
+                    self.keypath.push(k.clone());
+                    self.value(v, depth + 1);
+                    self.keypath.pop();
+                    self.path.pop();
+                    if let Some(l) = self.comments.last_mut() {
+                        l.clear();
+                    }
+                }
+            }
+        }
+        self.comments.pop();
+    }
+
+    fn seq(&mut self, s: &crate::sops::Seq, depth: usize) {
+        self.comments.push(Vec::new());
+        let mut i = 0;
+        for item in &s.0 {
+            match item {
+                SeqItem::Comment(c) => self.comment(c),
+                SeqItem::Elem(v) => {
+                    self.keypath.push(format!("[{i}]"));
+                    self.value(v, depth + 1);
+                    self.keypath.pop();
+                    i += 1;
+                    if let Some(l) = self.comments.last_mut() {
+                        l.clear();
+                    }
+                }
+            }
+        }
+        self.comments.pop();
+    }
+
+    fn comment(&mut self, c: &str) {
+        if let Some(l) = self.comments.last_mut() {
+            l.push(c.to_string());
+        }
+        let t = c.trim();
+        if t.starts_with("ENC[") {
+            if let Err(e) = EncValue::parse(t) {
+                self.out.push(Finding::new(
+                    self.file,
+                    self.doc,
+                    self.kp(),
+                    RuleId::EncMalformed,
+                    Severity::Error,
+                    format!("malformed encrypted comment: {e}"),
+                ));
+            }
+        } else if let Some(rule) = self.rule {
+            if !t.is_empty() && rule.should_encrypt(&self.path, &self.comments, true) {
+                self.out.push(Finding::new(
+                    self.file,
+                    self.doc,
+                    self.kp(),
+                    RuleId::PlaintextInEncryptedScope,
+                    Severity::Warning,
+                    "a plaintext comment inside the encrypted scope (sops would have encrypted it; added after encryption?)",
+                ));
+            }
+        }
+    }
+
+    fn value(&mut self, v: &Value, depth: usize) {
+        match v {
+            Value::Map(m) => return self.map(m, depth, false),
+            Value::Seq(s) => return self.seq(s, depth),
+            Value::Null => return,
+            _ => {}
+        }
+        if let Value::Str(s) = v {
+            if s.starts_with("ENC[") {
+                if let Err(e) = EncValue::parse(s) {
+                    self.out.push(Finding::new(
+                        self.file,
+                        self.doc,
+                        self.kp(),
+                        RuleId::EncMalformed,
+                        Severity::Error,
+                        format!("malformed ENC value: {e}"),
+                    ));
+                }
+                return;
+            }
+            if s.is_empty() {
+                return;
+            }
+        }
+        if let Some(rule) = self.rule {
+            if rule.should_encrypt(&self.path, &self.comments, false) {
+                self.out.push(Finding::new(
+                    self.file,
+                    self.doc,
+                    self.kp(),
+                    RuleId::PlaintextInEncryptedScope,
+                    Severity::Error,
+                    "a plaintext value inside the file's encrypted scope (added after encryption?); `sops filestatus` still says encrypted",
+                ));
+            }
+        }
+    }
+}
+
+/// Private keys and high-entropy tokens in comments.
+fn comments(file: &str, doc: usize, kp: &str, m: &Map, depth: usize, out: &mut Vec<Finding>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for item in &m.0 {
+        match item {
+            MapItem::Comment(c) => out.extend(lines::comment_findings(file, doc, kp, c)),
+            MapItem::Pair(k, v) if !(depth == 0 && k == "sops") => {
+                comments_in(file, doc, &join_key(kp, k), v, depth + 1, out)
+            }
+            MapItem::Pair(..) => {}
+        }
+    }
+}
+
+fn comments_in(file: &str, doc: usize, kp: &str, v: &Value, depth: usize, out: &mut Vec<Finding>) {
+    match v {
+        Value::Map(m) => comments(file, doc, kp, m, depth, out),
+        Value::Seq(s) => {
+            let mut i = 0;
+            for item in &s.0 {
+                match item {
+                    SeqItem::Comment(c) => out.extend(lines::comment_findings(file, doc, kp, c)),
+                    SeqItem::Elem(e) => {
+                        comments_in(file, doc, &format!("{kp}[{i}]"), e, depth + 1, out);
+                        i += 1;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+// ------------------------------------------------------------ dotenv / ini
+
+fn judge_env(
+    path: &str,
+    bytes: &[u8],
+    dec: &Decoded,
+    referenced_by: Option<&str>,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+) {
+    let is_sops = dec.text.lines().any(|l| l.starts_with("sops_"));
+    let via = referenced_by
+        .map(|k| format!(" (a secretGenerator source of {k})"))
+        .unwrap_or_default();
+    let m = match dotenv::parse(&dec.text) {
+        Ok(m) => m,
+        Err(e) => {
+            if is_sops || referenced_by.is_some() || lines::looks_like_sops(&dec.text) {
+                out.push(Finding::new(
+                    path,
+                    0,
+                    "",
+                    RuleId::UnparseableSecret,
+                    Severity::Error,
+                    format!("does not parse as dotenv{via} (fail closed): {e}"),
+                ));
+            }
+            return;
+        }
+    };
+    if is_sops {
+        if dec.crlf {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::CrlfLineEndings,
+                Severity::Error,
+                "CRLF line endings in a sops dotenv file: sops fails with `parsing time \"…Z\\r\"`, so decryption breaks in the cluster; convert to LF and add `*.env text eol=lf` to .gitattributes",
+            ));
+        }
+        let meta = match store::load_encrypted(Format::Dotenv, bytes) {
+            Ok((_, meta)) => {
+                let v = meta.to_value();
+                // Re-check completeness on what sops would read.
+                let mut v = v;
+                if let Value::Map(mm) = &mut v {
+                    if meta.mac.is_empty() {
+                        mm.remove("mac");
+                    }
+                }
+                meta_checks(path, 0, "sops", &v, out);
+                Some(meta)
+            }
+            Err(e) => {
+                let (rule, msg) = match &e {
+                    store::StoreError::Metadata(m) if m.contains("no keys found") => (
+                        RuleId::SopsNoRecipients,
+                        "the sops metadata names no recipients: nobody can decrypt the file"
+                            .to_string(),
+                    ),
+                    _ => (RuleId::SopsMetadataInvalid, format!("invalid sops dotenv metadata: {e}")),
+                };
+                out.push(Finding::new(path, 0, "sops", rule, Severity::Error, msg));
+                None
+            }
+        };
+        for (k, v) in m.pairs() {
+            if k.starts_with("sops_") {
+                continue;
+            }
+            let s = v.as_str().unwrap_or("").trim_end_matches('\r');
+            if s.starts_with("ENC[") {
+                if let Err(e) = EncValue::parse(s) {
+                    out.push(Finding::new(
+                        path,
+                        0,
+                        k,
+                        RuleId::EncMalformed,
+                        Severity::Error,
+                        format!("malformed ENC value: {e}"),
+                    ));
+                }
+                continue;
+            }
+            if s.is_empty() || lines::is_placeholder(s) {
+                continue;
+            }
+            let in_scope = meta
+                .as_ref()
+                .is_none_or(|m| m.rule.should_encrypt(&[k.to_string()], &[], false));
+            if referenced_by.is_some() || in_scope {
+                out.push(Finding::new(
+                    path,
+                    0,
+                    k,
+                    if referenced_by.is_some() {
+                        RuleId::GeneratorPlaintext
+                    } else {
+                        RuleId::PlaintextInEncryptedScope
+                    },
+                    Severity::Error,
+                    format!("a plaintext value in an encrypted dotenv file{via}"),
+                ));
+            }
+        }
+        if let Some(meta) = &meta {
+            verify(path, bytes, dec, Format::Dotenv, meta, opts, out);
+        }
+        return;
+    }
+    if lines::looks_like_sops(&dec.text) {
+        out.push(Finding::new(
+            path,
+            0,
+            "",
+            RuleId::SopsMetadataMissing,
+            Severity::Error,
+            "ENC[...] values but no sops_ metadata: the file cannot be decrypted",
+        ));
+    }
+    let req = requirement(path, opts);
+    if referenced_by.is_some() {
+        for (k, v) in m.pairs() {
+            let s = v.as_str().unwrap_or("").trim_end_matches('\r');
+            if s.is_empty() || lines::is_placeholder(s) || s.starts_with("ENC[") {
+                continue;
+            }
+            out.push(Finding::new(
+                path,
+                0,
+                k,
+                RuleId::GeneratorPlaintext,
+                Severity::Error,
+                format!("a plaintext value{via}: the generated Secret would hold it; encrypt the file (`ksec encrypt -i {path}`)"),
+            ));
+        }
+    } else if let Some(req) = req {
+        let any = m.pairs().any(|(_, v)| {
+            let s = v.as_str().unwrap_or("");
+            !s.is_empty() && !lines::is_placeholder(s)
+        });
+        if any {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::PathPolicy,
+                Severity::Error,
+                format!("must be encrypted: {}", req.why),
+            ));
+        }
+    }
+}
+
+fn judge_ini(path: &str, bytes: &[u8], dec: &Decoded, opts: &Options, out: &mut Vec<Finding>) {
+    let is_sops = dec.text.lines().any(|l| l.trim() == "[sops]");
+    if is_sops {
+        if dec.crlf {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::CrlfLineEndings,
+                Severity::Error,
+                "CRLF line endings in a sops INI file: sops fails to parse the metadata times; convert to LF",
+            ));
+        }
+        match store::load_encrypted(Format::Ini, bytes) {
+            Ok((_, meta)) => verify(path, bytes, dec, Format::Ini, &meta, opts, out),
+            Err(e) => out.push(Finding::new(
+                path,
+                0,
+                "sops",
+                RuleId::SopsMetadataInvalid,
+                Severity::Error,
+                format!("invalid sops INI file: {e}"),
+            )),
+        }
+    } else if let Some(req) = requirement(path, opts) {
+        if !req.secrets_only && dec.text.lines().any(|l| l.contains('=')) {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::PathPolicy,
+                Severity::Error,
+                format!("must be encrypted: {}", req.why),
+            ));
+        }
+    }
+}
+
+// ------------------------------------------------------------ kustomize
+
+/// One source a secretGenerator reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GenSource {
+    Env(String),
+    File(String),
+}
+
+/// Reads a kustomization's secretGenerators: literal findings, and the
+/// sources (paths joined onto the kustomization's folder).
+fn generators(kpath: &str, text: &str, out: Option<&mut Vec<Finding>>) -> Vec<GenSource> {
+    let Ok(docs) = yaml::parse(text) else {
+        return vec![];
+    };
+    let dir = parent_of(kpath);
+    let mut srcs = Vec::new();
+    let mut lits = Vec::new();
+    let Some(doc) = docs.0.first() else {
+        return srcs;
+    };
+    let Some(Value::Seq(gens)) = doc.get("secretGenerator") else {
+        return srcs;
+    };
+    let list = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::Seq(s)) => s
+                .elems()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::Str(s)) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    for (gi, g) in gens.elems().enumerate() {
+        let Some(g) = g.as_map() else { continue };
+        for (li, lit) in list(g.get("literals")).iter().enumerate() {
+            let (k, v) = lit.split_once('=').unwrap_or((lit.as_str(), ""));
+            let v = v.trim_matches(|c| c == '"' || c == '\'');
+            if !(v.is_empty() || lines::is_placeholder(v)) {
+                lits.push(Finding::new(
+                    kpath,
+                    0,
+                    format!("secretGenerator[{gi}].literals[{li}]"),
+                    RuleId::KustomizeLiteral,
+                    Severity::Error,
+                    format!(
+                        "the literal for key {:?} is plaintext (literals are never decrypted): move it to an encrypted env file or use a ${{VAR}} placeholder",
+                        k.trim()
+                    ),
+                ));
+            }
+        }
+        let mut envs = list(g.get("envs"));
+        envs.extend(list(g.get("env")));
+        for e in envs {
+            if let Some(p) = join_rel(dir, &e) {
+                srcs.push(GenSource::Env(p));
+            }
+        }
+        for f in list(g.get("files")) {
+            let rel = f.split_once('=').map(|(_, p)| p).unwrap_or(&f);
+            if let Some(p) = join_rel(dir, rel) {
+                srcs.push(GenSource::File(p));
+            }
+        }
+    }
+    if let Some(o) = out {
+        o.extend(lits);
+    }
+    srcs
+}
+
+fn judge_kustomization(
+    path: &str,
+    text: &str,
+    src: &dyn Source,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+) {
+    for s in generators(path, text, Some(out)) {
+        match &s {
+            GenSource::Env(p) | GenSource::File(p) => {
+                if opts.config.is_excluded(p) {
+                    continue;
+                }
+                let Some(bytes) = src.read(p) else { continue };
+                judge_source(p, &bytes, &s, path, opts, out);
+            }
+        }
+    }
+}
+
+/// Judges a file a secretGenerator reads: it must be a sops file or empty.
+fn judge_source(
+    p: &str,
+    bytes: &[u8],
+    s: &GenSource,
+    kpath: &str,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+) {
+    let dec = decode(bytes);
+    let mut found = Vec::new();
+    match s {
+        GenSource::Env(_) => judge_env(p, bytes, &dec, Some(kpath), opts, &mut found),
+        GenSource::File(_) => {
+            let fmt = Format::from_path(std::path::Path::new(p));
+            if store::load_encrypted(fmt, bytes).is_ok() {
+                let mut sub = Vec::new();
+                check_bytes(p, bytes, &super::NoSource, opts, 1, &mut sub);
+                found.extend(sub);
+            } else if !dec.text.trim().is_empty() {
+                let what = if lines::has_private_key(&dec.text) {
+                    "a plaintext private key"
+                } else {
+                    "plaintext content"
+                };
+                found.push(Finding::new(
+                    p,
+                    0,
+                    "",
+                    RuleId::GeneratorPlaintext,
+                    Severity::Error,
+                    format!(
+                        "{what} feeds a Secret through the secretGenerator files: of {kpath}; encrypt the file (`ksec encrypt -i {p}`)"
+                    ),
+                ));
+            }
+        }
+    }
+    apply_markers(p, &dec.text, &mut found);
+    out.extend(found);
+}
+
+/// The kustomization (in this folder or an ancestor, as kustomize's load
+/// restrictor allows) whose secretGenerator reads `path`.
+fn referencing_kustomization(path: &str, src: &dyn Source) -> Option<String> {
+    let mut dir = parent_of(path).to_string();
+    for _ in 0..32 {
+        for name in KUSTOMIZATION_NAMES {
+            let k = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
+            if let Some(b) = src.read(&k) {
+                if let Ok(t) = std::str::from_utf8(&b) {
+                    let hit = generators(&k, t, None).iter().any(|s| match s {
+                        GenSource::Env(p) | GenSource::File(p) => {
+                            p.trim_start_matches('/') == path.trim_start_matches('/')
+                        }
+                    });
+                    if hit {
+                        return Some(k);
+                    }
+                }
+            }
+        }
+        if dir.is_empty() || dir == "/" {
+            break;
+        }
+        dir = parent_of(&dir).to_string();
+    }
+    None
+}
+
+/// Files of no manifest type: judged only as secretGenerator `files:`
+/// sources, or when path policy names them.
+fn judge_other(
+    path: &str,
+    bytes: &[u8],
+    dec: &Decoded,
+    src: &dyn Source,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+) {
+    if let Some(k) = referencing_kustomization(path, src) {
+        judge_source(path, bytes, &GenSource::File(path.to_string()), &k, opts, out);
+        return;
+    }
+    if let Some(req) = requirement(path, opts) {
+        if req.secrets_only {
+            return;
+        }
+        let fmt = Format::from_path(std::path::Path::new(path));
+        if store::load_encrypted(fmt, bytes).is_err() && !dec.text.trim().is_empty() {
+            out.push(Finding::new(
+                path,
+                0,
+                "",
+                RuleId::PathPolicy,
+                Severity::Error,
+                format!("must be encrypted: {}", req.why),
+            ));
+        }
+    }
+}

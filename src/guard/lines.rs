@@ -1,0 +1,375 @@
+//! Text-level scanners: committed age identities anywhere, private keys and
+//! high-entropy tokens in comments, and the line scan used for templates
+//! that are not valid YAML (and as the fail-closed evidence for broken files).
+
+use std::str::FromStr;
+
+use regex::Regex;
+
+use super::{Finding, RuleId, Severity};
+
+fn re(cell: &'static std::sync::OnceLock<Regex>, pat: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pat).expect("static regex"))
+}
+
+/// Whole-value placeholders filled at apply or render time: `${VAR}`
+/// (Flux post-build substitution, with `:=`/`:-` defaults) and one `{{ … }}`
+/// expression (Helm, Jinja, gomplate).
+pub fn is_placeholder(s: &str) -> bool {
+    static SUBST: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let t = s.trim();
+    if re(&SUBST, r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=?+])[^{}$]*)?\}$").is_match(t) {
+        return true;
+    }
+    if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+        return !inner.contains("}}") && !inner.contains("{{") && !inner.trim().is_empty();
+    }
+    false
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+const BECH32: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/// Finds age identities. A checksum-valid key blocks; a key-shaped string
+/// with a bad checksum (docs, placeholders) only warns.
+pub fn age_identities(file: &str, bytes: &[u8]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for needle in [&b"AGE-SECRET-KEY-"[..], &b"age-secret-key-"[..]] {
+        for pos in memchr::memmem::find_iter(bytes, needle) {
+            let end = bytes[pos..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-'))
+                .map(|n| pos + n)
+                .unwrap_or(bytes.len());
+            let tok = String::from_utf8_lossy(&bytes[pos..end]).to_ascii_uppercase();
+            let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
+            let valid = age::x25519::Identity::from_str(&tok).is_ok();
+            let shaped = tok
+                .strip_prefix("AGE-SECRET-KEY-1")
+                .is_some_and(|d| d.len() == 58 && d.chars().all(|c| BECH32.contains(c.to_ascii_lowercase())));
+            if valid {
+                out.push(
+                    Finding::new(
+                        file,
+                        0,
+                        "",
+                        RuleId::AgeIdentity,
+                        Severity::Error,
+                        "an age private key (AGE-SECRET-KEY-1…) is committed; remove it and rotate every file encrypted to its recipient",
+                    )
+                    .at_line(line),
+                );
+            } else if shaped || tok.starts_with("AGE-SECRET-KEY-PQ-1") {
+                out.push(
+                    Finding::new(
+                        file,
+                        0,
+                        "",
+                        RuleId::AgeIdentity,
+                        if shaped { Severity::Warning } else { Severity::Error },
+                        if shaped {
+                            "an age private key with an invalid checksum (a placeholder?)"
+                        } else {
+                            "an age post-quantum private key is committed"
+                        },
+                    )
+                    .at_line(line),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// PEM private key headers (RSA, EC, OPENSSH, ENCRYPTED, PGP, plain PKCS#8).
+pub fn has_private_key(s: &str) -> bool {
+    static PK: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    re(&PK, r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----").is_match(s)
+}
+
+fn shannon(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// A token that looks like a credential: long, base64/url-safe alphabet,
+/// mixed case with digits, high Shannon entropy. Hex strings (digests,
+/// fingerprints) and age recipients are common in comments and skipped.
+pub fn high_entropy_token(comment: &str) -> bool {
+    comment
+        .split(|c: char| c.is_whitespace() || "\"'`,;:()[]{}<>|".contains(c))
+        .any(|t| {
+            let t = t.trim_matches(|c| c == '.' || c == '=');
+            if t.len() < 24 || t.len() > 4096 || t.starts_with("age1") || t.contains("://") {
+                return false;
+            }
+            if !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=_-".contains(c))
+            {
+                return false;
+            }
+            let upper = t.chars().any(|c| c.is_ascii_uppercase());
+            let lower = t.chars().any(|c| c.is_ascii_lowercase());
+            let digit = t.chars().any(|c| c.is_ascii_digit());
+            upper && lower && digit && shannon(t) >= 4.2
+        })
+}
+
+/// Checks one comment of a secret-bearing file.
+pub fn comment_findings(file: &str, doc: usize, key_path: &str, text: &str) -> Vec<Finding> {
+    let t = text.trim();
+    if t.starts_with("ENC[") {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    if has_private_key(t) {
+        out.push(Finding::new(
+            file,
+            doc,
+            key_path,
+            RuleId::PrivateKeyInComment,
+            Severity::Error,
+            "a private key in a comment (comments outside the encrypted scope stay plaintext)",
+        ));
+    } else if high_entropy_token(t) {
+        out.push(Finding::new(
+            file,
+            doc,
+            key_path,
+            RuleId::HighEntropyComment,
+            Severity::Error,
+            "a high-entropy token in a comment of a secret file (comments outside the encrypted scope stay plaintext)",
+        ));
+    }
+    out
+}
+
+/// A Secret signal on a line: `kind: Secret` (any case, quoted, commented),
+/// or the JSON spelling. Also SopsSecret.
+pub fn looks_like_secret(text: &str) -> bool {
+    static KIND: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    re(
+        &KIND,
+        r#"(?im)^[\s-]*["']?kind["']?\s*:\s*["']?(?:sops)?secret["']?\s*(?:[,}#].*)?$|"kind"\s*:\s*"(?i:(?:sops)?secret)""#,
+    )
+    .is_match(text)
+}
+
+/// Whether a file that failed to parse looks like sops output.
+pub fn looks_like_sops(text: &str) -> bool {
+    text.contains("ENC[AES256_GCM") || text.contains("sops_mac=")
+}
+
+/// Template syntax that makes a file invalid YAML on purpose.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
+/// The line scan: finds `data:`/`stringData:` blocks by indentation and
+/// judges each entry's value like the structural rule does. Template control
+/// lines are skipped; a literal among template values blocks.
+pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding> {
+    static HEAD: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static ENTRY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let head = re(
+        &HEAD,
+        r#"^([ \t]*)(?:-[ \t]+)?["']?(data|stringData)["']?[ \t]*:[ \t]*(.*?)[ \t]*$"#,
+    );
+    let entry = re(&ENTRY, r#"^([ \t]*)("[^"]*"|'[^']*'|[^\s:#][^:#]*?)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$"#);
+    let mut out = Vec::new();
+    let mut doc = 0usize;
+    // A leading `---` starts document 0; later ones start the next document.
+    let mut seen_content = false;
+    let mut block: Option<(usize, String)> = None; // (indent of the data: key, its name)
+    let mut in_scalar: Option<usize> = None; // indent of a multi-line value's key
+    let width = |s: &str| s.chars().map(|c| if c == '\t' { 8 } else { 1 }).sum::<usize>();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        let lineno = n + 1;
+        if line.starts_with("---") {
+            if seen_content {
+                doc += 1;
+            }
+            seen_content = false;
+            block = None;
+            in_scalar = None;
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        seen_content = true;
+        // Template control lines ({{- if }}, {% for %}) carry no values.
+        if (trimmed.starts_with("{{") && trimmed.ends_with("}}") && is_placeholder(trimmed))
+            || trimmed.starts_with("{%")
+            || trimmed.starts_with("{{/*")
+        {
+            continue;
+        }
+        let indent = width(&line[..line.len() - line.trim_start().len()]);
+        if let Some(ki) = in_scalar {
+            if indent > ki {
+                continue;
+            }
+            in_scalar = None;
+        }
+        if let Some(c) = head.captures(line) {
+            let ind = width(&c[1]);
+            let name = c[2].to_string();
+            let rest = c.get(3).map(|m| m.as_str()).unwrap_or("");
+            if rest.starts_with('{') {
+                // Flow style: `data: {a: b, c: d}`.
+                let inner = rest.trim_start_matches('{').trim_end_matches('}');
+                for pair in inner.split(',') {
+                    if let Some((k, v)) = pair.split_once(':') {
+                        if !value_ok(v) {
+                            out.push(
+                                Finding::new(
+                                    file,
+                                    doc,
+                                    format!("{name}.{}", unquote(k.trim())),
+                                    rule,
+                                    Severity::Error,
+                                    format!("{why}: a plaintext value"),
+                                )
+                                .at_line(lineno),
+                            );
+                        }
+                    }
+                }
+                block = None;
+            } else {
+                block = Some((ind, name));
+            }
+            continue;
+        }
+        let Some((bi, name)) = &block else { continue };
+        if indent <= *bi {
+            block = None;
+            continue;
+        }
+        let Some(c) = entry.captures(line) else {
+            continue;
+        };
+        let key = unquote(c[2].trim());
+        let v = c.get(3).map(|m| m.as_str()).unwrap_or("");
+        let v = strip_comment(v);
+        if v.starts_with('|') || v.starts_with('>') {
+            in_scalar = Some(indent);
+            out.push(
+                Finding::new(
+                    file,
+                    doc,
+                    format!("{name}.{key}"),
+                    rule,
+                    Severity::Error,
+                    format!("{why}: a plaintext block scalar"),
+                )
+                .at_line(lineno),
+            );
+            continue;
+        }
+        if !value_ok(v) {
+            out.push(
+                Finding::new(
+                    file,
+                    doc,
+                    format!("{name}.{key}"),
+                    rule,
+                    Severity::Error,
+                    format!("{why}: a plaintext value"),
+                )
+                .at_line(lineno),
+            );
+        }
+    }
+    out
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches(|c| c == '"' || c == '\'').to_string()
+}
+
+fn strip_comment(v: &str) -> &str {
+    let v = v.trim();
+    if v.starts_with('"') || v.starts_with('\'') {
+        return v;
+    }
+    match v.find(" #") {
+        Some(i) => v[..i].trim_end(),
+        None => v,
+    }
+}
+
+/// A value the line scan accepts: empty, null, ENC, or a whole placeholder.
+fn value_ok(v: &str) -> bool {
+    let v = strip_comment(v);
+    let u = unquote(v);
+    u.is_empty()
+        || matches!(v, "~" | "null" | "Null" | "NULL")
+        || u.starts_with("ENC[AES256_GCM,")
+        || is_placeholder(&u)
+        || is_placeholder(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        assert!(is_placeholder("${DB_PASSWORD}"));
+        assert!(is_placeholder("${X:=default}"));
+        assert!(is_placeholder("{{ .Values.pw | b64enc | quote }}"));
+        assert!(!is_placeholder("{{ a }}{{ b }}"));
+        assert!(!is_placeholder("pre-${X}"));
+        assert!(!is_placeholder("hunter2"));
+    }
+
+    #[test]
+    fn entropy() {
+        assert!(high_entropy_token("token: ghp_Z3x9Qk2LmN8pR4sT6vW1yB5cD7fH0jKa"));
+        assert!(!high_entropy_token("managed by the platform team, see the runbook"));
+        assert!(!high_entropy_token(
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        ));
+    }
+
+    #[test]
+    fn secret_signal() {
+        assert!(looks_like_secret("kind: \"Secret\"  # db\n"));
+        assert!(looks_like_secret("  - kind:\tsecret   \n"));
+        assert!(!looks_like_secret("kind: SecretStore\n"));
+        assert!(!looks_like_secret("kind: ExternalSecret\n"));
+    }
+
+    #[test]
+    fn age_key_shapes() {
+        let k = age::x25519::Identity::generate();
+        use age::secrecy::ExposeSecret;
+        let s = k.to_string();
+        let f = age_identities("f", format!("x\n# {}\n", s.expose_secret()).as_bytes());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[0].line, Some(2));
+        assert!(age_identities("f", b"AGE-SECRET-KEY-1XXXX").is_empty());
+    }
+}
