@@ -41,8 +41,9 @@ print(f"| ksec encrypt | {k*1000:.2f} ms |\n| sops encrypt | {s*1000:.2f} ms |\n
 PY
 if command -v rops >/dev/null; then
   # rops refuses a file argument when stdin is not a terminal: feed it stdin.
-  hyperfine -N --warmup 5 --runs 50 --input one.yaml --export-json rops.json \
-    "rops encrypt -f yaml --encrypted-regex ^(data|stringData)\$ --age $PUB" >/dev/null
+  # (Debian's hyperfine has no --input: go through the shell, whose spawn time hyperfine subtracts)
+  hyperfine --warmup 5 --runs 50 --export-json rops.json \
+    "rops encrypt -f yaml --encrypted-regex '^(data|stringData)\$' --age $PUB < one.yaml" >/dev/null
   python3 - enc.json rops.json <<'PY'
 import json,sys
 k=json.load(open(sys.argv[1]))["results"][0]["mean"]; r=json.load(open(sys.argv[2]))["results"][0]["mean"]
@@ -68,4 +69,4 @@ else
   echo "| rops-cli | not installed (cargo install rops-cli) |"
 fi
 # correctness spot check: sops opens a ksec file from the tree
-f=$(find tree-ksec -name '*.yaml' | head -1); sops decrypt "$f" >/dev/null && echo "(sops decrypts ksec's tree output: ok)"
+f=$(find tree-ksec -name "*.yaml" -print -quit); sops decrypt "$f" >/dev/null && echo "(sops decrypts ksec's tree output: ok)"
