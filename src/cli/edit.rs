@@ -61,9 +61,16 @@ struct Buffer {
 impl Buffer {
     fn new(ext: &str, content: &[u8]) -> Result<Buffer> {
         use std::os::unix::fs::OpenOptionsExt;
-        let dir = tempfile::Builder::new()
-            .prefix("ksec-edit-")
-            .tempdir_in(common::private_tmp_base())?;
+        let base = common::private_tmp_base();
+        reap_orphans(&base);
+        // Created 0700 in one step (tempfile's default follows the umask).
+        let dir = {
+            use std::os::unix::fs::PermissionsExt;
+            tempfile::Builder::new()
+                .prefix(&format!("ksec-edit-{}-", std::process::id()))
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir_in(&base)?
+        };
         let path = dir.path().join(format!("secret{ext}"));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -85,6 +92,22 @@ impl Buffer {
             dir: Some(dir),
             path,
         })
+    }
+}
+
+/// Removes buffers of `ksec edit` runs that were SIGKILLed (the one signal
+/// that cannot be handled): their folder names carry the dead process's pid.
+fn reap_orphans(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix("ksec-edit-") else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // kill(pid, 0) fails with ESRCH when no such process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
