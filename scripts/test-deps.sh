@@ -11,6 +11,8 @@ need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v lld >/dev/null 2>&1 || command -v ld.lld >/dev/null 2>&1 || need_apt+=(lld)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-deps: apt-get install ${need_apt[*]}" >&2
   if [ ! -f "$DEPS/.apt-updated" ]; then apt-get update -q >/dev/null && touch "$DEPS/.apt-updated"; fi
