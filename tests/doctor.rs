@@ -429,3 +429,27 @@ fn runbook_names_owners_and_commands() {
         .args(["runbook", "--env", "qa", "."]));
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn kustomize_overlays_are_rendered_before_checking() {
+    if common::tool("kubectl").is_none() {
+        return;
+    }
+    let r = repo();
+    let root = r.dir.path();
+    write(root, "base/kustomization.yaml", "resources: [deploy.yaml]\n");
+    write(root, "base/deploy.yaml", &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  selector: {{matchLabels: {{app: shop}}}}\n  template:\n    metadata: {{labels: {{app: shop}}}}\n    spec:\n{PULL}"));
+    write(root, "overlays/dev/kustomization.yaml", "namespace: dev\nresources: [../../base, pull.yaml]\n");
+    r.secret("overlays/dev/pull.yaml", "dev", "registry-pull-secret", &[".dockerconfigjson"]);
+    write(root, "overlays/prod/kustomization.yaml", "namespace: prod\nresources: [../../base]\n");
+    let o = run(ksec().current_dir(root).args(["doctor", "-o", "json", "overlays/dev", "overlays/prod"]));
+    let v: J = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)));
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(
+        summary(f),
+        vec![
+            ("broken-reference".into(), "prod".into(), "prod".into(), "Deployment/shop".into()),
+            ("parity".into(), "prod".into(), "prod".into(), "Deployment/shop".into()),
+        ]
+    );
+}
