@@ -29,7 +29,7 @@ cd "$W"
 secret() { printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: s%s\n  namespace: prod\ntype: Opaque\nstringData:\n  username: user%s\n  password: pw-%s-%s\n' "$1" "$1" "$1" "$RANDOM"; }
 for t in ksec sops; do mkdir -p "tree-$t"; for i in $(seq 1 "$N"); do secret "$i" > "tree-$t/secret-$i.yaml"; done; done
 now() { date +%s.%N; }
-el() { echo "$2 - $1" | bc; }
+el() { printf "%.2f" "$(echo "$2 - $1" | bc)"; }
 
 t0=$(now); "$KSEC" encrypt -i --kms "$ARN" tree-ksec >/dev/null 2>&1; t1=$(now); KE=$(el "$t0" "$t1")
 t0=$(now)

@@ -135,7 +135,10 @@ fn unknown_key_and_disabled_key_errors_name_backend_key_and_class() {
     let text = e.to_string();
     assert_eq!(class_of(&e), ErrorClass::NotFound, "{text}");
     assert!(text.starts_with("aws kms key "), "{text}");
-    assert!(text.contains(missing) && text.contains("not found"), "{text}");
+    assert!(
+        text.contains(missing) && text.contains("not found"),
+        "{text}"
+    );
     assert!(!text.contains("test:test"), "{text}");
 
     // Nothing listening: a network error after bounded retries, not a hang.
@@ -190,7 +193,10 @@ fn library_encrypt_and_open_a_file() {
     let text = String::from_utf8_lossy(&enc);
     assert!(!text.contains("CANARY-kms"), "{text}");
     assert!(text.contains("kms:") && text.contains(&arn), "{text}");
-    assert_eq!(support::open_password(&ring, &enc).unwrap(), "CANARY-kms-4f1c");
+    assert_eq!(
+        support::open_password(&ring, &enc).unwrap(),
+        "CANARY-kms-4f1c"
+    );
 }
 
 // ------------------------------------------------------------------ CLI and sops
@@ -212,7 +218,14 @@ fn cli_encrypt_decrypt_and_failure_leaves_the_file_untouched() {
     std::fs::write(&f, support::SECRET).unwrap();
     let o = common::run(
         ksec_env(m)
-            .args(["encrypt", "-i", "--kms", &arn, "--encryption-context", "team:web"])
+            .args([
+                "encrypt",
+                "-i",
+                "--kms",
+                &arn,
+                "--encryption-context",
+                "team:web",
+            ])
             .arg(&f),
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
@@ -232,11 +245,21 @@ fn cli_encrypt_decrypt_and_failure_leaves_the_file_untouched() {
     let g = dir.path().join("t.yaml");
     std::fs::write(&g, support::SECRET).unwrap();
     let missing = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
-    let o = common::run(ksec_env(m).args(["encrypt", "-i", "--kms", missing]).arg(&g));
+    let o = common::run(
+        ksec_env(m)
+            .args(["encrypt", "-i", "--kms", missing])
+            .arg(&g),
+    );
     assert!(!o.status.success());
     let err = common::stderr(&o);
-    assert!(err.contains("aws kms key") && err.contains(missing) && err.contains("not found"), "{err}");
-    assert!(!err.contains("AWS_SECRET") && !err.contains("test:test"), "{err}");
+    assert!(
+        err.contains("aws kms key") && err.contains(missing) && err.contains("not found"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("AWS_SECRET") && !err.contains("test:test"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&g).unwrap(), support::SECRET);
 
     // Without KMS access and no other recipient, decrypt fails and says why.
@@ -244,19 +267,28 @@ fn cli_encrypt_decrypt_and_failure_leaves_the_file_untouched() {
         common::ksec()
             .args(["decrypt"])
             .arg(&f)
-            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", support::free_port()))
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", support::free_port()),
+            )
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("KSEC_KEY_SERVICE_TIMEOUT", "20"),
     );
     assert!(!o.status.success());
-    assert!(common::stderr(&o).contains("network error"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("network error"),
+        "{}",
+        common::stderr(&o)
+    );
 }
 
 #[test]
 fn interop_with_real_sops_both_ways() {
     let Some(m) = moto() else { return };
-    let Some(mut sops) = common::sops_cmd() else { return };
+    let Some(mut sops) = common::sops_cmd() else {
+        return;
+    };
     let arn = m.create_key("us-east-1");
     let dir = common::tempdir();
     let plain = dir.path().join("plain.yaml");

@@ -57,8 +57,15 @@ fn wraps_and_unwraps_and_resolves_the_version() {
     assert_eq!(name, "sops-a");
     assert_eq!(version, &v1, "the concrete version is recorded");
     assert!(chrono::DateTime::parse_from_rfc3339(created_at).is_ok());
-    assert!(!enc.contains('=') && !enc.contains('+') && !enc.contains('/'), "base64url, no padding: {enc}");
-    assert_eq!(URL_SAFE_NO_PAD.decode(enc).unwrap().len(), 256, "RSA-2048 ciphertext");
+    assert!(
+        !enc.contains('=') && !enc.contains('+') && !enc.contains('/'),
+        "base64url, no padding: {enc}"
+    );
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(enc).unwrap().len(),
+        256,
+        "RSA-2048 ciphertext"
+    );
     assert_eq!(src.unwrap(&st).unwrap().as_slice(), &key);
 
     // A new key version: the old stanza still opens (version pinned), new wraps use v2.
@@ -79,9 +86,14 @@ fn errors_are_classified_and_name_the_key() {
     let src = AzureKvSource::new(f.options());
     let st = src.wrap(&recipient(f, "sops-err", ""), &[1u8; 32]).unwrap();
 
-    let e = src.wrap(&recipient(f, "missing", ""), &[1u8; 32]).unwrap_err();
+    let e = src
+        .wrap(&recipient(f, "missing", ""), &[1u8; 32])
+        .unwrap_err();
     assert_eq!(class_of(&e), ErrorClass::NotFound, "{e}");
-    assert!(e.to_string().contains("azure key vault key") && e.to_string().contains("/keys/missing"), "{e}");
+    assert!(
+        e.to_string().contains("azure key vault key") && e.to_string().contains("/keys/missing"),
+        "{e}"
+    );
 
     let mut bad = st.clone();
     if let Stanza::AzureKv { enc, .. } = &mut bad {
@@ -122,7 +134,9 @@ fn azure_python_sdk_agrees_with_the_fake_and_with_ksec() {
             .is_ok_and(|o| o.status.success());
     if !has_sdk {
         if support::require() {
-            panic!("azure-keyvault-keys/azure-identity are required (KSEC_REQUIRE_ORACLES=1); run scripts/test-deps.sh");
+            panic!(
+                "azure-keyvault-keys/azure-identity are required (KSEC_REQUIRE_ORACLES=1); run scripts/test-deps.sh"
+            );
         }
         eprintln!("SKIP: Azure's Python SDK is not installed in .test-deps/venv");
         return;
@@ -131,8 +145,11 @@ fn azure_python_sdk_agrees_with_the_fake_and_with_ksec() {
     let src = AzureKvSource::new(f.options());
     let key: [u8; 32] = std::array::from_fn(|i| i as u8 * 7 + 1);
     let st = src.wrap(&recipient(f, "sops-py", ""), &key).unwrap();
-    let Stanza::AzureKv { enc, .. } = &st else { panic!() };
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/azure_sdk_check.py");
+    let Stanza::AzureKv { enc, .. } = &st else {
+        panic!()
+    };
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/azure_sdk_check.py");
     let o = common::run(
         std::process::Command::new(&py)
             .arg(script)
@@ -180,10 +197,17 @@ fn cli_with_client_secret_and_workload_identity() {
     let file = dir.path().join("s.yaml");
     std::fs::write(&file, support::SECRET).unwrap();
     let url = format!("{}/keys/sops-cli", f.url());
-    let o = common::run(ksec_env(f).args(["encrypt", "-i", "--azure-kv", &url]).arg(&file));
+    let o = common::run(
+        ksec_env(f)
+            .args(["encrypt", "-i", "--azure-kv", &url])
+            .arg(&file),
+    );
     assert!(o.status.success(), "{}", common::stderr(&o));
     let enc = std::fs::read_to_string(&file).unwrap();
-    assert!(enc.contains("azure_kv:") && !enc.contains("CANARY-kms"), "{enc}");
+    assert!(
+        enc.contains("azure_kv:") && !enc.contains("CANARY-kms"),
+        "{enc}"
+    );
     let o = common::run(ksec_env(f).args(["decrypt"]).arg(&file));
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(common::stdout(&o).contains("CANARY-kms-4f1c"));
@@ -212,6 +236,10 @@ fn cli_with_client_secret_and_workload_identity() {
             .env("AZURE_FEDERATED_TOKEN_FILE", &token_file),
     );
     assert!(!o.status.success());
-    assert!(common::stderr(&o).contains("access denied"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("access denied"),
+        "{}",
+        common::stderr(&o)
+    );
     assert_eq!(std::fs::read(&file).unwrap(), before);
 }

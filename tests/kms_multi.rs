@@ -68,7 +68,10 @@ fn one_group_opens_with_any_single_backend() {
     let (a, k, v) = w.recipients();
     let enc = support::encrypt_secret(&w.all(), vec![vec![a, k, v]], 0);
     let text = String::from_utf8_lossy(&enc);
-    assert!(text.contains("age:") && text.contains("kms:") && text.contains("hc_vault:"), "{text}");
+    assert!(
+        text.contains("age:") && text.contains("kms:") && text.contains("hc_vault:"),
+        "{text}"
+    );
 
     for (name, only) in [
         ("age", support::ring(vec![w.age_src()])),
@@ -83,7 +86,10 @@ fn one_group_opens_with_any_single_backend() {
     }
     let none = support::ring(vec![]);
     let e = support::open_password(&none, &enc).unwrap_err();
-    assert!(e.contains("kms") && e.contains("hc_vault") && e.contains("age"), "{e}");
+    assert!(
+        e.contains("kms") && e.contains("hc_vault") && e.contains("age"),
+        "{e}"
+    );
 
     // A failing backend does not stop another: Vault with a bad token, KMS fine.
     let bad_vault = Box::new(VaultSource::new(
@@ -91,7 +97,10 @@ fn one_group_opens_with_any_single_backend() {
         VaultOptions::default(),
     ));
     let ring = support::ring(vec![bad_vault, w.kms_src()]);
-    assert_eq!(support::open_password(&ring, &enc).unwrap(), "CANARY-kms-4f1c");
+    assert_eq!(
+        support::open_password(&ring, &enc).unwrap(),
+        "CANARY-kms-4f1c"
+    );
 
     // Through the CLI: age identity present, the cloud services unreachable: age opens it first.
     let f = w.dir.path().join("multi.yaml");
@@ -105,7 +114,11 @@ fn one_group_opens_with_any_single_backend() {
             .env_remove("VAULT_TOKEN"),
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert!(common::stderr(&o).contains("opened by age"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("opened by age"),
+        "{}",
+        common::stderr(&o)
+    );
     // And with only Vault reachable.
     let o = common::run(
         common::ksec()
@@ -118,7 +131,11 @@ fn one_group_opens_with_any_single_backend() {
             .env("VAULT_TOKEN", &w.bao.root),
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert!(common::stderr(&o).contains("opened by hc_vault"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("opened by hc_vault"),
+        "{}",
+        common::stderr(&o)
+    );
 }
 
 #[test]
@@ -127,7 +144,10 @@ fn shamir_two_of_three_across_backends_needs_two() {
     let (a, k, v) = w.recipients();
     let enc = support::encrypt_secret(&w.all(), vec![vec![a], vec![k], vec![v]], 2);
     let text = String::from_utf8_lossy(&enc);
-    assert!(text.contains("key_groups:") && text.contains("shamir_threshold: 2"), "{text}");
+    assert!(
+        text.contains("key_groups:") && text.contains("shamir_threshold: 2"),
+        "{text}"
+    );
 
     let pairs: Vec<(&str, Vec<Box<dyn KeySource>>)> = vec![
         ("age+kms", vec![w.age_src(), w.kms_src()]),
@@ -151,7 +171,9 @@ fn shamir_two_of_three_across_backends_needs_two() {
     }
 
     // The real sops agrees: two of the three backends open the file.
-    let Some(mut sops) = common::sops_cmd() else { return };
+    let Some(mut sops) = common::sops_cmd() else {
+        return;
+    };
     let f = w.dir.path().join("shamir.yaml");
     std::fs::write(&f, &enc).unwrap();
     for (k, v) in w.moto.env() {

@@ -100,23 +100,32 @@ fn encrypt_only_token_gets_a_clear_403_on_decrypt() {
     assert_eq!(class_of(&e), ErrorClass::AccessDenied, "{text}");
     assert!(text.contains("vault transit key"), "{text}");
     assert!(text.contains(&uri), "names the key: {text}");
-    assert!(text.contains("403") && text.contains("permission denied"), "{text}");
+    assert!(
+        text.contains("403") && text.contains("permission denied"),
+        "{text}"
+    );
     assert!(text.contains("decrypt"), "{text}");
     assert!(!text.contains(&enc_only), "never the token: {text}");
     // The root token still opens it.
     assert_eq!(token(&b.root).unwrap(&st).unwrap().as_slice(), &[1u8; 32]);
 
     // A bad token is access denied too, and a missing key is not found.
-    let e = token("s.not-a-real-token-000000000").wrap(&r, &[0; 32]).unwrap_err();
+    let e = token("s.not-a-real-token-000000000")
+        .wrap(&r, &[0; 32])
+        .unwrap_err();
     assert_eq!(class_of(&e), ErrorClass::AccessDenied, "{e}");
-    let missing = Recipient::vault_from_uri(&format!("{}/v1/transit-eo/keys/nope", b.addr())).unwrap();
+    let missing =
+        Recipient::vault_from_uri(&format!("{}/v1/transit-eo/keys/nope", b.addr())).unwrap();
     let mut st2 = st.clone();
     if let Stanza::HcVault { key_name, .. } = &mut st2 {
         *key_name = "nope".into();
     }
     let e = token(&b.root).unwrap(&st2).unwrap_err();
     assert!(
-        matches!(class_of(&e), ErrorClass::NotFound | ErrorClass::InvalidCiphertext),
+        matches!(
+            class_of(&e),
+            ErrorClass::NotFound | ErrorClass::InvalidCiphertext
+        ),
         "{e}"
     );
     let _ = missing;
@@ -136,11 +145,11 @@ fn approle_login() {
         .as_str()
         .unwrap()
         .to_string();
-    let secret_id = b.post("auth/approle/role/ksec/secret-id", serde_json::json!({}))["data"]
-        ["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret_id =
+        b.post("auth/approle/role/ksec/secret-id", serde_json::json!({}))["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let src = VaultSource::new(
         VaultAuth::AppRole {
             mount: "approle".into(),
@@ -177,7 +186,8 @@ fn kubernetes_style_login_with_a_service_account_token() {
     let Some(py) = support::need("python3", "signing a test service-account JWT") else {
         return;
     };
-    let venv_py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-deps/venv/bin/python3");
+    let venv_py =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-deps/venv/bin/python3");
     let py = if venv_py.is_file() { venv_py } else { py };
     let dir = common::tempdir();
     let script = r#"
@@ -195,7 +205,11 @@ open(sys.argv[1], "w").write(f"{h}.{c}.{sig}")
 print(json.dumps({"pub": pub}))
 "#;
     let jwt_path = dir.path().join("token");
-    let o = common::run(std::process::Command::new(&py).args(["-c", script]).arg(&jwt_path));
+    let o = common::run(
+        std::process::Command::new(&py)
+            .args(["-c", script])
+            .arg(&jwt_path),
+    );
     assert!(o.status.success(), "{}", common::stderr(&o));
     let pubkey = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["pub"]
         .as_str()
@@ -265,7 +279,9 @@ print(json.dumps({"pub": pub}))
 #[test]
 fn cli_with_vault_token_and_interop_with_real_sops_both_ways() {
     let Some(b) = bao() else { return };
-    let Some(mut sops) = common::sops_cmd() else { return };
+    let Some(mut sops) = common::sops_cmd() else {
+        return;
+    };
     let uri = b.transit("transit-sops", "sops");
     let dir = common::tempdir();
     let plain = dir.path().join("plain.yaml");
@@ -287,7 +303,11 @@ fn cli_with_vault_token_and_interop_with_real_sops_both_ways() {
     );
     assert!(o.status.success(), "ksec: {}", common::stderr(&o));
     assert!(common::stdout(&o).contains("CANARY-kms-4f1c"));
-    assert!(common::stderr(&o).contains("opened by hc_vault"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("opened by hc_vault"),
+        "{}",
+        common::stderr(&o)
+    );
 
     let o = common::run(
         common::ksec()
@@ -299,7 +319,11 @@ fn cli_with_vault_token_and_interop_with_real_sops_both_ways() {
     let by_ksec = dir.path().join("by-ksec.yaml");
     std::fs::write(&by_ksec, &o.stdout).unwrap();
     let mut sops = common::sops_cmd().unwrap();
-    let o = common::run(sops.arg("decrypt").arg(&by_ksec).env("VAULT_TOKEN", &b.root));
+    let o = common::run(
+        sops.arg("decrypt")
+            .arg(&by_ksec)
+            .env("VAULT_TOKEN", &b.root),
+    );
     assert!(o.status.success(), "sops: {}", common::stderr(&o));
     assert!(common::stdout(&o).contains("CANARY-kms-4f1c"));
 
@@ -316,8 +340,17 @@ fn cli_with_vault_token_and_interop_with_real_sops_both_ways() {
     assert!(o.status.success(), "{}", common::stderr(&o));
 
     // No token at all: a clear error, exit 1, nothing printed on stdout.
-    let o = common::run(common::ksec().arg("decrypt").arg(&by_ksec).env_remove("VAULT_TOKEN"));
+    let o = common::run(
+        common::ksec()
+            .arg("decrypt")
+            .arg(&by_ksec)
+            .env_remove("VAULT_TOKEN"),
+    );
     assert!(!o.status.success());
     assert!(o.stdout.is_empty());
-    assert!(common::stderr(&o).contains("no Vault token"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("no Vault token"),
+        "{}",
+        common::stderr(&o)
+    );
 }

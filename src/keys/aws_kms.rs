@@ -44,11 +44,14 @@ impl std::fmt::Debug for AwsKmsOptions {
     }
 }
 
+/// One KMS client per (region, profile, role).
+type Clients = tokio::sync::Mutex<HashMap<(String, String, String), aws_sdk_kms::Client>>;
+
 /// Clients are built on first use per (region, profile, role), so a file
 /// without KMS recipients never loads AWS configuration.
 pub struct AwsKmsSource {
     opts: AwsKmsOptions,
-    clients: Arc<tokio::sync::Mutex<HashMap<(String, String, String), aws_sdk_kms::Client>>>,
+    clients: Arc<Clients>,
 }
 
 impl Default for AwsKmsSource {
@@ -97,7 +100,7 @@ fn session_name() -> String {
 
 async fn client_for(
     opts: &AwsKmsOptions,
-    cache: &tokio::sync::Mutex<HashMap<(String, String, String), aws_sdk_kms::Client>>,
+    cache: &Clients,
     arn: &str,
     profile: &str,
     role: &str,
@@ -132,7 +135,11 @@ async fn client_for(
     }
     if let Some((id, secret)) = &opts.static_credentials {
         loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
-            id, secret, None, None, "ksec-static",
+            id,
+            secret,
+            None,
+            None,
+            "ksec-static",
         ));
     }
     let base = loader.load().await;
@@ -194,7 +201,10 @@ where
             } else {
                 ErrorClass::Other
             };
-            (class, service::sanitize(&DisplayErrorContext(&err).to_string()))
+            (
+                class,
+                service::sanitize(&DisplayErrorContext(&err).to_string()),
+            )
         }
         _ => (
             ErrorClass::Other,
@@ -289,14 +299,12 @@ impl KeySource for AwsKmsSource {
         else {
             return Err(KeyError::NoIdentity);
         };
-        let blob = STANDARD
-            .decode(enc.trim())
-            .map_err(|_| KeyError::Backend {
-                backend: BACKEND,
-                key: arn.clone(),
-                class: ErrorClass::InvalidCiphertext,
-                detail: "enc is not standard base64".into(),
-            })?;
+        let blob = STANDARD.decode(enc.trim()).map_err(|_| KeyError::Backend {
+            backend: BACKEND,
+            key: arn.clone(),
+            class: ErrorClass::InvalidCiphertext,
+            detail: "enc is not standard base64".into(),
+        })?;
         let (opts, cache) = (self.opts.clone(), self.clients.clone());
         let (a, r, p, ctx) = (
             arn.clone(),

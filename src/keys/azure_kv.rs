@@ -119,13 +119,20 @@ fn client_options(opts: &AzureKvOptions, key: &str) -> Result<ClientOptions, Key
         let pem = std::fs::read(p)
             .map_err(|e| KeyError::Config(format!("CA file {}: cannot read: {e}", p.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-            KeyError::Config(format!("CA file {}: not a PEM certificate bundle", p.display()))
+            KeyError::Config(format!(
+                "CA file {}: not a PEM certificate bundle",
+                p.display()
+            ))
         })?;
         b = b.tls_certs_merge(certs);
     }
-    let http = b
-        .build()
-        .map_err(|e| err(key, ErrorClass::Other, format!("cannot build the HTTP client: {e}")))?;
+    let http = b.build().map_err(|e| {
+        err(
+            key,
+            ErrorClass::Other,
+            format!("cannot build the HTTP client: {e}"),
+        )
+    })?;
     co.transport = Some(Transport::new(Arc::new(http)));
     if let Some(host) = &opts.authority_host {
         let mut custom = azure_core::cloud::CustomConfiguration::default();
@@ -175,7 +182,6 @@ fn credential(opts: &AzureKvOptions, key: &str) -> Result<Arc<dyn TokenCredentia
         ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
             user_assigned_id: client.clone().map(UserAssignedId::ClientId),
             client_options: co.clone(),
-            ..Default::default()
         }))
     };
     let want_mi = var("KSEC_AZURE_CREDENTIAL").is_some_and(|v| v == "managed_identity")
@@ -226,11 +232,9 @@ fn classify(key: &str, e: azure_core::Error) -> KeyError {
                 service::sanitize(&format!("HTTP {code} {svc_code}: {msg}")),
             )
         }
-        ErrorKind::Connection | ErrorKind::Io => err(
-            key,
-            ErrorClass::Network,
-            service::sanitize(&format!("{e}")),
-        ),
+        ErrorKind::Connection | ErrorKind::Io => {
+            err(key, ErrorClass::Network, service::sanitize(&format!("{e}")))
+        }
         ErrorKind::Credential => err(
             key,
             ErrorClass::AccessDenied,
@@ -323,9 +327,7 @@ impl KeySource for AzureKvSource {
                     value: Some(plain.to_vec()),
                     ..Default::default()
                 };
-                let body = params
-                    .try_into()
-                    .map_err(|e| classify(&id, e))?;
+                let body = params.try_into().map_err(|e| classify(&id, e))?;
                 client
                     .encrypt(
                         &n,

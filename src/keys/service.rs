@@ -130,7 +130,10 @@ where
             backend,
             key: key.to_string(),
             class: ErrorClass::Network,
-            detail: format!("no answer within {}s (KSEC_KEY_SERVICE_TIMEOUT)", limit.as_secs()),
+            detail: format!(
+                "no answer within {}s (KSEC_KEY_SERVICE_TIMEOUT)",
+                limit.as_secs()
+            ),
         }),
     }
 }
@@ -177,7 +180,9 @@ mod tests {
 
     #[test]
     fn sanitize_redacts_tokens() {
-        let s = sanitize("denied for hvs.CAESIabcdefgh and token=abc eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIi");
+        let s = sanitize(
+            "denied for hvs.CAESIabcdefgh and token=abc eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIi",
+        );
         assert!(!s.contains("hvs.CAES"), "{s}");
         assert!(!s.contains("token=abc"), "{s}");
         assert!(!s.contains("eyJhbGci"), "{s}");

@@ -147,7 +147,9 @@ impl VaultSource {
     fn address(&self, addr: &str) -> Result<String, KeyError> {
         let a = if addr.trim().is_empty() {
             self.opts.default_address.clone().ok_or_else(|| {
-                KeyError::Config("Vault transit key without an address and VAULT_ADDR is unset".into())
+                KeyError::Config(
+                    "Vault transit key without an address and VAULT_ADDR is unset".into(),
+                )
             })?
         } else {
             addr.to_string()
@@ -175,15 +177,23 @@ fn http_client(opts: &VaultOptions, key: &str) -> Result<reqwest::Client, KeyErr
             KeyError::Config(format!("VAULT_CACERT {}: cannot read: {e}", p.display()))
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-            KeyError::Config(format!("VAULT_CACERT {}: not a PEM certificate bundle", p.display()))
+            KeyError::Config(format!(
+                "VAULT_CACERT {}: not a PEM certificate bundle",
+                p.display()
+            ))
         })?;
         b = b.tls_certs_merge(certs);
     }
     if opts.skip_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build()
-        .map_err(|e| err(key, ErrorClass::Other, format!("cannot build the HTTP client: {e}")))
+    b.build().map_err(|e| {
+        err(
+            key,
+            ErrorClass::Other,
+            format!("cannot build the HTTP client: {e}"),
+        )
+    })
 }
 
 /// Turns a Vault response into JSON or the service's error class.
@@ -195,7 +205,12 @@ async fn read_json(key: &str, r: reqwest::Response) -> Result<serde_json::Value,
     }
     let msgs: Vec<String> = body["errors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|m| m.as_str()).map(service::sanitize).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str())
+                .map(service::sanitize)
+                .collect()
+        })
         .unwrap_or_default();
     let joined = msgs.join("; ");
     let lower = joined.to_ascii_lowercase();
@@ -327,7 +342,13 @@ async fn login(
     v["auth"]["client_token"]
         .as_str()
         .map(|t| Zeroizing::new(t.to_string()))
-        .ok_or_else(|| err(key, ErrorClass::Other, format!("{what}: no client_token in the answer")))
+        .ok_or_else(|| {
+            err(
+                key,
+                ErrorClass::Other,
+                format!("{what}: no client_token in the answer"),
+            )
+        })
 }
 
 impl VaultSource {

@@ -169,8 +169,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, {"error": {"code": code, "message": message}})
 
     def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        return self._body
 
     # ---- Entra ID -------------------------------------------------------
     def token_endpoint(self, tenant):
@@ -324,6 +323,10 @@ class Handler(BaseHTTPRequestHandler):
         self.error(405, "MethodNotAllowed", f"{method} is not supported on this path by the fake")
 
     def route(self, method):
+        # Always consume the body first: an early 401/400 must not leave bytes
+        # on a keep-alive connection to be misread as the next request.
+        n = int(self.headers.get("Content-Length") or 0)
+        self._body = self.rfile.read(n) if n else b""
         with self.vault.lock:
             self.vault.requests += 1
         u = urlsplit(self.path)

