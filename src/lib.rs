@@ -4,6 +4,7 @@
 //! The CLI (`src/cli`) is a thin layer over this library.
 
 pub mod cluster;
+pub mod controller;
 pub mod doctor;
 pub mod fsio;
 pub mod guard;

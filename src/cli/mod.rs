@@ -5,6 +5,7 @@ mod apply;
 mod check;
 mod common;
 mod completions;
+mod controller;
 mod decrypt;
 mod diff;
 mod doctor;
@@ -63,6 +64,8 @@ pub enum Command {
     Apply(apply::Args),
     /// What `ksec apply` would change, by key name (values masked)
     Diff(diff::Args),
+    /// Run in the cluster: EncryptedSecret objects → Secrets (`ksec controller crd` prints the CRD)
+    Controller(controller::Args),
     /// Block plaintext Secrets: check files, directories or the staged index (exit 0 clean, 1 findings, 2 error)
     Check(check::Args),
     /// Install the git pre-commit hook (ksec check --staged)
@@ -102,6 +105,7 @@ pub fn main() -> i32 {
         Command::Runbook(a) => doctor::run_runbook(a, g),
         Command::Apply(a) => apply::run(a, g),
         Command::Diff(a) => diff::run(a, g),
+        Command::Controller(a) => controller::run(a, g),
         Command::Check(a) => check::run(a, g),
         Command::Hook(a) => hook::run(a, g),
         Command::Scan(a) => scan::run(a, g),

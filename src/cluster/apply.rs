@@ -48,6 +48,9 @@ pub struct ApplyOptions {
     pub prune_scope: Option<NamespaceFilter>,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Record created Secrets in the namespace's inventory ConfigMap (for prune).
+    /// The controller turns it off: its Secrets are tracked by their source object.
+    pub record_inventory: bool,
 }
 
 impl Default for ApplyOptions {
@@ -63,6 +66,7 @@ impl Default for ApplyOptions {
             inventory_id: "default".into(),
             prune_scope: None,
             concurrency: 16,
+            record_inventory: true,
         }
     }
 }
@@ -508,7 +512,9 @@ pub async fn apply(
         .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
 
     // 5. Inventory and prune.
-    inventory_and_prune(client, opts, &ok_secrets, &failed_ns, &mut report).await;
+    if opts.record_inventory || opts.prune {
+        inventory_and_prune(client, opts, &ok_secrets, &failed_ns, &mut report).await;
+    }
 
     for s in ok_secrets {
         if s.action == Action::Unchanged {

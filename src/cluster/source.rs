@@ -467,3 +467,160 @@ fn secret_parts(j: &J, ns: &str) -> Result<(J, BTreeMap<String, Vec<u8>>), Strin
     }
     Ok((obj, data))
 }
+
+/// Why [`open_one`] refused a document. The controller maps these to its
+/// condition reasons; messages carry names, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenRefusal {
+    /// Plaintext, or not a SOPS document at all.
+    #[error("{0}")]
+    NotEncrypted(String),
+    /// Decryption or MAC verification failed (see [`ops::OpError`]).
+    #[error("cannot decrypt: {0}")]
+    Decrypt(#[source] ops::OpError),
+    /// The namespace boundary: wrong namespace, or one the environment does not own.
+    #[error("{0}")]
+    Namespace(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a single document ([`open_one`]) may land.
+#[derive(Clone, Copy, Debug)]
+pub struct OneOptions<'a> {
+    /// The only namespace the Secret may name (absent: it goes there).
+    pub namespace: &'a str,
+    /// With it, the Secret's namespace must belong to the environment the
+    /// document was encrypted for (as `ksec apply` checks).
+    pub recipients: Option<&'a RecipientsDir>,
+    /// Only this environment.
+    pub env: Option<&'a str>,
+    pub allow_mac_only: bool,
+}
+
+/// Decrypts one in-memory document holding exactly one Secret (the
+/// controller's `EncryptedSecret`), MAC verified, and checks the namespace
+/// boundary. `label` names it in messages.
+pub fn open_one(
+    label: &Path,
+    bytes: &[u8],
+    ring: &KeyRing,
+    opts: OneOptions<'_>,
+) -> Result<DesiredSecret, OpenRefusal> {
+    let format = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    let (docs, meta) = match store::load_encrypted(format, bytes) {
+        Ok(x) => x,
+        Err(StoreError::NotEncrypted) => {
+            return Err(OpenRefusal::NotEncrypted(
+                "not SOPS-encrypted (no sops metadata); plaintext Secrets are refused".into(),
+            ));
+        }
+        Err(e) => return Err(OpenRefusal::Invalid(e.to_string())),
+    };
+    let file_ids: BTreeSet<String> = meta.stanzas().map(|s| s.recipient()).collect();
+    let candidates: Vec<String> = opts
+        .recipients
+        .map(|rdir| {
+            rdir.envs
+                .iter()
+                .filter(|e| {
+                    let ids: BTreeSet<String> = e.recipient_ids().into_iter().collect();
+                    !file_ids.is_empty() && file_ids.is_subset(&ids)
+                })
+                .map(|e| e.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !recipients::has_secret(&docs) {
+        return Err(OpenRefusal::Invalid("holds no Secret".into()));
+    }
+    if meta.mac_only_encrypted && !opts.allow_mac_only {
+        return Err(OpenRefusal::Invalid(
+            "mac_only_encrypted: the MAC does not cover the Secret's namespace and name".into(),
+        ));
+    }
+    drop(docs);
+    let opened = ops::open(bytes, format, ring, OpenOptions::default()).map_err(OpenRefusal::Decrypt)?;
+    let mut secrets = Vec::new();
+    for d in &opened.docs.0 {
+        for obj in recipients::k8s_objects(d) {
+            if recipients::is_secret(obj) {
+                secrets.push(Value::Map(obj.clone()).to_json());
+            }
+        }
+    }
+    drop(opened);
+    if secrets.len() != 1 {
+        return Err(OpenRefusal::Invalid(format!(
+            "holds {} Secrets; exactly one is expected",
+            secrets.len()
+        )));
+    }
+    let j = secrets.pop().expect("one");
+    let name = j
+        .pointer("/metadata/name")
+        .and_then(J::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(OpenRefusal::Invalid("the Secret has no metadata.name".into()));
+    }
+    let ns = match j
+        .pointer("/metadata/namespace")
+        .and_then(J::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        Some(own) if own != opts.namespace => {
+            return Err(OpenRefusal::Namespace(format!(
+                "the Secret names namespace {own:?}, not {:?}",
+                opts.namespace
+            )));
+        }
+        _ => opts.namespace.to_string(),
+    };
+    let mut env = String::new();
+    if let Some(rdir) = opts.recipients {
+        let owner = match rdir.env_for_namespace(&ns) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                return Err(OpenRefusal::Namespace(format!(
+                    "namespace {ns:?} belongs to no environment"
+                )));
+            }
+            Err(e) => return Err(OpenRefusal::Namespace(e.to_string())),
+        };
+        if !candidates.iter().any(|c| c == &owner.name) {
+            return Err(OpenRefusal::Namespace(format!(
+                "namespace {ns:?} belongs to environment {}, but the document was encrypted for {}",
+                owner.name,
+                if candidates.is_empty() {
+                    "recipients of no single environment".to_string()
+                } else {
+                    format!("environment {}", candidates.join("/"))
+                }
+            )));
+        }
+        if let Some(want) = opts.env
+            && owner.name != want
+        {
+            return Err(OpenRefusal::Namespace(format!(
+                "namespace {ns:?} is in environment {}, not {want}",
+                owner.name
+            )));
+        }
+        env = owner.name.clone();
+    }
+    let (object, data) = secret_parts(&j, &ns).map_err(OpenRefusal::Invalid)?;
+    Ok(DesiredSecret {
+        file: label.to_path_buf(),
+        namespace: ns,
+        name,
+        env,
+        object,
+        data,
+    })
+}

@@ -1,0 +1,144 @@
+//! `ksec controller`: the in-cluster controller (`ksec::controller`);
+//! `ksec controller crd` prints its CustomResourceDefinition.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::apply::{parse_duration, runtime};
+use super::common::{self, GlobalArgs, IdentityArgs, usage};
+use ksec::cluster::ConnectOptions;
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub sub: Option<Sub>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Sub {
+    /// Print the EncryptedSecret CustomResourceDefinition (YAML)
+    Crd,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Use the pod's service account (in-cluster config)
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub in_cluster: bool,
+    /// Watch and write only this namespace (repeatable or comma-separated; default: cluster-wide within --env)
+    #[arg(short = 'n', long = "namespace", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// The environment this controller serves: only its namespaces (needs --recipients-dir)
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The recipients/ directory (environments and the namespaces they own)
+    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
+    pub recipients_dir: Option<PathBuf>,
+    /// Accept documents whose MAC covers only encrypted values
+    #[arg(long)]
+    pub allow_mac_only: bool,
+    /// Address of /metrics, /healthz and /readyz
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub metrics_addr: SocketAddr,
+    /// How long to wait for restarted consumers to roll out
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub rollout_timeout: Duration,
+    /// Re-check every synced EncryptedSecret this often
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Reconcile only while holding a coordination.k8s.io Lease (run two replicas safely)
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Name of the Lease
+    #[arg(long, default_value = "ksec-controller")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else the first --namespace)
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// How long a leader's Lease lasts without renewal
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    #[command(flatten)]
+    pub ids: IdentityArgs,
+}
+
+pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
+    if let Some(Sub::Crd) = a.sub {
+        print!("{}", ksec::controller::crd::crd_yaml());
+        return Ok(0);
+    }
+    let r = &a.run;
+    let ring = common::keyring(&r.ids, true)?;
+    let leader_election = if r.leader_elect {
+        let namespace = r
+            .lease_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .or_else(|| r.namespaces.first().cloned())
+            .ok_or_else(|| usage("--leader-elect needs --lease-namespace (or $POD_NAMESPACE)"))?;
+        if r.lease_duration < Duration::from_secs(3) {
+            return Err(usage("--lease-duration: at least 3s"));
+        }
+        Some(ksec::controller::leader::LeaseOptions {
+            namespace,
+            name: r.lease_name.clone(),
+            identity: identity(),
+            duration: r.lease_duration,
+        })
+    } else {
+        None
+    };
+    let cfg = ksec::controller::Config {
+        connect: ConnectOptions {
+            kubeconfig: r.kubeconfig.clone(),
+            context: r.context.clone(),
+            in_cluster: r.in_cluster,
+        },
+        namespaces: r.namespaces.clone(),
+        env: r.env.clone(),
+        recipients_dir: r.recipients_dir.clone(),
+        allow_mac_only: r.allow_mac_only,
+        metrics_addr: r.metrics_addr,
+        rollout_timeout: r.rollout_timeout,
+        resync: r.resync,
+        ring,
+        instance: std::env::var("POD_NAME").ok(),
+        leader_election,
+    };
+    let rt = runtime()?;
+    rt.block_on(ksec::controller::run(cfg))
+        .map_err(|e| match e {
+            ksec::controller::ControllerError::Config(m) => usage(m),
+            other => anyhow::Error::new(other),
+        })?;
+    Ok(0)
+}
+
+/// This replica's name: $POD_NAME, else host name and process id.
+fn identity() -> String {
+    if let Ok(p) = std::env::var("POD_NAME")
+        && !p.is_empty()
+    {
+        return p;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "ksec".into());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,270 @@
+//! `ksec controller`: runs in the cluster, turns `EncryptedSecret` objects
+//! into Secrets with the `ksec apply` engine (apply, restart, verify), and
+//! reports status conditions, events and Prometheus metrics.
+//!
+//! It watches only its own objects: EncryptedSecrets in its namespaces (or
+//! cluster-wide) and Secrets carrying [`reconcile::LABEL_SOURCE`] — never a
+//! cache of every Secret in the cluster.
+
+pub mod crd;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+
+pub use crd::{EncryptedSecret, EncryptedSecretSpec, EncryptedSecretStatus};
+use reconcile::{Context, LABEL_SOURCE, Scope};
+
+use crate::cluster::{ClusterError, ConnectOptions};
+use crate::keys::KeyRing;
+use crate::recipients::RecipientsDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("{0}")]
+    Config(String),
+    #[error("lost leadership of lease {0}; stopping so that only one replica writes")]
+    LostLease(String),
+    #[error("metrics server on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Config {
+    pub connect: ConnectOptions,
+    /// Watch and write only these namespaces (empty: cluster-wide, limited by `env`).
+    pub namespaces: Vec<String>,
+    /// The environment this controller serves (its namespaces, from `recipients_dir`).
+    pub env: Option<String>,
+    pub recipients_dir: Option<PathBuf>,
+    pub allow_mac_only: bool,
+    pub metrics_addr: SocketAddr,
+    pub rollout_timeout: Duration,
+    pub resync: Duration,
+    pub ring: KeyRing,
+    /// Event reporter instance (pod name).
+    pub instance: Option<String>,
+    /// Run only while holding this Lease.
+    pub leader_election: Option<leader::LeaseOptions>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("namespaces", &self.namespaces)
+            .field("env", &self.env)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs until SIGTERM / Ctrl-C.
+pub async fn run(cfg: Config) -> Result<(), ControllerError> {
+    let recipients = match (&cfg.env, &cfg.recipients_dir) {
+        (Some(env), Some(dir)) => {
+            let d = RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?;
+            if d.env(env).is_none() {
+                return Err(ControllerError::Config(format!(
+                    "--env {env}: no such environment in {}",
+                    dir.display()
+                )));
+            }
+            Some(d)
+        }
+        (Some(_), None) => {
+            return Err(ControllerError::Config(
+                "--env needs --recipients-dir (the recipients/ directory, e.g. mounted from a ConfigMap)".into(),
+            ));
+        }
+        (None, Some(dir)) => {
+            Some(RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?)
+        }
+        (None, None) => None,
+    };
+    if cfg.namespaces.is_empty() && cfg.env.is_none() {
+        return Err(ControllerError::Config(
+            "say where this controller may write: --namespace NS (repeatable) and/or --env ENV"
+                .into(),
+        ));
+    }
+    let (client, _) = crate::cluster::connect(&cfg.connect).await?;
+    let scope = Arc::new(Scope {
+        namespaces: cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>(),
+        recipients,
+        env: cfg.env.clone(),
+        allow_mac_only: cfg.allow_mac_only,
+    });
+
+    let metrics = Arc::new(metrics::Metrics::new());
+    let health = Arc::new(http::Health {
+        metrics: metrics.clone(),
+        ready: Default::default(),
+    });
+    let bound = http::serve(cfg.metrics_addr, health.clone())
+        .await
+        .map_err(|source| ControllerError::Listen {
+            addr: cfg.metrics_addr,
+            source,
+        })?;
+    tracing::info!("metrics listening on http://{bound}/metrics");
+    if let Some(lo) = &cfg.leader_election {
+        // A standby is healthy and ready (a rolling update must be able to proceed).
+        health.ready.store(true, Ordering::Relaxed);
+        tokio::select! {
+            _ = leader::acquire(&client, lo) => {}
+            _ = shutdown_signal() => {
+                tracing::info!("shut down while standing by");
+                return Ok(());
+            }
+        }
+        health.ready.store(false, Ordering::Relaxed);
+    }
+    metrics.leader.set(1);
+
+    // One watch scope per namespace (a namespaced install needs only Roles), or cluster-wide.
+    let scopes: Vec<Option<String>> = if cfg.namespaces.is_empty() {
+        vec![None]
+    } else {
+        cfg.namespaces.iter().cloned().map(Some).collect()
+    };
+    // Fail early and clearly when the CRD is missing or RBAC is short.
+    for s in &scopes {
+        let api: Api<EncryptedSecret> = match s {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        api.list(&ListParams::default().limit(1)).await.map_err(|e| {
+            let what = match s {
+                Some(ns) => format!("list encryptedsecrets.ksec.io in {ns}"),
+                None => "list encryptedsecrets.ksec.io (all namespaces)".into(),
+            };
+            let err = ClusterError::from_kube(what, e);
+            if err.code() == Some(404) {
+                ControllerError::Config(format!(
+                    "{err}\nthe EncryptedSecret CRD is not installed: ksec controller crd | kubectl apply -f -"
+                ))
+            } else {
+                ControllerError::Cluster(err)
+            }
+        })?;
+    }
+
+    let reporter = Reporter {
+        controller: "ksec-controller".into(),
+        instance: cfg.instance.clone(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        ring: Arc::new(cfg.ring),
+        scope,
+        metrics,
+        recorder: Recorder::new(client.clone(), reporter),
+        rollout_timeout: cfg.rollout_timeout,
+        resync: cfg.resync,
+    });
+
+    let mut runs = Vec::new();
+    let mut stores = Vec::new();
+    for s in scopes {
+        let (crs, secrets): (Api<EncryptedSecret>, Api<Secret>) = match &s {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let controller = Controller::new(crs, watcher::Config::default())
+            // Each sync may hold a blocking-pool thread while it verifies a rollout.
+            .with_config(kube::runtime::controller::Config::default().concurrency(8))
+            .watches(
+                secrets,
+                watcher::Config::default().labels(LABEL_SOURCE),
+                |s: Secret| {
+                    let ns = s.namespace();
+                    let owner = s.labels().get(LABEL_SOURCE).cloned();
+                    match (ns, owner) {
+                        (Some(ns), Some(owner)) => {
+                            Some(ObjectRef::<EncryptedSecret>::new(&owner).within(&ns))
+                        }
+                        _ => None,
+                    }
+                },
+            )
+            .shutdown_on_signal();
+        stores.push(controller.store());
+        let ctx = ctx.clone();
+        runs.push(
+            controller
+                .run(reconcile::reconcile, reconcile::error_policy, ctx)
+                .for_each(|res| async move {
+                    match res {
+                        Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),
+                        Err(e) => tracing::warn!(error = %e, "controller"),
+                    }
+                })
+                .boxed(),
+        );
+    }
+    tokio::spawn(async move {
+        for st in stores {
+            // Re-polled each second: a missed wake-up must not keep /readyz down.
+            while tokio::time::timeout(Duration::from_secs(1), st.wait_until_ready())
+                .await
+                .is_err()
+            {}
+        }
+        health.ready.store(true, Ordering::Relaxed);
+        tracing::info!("watches synced; ready");
+    });
+    match &cfg.leader_election {
+        None => {
+            futures_util::future::join_all(runs).await;
+        }
+        Some(lo) => {
+            tokio::select! {
+                _ = futures_util::future::join_all(runs) => {
+                    leader::release(&client, lo).await;
+                }
+                _ = leader::hold(&client, lo) => {
+                    return Err(ControllerError::LostLease(format!("{}/{}", lo.namespace, lo.name)));
+                }
+            }
+        }
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,698 @@
+//! One `EncryptedSecret` → one Secret: decrypt in memory, check the
+//! namespace boundary, apply with the `ksec apply` engine (restart and verify
+//! consumers), then report conditions, events and metrics.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value as J, json};
+
+use super::crd::{Condition, DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
+use super::metrics::Metrics;
+use crate::cluster::apply::{Action as ApplyAction, ApplyOptions};
+use crate::cluster::source::{self, DesiredSecret, OneOptions, OpenRefusal};
+use crate::cluster::verify::Outcome;
+use crate::cluster::{self, Loaded};
+use crate::keys::{KeyError, KeyRing};
+use crate::ops::OpError;
+use crate::recipients::RecipientsDir;
+
+/// Label on every Secret the controller generates: the name of its EncryptedSecret.
+pub const LABEL_SOURCE: &str = "ksec.io/encryptedsecret";
+
+/// Condition reasons.
+pub mod reason {
+    pub const SYNCED: &str = "Synced";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DECRYPT_FAILED: &str = "DecryptFailed";
+    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+    pub const MAC_MISMATCH: &str = "MacMismatch";
+    pub const MISSING_KEY: &str = "MissingKey";
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    pub const INVALID: &str = "InvalidSpec";
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+}
+
+/// Which namespaces this controller may write to.
+#[derive(Debug, Default)]
+pub struct Scope {
+    /// `--namespace` (empty: any namespace the environment owns).
+    pub namespaces: BTreeSet<String>,
+    pub recipients: Option<RecipientsDir>,
+    pub env: Option<String>,
+    pub allow_mac_only: bool,
+}
+
+impl Scope {
+    /// `None` when allowed, else why not.
+    pub fn refuse(&self, ns: &str) -> Option<String> {
+        if !self.namespaces.is_empty() && !self.namespaces.contains(ns) {
+            return Some(format!(
+                "namespace {ns:?} is not one of this controller's namespaces"
+            ));
+        }
+        if let (Some(rdir), Some(env)) = (&self.recipients, &self.env) {
+            let owned = rdir.env(env).is_some_and(|e| e.owns_namespace(ns));
+            if !owned {
+                return Some(format!(
+                    "namespace {ns:?} is not owned by environment {env}"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub ring: Arc<KeyRing>,
+    pub scope: Arc<Scope>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// How long to wait for restarted consumers to roll out.
+    pub rollout_timeout: Duration,
+    /// Re-check a Ready object this often.
+    pub resync: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0}")]
+    Status(String),
+}
+
+/// The outcome of one sync, before it is written down.
+enum Outcome2 {
+    Synced {
+        secret: String,
+        hash: String,
+        keys: Vec<String>,
+        action: ApplyAction,
+        rollout_failed: Vec<String>,
+        restarted: u64,
+        verified: u64,
+    },
+    /// Will not work until the object (or the controller's keys/config) changes.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+    /// Worth retrying (API errors).
+    Transient {
+        reason: &'static str,
+        message: String,
+    },
+    /// The live Secret was edited by hand and the drift mode says not to revert it.
+    Drifted { summary: String, report: bool },
+}
+
+pub async fn reconcile(
+    obj: Arc<EncryptedSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    if obj.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let generation = obj.meta().generation;
+    let mut prev = obj.status.clone().unwrap_or_default();
+    let api = Api::<EncryptedSecret>::namespaced(ctx.client.clone(), &ns);
+    // A new generation: say so before a possibly long sync (rollout verification).
+    if prev.observed_generation != generation {
+        let mut st = prev.clone();
+        set(
+            &mut st,
+            "Reconciling",
+            "True",
+            reason::PROGRESSING,
+            "decrypting and applying the new generation",
+            generation,
+        );
+        if st != prev {
+            let patch = json!({"status": st});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| ReconcileError::Status(format!("status of {ns}/{name}: {e}")))?;
+            prev = st;
+        }
+    }
+    let outcome = sync(&obj, &ns, &name, &ctx).await;
+    let mut status = prev.clone();
+    status.observed_generation = generation;
+    let (action, event) =
+        match outcome {
+            Outcome2::Synced {
+                secret,
+                hash,
+                keys,
+                action,
+                rollout_failed,
+                restarted,
+                verified,
+            } => {
+                ctx.metrics.restart("executed", restarted);
+                ctx.metrics.restart("verified", verified);
+                ctx.metrics.restart("failed", rollout_failed.len() as u64);
+                let key_list = keys.join(", ");
+                status.secret_name = Some(secret.clone());
+                status.content_hash = Some(hash);
+                status.keys = keys;
+                if rollout_failed.is_empty() {
+                    ctx.metrics.sync_ok();
+                    let msg = format!("Secret {secret} applied (keys: {key_list})");
+                    set(
+                        &mut status,
+                        "Ready",
+                        "True",
+                        reason::SYNCED,
+                        &msg,
+                        generation,
+                    );
+                    set(
+                        &mut status,
+                        "Reconciling",
+                        "False",
+                        reason::SYNCED,
+                        "",
+                        generation,
+                    );
+                    set(
+                        &mut status,
+                        "Stalled",
+                        "False",
+                        reason::SYNCED,
+                        "",
+                        generation,
+                    );
+                    status.conditions.retain(|c| c.type_ != "Drifted");
+                    let ev = (action != ApplyAction::Unchanged).then(|| Event {
+                    type_: EventType::Normal,
+                    reason: reason::SYNCED.into(),
+                    note: Some(format!(
+                        "{} Secret {secret} (keys: {key_list}); {restarted} consumer(s) restarted",
+                        if action == ApplyAction::Created { "created" } else { "updated" }
+                    )),
+                    action: "Apply".into(),
+                    secondary: None,
+                });
+                    (Action::requeue(ctx.resync), ev)
+                } else {
+                    ctx.metrics.sync_error(reason::ROLLOUT_FAILED);
+                    let msg = format!(
+                        "Secret {secret} applied, but consumers did not roll out: {}",
+                        rollout_failed.join("; ")
+                    );
+                    set(
+                        &mut status,
+                        "Ready",
+                        "False",
+                        reason::ROLLOUT_FAILED,
+                        &msg,
+                        generation,
+                    );
+                    set(
+                        &mut status,
+                        "Reconciling",
+                        "False",
+                        reason::ROLLOUT_FAILED,
+                        "",
+                        generation,
+                    );
+                    set(
+                        &mut status,
+                        "Stalled",
+                        "True",
+                        reason::ROLLOUT_FAILED,
+                        &msg,
+                        generation,
+                    );
+                    let ev = Event {
+                        type_: EventType::Warning,
+                        reason: reason::ROLLOUT_FAILED.into(),
+                        note: Some(trim_note(&msg)),
+                        action: "Restart".into(),
+                        secondary: None,
+                    };
+                    (Action::requeue(Duration::from_secs(300)), Some(ev))
+                }
+            }
+            Outcome2::Refused { reason, message } => {
+                ctx.metrics.sync_error(reason);
+                tracing::warn!(namespace = %ns, name = %name, reason, "refused: {message}");
+                set(&mut status, "Ready", "False", reason, &message, generation);
+                set(&mut status, "Reconciling", "False", reason, "", generation);
+                set(&mut status, "Stalled", "True", reason, &message, generation);
+                let ev = Event {
+                    type_: EventType::Warning,
+                    reason: reason.into(),
+                    note: Some(trim_note(&message)),
+                    action: "Decrypt".into(),
+                    secondary: None,
+                };
+                // A missing key may be mounted later; the rest needs a new spec.
+                let next = if reason == reason::MISSING_KEY {
+                    Action::requeue(Duration::from_secs(300))
+                } else {
+                    Action::await_change()
+                };
+                (next, Some(ev))
+            }
+            Outcome2::Drifted { summary, report } => {
+                let msg = format!(
+                    "the live Secret differs from the source ({summary}); not reverted (drift: {})",
+                    if report { "report" } else { "ignore" }
+                );
+                // Counted and announced once per new drift, not per reconcile.
+                let known = prev
+                    .condition("Drifted")
+                    .is_some_and(|c| c.status == "True" && c.message == msg);
+                if report {
+                    if !known {
+                        ctx.metrics.drift();
+                    }
+                    set(
+                        &mut status,
+                        "Drifted",
+                        "True",
+                        reason::DRIFT_DETECTED,
+                        &msg,
+                        generation,
+                    );
+                }
+                let ev = (report && !known).then(|| Event {
+                    type_: EventType::Warning,
+                    reason: reason::DRIFT_DETECTED.into(),
+                    note: Some(trim_note(&msg)),
+                    action: "Compare".into(),
+                    secondary: None,
+                });
+                (Action::requeue(ctx.resync), ev)
+            }
+            Outcome2::Transient { reason, message } => {
+                ctx.metrics.sync_error(reason);
+                tracing::warn!(namespace = %ns, name = %name, reason, "will retry: {message}");
+                set(&mut status, "Ready", "False", reason, &message, generation);
+                set(
+                    &mut status,
+                    "Reconciling",
+                    "True",
+                    reason,
+                    &message,
+                    generation,
+                );
+                set(&mut status, "Stalled", "False", reason, "", generation);
+                let ev = Event {
+                    type_: EventType::Warning,
+                    reason: reason.into(),
+                    note: Some(trim_note(&message)),
+                    action: "Apply".into(),
+                    secondary: None,
+                };
+                (Action::requeue(Duration::from_secs(15)), Some(ev))
+            }
+        };
+    if let Some(ev) = event {
+        let r = obj.object_ref(&());
+        if let Err(e) = ctx.recorder.publish(&ev, &r).await {
+            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot publish event");
+        }
+    }
+    if status != prev {
+        let patch = json!({"status": status});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| ReconcileError::Status(format!("status of {ns}/{name}: {e}")))?;
+    }
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(action)
+}
+
+pub fn error_policy(
+    _obj: Arc<EncryptedSecret>,
+    err: &ReconcileError,
+    _ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(error = %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// Events have a 1 KiB note limit.
+fn trim_note(s: &str) -> String {
+    if s.len() <= 1000 {
+        return s.to_string();
+    }
+    let mut end = 1000;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Sets a condition; the transition time moves only when the status does.
+fn set(
+    st: &mut EncryptedSecretStatus,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    // Never empty: the 1.20 API server reads "" in a custom resource as null.
+    let message = if message.is_empty() { reason } else { message };
+    match st.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now;
+            }
+            c.status = status.into();
+            c.reason = reason.into();
+            c.message = message.into();
+            c.observed_generation = generation;
+        }
+        None => st.conditions.push(Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: generation,
+            last_transition_time: now,
+        }),
+    }
+}
+
+/// With drift `report` / `ignore` and an unchanged spec (the source did not
+/// move since the last sync), a live Secret whose data differs is left alone.
+/// Key names only.
+fn drift(obj: &EncryptedSecret, live: &Secret, desired: &DesiredSecret) -> Option<Outcome2> {
+    use super::crd::DriftMode;
+    use crate::cluster::diff;
+    if obj.spec.drift == DriftMode::Enforce {
+        return None;
+    }
+    let synced = obj.status.as_ref()?;
+    if synced.observed_generation != obj.metadata.generation || synced.content_hash.is_none() {
+        return None;
+    }
+    let keys = diff::key_diff(&desired.data, &diff::live_data(live));
+    if keys.is_empty() {
+        return None;
+    }
+    Some(Outcome2::Drifted {
+        summary: keys.summary(),
+        report: obj.spec.drift == DriftMode::Report,
+    })
+}
+
+/// Maps a refusal of the source layer to a condition reason.
+fn classify(r: &OpenRefusal) -> &'static str {
+    match r {
+        OpenRefusal::NotEncrypted(_) => reason::DECRYPT_FAILED,
+        OpenRefusal::Namespace(_) => reason::NAMESPACE_NOT_ALLOWED,
+        OpenRefusal::Invalid(_) => reason::INVALID,
+        OpenRefusal::Decrypt(e) => match e {
+            OpError::MacMismatch | OpError::MacMissing | OpError::MacUndecryptable(_) => {
+                reason::MAC_MISMATCH
+            }
+            OpError::Key(KeyError::NoKey { .. } | KeyError::NoIdentity) => reason::MISSING_KEY,
+            _ => reason::DECRYPT_FAILED,
+        },
+    }
+}
+
+async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Outcome2 {
+    if let Some(why) = ctx.scope.refuse(ns) {
+        return Outcome2::Refused {
+            reason: reason::NAMESPACE_NOT_ALLOWED,
+            message: why,
+        };
+    }
+    // Decryption may call key services (blocking clients): off the async workers.
+    let bytes = obj.spec.encrypted.clone().into_bytes();
+    let ring = ctx.ring.clone();
+    let scope = ctx.scope.clone();
+    let label = PathBuf::from(format!("EncryptedSecret {ns}/{name}"));
+    let ns_owned = ns.to_string();
+    let opened = tokio::task::spawn_blocking(move || {
+        source::open_one(
+            &label,
+            &bytes,
+            &ring,
+            OneOptions {
+                namespace: &ns_owned,
+                recipients: scope.recipients.as_ref(),
+                env: scope.env.as_deref(),
+                allow_mac_only: scope.allow_mac_only,
+            },
+        )
+    })
+    .await;
+    let mut desired: DesiredSecret = match opened {
+        Ok(Ok(d)) => d,
+        Ok(Err(r)) => {
+            let reason = classify(&r);
+            if matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_)) {
+                ctx.metrics.decrypt_error(reason);
+            }
+            return Outcome2::Refused {
+                reason,
+                message: r.to_string(),
+            };
+        }
+        Err(e) => {
+            return Outcome2::Transient {
+                reason: reason::DECRYPT_FAILED,
+                message: format!("decryption task failed: {e}"),
+            };
+        }
+    };
+    // Never take over a Secret someone else made (a human, another operator,
+    // another EncryptedSecret): creating an EncryptedSecret must not be a way
+    // to overwrite Secrets one cannot write directly.
+    let live = Api::<Secret>::namespaced(ctx.client.clone(), &desired.namespace)
+        .get_opt(&desired.name)
+        .await;
+    match live {
+        Err(e) => {
+            return Outcome2::Transient {
+                reason: reason::APPLY_FAILED,
+                message: cluster::ClusterError::from_kube(
+                    format!("get secret {}/{}", desired.namespace, desired.name),
+                    e,
+                )
+                .to_string(),
+            };
+        }
+        Ok(Some(s)) => match s.labels().get(LABEL_SOURCE) {
+            Some(owner) if owner == name => {
+                if let Some(d) = drift(obj, &s, &desired) {
+                    return d;
+                }
+            }
+            Some(owner) => {
+                return Outcome2::Refused {
+                    reason: reason::SECRET_CONFLICT,
+                    message: format!(
+                        "Secret {}/{} belongs to EncryptedSecret {owner}",
+                        desired.namespace, desired.name
+                    ),
+                };
+            }
+            None => {
+                return Outcome2::Refused {
+                    reason: reason::SECRET_CONFLICT,
+                    message: format!(
+                        "Secret {}/{} exists and was not created by this EncryptedSecret; \
+                         delete it, or label it {LABEL_SOURCE}={name} to hand it over",
+                        desired.namespace, desired.name
+                    ),
+                };
+            }
+        },
+        Ok(None) => {}
+    }
+    // Label (so the controller's Secret watch sees it) and, with policy Delete, owner.
+    let meta = desired.object["metadata"]
+        .as_object_mut()
+        .expect("skeleton has metadata");
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| J::Object(Default::default()));
+    labels[LABEL_SOURCE] = J::String(name.to_string());
+    if obj.spec.deletion_policy == DeletionPolicy::Delete {
+        let mut oref = obj.controller_owner_ref(&()).expect("object has a uid");
+        oref.block_owner_deletion = Some(false);
+        meta.insert(
+            "ownerReferences".into(),
+            serde_json::to_value(vec![oref]).expect("owner reference serializes"),
+        );
+    }
+    let secret = cluster::nsname(&desired.namespace, &desired.name);
+    let keys: Vec<String> = desired.data.keys().cloned().collect();
+    let opts = ApplyOptions {
+        restart: true,
+        // The EncryptedSecret is the source of truth for a Secret it owns (the
+        // label check above): take fields back from hand edits.
+        force_conflicts: true,
+        timeout: ctx.rollout_timeout,
+        inventory_id: "controller".into(),
+        record_inventory: false,
+        concurrency: 4,
+        ..Default::default()
+    };
+    let loaded = Loaded {
+        secrets: vec![desired],
+        ..Default::default()
+    };
+    // The apply engine's future is not provably `Send` (rustc's higher-ranked
+    // lifetime limits with borrowed stream closures), so it is driven on a
+    // blocking-pool thread with the same runtime's handle.
+    let client = ctx.client.clone();
+    let handle = tokio::runtime::Handle::current();
+    let applied = tokio::task::spawn_blocking(move || {
+        handle.block_on(async move { cluster::apply(&client, loaded, &opts).await })
+    })
+    .await;
+    let report = match applied {
+        Ok(Ok(r)) => r,
+        Err(e) => {
+            return Outcome2::Transient {
+                reason: reason::APPLY_FAILED,
+                message: format!("apply task failed: {e}"),
+            };
+        }
+        Ok(Err(e)) => {
+            return Outcome2::Transient {
+                reason: reason::APPLY_FAILED,
+                message: e.to_string(),
+            };
+        }
+    };
+    if let Some(r) = report.refused.first() {
+        return Outcome2::Refused {
+            reason: reason::INVALID,
+            message: r.reason.clone(),
+        };
+    }
+    let failures: Vec<&crate::cluster::apply::Note> = report
+        .failures
+        .iter()
+        .filter(|f| f.subject.starts_with("Secret "))
+        .collect();
+    if !failures.is_empty() {
+        return Outcome2::Transient {
+            reason: reason::APPLY_FAILED,
+            message: failures
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+    }
+    let Some(sr) = report.applied.iter().chain(report.unchanged.iter()).next() else {
+        return Outcome2::Transient {
+            reason: reason::APPLY_FAILED,
+            message: "the apply engine reported nothing for the Secret".into(),
+        };
+    };
+    let mut rollout_failed: Vec<String> = report
+        .restarted
+        .iter()
+        .filter_map(|w| match &w.outcome {
+            Some(Outcome::Failed(m)) | Some(Outcome::TimedOut(m)) => {
+                Some(format!("{} {}/{}: {m}", w.kind, w.namespace, w.name))
+            }
+            _ => None,
+        })
+        .collect();
+    rollout_failed.extend(
+        report
+            .failures
+            .iter()
+            .filter(|f| !f.subject.starts_with("Secret "))
+            .map(|f| format!("{}: {}", f.subject, f.message)),
+    );
+    Outcome2::Synced {
+        secret,
+        hash: sr.content_hash.clone(),
+        keys,
+        action: sr.action,
+        rollout_failed,
+        restarted: report.restarted.len() as u64,
+        verified: report.verified.len() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_refuses_namespaces_outside_the_list() {
+        let s = Scope {
+            namespaces: ["a".to_string()].into_iter().collect(),
+            ..Default::default()
+        };
+        assert!(s.refuse("a").is_none());
+        assert!(s.refuse("b").unwrap().contains("\"b\""));
+    }
+
+    #[test]
+    fn mac_and_key_errors_get_their_own_reasons() {
+        let r = |e| classify(&OpenRefusal::Decrypt(e));
+        assert_eq!(r(OpError::MacMismatch), reason::MAC_MISMATCH);
+        assert_eq!(r(OpError::MacMissing), reason::MAC_MISMATCH);
+        assert_eq!(r(OpError::Key(KeyError::NoIdentity)), reason::MISSING_KEY);
+        assert_eq!(r(OpError::Metadata("x".into())), reason::DECRYPT_FAILED);
+        assert_eq!(
+            classify(&OpenRefusal::NotEncrypted("plain".into())),
+            reason::DECRYPT_FAILED
+        );
+        assert_eq!(
+            classify(&OpenRefusal::Namespace("x".into())),
+            reason::NAMESPACE_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn conditions_move_their_transition_time_only_on_change() {
+        let mut st = EncryptedSecretStatus::default();
+        set(&mut st, "Ready", "False", reason::MAC_MISMATCH, "", Some(1));
+        let c = st.condition("Ready").unwrap().clone();
+        assert_eq!(c.message, reason::MAC_MISMATCH, "never empty");
+        st.conditions[0].last_transition_time = "2000-01-01T00:00:00Z".into();
+        set(
+            &mut st,
+            "Ready",
+            "False",
+            reason::DECRYPT_FAILED,
+            "m",
+            Some(2),
+        );
+        assert_eq!(
+            st.conditions[0].last_transition_time,
+            "2000-01-01T00:00:00Z"
+        );
+        assert_eq!(st.conditions[0].observed_generation, Some(2));
+        set(&mut st, "Ready", "True", reason::SYNCED, "ok", Some(2));
+        assert_ne!(
+            st.conditions[0].last_transition_time,
+            "2000-01-01T00:00:00Z"
+        );
+        assert_eq!(st.conditions.len(), 1);
+    }
+}
