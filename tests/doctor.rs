@@ -453,3 +453,17 @@ fn kustomize_overlays_are_rendered_before_checking() {
         ]
     );
 }
+
+#[test]
+fn anything_the_guard_blocks_is_a_plaintext_finding() {
+    let r = repo();
+    let id = std::fs::read_to_string(&r.dev.identity_file).unwrap();
+    let key_line = id.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap().to_string();
+    write(r.dir.path(), "prod/cm.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: oops\n  namespace: prod\ndata:\n  key: {key_line}\n"));
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["check"], "plaintext");
+    assert!(f[0]["message"].as_str().unwrap().contains("age"), "{}", f[0]["message"]);
+    assert!(!serde_json::to_string(&f).unwrap().contains(&key_line), "the identity leaked into the report");
+}

@@ -44,6 +44,8 @@ pub struct Inventory {
     pub roles: Vec<RoleDecl>,
     /// Files that could not be read as manifests (reported, not fatal).
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Manifest files read from disk with their bytes, for the guard's plaintext rules.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,10 +209,12 @@ impl Inventory {
                 for f in files {
                     let b = std::fs::read(&f).map_err(|e| InventoryError::Io(f.clone(), e))?;
                     inv.add_bytes(&f, &b, default_ns);
+                    inv.files.push((f, b));
                 }
             } else {
                 let b = std::fs::read(p).map_err(|e| InventoryError::Io(p.clone(), e))?;
                 inv.add_bytes(p, &b, default_ns);
+                inv.files.push((p.clone(), b));
             }
         }
         Ok(inv)

@@ -128,6 +128,7 @@ pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Ve
     if let Some(d) = dir {
         recipients(inv, d, opts, &mut out);
     }
+    plaintext(inv, &mut out);
     for r in &inv.roles {
         if let Some(f) = rbac::wildcard_finding(r, dir) {
             out.push(f);
@@ -148,6 +149,34 @@ pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Ve
     out.sort();
     out.dedup();
     out
+}
+
+/// Everything the pre-commit guard would block, for files the Secret check
+/// above has not already reported as unencrypted.
+fn plaintext(inv: &Inventory, out: &mut Vec<Finding>) {
+    let already: BTreeSet<PathBuf> = out.iter().filter(|f| f.check == Check::Plaintext).filter_map(|f| f.file.clone()).collect();
+    let blobs: Vec<crate::guard::Blob> = inv
+        .files
+        .iter()
+        .filter(|(p, _)| !already.contains(p))
+        .map(|(p, b)| crate::guard::Blob { path: p.display().to_string(), bytes: b.clone(), symlink: false })
+        .collect();
+    let opts = crate::guard::Options::default();
+    for g in crate::guard::check_blobs(&blobs, &crate::guard::NoSource, &opts) {
+        if g.severity != crate::guard::Severity::Error {
+            continue;
+        }
+        out.push(Finding {
+            severity: Check::Plaintext.default_severity(),
+            check: Check::Plaintext,
+            environment: "-".into(),
+            namespace: "-".into(),
+            object: if g.key_path.is_empty() { format!("document {}", g.doc_index) } else { format!("document {} {}", g.doc_index, g.key_path) },
+            file: Some(PathBuf::from(&g.file)),
+            message: format!("[{}] {}", g.rule_id.as_str(), g.message),
+            fix: Some(format!("ksec check {}  (then `ksec encrypt -i` it, or remove the value)", g.file)),
+        });
+    }
 }
 
 pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut Vec<Finding>) {
