@@ -84,9 +84,11 @@ echo
 echo "Finds the planted plaintext Secret (apps/team00/leak.yaml)?"
 echo
 printf '| tool | found |\n|---|---|\n'
-printf '| ksec | %s |\n' "$("$KSEC" check --staged 2>/dev/null | grep -q 'leak.yaml' && echo yes || echo no)"
-printf '| detect-secrets-hook | %s |\n' "$(detect-secrets-hook --baseline .secrets.baseline "${STAGED[@]}" 2>&1 | grep -q 'leak.yaml' && echo yes || echo no)"
-printf '| kingfisher | %s |\n' "$($KF scan . --staged "${KF_FLAGS[@]}" 2>&1 | grep -q 'leak.yaml' && echo yes || echo no)"
+found() { grep -q 'leak.yaml' <<<"$1" && echo yes || echo no; }
+out_k=$("$KSEC" check --staged 2>&1 || true)
+out_d=$(detect-secrets-hook --baseline .secrets.baseline "${STAGED[@]}" 2>&1 || true)
+out_f=$($KF scan . --staged "${KF_FLAGS[@]}" 2>&1 || true)
+printf '| ksec | %s |\n| detect-secrets-hook | %s |\n| kingfisher | %s |\n' "$(found "$out_k")" "$(found "$out_d")" "$(found "$out_f")"
 
 # ---------------------------------------------------------------- 2. history
 H="$W/hist"; mkdir -p "$H"; cd "$H"; gitq init -q -b main
@@ -138,16 +140,18 @@ for x in r:
     print(f"| {x['command']} | {x['mean']*1000:.0f} ms | {x['min']*1000:.0f} ms | {x['mean']/k:.1f}x |")
 PY
 echo
-printf 'Leaks found in history (2 planted, each deleted one commit later): ksec %s, kingfisher %s\n' \
-  "$("$KSEC" scan --history --output json | python3 -c 'import json,sys; print(len({f["commit"] for f in json.load(sys.stdin)["findings"] if f["severity"]=="error"}))')" \
-  "$($KF scan . "${KF_FLAGS[@]}" --format json 2>/dev/null | python3 -c '
+hk=$("$KSEC" scan --history --output json || true)
+hf=$($KF scan . "${KF_FLAGS[@]}" --format json 2>/dev/null || true)
+nk=$(python3 -c 'import json,sys; print(len({f["commit"] for f in json.load(sys.stdin)["findings"] if f["severity"]=="error"}))' <<<"$hk")
+nf=$(python3 -c '
 import json,sys
 t=sys.stdin.read()
 try:
     d=json.loads(t); items=d if isinstance(d,list) else d.get("findings",d.get("matches",[]))
 except Exception:
     items=[json.loads(l) for l in t.splitlines() if l.strip().startswith("{")]
-print(len(items))' 2>/dev/null || echo "?")"
+print(len(items))' <<<"$hf" 2>/dev/null || echo "?")
+echo "Leaks found in history (2 planted, each deleted one commit later): ksec $nk commits with findings, kingfisher $nf findings"
 
 # ---------------------------------------------------------------- 3. corpus
 echo

@@ -159,7 +159,8 @@ fn verify_without_keys_warns_mac_not_verified() {
     let f = judge("C14-tampered-mac.yaml", Some(&empty));
     assert_eq!(guard::exit_code(&f), 0);
     assert!(
-        f.iter().any(|f| f.rule_id.as_str() == "mac-not-verified" && f.severity == Severity::Warning),
+        f.iter()
+            .any(|f| f.rule_id.as_str() == "mac-not-verified" && f.severity == Severity::Warning),
         "{f:?}"
     );
 }
@@ -186,7 +187,10 @@ fn findings_never_carry_values() {
 fn corpus_ids_are_all_covered() {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/precommit-cases.md");
     let Ok(text) = std::fs::read_to_string(&spec) else {
-        eprintln!("SKIP: {} is absent (the shared spec folder is not mounted)", spec.display());
+        eprintln!(
+            "SKIP: {} is absent (the shared spec folder is not mounted)",
+            spec.display()
+        );
         return;
     };
     let have: BTreeSet<String> = cases().into_iter().map(|c| c.id).collect();
@@ -194,12 +198,14 @@ fn corpus_ids_are_all_covered() {
     let want: BTreeSet<String> = re.captures_iter(&text).map(|c| c[1].to_string()).collect();
     assert!(want.len() >= 55, "corpus parse found only {}", want.len());
     let missing: Vec<&String> = want.difference(&have).collect();
-    assert!(missing.is_empty(), "corpus cases without a fixture: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "corpus cases without a fixture: {missing:?}"
+    );
     // G01–G10 are git mechanics: tests/guard_git.rs covers each one by name.
-    let git_tests = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guard_git.rs"),
-    )
-    .unwrap();
+    let git_tests =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guard_git.rs"))
+            .unwrap();
     for n in 1..=10 {
         let id = format!("g{n:02}_");
         assert!(git_tests.contains(&id), "no git test for G{n:02}");
@@ -212,7 +218,10 @@ fn cli_exit_codes_and_json_match_the_verdicts() {
     let neutral = neutral_config();
     for c in cases() {
         let mut cmd = common::ksec();
-        cmd.current_dir(root()).args(["check", "--output", "json", "--guard-config"]).arg(&neutral).arg(&c.target);
+        cmd.current_dir(root())
+            .args(["check", "--output", "json", "--guard-config"])
+            .arg(&neutral)
+            .arg(&c.target);
         let o = common::run(&mut cmd);
         let want = if c.verdict == "BLOCK" { 1 } else { 0 };
         assert_eq!(
@@ -224,25 +233,26 @@ fn cli_exit_codes_and_json_match_the_verdicts() {
             common::stdout(&o),
             common::stderr(&o)
         );
-        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", c.id));
+        let j: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{}: not JSON: {e}", c.id));
         let errors = j["errors"].as_u64().unwrap();
         assert_eq!(errors > 0, want == 1, "{}: {j}", c.id);
         if c.verdict == "BLOCK" {
             for f in j["findings"].as_array().unwrap() {
-                assert!(f["file"].is_string() && f["doc_index"].is_u64() && f["key_path"].is_string());
+                assert!(
+                    f["file"].is_string() && f["doc_index"].is_u64() && f["key_path"].is_string()
+                );
             }
         }
     }
     // --verify with the test key blocks C14/C15 through the binary too.
     for t in ["C14-tampered-mac.yaml", "C15-tampered-value.yaml"] {
         let mut cmd = common::ksec();
-        cmd.current_dir(root()).arg("check").arg("--guard-config").arg(&neutral).args([
-            "--verify",
-            "--identity",
-            "keys/test.agekey",
-            t,
-        ]);
+        cmd.current_dir(root())
+            .arg("check")
+            .arg("--guard-config")
+            .arg(&neutral)
+            .args(["--verify", "--identity", "keys/test.agekey", t]);
         let o = common::run(&mut cmd);
         assert_eq!(o.status.code(), Some(1), "{t}: {}", common::stdout(&o));
     }
@@ -260,7 +270,10 @@ fn cli_exit_codes_and_json_match_the_verdicts() {
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     // A missing path is a tool error too, not "clean".
     let mut cmd = common::ksec();
-    cmd.current_dir(root()).args(["check", "--guard-config"]).arg(&neutral).arg("no-such-file.yaml");
+    cmd.current_dir(root())
+        .args(["check", "--guard-config"])
+        .arg(&neutral)
+        .arg("no-such-file.yaml");
     assert_eq!(common::run(&mut cmd).status.code(), Some(2));
 }
 
@@ -268,10 +281,16 @@ fn cli_exit_codes_and_json_match_the_verdicts() {
 fn directory_walk_reports_all_findings_in_stable_order() {
     let neutral = neutral_config();
     let mut cmd = common::ksec();
-    cmd.current_dir(root()).args(["check", "--output", "json", "--guard-config"]).arg(&neutral).arg(".");
+    cmd.current_dir(root())
+        .args(["check", "--output", "json", "--guard-config"])
+        .arg(&neutral)
+        .arg(".");
     let a = common::run(&mut cmd);
     let mut cmd = common::ksec();
-    cmd.current_dir(root()).args(["check", "--output", "json", "--guard-config"]).arg(&neutral).arg(".");
+    cmd.current_dir(root())
+        .args(["check", "--output", "json", "--guard-config"])
+        .arg(&neutral)
+        .arg(".");
     let b = common::run(&mut cmd);
     assert_eq!(a.status.code(), Some(1));
     assert_eq!(a.stdout, b.stdout, "output must be stable");
@@ -285,7 +304,11 @@ fn directory_walk_reports_all_findings_in_stable_order() {
         .collect();
     let blocking = cases().into_iter().filter(|c| c.verdict == "BLOCK").count();
     // The test key itself is an age identity, allowed by its marker.
-    assert!(files.len() >= blocking - 1, "{} files with errors", files.len());
+    assert!(
+        files.len() >= blocking - 1,
+        "{} files with errors",
+        files.len()
+    );
 }
 
 #[test]
@@ -293,15 +316,31 @@ fn config_excludes_and_path_policy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("fixtures")).unwrap();
-    std::fs::copy(root().join("A01-plain-data.yaml"), d.join("fixtures/a.yaml")).unwrap();
-    std::fs::write(d.join(".ksec.yaml"), "guard:\n  exclude: [\"fixtures/**\"]\n").unwrap();
+    std::fs::copy(
+        root().join("A01-plain-data.yaml"),
+        d.join("fixtures/a.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join(".ksec.yaml"),
+        "guard:\n  exclude: [\"fixtures/**\"]\n",
+    )
+    .unwrap();
     std::fs::write(
         d.join(".sops.yaml"),
         "creation_rules:\n  - path_regex: .*\\.sops\\.ya?ml$\n    age: age1fsnqfjyttvhjvw2n7gg68da3zkcd779dj63amc2mu8jzqg8mqe0qds968c\n",
     )
     .unwrap();
-    std::fs::write(d.join("app.sops.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  color: blue\n").unwrap();
-    std::fs::write(d.join("plain.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  color: blue\n").unwrap();
+    std::fs::write(
+        d.join("app.sops.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  color: blue\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("plain.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  color: blue\n",
+    )
+    .unwrap();
     let mut cmd = common::ksec();
     cmd.current_dir(d).args(["check", "--output", "json", "."]);
     let o = common::run(&mut cmd);

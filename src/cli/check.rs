@@ -153,7 +153,10 @@ fn read_paths(paths: &[PathBuf], cfg: &GuardConfig) -> Result<Vec<Blob>> {
                 if cfg.is_excluded(&name) || seen.contains_key(&name) {
                     continue;
                 }
-                if e.metadata().map(|m| m.len() > WALK_MAX_BYTES).unwrap_or(true) {
+                if e.metadata()
+                    .map(|m| m.len() > WALK_MAX_BYTES)
+                    .unwrap_or(true)
+                {
                     continue;
                 }
                 let bytes = std::fs::read(e.path())

@@ -63,8 +63,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                     status = "updated";
                 } else if *force {
                     let backup = hooks.join("pre-commit.ksec-backup");
-                    std::fs::rename(&path, &backup)
-                        .with_context(|| format!("cannot move the old hook to {}", backup.display()))?;
+                    std::fs::rename(&path, &backup).with_context(|| {
+                        format!("cannot move the old hook to {}", backup.display())
+                    })?;
                     eprintln!("ksec: the previous hook was moved to {}", backup.display());
                     status = "installed (previous hook backed up)";
                 } else {

@@ -96,7 +96,10 @@ impl GuardConfig {
             .first()
             .map(|m| crate::sops::Value::Map(m.clone()).to_json())
             .unwrap_or(serde_json::Value::Null);
-        let guard = json.get("guard").cloned().unwrap_or(serde_json::Value::Null);
+        let guard = json
+            .get("guard")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         let mut patterns = Vec::new();
         let mut path_policy = true;
         match &guard {
@@ -122,9 +125,9 @@ impl GuardConfig {
                             _ => return Err(err("guard.exclude must be a list of globs".into())),
                         },
                         "path_policy" => {
-                            path_policy = v
-                                .as_bool()
-                                .ok_or_else(|| err("guard.path_policy must be true or false".into()))?
+                            path_policy = v.as_bool().ok_or_else(|| {
+                                err("guard.path_policy must be true or false".into())
+                            })?
                         }
                         other => return Err(err(format!("guard: unknown setting {other:?}"))),
                     }
@@ -226,7 +229,12 @@ pub fn markers(text: &str) -> Vec<Marker> {
             }
         }
         m.reason = reason
-            .map(|r| r.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string())
+            .map(|r| {
+                r.trim()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .trim()
+                    .to_string()
+            })
             .filter(|r| !r.is_empty());
         out.push(m);
     }
@@ -431,7 +439,9 @@ mod tests {
 
     #[test]
     fn marker_parsing() {
-        let m = markers("a: b\n# ksec:allow rule=plaintext-secret-value key=data.x reason=test fixture\n");
+        let m = markers(
+            "a: b\n# ksec:allow rule=plaintext-secret-value key=data.x reason=test fixture\n",
+        );
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].line, 2);
         assert_eq!(m[0].rule.as_deref(), Some("plaintext-secret-value"));
@@ -444,8 +454,8 @@ mod tests {
 
     #[test]
     fn excludes() {
-        let c = GuardConfig::new(None, vec!["tests/fixtures/**".into(), "*.tpl".into()], true)
-            .unwrap();
+        let c =
+            GuardConfig::new(None, vec!["tests/fixtures/**".into(), "*.tpl".into()], true).unwrap();
         assert!(c.is_excluded("tests/fixtures/a/b.yaml"));
         assert!(c.is_excluded("charts/x/templates/s.tpl"));
         assert!(!c.is_excluded("tests/other.yaml"));

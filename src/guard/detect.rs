@@ -80,7 +80,12 @@ fn decode(bytes: &[u8]) -> Decoded {
     let (text, bom, is16, lossy) = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         match std::str::from_utf8(rest) {
             Ok(s) => (s.to_string(), true, false, false),
-            Err(_) => (String::from_utf8_lossy(rest).into_owned(), true, false, true),
+            Err(_) => (
+                String::from_utf8_lossy(rest).into_owned(),
+                true,
+                false,
+                true,
+            ),
         }
     } else if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         (utf16(true, rest), true, true, false)
@@ -100,7 +105,12 @@ fn decode(bytes: &[u8]) -> Decoded {
                 } else if half > 4 && nul_even * 10 >= half * 9 {
                     (utf16(false, bytes), false, true, false)
                 } else {
-                    (String::from_utf8_lossy(bytes).into_owned(), false, false, true)
+                    (
+                        String::from_utf8_lossy(bytes).into_owned(),
+                        false,
+                        false,
+                        true,
+                    )
                 }
             }
         }
@@ -122,7 +132,9 @@ pub fn check_blob(b: &Blob, src: &dyn Source, opts: &Options) -> Vec<Finding> {
         return out;
     }
     let text = check_bytes(&b.path, &b.bytes, src, opts, 0, &mut out);
-    if let Some(t) = text {
+    // Markers only matter where there is something to allow; a bare marker
+    // in a clean file (or in source code that mentions the syntax) is noise.
+    if let Some(t) = text.filter(|_| !out.is_empty()) {
         apply_markers(&b.path, &t, &mut out);
     }
     out
@@ -168,7 +180,11 @@ fn check_bytes(
             0,
             "",
             RuleId::Utf16,
-            if secretish { Severity::Error } else { Severity::Warning },
+            if secretish {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
             "UTF-16 text: sops and kubectl read UTF-8 only; convert the file to UTF-8",
         ));
     }
@@ -208,7 +224,8 @@ fn judge_manifest(
     let docs = match parsed {
         Ok(d) => d,
         Err(e) => {
-            let secretish = lines::looks_like_secret(&dec.text) || lines::looks_like_sops(&dec.text);
+            let secretish =
+                lines::looks_like_secret(&dec.text) || lines::looks_like_sops(&dec.text);
             let req = requirement(path, opts);
             if let Some(r) = &req {
                 if !r.secrets_only || secretish {
@@ -279,9 +296,16 @@ fn judge_docs(
             // sops encrypts `kind` under most rules; data/stringData beside an
             // encrypted kind is treated as a Secret so a plaintext key left by
             // unencrypted_suffix/regex is still caught.
-            let hidden_secret = obj.get("kind").and_then(Value::as_str).is_some_and(|k| k.starts_with("ENC["))
+            let hidden_secret = obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.starts_with("ENC["))
                 && (obj.contains_key("data") || obj.contains_key("stringData"));
-            let k = if hidden_secret { Some("secret".to_string()) } else { obj_kind(obj) };
+            let k = if hidden_secret {
+                Some("secret".to_string())
+            } else {
+                obj_kind(obj)
+            };
             match k.as_deref() {
                 Some("secret") => {
                     secret_bearing = true;
@@ -472,15 +496,25 @@ fn judge_docs(
     if meta.is_none() && !any_block {
         if let Some(req) = requirement(path, opts) {
             if !req.secrets_only || secret_bearing {
-                let scope = req.scope.clone().unwrap_or_else(|| ops::default_rule(fmt, docs));
-                if docs.0.iter().any(|d| selects_value(d, &scope, &mut vec![], 0)) {
+                let scope = req
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| ops::default_rule(fmt, docs));
+                if docs
+                    .0
+                    .iter()
+                    .any(|d| selects_value(d, &scope, &mut vec![], 0))
+                {
                     out.push(Finding::new(
                         path,
                         0,
                         "",
                         RuleId::PathPolicy,
                         Severity::Error,
-                        format!("must be encrypted: {} (run `ksec encrypt -i {path}`)", req.why),
+                        format!(
+                            "must be encrypted: {} (run `ksec encrypt -i {path}`)",
+                            req.why
+                        ),
                     ));
                 }
             }
@@ -525,7 +559,10 @@ fn verify(
             "sops",
             RuleId::MacNotVerified,
             Severity::Warning,
-            format!("MAC not verified: no key opened the file ({})", first_line(&e.to_string())),
+            format!(
+                "MAC not verified: no key opened the file ({})",
+                first_line(&e.to_string())
+            ),
         )),
         Err(e) => out.push(Finding::new(
             path,
@@ -570,7 +607,10 @@ fn meta_checks(
                     "the sops block names no recipients: nobody can decrypt the file".to_string(),
                 )
             } else {
-                (RuleId::SopsMetadataInvalid, format!("invalid sops block: {msg}"))
+                (
+                    RuleId::SopsMetadataInvalid,
+                    format!("invalid sops block: {msg}"),
+                )
             };
             out.push(Finding::new(path, doc, key, rule, Severity::Error, msg));
             return None;
@@ -629,7 +669,11 @@ fn objects(d: &Map, prefix: String, depth: usize) -> Vec<(String, &Map)> {
         if let Some(Value::Seq(items)) = d.get("items") {
             for (i, it) in items.elems().enumerate() {
                 if let Some(m) = it.as_map() {
-                    v.extend(objects(m, format!("{}items[{i}]", dotted(&prefix)), depth + 1));
+                    v.extend(objects(
+                        m,
+                        format!("{}items[{i}]", dotted(&prefix)),
+                        depth + 1,
+                    ));
                 }
             }
         }
@@ -773,7 +817,14 @@ fn nested_sops(
         verify: opts.verify,
         policy: None,
     };
-    check_bytes(inner_name, &bytes, &super::NoSource, &inner_opts, nesting + 1, &mut inner);
+    check_bytes(
+        inner_name,
+        &bytes,
+        &super::NoSource,
+        &inner_opts,
+        nesting + 1,
+        &mut inner,
+    );
     Some(
         inner
             .into_iter()
@@ -1159,7 +1210,10 @@ fn judge_env(
                         "the sops metadata names no recipients: nobody can decrypt the file"
                             .to_string(),
                     ),
-                    _ => (RuleId::SopsMetadataInvalid, format!("invalid sops dotenv metadata: {e}")),
+                    _ => (
+                        RuleId::SopsMetadataInvalid,
+                        format!("invalid sops dotenv metadata: {e}"),
+                    ),
                 };
                 out.push(Finding::new(path, 0, "sops", rule, Severity::Error, msg));
                 None
@@ -1422,7 +1476,9 @@ fn judge_source(
             }
         }
     }
-    apply_markers(p, &dec.text, &mut found);
+    if !found.is_empty() {
+        apply_markers(p, &dec.text, &mut found);
+    }
     out.extend(found);
 }
 
@@ -1469,7 +1525,14 @@ fn judge_other(
     out: &mut Vec<Finding>,
 ) {
     if let Some(k) = referencing_kustomization(path, src) {
-        judge_source(path, bytes, &GenSource::File(path.to_string()), &k, opts, out);
+        judge_source(
+            path,
+            bytes,
+            &GenSource::File(path.to_string()),
+            &k,
+            opts,
+            out,
+        );
         return;
     }
     if let Some(req) = requirement(path, opts) {

@@ -68,6 +68,79 @@ fn tree_map(
     Ok(())
 }
 
+/// Finds what the index shares with HEAD without reading every tree, as git
+/// does: a folder whose cache-tree entry (the index's TREE extension) is valid
+/// and equals HEAD's tree id holds no staged change. Blob ids of the other
+/// folders go to `head`.
+fn unchanged_dirs(
+    repo: &gix::Repository,
+    cache: Option<&gix::index::extension::Tree>,
+    head_tree: ObjectId,
+    prefix: &str,
+    head: &mut HashMap<String, ObjectId>,
+    clean: &mut HashSet<String>,
+) -> Result<(), GuardError> {
+    let Some(c) = cache else {
+        return tree_map(repo, head_tree, prefix, head);
+    };
+    if c.num_entries.is_some() && c.id == head_tree {
+        clean.insert(prefix.to_string());
+        return Ok(());
+    }
+    let t = repo.find_tree(head_tree).map_err(gerr)?;
+    let entries: Vec<(EntryKind, String, ObjectId)> = t
+        .decode()
+        .map_err(gerr)?
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.mode.kind(),
+                e.filename.to_str_lossy().into_owned(),
+                e.oid.to_owned(),
+            )
+        })
+        .collect();
+    for (kind, name, id) in entries {
+        let p = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match kind {
+            EntryKind::Tree => {
+                let child = c
+                    .children
+                    .iter()
+                    .find(|ch| ch.name.as_slice() == name.as_bytes());
+                unchanged_dirs(repo, child, id, &p, head, clean)?;
+            }
+            EntryKind::Commit => {}
+            _ => {
+                head.insert(p, id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn in_clean_dir(path: &str, clean: &HashSet<String>) -> bool {
+    if clean.is_empty() {
+        return false;
+    }
+    if clean.contains("") {
+        return true;
+    }
+    let mut p = path;
+    while let Some(i) = p.rfind('/') {
+        p = &p[..i];
+        if clean.contains(p) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Reads other files from the index (kustomization cross-references).
 pub struct IndexSource {
     repo: gix::ThreadSafeRepository,
@@ -88,9 +161,10 @@ impl Source for IndexSource {
 pub fn staged(repo: &gix::Repository) -> Result<(Vec<Blob>, IndexSource), GuardError> {
     let index = repo.index_or_empty().map_err(gerr)?;
     let mut head = HashMap::new();
+    let mut clean = HashSet::new();
     let head_tree = repo.head_tree_id_or_empty().map_err(gerr)?.detach();
     if head_tree != ObjectId::empty_tree(repo.object_hash()) {
-        tree_map(repo, head_tree, "", &mut head)?;
+        unchanged_dirs(repo, index.tree(), head_tree, "", &mut head, &mut clean)?;
     }
     let mut blobs = Vec::new();
     let mut ids = HashMap::new();
@@ -106,7 +180,7 @@ pub fn staged(repo: &gix::Repository) -> Result<(Vec<Blob>, IndexSource), GuardE
         }
         let path = e.path(&index).to_str_lossy().into_owned();
         ids.insert(path.clone(), e.id);
-        if head.get(&path) == Some(&e.id) {
+        if in_clean_dir(&path, &clean) || head.get(&path) == Some(&e.id) {
             continue;
         }
         let mut b = repo.find_blob(e.id).map_err(gerr)?;
@@ -142,7 +216,10 @@ pub fn commits(repo: &gix::Repository, range: Option<&str>) -> Result<Vec<Object
         gix::revision::plumbing::Spec::Range { from, to } => (vec![to], vec![from]),
         gix::revision::plumbing::Spec::Merge { theirs, ours } => {
             let base = repo.merge_base(theirs, ours).map_err(gerr)?;
-            (vec![theirs, ours], base.map(|b| b.detach()).into_iter().collect())
+            (
+                vec![theirs, ours],
+                base.map(|b| b.detach()).into_iter().collect(),
+            )
         }
         other => {
             return Err(GuardError::Git(format!(

@@ -18,7 +18,12 @@ fn re(cell: &'static std::sync::OnceLock<Regex>, pat: &str) -> &'static Regex {
 pub fn is_placeholder(s: &str) -> bool {
     static SUBST: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let t = s.trim();
-    if re(&SUBST, r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=?+])[^{}$]*)?\}$").is_match(t) {
+    if re(
+        &SUBST,
+        r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=?+])[^{}$]*)?\}$",
+    )
+    .is_match(t)
+    {
         return true;
     }
     if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
@@ -30,7 +35,11 @@ pub fn is_placeholder(s: &str) -> bool {
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 const BECH32: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
@@ -49,9 +58,9 @@ pub fn age_identities(file: &str, bytes: &[u8]) -> Vec<Finding> {
             let tok = String::from_utf8_lossy(&bytes[pos..end]).to_ascii_uppercase();
             let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
             let valid = age::x25519::Identity::from_str(&tok).is_ok();
-            let shaped = tok
-                .strip_prefix("AGE-SECRET-KEY-1")
-                .is_some_and(|d| d.len() == 58 && d.chars().all(|c| BECH32.contains(c.to_ascii_lowercase())));
+            let shaped = tok.strip_prefix("AGE-SECRET-KEY-1").is_some_and(|d| {
+                d.len() == 58 && d.chars().all(|c| BECH32.contains(c.to_ascii_lowercase()))
+            });
             if valid {
                 out.push(
                     Finding::new(
@@ -64,14 +73,22 @@ pub fn age_identities(file: &str, bytes: &[u8]) -> Vec<Finding> {
                     )
                     .at_line(line),
                 );
-            } else if shaped || tok.starts_with("AGE-SECRET-KEY-PQ-1") {
+            } else if shaped
+                || tok.strip_prefix("AGE-SECRET-KEY-PQ-1").is_some_and(|d| {
+                    d.len() >= 58 && d.chars().all(|c| BECH32.contains(c.to_ascii_lowercase()))
+                })
+            {
                 out.push(
                     Finding::new(
                         file,
                         0,
                         "",
                         RuleId::AgeIdentity,
-                        if shaped { Severity::Warning } else { Severity::Error },
+                        if shaped {
+                            Severity::Warning
+                        } else {
+                            Severity::Error
+                        },
                         if shaped {
                             "an age private key with an invalid checksum (a placeholder?)"
                         } else {
@@ -89,7 +106,11 @@ pub fn age_identities(file: &str, bytes: &[u8]) -> Vec<Finding> {
 /// PEM private key headers (RSA, EC, OPENSSH, ENCRYPTED, PGP, plain PKCS#8).
 pub fn has_private_key(s: &str) -> bool {
     static PK: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    re(&PK, r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----").is_match(s)
+    re(
+        &PK,
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+    )
+    .is_match(s)
 }
 
 fn shannon(s: &str) -> f64 {
@@ -192,14 +213,21 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
         &HEAD,
         r#"^([ \t]*)(?:-[ \t]+)?["']?(data|stringData)["']?[ \t]*:[ \t]*(.*?)[ \t]*$"#,
     );
-    let entry = re(&ENTRY, r#"^([ \t]*)("[^"]*"|'[^']*'|[^\s:#][^:#]*?)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$"#);
+    let entry = re(
+        &ENTRY,
+        r#"^([ \t]*)("[^"]*"|'[^']*'|[^\s:#][^:#]*?)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$"#,
+    );
     let mut out = Vec::new();
     let mut doc = 0usize;
     // A leading `---` starts document 0; later ones start the next document.
     let mut seen_content = false;
     let mut block: Option<(usize, String)> = None; // (indent of the data: key, its name)
     let mut in_scalar: Option<usize> = None; // indent of a multi-line value's key
-    let width = |s: &str| s.chars().map(|c| if c == '\t' { 8 } else { 1 }).sum::<usize>();
+    let width = |s: &str| {
+        s.chars()
+            .map(|c| if c == '\t' { 8 } else { 1 })
+            .sum::<usize>()
+    };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         let lineno = n + 1;
@@ -346,8 +374,12 @@ mod tests {
 
     #[test]
     fn entropy() {
-        assert!(high_entropy_token("token: ghp_Z3x9Qk2LmN8pR4sT6vW1yB5cD7fH0jKa"));
-        assert!(!high_entropy_token("managed by the platform team, see the runbook"));
+        assert!(high_entropy_token(
+            "token: ghp_Z3x9Qk2LmN8pR4sT6vW1yB5cD7fH0jKa"
+        ));
+        assert!(!high_entropy_token(
+            "managed by the platform team, see the runbook"
+        ));
         assert!(!high_entropy_token(
             "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         ));

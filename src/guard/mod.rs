@@ -144,11 +144,15 @@ impl RuleId {
             RuleId::SopsMacMissing => "the sops block has no MAC",
             RuleId::SopsNoRecipients => "nobody can decrypt the file",
             RuleId::SopsVersionMissing => "sops filestatus needs sops.version",
-            RuleId::VerifyFailed => "--verify: the MAC or a value does not verify with the data key",
+            RuleId::VerifyFailed => {
+                "--verify: the MAC or a value does not verify with the data key"
+            }
             RuleId::MacNotVerified => "--verify: no key was available to check the MAC",
             RuleId::UnparseableSecret => "looks like a Secret but does not parse (fail closed)",
             RuleId::KustomizeLiteral => "a kustomize secretGenerator literal is plaintext",
-            RuleId::GeneratorPlaintext => "a kustomize secretGenerator env/file source is plaintext",
+            RuleId::GeneratorPlaintext => {
+                "a kustomize secretGenerator env/file source is plaintext"
+            }
             RuleId::AgeIdentity => "an age private key (AGE-SECRET-KEY-1...)",
             RuleId::PrivateKeyInComment => "a PEM private key in a comment of a secret file",
             RuleId::HighEntropyComment => "a high-entropy token in a comment of a secret file",
