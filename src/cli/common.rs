@@ -342,6 +342,11 @@ pub fn print_json(v: &serde_json::Value) {
 
 /// Where plaintext may be buffered for an editor: tmpfs if there is one.
 pub fn private_tmp_base() -> PathBuf {
+    // access(2), not a probe directory: a probe left behind by a killed run would litter the folder.
+    let writable = |p: &Path| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok();
+        c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0)
+    };
     for c in [
         std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
         Some(PathBuf::from("/dev/shm")),
@@ -349,7 +354,7 @@ pub fn private_tmp_base() -> PathBuf {
     .into_iter()
     .flatten()
     {
-        if c.is_dir() && tempfile::tempdir_in(&c).is_ok() {
+        if c.is_dir() && writable(&c) {
             return c;
         }
     }

@@ -126,7 +126,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         }
     }
     let mut findings = if a.cluster {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             let (client, _) = ksec::cluster::connect(&ksec::cluster::ConnectOptions {
                 kubeconfig: a.kubeconfig.clone(),
@@ -134,7 +136,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 in_cluster: false,
             })
             .await?;
-            let nss = doctor::live::namespaces(&client, &a.namespaces, dir.as_ref(), a.env.as_deref()).await?;
+            let nss =
+                doctor::live::namespaces(&client, &a.namespaces, dir.as_ref(), a.env.as_deref())
+                    .await?;
             doctor::live::check(&client, &nss, dir.as_ref()).await
         })?
     } else {
