@@ -437,19 +437,59 @@ fn kustomize_overlays_are_rendered_before_checking() {
     }
     let r = repo();
     let root = r.dir.path();
-    write(root, "base/kustomization.yaml", "resources: [deploy.yaml]\n");
-    write(root, "base/deploy.yaml", &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  selector: {{matchLabels: {{app: shop}}}}\n  template:\n    metadata: {{labels: {{app: shop}}}}\n    spec:\n{PULL}"));
-    write(root, "overlays/dev/kustomization.yaml", "namespace: dev\nresources: [../../base, pull.yaml]\n");
-    r.secret("overlays/dev/pull.yaml", "dev", "registry-pull-secret", &[".dockerconfigjson"]);
-    write(root, "overlays/prod/kustomization.yaml", "namespace: prod\nresources: [../../base]\n");
-    let o = run(ksec().current_dir(root).args(["doctor", "-o", "json", "overlays/dev", "overlays/prod"]));
-    let v: J = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)));
+    write(
+        root,
+        "base/kustomization.yaml",
+        "resources: [deploy.yaml]\n",
+    );
+    write(
+        root,
+        "base/deploy.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  selector: {{matchLabels: {{app: shop}}}}\n  template:\n    metadata: {{labels: {{app: shop}}}}\n    spec:\n{PULL}"
+        ),
+    );
+    write(
+        root,
+        "overlays/dev/kustomization.yaml",
+        "namespace: dev\nresources: [../../base, pull.yaml]\n",
+    );
+    r.secret(
+        "overlays/dev/pull.yaml",
+        "dev",
+        "registry-pull-secret",
+        &[".dockerconfigjson"],
+    );
+    write(
+        root,
+        "overlays/prod/kustomization.yaml",
+        "namespace: prod\nresources: [../../base]\n",
+    );
+    let o = run(ksec().current_dir(root).args([
+        "doctor",
+        "-o",
+        "json",
+        "overlays/dev",
+        "overlays/prod",
+    ]));
+    let v: J = serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)));
     let f = v["findings"].as_array().unwrap();
     assert_eq!(
         summary(f),
         vec![
-            ("broken-reference".into(), "prod".into(), "prod".into(), "Deployment/shop".into()),
-            ("parity".into(), "prod".into(), "prod".into(), "Deployment/shop".into()),
+            (
+                "broken-reference".into(),
+                "prod".into(),
+                "prod".into(),
+                "Deployment/shop".into()
+            ),
+            (
+                "parity".into(),
+                "prod".into(),
+                "prod".into(),
+                "Deployment/shop".into()
+            ),
         ]
     );
 }
@@ -458,12 +498,29 @@ fn kustomize_overlays_are_rendered_before_checking() {
 fn anything_the_guard_blocks_is_a_plaintext_finding() {
     let r = repo();
     let id = std::fs::read_to_string(&r.dev.identity_file).unwrap();
-    let key_line = id.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap().to_string();
-    write(r.dir.path(), "prod/cm.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: oops\n  namespace: prod\ndata:\n  key: {key_line}\n"));
+    let key_line = id
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .to_string();
+    write(
+        r.dir.path(),
+        "prod/cm.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: oops\n  namespace: prod\ndata:\n  key: {key_line}\n"
+        ),
+    );
     let (code, f) = r.doctor(&[]);
     assert_eq!(code, 1);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0]["check"], "plaintext");
-    assert!(f[0]["message"].as_str().unwrap().contains("age"), "{}", f[0]["message"]);
-    assert!(!serde_json::to_string(&f).unwrap().contains(&key_line), "the identity leaked into the report");
+    assert!(
+        f[0]["message"].as_str().unwrap().contains("age"),
+        "{}",
+        f[0]["message"]
+    );
+    assert!(
+        !serde_json::to_string(&f).unwrap().contains(&key_line),
+        "the identity leaked into the report"
+    );
 }

@@ -13,13 +13,37 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Value as J, json};
 
 fn doctor(kc: &std::path::Path, ns: &str) -> (i32, Vec<J>) {
-    let o = run(ksec().args(["doctor", "--cluster", "--context", "admin", "-o", "json", "-n", ns]).arg("--kubeconfig").arg(kc));
-    let v: J = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)));
-    (o.status.code().unwrap(), v["findings"].as_array().unwrap().clone())
+    let o = run(ksec()
+        .args([
+            "doctor",
+            "--cluster",
+            "--context",
+            "admin",
+            "-o",
+            "json",
+            "-n",
+            ns,
+        ])
+        .arg("--kubeconfig")
+        .arg(kc));
+    let v: J = serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&o), stderr(&o)));
+    (
+        o.status.code().unwrap(),
+        v["findings"].as_array().unwrap().clone(),
+    )
 }
 
 fn checks(f: &[J]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = f.iter().map(|x| (x["check"].as_str().unwrap().to_string(), x["object"].as_str().unwrap().to_string())).collect();
+    let mut v: Vec<(String, String)> = f
+        .iter()
+        .map(|x| {
+            (
+                x["check"].as_str().unwrap().to_string(),
+                x["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     v.sort();
     v
 }
@@ -54,8 +78,16 @@ fn live_references_failing_pods_and_stale_consumers() {
         ]
     );
     let failing = f.iter().find(|x| x["check"] == "failing-pod").unwrap();
-    assert!(failing["message"].as_str().unwrap().contains("db[username]"));
-    assert!(!serde_json::to_string(&f).unwrap().contains("CANARY"), "a value reached the report");
+    assert!(
+        failing["message"]
+            .as_str()
+            .unwrap()
+            .contains("db[username]")
+    );
+    assert!(
+        !serde_json::to_string(&f).unwrap().contains("CANARY"),
+        "a value reached the report"
+    );
     // fix the cluster: findings go away
     c.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-pull-secret", "namespace": ns}, "stringData": {".dockerconfigjson": "{}"}}));
     c.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns, "annotations": {"ksec.io/content-hash": "old-hash"}}, "stringData": {"password": "p", "username": "u"}}));
@@ -88,12 +120,22 @@ fn generated_roles_allow_exactly_the_named_secrets() {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}}));
     let limited = c.block(async {
         let kcfg = kube::config::Kubeconfig::read_from(&c.kubeconfig).unwrap();
-        let cfg = kube::Config::from_custom_kubeconfig(kcfg, &kube::config::KubeConfigOptions { context: Some("limited".into()), ..Default::default() }).await.unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(
+            kcfg,
+            &kube::config::KubeConfigOptions {
+                context: Some("limited".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         kube::Client::try_from(cfg).unwrap()
     });
     let api: Api<Secret> = Api::namespaced(limited, &ns);
     // RBAC bindings take effect within moments; poll briefly for the first allow
-    c.wait_for("the RoleBinding to take effect", 10, || c.block(api.get("used-a")).is_ok());
+    c.wait_for("the RoleBinding to take effect", 10, || {
+        c.block(api.get("used-a")).is_ok()
+    });
     assert!(c.block(api.get("used-b")).is_ok());
     for denied in ["other"] {
         match c.block(api.get(denied)) {

@@ -49,7 +49,15 @@ fn fixture(mac_only: bool) -> (String, DataKey, Documents) {
     let mut docs = store::load_plain(Format::Yaml, DOC.as_bytes()).unwrap();
     let plain = docs.clone();
     let rule = Rule::EncryptedRegex(regex::Regex::new("^(data|stringData)$").unwrap());
-    let mut meta = Metadata::new(vec![KeyGroup(vec![Stanza::Age { recipient: "age1test".into(), enc: "x".into() }])], 0, rule, mac_only);
+    let mut meta = Metadata::new(
+        vec![KeyGroup(vec![Stanza::Age {
+            recipient: "age1test".into(),
+            enc: "x".into(),
+        }])],
+        0,
+        rule,
+        mac_only,
+    );
     ops::seal(&mut docs, &mut meta, &key, None).unwrap();
     let text = String::from_utf8(store::emit_encrypted(Format::Yaml, &docs, &meta, None)).unwrap();
     (text, key, plain)
@@ -58,11 +66,17 @@ fn fixture(mac_only: bool) -> (String, DataKey, Documents) {
 /// Ok(values) when it decrypts, Err(message) otherwise.
 fn open(text: &[u8], key: &DataKey) -> Result<Vec<Vec<u8>>, String> {
     let (docs, meta) = store::load_encrypted(Format::Yaml, text).map_err(|e| e.to_string())?;
-    let f = ops::open_with_key(docs, meta, key.clone(), vec![], OpenOptions::default()).map_err(|e| e.to_string())?;
+    let f = ops::open_with_key(docs, meta, key.clone(), vec![], OpenOptions::default())
+        .map_err(|e| e.to_string())?;
     Ok(leaves(&f.docs))
 }
 
-fn check(mutated: &[u8], key: &DataKey, plain: &Documents, mac_only: bool) -> Result<(), TestCaseError> {
+fn check(
+    mutated: &[u8],
+    key: &DataKey,
+    plain: &Documents,
+    mac_only: bool,
+) -> Result<(), TestCaseError> {
     match open(mutated, key) {
         Err(msg) => {
             prop_assert!(!msg.contains("CANARY"), "error leaked a value: {msg}");
@@ -72,12 +86,22 @@ fn check(mutated: &[u8], key: &DataKey, plain: &Documents, mac_only: bool) -> Re
             if mac_only {
                 // Only encrypted values are authenticated; they must be intact.
                 let orig = leaves(plain);
-                for v in [b"CANARY-forgery-1".as_slice(), b"admin", b"5432", b"True", b"0.5"] {
+                for v in [
+                    b"CANARY-forgery-1".as_slice(),
+                    b"admin",
+                    b"5432",
+                    b"True",
+                    b"0.5",
+                ] {
                     prop_assert!(vals.iter().any(|x| x == v), "encrypted value changed");
                     prop_assert!(orig.iter().any(|x| x == v));
                 }
             } else {
-                prop_assert_eq!(vals, leaves(plain), "a forged file decrypted to different values");
+                prop_assert_eq!(
+                    vals,
+                    leaves(plain),
+                    "a forged file decrypted to different values"
+                );
             }
         }
     }
@@ -129,15 +153,24 @@ proptest! {
 fn metadata_tampering_is_refused() {
     let (text, key, _) = fixture(false);
     for (from, to) in [
-        ("encrypted_regex: ^(data|stringData)$", "encrypted_regex: ^(data)$"),
+        (
+            "encrypted_regex: ^(data|stringData)$",
+            "encrypted_regex: ^(data)$",
+        ),
         ("namespace: prod", "namespace: dev"),
         ("name: db", "name: db2"),
     ] {
         assert!(text.contains(from), "{from}");
         let t = text.replace(from, to);
-        assert!(open(t.as_bytes(), &key).is_err(), "{from} -> {to} was accepted");
+        assert!(
+            open(t.as_bytes(), &key).is_err(),
+            "{from} -> {to} was accepted"
+        );
     }
     let lm = text.lines().find(|l| l.contains("lastmodified")).unwrap();
     let t = text.replace(lm, "    lastmodified: \"2001-01-01T00:00:00Z\"");
-    assert!(open(t.as_bytes(), &key).unwrap_err().contains("MAC"), "lastmodified is the MAC's AAD");
+    assert!(
+        open(t.as_bytes(), &key).unwrap_err().contains("MAC"),
+        "lastmodified is the MAC's AAD"
+    );
 }

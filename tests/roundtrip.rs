@@ -39,21 +39,28 @@ fn leaf() -> impl Strategy<Value = Value> {
 fn value() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(3, 24, 5, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| Value::Seq(Seq(v.into_iter().map(SeqItem::Elem).collect()))),
-            prop::collection::btree_map(key(), inner, 0..4)
-                .prop_map(|m| Value::Map(Map(m.into_iter().map(|(k, v)| MapItem::Pair(k, v)).collect()))),
+            prop::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| Value::Seq(Seq(v.into_iter().map(SeqItem::Elem).collect()))),
+            prop::collection::btree_map(key(), inner, 0..4).prop_map(|m| Value::Map(Map(m
+                .into_iter()
+                .map(|(k, v)| MapItem::Pair(k, v))
+                .collect()))),
         ]
     })
 }
 
 fn doc() -> impl Strategy<Value = Map> {
-    (prop::collection::btree_map(key(), value(), 1..6), prop::option::of("[ a-zA-Z0-9:#]{0,20}")).prop_map(|(m, c)| {
-        let mut items: Vec<MapItem> = m.into_iter().map(|(k, v)| MapItem::Pair(k, v)).collect();
-        if let Some(c) = c {
-            items.insert(0, MapItem::Comment(format!(" {c}")));
-        }
-        Map(items)
-    })
+    (
+        prop::collection::btree_map(key(), value(), 1..6),
+        prop::option::of("[ a-zA-Z0-9:#]{0,20}"),
+    )
+        .prop_map(|(m, c)| {
+            let mut items: Vec<MapItem> = m.into_iter().map(|(k, v)| MapItem::Pair(k, v)).collect();
+            if let Some(c) = c {
+                items.insert(0, MapItem::Comment(format!(" {c}")));
+            }
+            Map(items)
+        })
 }
 
 proptest! {

@@ -553,27 +553,50 @@ fn age_cli_interop_both_ways() {
 
 #[test]
 fn ssh_rsa_and_ed25519_recipients_both_ways() {
-    if common::sops_cmd().is_none() { return; }
-    let Some(keygen) = common::tool("ssh-keygen") else { return };
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let Some(keygen) = common::tool("ssh-keygen") else {
+        return;
+    };
     let e = env();
     let mut pubs = Vec::new();
     for t in ["rsa", "ed25519"] {
         let k = e.dir.path().join(t);
-        let o = run(Command::new(&keygen).args(["-q", "-t", t, "-N", "", "-f"]).arg(&k));
+        let o = run(Command::new(&keygen)
+            .args(["-q", "-t", t, "-N", "", "-f"])
+            .arg(&k));
         assert!(o.status.success());
-        pubs.push(std::fs::read_to_string(k.with_extension("pub")).unwrap().trim().to_string());
+        pubs.push(
+            std::fs::read_to_string(k.with_extension("pub"))
+                .unwrap()
+                .trim()
+                .to_string(),
+        );
     }
     let f = e.write("s.yaml", common::SECRET_YAML);
-    let o = run(ksec().args(["encrypt", "-i", "--age", &pubs.join(",")]).arg(&f));
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &pubs.join(",")])
+        .arg(&f));
     assert!(o.status.success(), "{}", stderr(&o));
     for t in ["rsa", "ed25519"] {
         let k = e.dir.path().join(t);
         let mut c = common::sops_cmd().unwrap();
-        c.arg("decrypt").arg(&f).env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", &k);
+        c.arg("decrypt")
+            .arg(&f)
+            .env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", &k);
         let s = run(&mut c);
-        assert!(s.status.success() && stdout(&s).contains("CANARY-password-8c1f"), "sops with {t}: {}", stderr(&s));
+        assert!(
+            s.status.success() && stdout(&s).contains("CANARY-password-8c1f"),
+            "sops with {t}: {}",
+            stderr(&s)
+        );
         let o = run(ksec().args(["decrypt", "--identity"]).arg(&k).arg(&f));
-        assert!(o.status.success() && stdout(&o).contains("CANARY-password-8c1f"), "ksec with {t}: {}", stderr(&o));
+        assert!(
+            o.status.success() && stdout(&o).contains("CANARY-password-8c1f"),
+            "ksec with {t}: {}",
+            stderr(&o)
+        );
     }
     // and the other way: sops encrypts to the ssh recipients, ksec decrypts
     let p = e.write("p.yaml", "password: CANARY-ssh\n");
@@ -583,7 +606,14 @@ fn ssh_rsa_and_ed25519_recipients_both_ways() {
     assert!(s.status.success(), "{}", stderr(&s));
     let enc = e.write("p.enc.yaml", &stdout(&s));
     for t in ["rsa", "ed25519"] {
-        let o = run(ksec().arg("decrypt").arg(&enc).env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", e.dir.path().join(t)));
-        assert!(o.status.success() && stdout(&o).contains("CANARY-ssh"), "{t}: {}", stderr(&o));
+        let o = run(ksec()
+            .arg("decrypt")
+            .arg(&enc)
+            .env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", e.dir.path().join(t)));
+        assert!(
+            o.status.success() && stdout(&o).contains("CANARY-ssh"),
+            "{t}: {}",
+            stderr(&o)
+        );
     }
 }

@@ -544,7 +544,8 @@ pub fn open_one(
         ));
     }
     drop(docs);
-    let opened = ops::open(bytes, format, ring, OpenOptions::default()).map_err(OpenRefusal::Decrypt)?;
+    let opened =
+        ops::open(bytes, format, ring, OpenOptions::default()).map_err(OpenRefusal::Decrypt)?;
     let mut secrets = Vec::new();
     for d in &opened.docs.0 {
         for obj in recipients::k8s_objects(d) {
@@ -567,7 +568,9 @@ pub fn open_one(
         .unwrap_or("")
         .to_string();
     if name.is_empty() {
-        return Err(OpenRefusal::Invalid("the Secret has no metadata.name".into()));
+        return Err(OpenRefusal::Invalid(
+            "the Secret has no metadata.name".into(),
+        ));
     }
     let ns = match j
         .pointer("/metadata/namespace")

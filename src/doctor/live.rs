@@ -25,7 +25,14 @@ const KINDS: [(&str, &str, &str, &str); 8] = [
     ("", "v1", "Pod", "pods"),
 ];
 
-async fn list(client: &kube::Client, ns: &str, g: &str, v: &str, k: &str, plural: &str) -> Result<Vec<J>, ClusterError> {
+async fn list(
+    client: &kube::Client,
+    ns: &str,
+    g: &str,
+    v: &str,
+    k: &str,
+    plural: &str,
+) -> Result<Vec<J>, ClusterError> {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, k), plural);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     match api.list(&ListParams::default()).await {
@@ -45,16 +52,28 @@ async fn list(client: &kube::Client, ns: &str, g: &str, v: &str, k: &str, plural
 
 /// Which namespaces to inspect: explicit ones, else those of the recipients
 /// environments that exist in the cluster.
-pub async fn namespaces(client: &kube::Client, explicit: &[String], dir: Option<&RecipientsDir>, env: Option<&str>) -> Result<Vec<String>, ClusterError> {
+pub async fn namespaces(
+    client: &kube::Client,
+    explicit: &[String],
+    dir: Option<&RecipientsDir>,
+    env: Option<&str>,
+) -> Result<Vec<String>, ClusterError> {
     if !explicit.is_empty() {
         return Ok(explicit.to_vec());
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let all = api.list(&ListParams::default()).await.map_err(|e| ClusterError::from_kube("list namespaces", e))?;
+    let all = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| ClusterError::from_kube("list namespaces", e))?;
     let mut out = Vec::new();
     for n in all.items.into_iter().filter_map(|n| n.metadata.name) {
         let owned = match dir {
-            Some(d) => d.env_for_namespace(&n).ok().flatten().is_some_and(|e| env.is_none_or(|x| x == e.name)),
+            Some(d) => d
+                .env_for_namespace(&n)
+                .ok()
+                .flatten()
+                .is_some_and(|e| env.is_none_or(|x| x == e.name)),
             None => !n.starts_with("kube-"),
         };
         if owned {
@@ -67,7 +86,11 @@ pub async fn namespaces(client: &kube::Client, explicit: &[String], dir: Option<
 /// Reads the namespaces and returns every finding. Secret values are read by
 /// the list call (the API has no keys-only view) and dropped at once: only
 /// key names and the content-hash annotation are kept.
-pub async fn check(client: &kube::Client, nss: &[String], dir: Option<&RecipientsDir>) -> Result<Vec<Finding>, ClusterError> {
+pub async fn check(
+    client: &kube::Client,
+    nss: &[String],
+    dir: Option<&RecipientsDir>,
+) -> Result<Vec<Finding>, ClusterError> {
     let mut inv = Inventory::default();
     let mut pods: Vec<J> = Vec::new();
     let mut hashes: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -75,12 +98,27 @@ pub async fn check(client: &kube::Client, nss: &[String], dir: Option<&Recipient
     for ns in nss {
         let where_ = PathBuf::from(format!("cluster:{ns}"));
         let sapi: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
-        for s in sapi.list(&ListParams::default()).await.map_err(|e| ClusterError::from_kube(format!("list secrets in {ns}"), e))?.items {
+        for s in sapi
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::from_kube(format!("list secrets in {ns}"), e))?
+            .items
+        {
             let name = s.metadata.name.clone().unwrap_or_default();
-            if let Some(h) = s.metadata.annotations.as_ref().and_then(|a| a.get(ANN_CONTENT_HASH)) {
+            if let Some(h) = s
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANN_CONTENT_HASH))
+            {
                 hashes.insert((ns.clone(), name.clone()), h.clone());
             }
-            let keys: serde_json::Map<String, J> = s.data.iter().flatten().map(|(k, _)| (k.clone(), J::String(String::new()))).collect();
+            let keys: serde_json::Map<String, J> = s
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, _)| (k.clone(), J::String(String::new())))
+                .collect();
             let obj = serde_json::json!({"kind": "Secret", "metadata": {"name": name, "namespace": ns}, "data": keys});
             inv.add_object(&where_, 0, &obj, None, ns);
         }
@@ -97,7 +135,10 @@ pub async fn check(client: &kube::Client, nss: &[String], dir: Option<&Recipient
                 if k == "Pod" {
                     pods.push(o.clone());
                     // Owned pods are judged through their workload.
-                    if o.pointer("/metadata/ownerReferences").and_then(J::as_array).is_some_and(|a| !a.is_empty()) {
+                    if o.pointer("/metadata/ownerReferences")
+                        .and_then(J::as_array)
+                        .is_some_and(|a| !a.is_empty())
+                    {
                         continue;
                     }
                 }
@@ -106,15 +147,42 @@ pub async fn check(client: &kube::Client, nss: &[String], dir: Option<&Recipient
         }
     }
     super::references(&inv, dir, &mut out);
-    let env_of = |ns: &str| dir.and_then(|d| d.env_for_namespace(ns).ok().flatten()).map(|e| e.name.clone()).unwrap_or_else(|| "-".into());
+    let env_of = |ns: &str| {
+        dir.and_then(|d| d.env_for_namespace(ns).ok().flatten())
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| "-".into())
+    };
     for p in &pods {
-        let ns = p.pointer("/metadata/namespace").and_then(J::as_str).unwrap_or("").to_string();
-        let name = p.pointer("/metadata/name").and_then(J::as_str).unwrap_or("").to_string();
-        let statuses = p.pointer("/status/containerStatuses").and_then(J::as_array).into_iter().flatten()
-            .chain(p.pointer("/status/initContainerStatuses").and_then(J::as_array).into_iter().flatten());
+        let ns = p
+            .pointer("/metadata/namespace")
+            .and_then(J::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name = p
+            .pointer("/metadata/name")
+            .and_then(J::as_str)
+            .unwrap_or("")
+            .to_string();
+        let statuses = p
+            .pointer("/status/containerStatuses")
+            .and_then(J::as_array)
+            .into_iter()
+            .flatten()
+            .chain(
+                p.pointer("/status/initContainerStatuses")
+                    .and_then(J::as_array)
+                    .into_iter()
+                    .flatten(),
+            );
         for cs in statuses {
-            let reason = cs.pointer("/state/waiting/reason").and_then(J::as_str).unwrap_or("");
-            if matches!(reason, "CreateContainerConfigError" | "ImagePullBackOff" | "ErrImagePull") {
+            let reason = cs
+                .pointer("/state/waiting/reason")
+                .and_then(J::as_str)
+                .unwrap_or("");
+            if matches!(
+                reason,
+                "CreateContainerConfigError" | "ImagePullBackOff" | "ErrImagePull"
+            ) {
                 let spec = p.get("spec").cloned().unwrap_or(J::Null);
                 let refs = crate::workloads::secret_refs(&spec);
                 let missing: Vec<String> = refs
@@ -152,7 +220,10 @@ pub async fn check(client: &kube::Client, nss: &[String], dir: Option<&Recipient
         // Pods whose recorded content hash differs from the Secret's current one.
         let anns = p.pointer("/metadata/annotations").and_then(J::as_object);
         for r in crate::workloads::secret_refs(p.get("spec").unwrap_or(&J::Null)) {
-            let (Some(cur), Some(anns)) = (hashes.get(&(ns.clone(), r.secret.clone())), anns) else { continue };
+            let (Some(cur), Some(anns)) = (hashes.get(&(ns.clone(), r.secret.clone())), anns)
+            else {
+                continue;
+            };
             let key = crate::cluster::consumers::template_key(&r.secret);
             if let Some(running) = anns.get(&key).and_then(J::as_str) {
                 if running != cur {

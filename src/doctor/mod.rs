@@ -154,12 +154,20 @@ pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Ve
 /// Everything the pre-commit guard would block, for files the Secret check
 /// above has not already reported as unencrypted.
 fn plaintext(inv: &Inventory, out: &mut Vec<Finding>) {
-    let already: BTreeSet<PathBuf> = out.iter().filter(|f| f.check == Check::Plaintext).filter_map(|f| f.file.clone()).collect();
+    let already: BTreeSet<PathBuf> = out
+        .iter()
+        .filter(|f| f.check == Check::Plaintext)
+        .filter_map(|f| f.file.clone())
+        .collect();
     let blobs: Vec<crate::guard::Blob> = inv
         .files
         .iter()
         .filter(|(p, _)| !already.contains(p))
-        .map(|(p, b)| crate::guard::Blob { path: p.display().to_string(), bytes: b.clone(), symlink: false })
+        .map(|(p, b)| crate::guard::Blob {
+            path: p.display().to_string(),
+            bytes: b.clone(),
+            symlink: false,
+        })
         .collect();
     let opts = crate::guard::Options::default();
     for g in crate::guard::check_blobs(&blobs, &crate::guard::NoSource, &opts) {
@@ -171,10 +179,17 @@ fn plaintext(inv: &Inventory, out: &mut Vec<Finding>) {
             check: Check::Plaintext,
             environment: "-".into(),
             namespace: "-".into(),
-            object: if g.key_path.is_empty() { format!("document {}", g.doc_index) } else { format!("document {} {}", g.doc_index, g.key_path) },
+            object: if g.key_path.is_empty() {
+                format!("document {}", g.doc_index)
+            } else {
+                format!("document {} {}", g.doc_index, g.key_path)
+            },
             file: Some(PathBuf::from(&g.file)),
             message: format!("[{}] {}", g.rule_id.as_str(), g.message),
-            fix: Some(format!("ksec check {}  (then `ksec encrypt -i` it, or remove the value)", g.file)),
+            fix: Some(format!(
+                "ksec check {}  (then `ksec encrypt -i` it, or remove the value)",
+                g.file
+            )),
         });
     }
 }
