@@ -215,6 +215,12 @@ pub fn format_time(t: &DateTime<FixedOffset>) -> String {
         out.push('.');
         out.push_str(frac.trim_end_matches('0'));
     }
+    push_offset(&mut out, t);
+    out
+}
+
+/// Go's `Z07:00`: `Z` for offset 0, else `±hh:mm`.
+fn push_offset(out: &mut String, t: &DateTime<FixedOffset>) {
     let off = t.offset().local_minus_utc();
     if off == 0 {
         out.push('Z');
@@ -223,7 +229,6 @@ pub fn format_time(t: &DateTime<FixedOffset>) -> String {
         let a = off.abs();
         out.push_str(&format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60));
     }
-    out
 }
 
 /// `time.Parse(time.RFC3339, s)` (fraction optional, as Go accepts on parse).
@@ -234,14 +239,7 @@ pub fn parse_rfc3339(s: &str) -> Option<DateTime<FixedOffset>> {
 /// `lastmodified` re-formatted with `time.RFC3339` (no fraction): the MAC's AAD.
 pub fn format_rfc3339_seconds(t: &DateTime<FixedOffset>) -> String {
     let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let off = t.offset().local_minus_utc();
-    if off == 0 {
-        out.push('Z');
-    } else {
-        let sign = if off < 0 { '-' } else { '+' };
-        let a = off.abs();
-        out.push_str(&format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60));
-    }
+    push_offset(&mut out, t);
     out
 }
 

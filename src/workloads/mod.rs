@@ -93,6 +93,38 @@ fn arr<'a>(v: &'a J, p: &str) -> impl Iterator<Item = &'a J> {
     v.pointer(p).and_then(J::as_array).into_iter().flatten()
 }
 
+/// A secret or projected-secret volume source: the whole Secret, or one
+/// reference per listed `items` key.
+fn push_volume_refs(
+    out: &mut Vec<SecretRef>,
+    secret: String,
+    src: &J,
+    via: RefKind,
+    sub_path_only: bool,
+) {
+    let optional = flag(src, "/optional");
+    let items: Vec<String> = arr(src, "/items").filter_map(|i| s(i, "/key")).collect();
+    if items.is_empty() {
+        out.push(SecretRef {
+            secret,
+            key: None,
+            optional,
+            via,
+            sub_path_only,
+        });
+    } else {
+        for k in items {
+            out.push(SecretRef {
+                secret: secret.clone(),
+                key: Some(k),
+                optional,
+                via,
+                sub_path_only,
+            });
+        }
+    }
+}
+
 /// Every Secret reference in a pod spec, in a stable order.
 pub fn secret_refs(spec: &J) -> Vec<SecretRef> {
     let mut out = Vec::new();
@@ -148,55 +180,23 @@ pub fn secret_refs(spec: &J) -> Vec<SecretRef> {
                 .iter()
                 .all(|m| m.get("subPath").is_some() || m.get("subPathExpr").is_some());
         if let Some(n) = s(vol, "/secret/secretName") {
-            let optional = flag(vol, "/secret/optional");
-            let items: Vec<String> = arr(vol, "/secret/items")
-                .filter_map(|i| s(i, "/key"))
-                .collect();
-            if items.is_empty() {
-                out.push(SecretRef {
-                    secret: n,
-                    key: None,
-                    optional,
-                    via: RefKind::SecretVolume,
-                    sub_path_only,
-                });
-            } else {
-                for k in items {
-                    out.push(SecretRef {
-                        secret: n.clone(),
-                        key: Some(k),
-                        optional,
-                        via: RefKind::SecretVolume,
-                        sub_path_only,
-                    });
-                }
-            }
+            push_volume_refs(
+                &mut out,
+                n,
+                &vol["secret"],
+                RefKind::SecretVolume,
+                sub_path_only,
+            );
         }
         for src in arr(vol, "/projected/sources") {
             if let Some(n) = s(src, "/secret/name") {
-                let optional = flag(src, "/secret/optional");
-                let items: Vec<String> = arr(src, "/secret/items")
-                    .filter_map(|i| s(i, "/key"))
-                    .collect();
-                if items.is_empty() {
-                    out.push(SecretRef {
-                        secret: n,
-                        key: None,
-                        optional,
-                        via: RefKind::ProjectedVolume,
-                        sub_path_only,
-                    });
-                } else {
-                    for k in items {
-                        out.push(SecretRef {
-                            secret: n.clone(),
-                            key: Some(k),
-                            optional,
-                            via: RefKind::ProjectedVolume,
-                            sub_path_only,
-                        });
-                    }
-                }
+                push_volume_refs(
+                    &mut out,
+                    n,
+                    &src["secret"],
+                    RefKind::ProjectedVolume,
+                    sub_path_only,
+                );
             }
         }
     }
