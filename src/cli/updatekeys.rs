@@ -43,14 +43,14 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         let new: Vec<String> = plan.groups.iter().flatten().map(Recipient::id).collect();
         let added: Vec<&String> = new.iter().filter(|r| !old.contains(r)).collect();
         let removed: Vec<&String> = old.iter().filter(|r| !new.contains(r)).collect();
+        // With key groups, sops records threshold 0 as "all groups".
+        let wanted_threshold = if plan.threshold == 0 {
+            plan.groups.len()
+        } else {
+            plan.threshold
+        };
         let same_layout = meta.key_groups.len() == plan.groups.len()
-            && (plan.groups.len() < 2
-                || meta.shamir_threshold
-                    == plan.threshold.max(if plan.threshold == 0 {
-                        plan.groups.len()
-                    } else {
-                        0
-                    }));
+            && (plan.groups.len() < 2 || meta.shamir_threshold == wanted_threshold);
         if added.is_empty() && removed.is_empty() && same_layout {
             if g.output == OutputFormat::Text && !g.quiet {
                 eprintln!("{name}: recipients already up to date ({})", plan.source);

@@ -26,7 +26,7 @@ pub fn resolve_plain(s: &str) -> Option<Value> {
                 return Some(Value::Time(t));
             }
             let plain: String = s.chars().filter(|&c| c != '_').collect();
-            match go_parse_int(&plain, 0) {
+            match go_parse_int(&plain) {
                 IntParse::Ok(i) => return Some(Value::Int(i)),
                 IntParse::OnlyU64 => return None,
                 IntParse::Err => {}
@@ -104,7 +104,7 @@ enum IntParse {
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)` (with the `ParseUint` fallback yaml.v3 tries).
-fn go_parse_int(s: &str, _base: u32) -> IntParse {
+fn go_parse_int(s: &str) -> IntParse {
     let (neg, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
