@@ -237,11 +237,12 @@ fn kustomize(dir: &Path) -> Result<Option<Vec<u8>>, InventoryError> {
         if out.status.success() {
             return Ok(Some(out.stdout));
         }
-        let msg = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
+        // kustomize's stderr can quote the manifests it read (secretGenerator
+        // literals included), so it is not relayed.
+        let msg = format!(
+            "{bin} exited with {}; run it by hand to see why",
+            out.status
+        );
         return Err(InventoryError::Kustomize(dir.to_path_buf(), msg));
     }
     Ok(None)
