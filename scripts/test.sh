@@ -22,4 +22,10 @@ if [ -z "${KSEC_TEST_KUBECONFIG:-}" ]; then
   export KSEC_TEST_KUBECONFIG
 fi
 cargo build --quiet --bins
-cargo test --no-fail-fast "$@"
+status=0
+cargo test --no-fail-fast "$@" || status=$?
+# issue 9: supply chain (offline: the advisory database is on GitHub, which
+# CI cannot reach) and a bounded fuzz smoke run of every parser target.
+cargo deny --offline check licenses bans sources || status=$?
+fuzz/smoke.sh || status=$?
+exit $status

@@ -8,193 +8,19 @@
 mod cluster_support;
 mod common;
 
-use std::io::{BufRead, Read, Write};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cluster_support::controller::{
+    condition, content_hash, cr, install_crd, put_cr, rotate, start, start_with, template_hash,
+    wait_condition,
+};
 use cluster_support::{Cluster, FakeKubelet, Health, Repo, cluster};
 use k8s_openapi::api::core::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use ksec::controller::EncryptedSecret;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
-
-/// The controller process; killed on drop. Its stdout+stderr are collected.
-struct Running {
-    child: Child,
-    logs: Arc<Mutex<String>>,
-    metrics: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(&self.metrics).expect("connect to metrics");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let code = out
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|x| x.1)
-            .unwrap_or("")
-            .to_string();
-        (code, body)
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn install_crd(c: &Cluster) {
-    let crd = serde_json::to_value(<EncryptedSecret as kube::CustomResourceExt>::crd()).unwrap();
-    let api = Api::<CustomResourceDefinition>::all(c.admin.clone());
-    c.block(api.patch(
-        "encryptedsecrets.ksec.io",
-        &PatchParams::apply("test-setup").force(),
-        &Patch::Apply(&crd),
-    ))
-    .expect("install CRD");
-    c.wait_for("the CRD to be served", 30, || {
-        c.block(Api::<EncryptedSecret>::all(c.admin.clone()).list(&ListParams::default()))
-            .is_ok()
-    });
-}
-
-fn start(c: &Cluster, repo: &Repo, namespaces: &[&str]) -> Running {
-    start_with(c, repo, namespaces, "admin", &[], &[])
-}
-
-fn start_with(
-    c: &Cluster,
-    repo: &Repo,
-    namespaces: &[&str],
-    context: &str,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Running {
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let mut cmd = common::ksec();
-    cmd.args(["controller", "-v", "--kubeconfig"])
-        .arg(&c.kubeconfig)
-        .args(["--context", context, "--env", "prod", "--recipients-dir"])
-        .arg(repo.path("recipients"))
-        .arg("--identity")
-        .arg(repo.keys_file())
-        .args(["--metrics-addr", &metrics, "--rollout-timeout", "60s"])
-        .arg("--namespace")
-        .arg(namespaces.join(","))
-        .args(extra)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "debug,hyper=info,tower=info,rustls=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn ksec controller");
-    let logs = Arc::new(Mutex::new(String::new()));
-    for pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let logs = logs.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut l = logs.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-    }
-    let r = Running {
-        child,
-        logs,
-        metrics,
-    };
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while !(std::net::TcpStream::connect(&r.metrics).is_ok() && r.get("/readyz").0 == 200) {
-        assert!(
-            std::time::Instant::now() < end,
-            "the controller is not ready (/readyz); logs:\n{}",
-            r.logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    r
-}
-
-/// Creates (server-side applies) an EncryptedSecret holding `file`'s text.
-fn put_cr(c: &Cluster, ns: &str, name: &str, file: &Path, extra: serde_json::Value) {
-    let text = std::fs::read_to_string(file).unwrap();
-    let mut spec = json!({"encrypted": text});
-    if let Some(m) = extra.as_object() {
-        for (k, v) in m {
-            spec[k] = v.clone();
-        }
-    }
-    let obj = json!({
-        "apiVersion": "ksec.io/v1alpha1", "kind": "EncryptedSecret",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": spec,
-    });
-    c.block(
-        Api::<EncryptedSecret>::namespaced(c.admin.clone(), ns).patch(
-            name,
-            &PatchParams::apply("test-setup").force(),
-            &Patch::Apply(&obj),
-        ),
-    )
-    .unwrap_or_else(|e| panic!("create EncryptedSecret {ns}/{name}: {e}"));
-}
-
-fn cr(c: &Cluster, ns: &str, name: &str) -> EncryptedSecret {
-    c.block(Api::<EncryptedSecret>::namespaced(c.admin.clone(), ns).get(name))
-        .expect("get EncryptedSecret")
-}
-
-/// (status, reason) of a condition, once the controller has observed the current generation.
-fn condition(c: &Cluster, ns: &str, name: &str, type_: &str) -> Option<(String, String)> {
-    let o = cr(c, ns, name);
-    let st = o.status?;
-    if st.observed_generation != o.metadata.generation {
-        return None;
-    }
-    st.condition(type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-fn wait_condition(c: &Cluster, ns: &str, name: &str, type_: &str, want: (&str, &str)) {
-    c.wait_for(
-        &format!("{ns}/{name} {type_}={} ({})", want.0, want.1),
-        60,
-        || condition(c, ns, name, type_).is_some_and(|(s, r)| s == want.0 && r == want.1),
-    );
-}
 
 fn events(c: &Cluster, ns: &str) -> Vec<Event> {
     c.block(Api::<Event>::namespaced(c.admin.clone(), ns).list(&ListParams::default()))
@@ -354,23 +180,11 @@ fn encrypted_secrets_sync_refuse_and_report() {
 
     // 4. A rotation: new value → Secret updated → the consumer rolled with the new hash.
     c.wait_rolled_out(&ns, "web");
-    repo.set(&good, "password", "CANARY-ctl-pw-2");
-    put_cr(&c, &ns, "db", &good, json!({}));
-    c.wait_for("the rotated value", 60, || {
-        c.secret_data(&ns, "db").get("password").map(String::as_str) == Some("CANARY-ctl-pw-2")
-    });
-    wait_condition(&c, &ns, "db", "Ready", ("True", "Synced"));
-    let hash = cr(&c, &ns, "db").status.unwrap().content_hash.unwrap();
-    let tmpl = c
-        .deployment(&ns, "web")
-        .spec
-        .unwrap()
-        .template
-        .metadata
-        .unwrap()
-        .annotations
-        .unwrap_or_default();
-    assert_eq!(tmpl.get("secret.ksec.io/db"), Some(&hash), "{tmpl:?}");
+    rotate(&c, &repo, &ns, "db", &good, "password", "CANARY-ctl-pw-2");
+    assert_eq!(
+        template_hash(&c, &ns, "web", "db"),
+        Some(content_hash(&c, &ns, "db"))
+    );
 
     // 5. A hand-deleted Secret comes back (the controller watches its own Secrets).
     c.block(
@@ -507,25 +321,10 @@ fn shipped_role_is_enough_for_a_namespaced_controller() {
     wait_condition(&c, &ns, "api", "Ready", ("True", "Synced"));
     assert_eq!(c.secret_data(&ns, "api")["token"], "CANARY-rbac-1");
     // The consumer was restarted (its template carries the content hash) and rolled out.
-    repo.set(&f, "token", "CANARY-rbac-2");
-    put_cr(&c, &ns, "api", &f, json!({}));
-    c.wait_for("the rotated value", 60, || {
-        c.secret_data(&ns, "api").get("token").map(String::as_str) == Some("CANARY-rbac-2")
-    });
-    wait_condition(&c, &ns, "api", "Ready", ("True", "Synced"));
-    let hash = cr(&c, &ns, "api").status.unwrap().content_hash.unwrap();
-    let tmpl = c
-        .deployment(&ns, "api")
-        .spec
-        .unwrap()
-        .template
-        .metadata
-        .unwrap();
+    rotate(&c, &repo, &ns, "api", &f, "token", "CANARY-rbac-2");
     assert_eq!(
-        tmpl.annotations
-            .unwrap_or_default()
-            .get("secret.ksec.io/api"),
-        Some(&hash)
+        template_hash(&c, &ns, "api", "api"),
+        Some(content_hash(&c, &ns, "api"))
     );
     c.wait_for("a Synced event", 30, || {
         event_reasons_for(&c, &ns, "api").contains(&"Synced".to_string())
@@ -538,12 +337,118 @@ fn shipped_role_is_enough_for_a_namespaced_controller() {
     assert!(!logs.contains("CANARY"), "{logs}");
 }
 
-fn metric(r: &Running, name: &str) -> Option<f64> {
-    let (_, body) = r.get("/metrics");
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+/// The ClusterRole shipped in examples/deploy/cluster-wide is enough: a
+/// cluster-wide controller (`--env`, no `--namespace`) running as its
+/// ServiceAccount, bound only by the shipped ClusterRoleBinding and Lease
+/// Role, syncs a Secret, restarts its consumer, records an event and holds its
+/// Lease; an EncryptedSecret in another environment's namespace is left alone.
+#[test]
+fn shipped_cluster_role_is_enough_for_a_cluster_wide_controller() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    let repo = Repo::new(&c);
+    let tag = cluster_support::suffix();
+    // The shared cluster runs other tests: this environment owns only this test's namespaces.
+    std::fs::write(
+        repo.path("recipients/prod.yaml"),
+        format!(
+            "namespaces: [\"t-prod-cw{tag}-*\"]\nage:\n  - {}\n",
+            repo.prod.recipient
+        ),
+    )
+    .unwrap();
+    let home = c.namespace("prod", &format!("cw{tag}"));
+    let app = c.namespace("prod", &format!("cw{tag}"));
+    let dev = c.namespace("dev", "cw");
+    c.create(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "ksec-controller", "namespace": home}}));
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/cluster-wide/clusterrole.yaml"),
+    )
+    .unwrap();
+    let cluster_name = format!("ksec-controller-{tag}");
+    for d in ksec::sops::store::yaml::parse(&text).unwrap().0 {
+        let mut j = ksec::sops::Value::Map(d).to_json();
+        match j["kind"].as_str().unwrap() {
+            "ClusterRole" => j["metadata"]["name"] = json!(cluster_name),
+            "ClusterRoleBinding" => {
+                j["metadata"]["name"] = json!(cluster_name);
+                j["roleRef"]["name"] = json!(cluster_name);
+                j["subjects"][0]["namespace"] = json!(home);
+            }
+            _ => j["metadata"]["namespace"] = json!(home),
+        }
+        c.create(j);
+    }
+    // A kubeconfig context authenticating as the ServiceAccount (TokenRequest).
+    let token = c.service_account_token(&home, "ksec-controller");
+    let kc = std::fs::read_to_string(&c.kubeconfig)
+        .unwrap()
+        .replacen(
+            "users:\n",
+            &format!("users:\n- name: sa\n  user: {{token: {token}}}\n"),
+            1,
+        )
+        .replacen(
+            "contexts:\n",
+            "contexts:\n- name: sa\n  context: {cluster: ksec-test, user: sa, namespace: default}\n",
+            1,
+        );
+    std::fs::write(repo.path("sa.kubeconfig"), kc).unwrap();
+    let sa = Cluster::at(repo.path("sa.kubeconfig"));
+
+    let f = repo.secret(
+        "clusters/prod/api.yaml",
+        &app,
+        "api",
+        &[("token", "CANARY-cw-1")],
+    );
+    let other = repo.secret(
+        "clusters/dev/other.yaml",
+        &dev,
+        "other",
+        &[("token", "CANARY-cw-dev")],
+    );
+    c.deployment_using(&app, "api", &[("api", "token")], 1);
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &app, |_| Health::Ready);
+    c.wait_rolled_out(&app, "api");
+    let ctl = start_with(
+        &sa,
+        &repo,
+        &[],
+        "sa",
+        &["--leader-elect"],
+        &[("POD_NAMESPACE", home.as_str()), ("POD_NAME", "cw-replica")],
+    );
+    put_cr(&c, &dev, "other", &other, json!({}));
+    put_cr(&c, &app, "api", &f, json!({}));
+    wait_condition(&c, &app, "api", "Ready", ("True", "Synced"));
+    assert_eq!(c.secret_data(&app, "api")["token"], "CANARY-cw-1");
+    rotate(&c, &repo, &app, "api", &f, "token", "CANARY-cw-2");
+    assert_eq!(
+        template_hash(&c, &app, "api", "api"),
+        Some(content_hash(&c, &app, "api"))
+    );
+    c.wait_for("a Synced event", 30, || {
+        event_reasons_for(&c, &app, "api").contains(&"Synced".to_string())
+    });
+    assert_eq!(lease_holder(&c, &home).as_deref(), Some("cw-replica"));
+    // Another environment's object: no status written, no Secret.
+    assert!(cr(&c, &dev, "other").status.is_none());
+    assert!(c.secret(&dev, "other").is_none());
+    let logs = ctl.logs();
+    assert!(
+        !logs.contains("forbidden") && !logs.contains("Forbidden"),
+        "{logs}"
+    );
+    assert!(!logs.contains("CANARY"), "{logs}");
+    drop(ctl);
+    let _ = c.block(
+        Api::<ClusterRoleBinding>::all(c.admin.clone()).delete(&cluster_name, &Default::default()),
+    );
+    let _ = c
+        .block(Api::<ClusterRole>::all(c.admin.clone()).delete(&cluster_name, &Default::default()));
 }
 
 fn lease_holder(c: &Cluster, ns: &str) -> Option<String> {
@@ -574,7 +479,7 @@ fn two_replicas_one_leader_then_failover() {
         &[("POD_NAME", "replica-a")],
     );
     c.wait_for("replica-a to lead", 20, || {
-        metric(&a, "ksec_controller_leader") == Some(1.0)
+        a.metric("ksec_controller_leader") == Some(1.0)
     });
     let b = start_with(
         &c,
@@ -585,7 +490,7 @@ fn two_replicas_one_leader_then_failover() {
         &[("POD_NAME", "replica-b")],
     );
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(metric(&b, "ksec_controller_leader"), Some(0.0));
+    assert_eq!(b.metric("ksec_controller_leader"), Some(0.0));
     assert_eq!(lease_holder(&c, &ns).as_deref(), Some("replica-a"));
 
     let one = repo.secret(
@@ -607,7 +512,7 @@ fn two_replicas_one_leader_then_failover() {
     // The leader dies without releasing: the standby takes over after the lease expires.
     drop(a);
     c.wait_for("replica-b to lead", 20, || {
-        metric(&b, "ksec_controller_leader") == Some(1.0)
+        b.metric("ksec_controller_leader") == Some(1.0)
     });
     assert_eq!(lease_holder(&c, &ns).as_deref(), Some("replica-b"));
     let two = repo.secret(

@@ -407,6 +407,54 @@ fn plain_git_hook_blocks_commits() {
     );
 }
 
+/// A directory walk skips what git ignores (the user's own decrypted
+/// output), `--no-ignore` does not, and a file named on the command line is
+/// always checked.
+#[test]
+fn directory_walk_respects_gitignore() {
+    if !git_available() {
+        return;
+    }
+    let r = Repo::new();
+    r.write(".gitignore", b"*.dec.yaml\n");
+    r.write("app/db.dec.yaml", &fixture("A02-plain-stringdata.yaml"));
+    let o = r.ksec(&["check", "."]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stdout(&o));
+    let o = r.ksec(&["check", "--no-ignore", "."]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    assert!(common::stdout(&o).contains("db.dec.yaml"));
+    let o = r.ksec(&["check", "app/db.dec.yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+}
+
+/// Regression: with `core.hooksPath` set (husky, lefthook, shared hook
+/// folders) git never runs .git/hooks, so the hook must go where git looks.
+#[test]
+fn hook_install_follows_core_hooks_path() {
+    if !git_available() {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&["config", "core.hooksPath", ".githooks"]);
+    let bin = env!("CARGO_BIN_EXE_ksec");
+    let o = r.ksec(&["hook", "install", "--binary", bin]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert!(r.path.join(".githooks/pre-commit").is_file());
+    assert!(!r.path.join(".git/hooks/pre-commit").exists());
+    r.write("secret.yaml", &fixture("A02-plain-stringdata.yaml"));
+    r.git(&["add", "secret.yaml"]);
+    let c = Command::new("git")
+        .args(["commit", "-q", "-m", "leak"])
+        .current_dir(&r.path)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        !c.status.success(),
+        "git must run the hook from core.hooksPath"
+    );
+}
+
 #[test]
 fn scan_history_finds_what_was_deleted() {
     if !git_available() {

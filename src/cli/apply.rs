@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::common::{self, GlobalArgs, IdentityArgs, OutputFormat, usage};
+use super::common::{self, GlobalArgs, IdentityArgs, OutputFormat, SourceArgs, usage};
 use ksec::cluster::source::SourceError;
 use ksec::cluster::verify::Outcome;
-use ksec::cluster::{self, ApplyOptions, ConnectOptions, Loaded, Report, SourceOptions};
+use ksec::cluster::{self, ApplyOptions, ConnectOptions, Loaded, Report};
 use ksec::recipients::RecipientsDir;
 
 /// Where the cluster is and which Secrets this run may touch (shared with `ksec diff`).
@@ -25,18 +25,8 @@ pub struct ClusterArgs {
     /// Use the pod's service account (in-cluster config) instead of a kubeconfig
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     pub in_cluster: bool,
-    /// Namespace for Secrets without one; a Secret naming another namespace is refused
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Only this environment's namespaces (from recipients/); other files are skipped
-    #[arg(long)]
-    pub env: Option<String>,
-    /// The recipients/ directory (default: found upward from each file)
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
-    pub recipients_dir: Option<PathBuf>,
-    /// Accept files whose MAC covers only encrypted values (namespace/name not authenticated)
-    #[arg(long)]
-    pub allow_mac_only: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Apply non-Secret manifests too (plain or encrypted)
     #[arg(long)]
     pub all: bool,
@@ -128,24 +118,18 @@ pub fn prepare(
             in_cluster: c.in_cluster,
         }))
         .map_err(|e| usage(e.to_string()))?;
-    let opts = SourceOptions {
-        recipients_dir: c.recipients_dir.clone(),
-        env: c.env.clone(),
-        namespace: c.namespace.clone(),
-        default_namespace: default_ns,
-        allow_mac_only: c.allow_mac_only,
-        all: c.all,
-    };
+    let opts = c.source.options(default_ns, c.all);
     let loaded = cluster::load(&files, &ring, &opts).map_err(|e| match e {
         SourceError::Config(c) => anyhow::Error::new(c),
         other => usage(other.to_string()),
     })?;
     // Prune stays inside --env / --namespace.
-    let scope: Option<ksec::cluster::apply::NamespaceFilter> = if let Some(ns) = &c.namespace {
+    let scope: Option<ksec::cluster::apply::NamespaceFilter> = if let Some(ns) = &c.source.namespace
+    {
         let ns = ns.clone();
         Some(Arc::new(move |n: &str| n == ns))
-    } else if let Some(env) = &c.env {
-        let dir = match &c.recipients_dir {
+    } else if let Some(env) = &c.source.env {
+        let dir = match &c.source.recipients_dir {
             Some(d) => Some(RecipientsDir::load(d)?),
             None => files
                 .first()

@@ -31,6 +31,9 @@ pub struct Args {
     /// Do not apply the .sops.yaml / recipients/ path policy
     #[arg(long)]
     pub no_path_policy: bool,
+    /// Walk files that .gitignore / .git/info/exclude leave out too (named files are always checked)
+    #[arg(long)]
+    pub no_ignore: bool,
     #[command(flatten)]
     pub ids: IdentityArgs,
 }
@@ -93,7 +96,7 @@ fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
         }
         let cwd = std::env::current_dir().context("current folder")?;
         let cfg = load_config(a, &cwd)?;
-        let blobs = read_paths(&a.paths, &cfg)?;
+        let blobs = read_paths(&a.paths, &cfg, a.no_ignore)?;
         let policy = build_policy(a, &cfg, &blobs, |p| PathBuf::from(p))?;
         let opts = Options {
             config: cfg,
@@ -131,26 +134,31 @@ fn build_policy(
     Ok(Some(FsPolicy::build(&files)?))
 }
 
-/// Expands the arguments: files as given, directories walked (no .git,
-/// no symlinked folders, nothing over 16 MiB).
-fn read_paths(paths: &[PathBuf], cfg: &GuardConfig) -> Result<Vec<Blob>> {
+/// Expands the arguments: files as given, directories walked (no .git, no
+/// symlinked folders, nothing over 16 MiB, and — unless `no_ignore` — nothing
+/// git ignores: a gitignored `*.dec.yaml` is the user's own decrypted output
+/// and can never reach a commit, so flagging it is noise).
+fn read_paths(paths: &[PathBuf], cfg: &GuardConfig, no_ignore: bool) -> Result<Vec<Blob>> {
     let mut out = Vec::new();
     let mut seen = HashMap::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let mut files = Vec::new();
         if meta.is_dir() {
-            let walk = walkdir::WalkDir::new(p)
+            let walk = ignore::WalkBuilder::new(p)
                 .follow_links(false)
-                .sort_by_file_name()
-                .into_iter()
-                .filter_entry(|e| e.file_name() != ".git");
+                .hidden(false)
+                .parents(true)
+                .ignore(false)
+                .git_global(!no_ignore)
+                .git_ignore(!no_ignore)
+                .git_exclude(!no_ignore)
+                .sort_by_file_name(|a, b| a.cmp(b))
+                .filter_entry(|e| e.file_name() != ".git")
+                .build();
             for e in walk {
                 let e = e.with_context(|| format!("cannot walk {}", p.display()))?;
-                if !e.file_type().is_file() {
-                    continue;
-                }
-                let name = slash(e.path());
-                if cfg.is_excluded(&name) || seen.contains_key(&name) {
+                if !e.file_type().is_some_and(|t| t.is_file()) {
                     continue;
                 }
                 if e.metadata()
@@ -159,21 +167,17 @@ fn read_paths(paths: &[PathBuf], cfg: &GuardConfig) -> Result<Vec<Blob>> {
                 {
                     continue;
                 }
-                let bytes = std::fs::read(e.path())
-                    .with_context(|| format!("cannot read {}", e.path().display()))?;
-                seen.insert(name.clone(), ());
-                out.push(Blob {
-                    path: name,
-                    bytes,
-                    symlink: false,
-                });
+                files.push((slash(e.path()), e.path().to_path_buf(), true));
             }
         } else {
-            let name = slash(p);
-            if seen.insert(name.clone(), ()).is_some() {
+            files.push((slash(p), p.clone(), false));
+        }
+        for (name, path, walked) in files {
+            if (walked && cfg.is_excluded(&name)) || seen.insert(name.clone(), ()).is_some() {
                 continue;
             }
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             out.push(Blob {
                 path: name,
                 bytes,

@@ -108,6 +108,36 @@ pub struct RuleArgs {
     pub mac_only_encrypted: bool,
 }
 
+/// Which decrypted Secrets a cluster-bound command takes (apply, diff, export).
+#[derive(Args, Debug, Default, Clone)]
+pub struct SourceArgs {
+    /// Namespace for Secrets without one; a Secret naming another namespace is refused
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Only this environment's namespaces (from recipients/); other files are skipped
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The recipients/ directory (default: found upward from each file)
+    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
+    pub recipients_dir: Option<PathBuf>,
+    /// Accept files whose MAC covers only encrypted values (namespace/name not authenticated)
+    #[arg(long)]
+    pub allow_mac_only: bool,
+}
+
+impl SourceArgs {
+    pub fn options(&self, default_namespace: String, all: bool) -> ksec::cluster::SourceOptions {
+        ksec::cluster::SourceOptions {
+            recipients_dir: self.recipients_dir.clone(),
+            env: self.env.clone(),
+            namespace: self.namespace.clone(),
+            default_namespace,
+            allow_mac_only: self.allow_mac_only,
+            all,
+        }
+    }
+}
+
 #[derive(Args, Debug, Default, Clone)]
 pub struct IdentityArgs {
     /// age identity file or OpenSSH private key (repeatable); also SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt
@@ -249,12 +279,14 @@ pub fn install_panic_hook() {
 }
 
 pub fn init_logging(g: &GlobalArgs) {
+    // vaultrs/rustify log every non-2xx answer at ERROR (a 404 is how
+    // `ksec export` learns an entry is new); ksec reports failures itself.
     let default = if g.verbose {
         "ksec=debug"
     } else if g.quiet {
-        "error"
+        "error,vaultrs=off,rustify=off"
     } else {
-        "warn"
+        "warn,vaultrs=off,rustify=off"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

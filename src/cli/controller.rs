@@ -72,6 +72,8 @@ pub struct RunArgs {
     pub lease_duration: Duration,
     #[command(flatten)]
     pub ids: IdentityArgs,
+    #[command(flatten)]
+    pub git: super::controller_git::GitArgs,
 }
 
 pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
@@ -104,6 +106,9 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
     } else {
         None
     };
+    // Holds a default Git cache directory until the controller stops.
+    let mut git_tmp = None;
+    let git = r.git.config(&r.namespaces, &mut git_tmp)?;
     let cfg = ksec::controller::Config {
         connect: ConnectOptions {
             kubeconfig: r.kubeconfig.clone(),
@@ -120,6 +125,7 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
         ring,
         instance: std::env::var("POD_NAME").ok(),
         leader_election,
+        git,
     };
     let rt = runtime()?;
     rt.block_on(ksec::controller::run(cfg))

@@ -43,12 +43,40 @@ pub fn hook_script(binary: &str) -> String {
     )
 }
 
+/// Where git runs hooks from: `core.hooksPath` when set (husky, lefthook and
+/// shared hook folders set it; a hook in .git/hooks would then never run),
+/// relative to the working tree like git resolves it, else `.git/hooks`.
+fn hooks_dir(repo: &gix::Repository) -> PathBuf {
+    let configured = repo
+        .config_snapshot()
+        .string("core.hooksPath")
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty());
+    match configured {
+        Some(v) => {
+            let v = match v.strip_prefix("~/") {
+                Some(rest) => std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(rest))
+                    .unwrap_or_else(|| PathBuf::from(&v)),
+                None => PathBuf::from(&v),
+            };
+            if v.is_absolute() {
+                v
+            } else {
+                let base = git::workdir(repo).unwrap_or_else(|| repo.common_dir().to_path_buf());
+                base.join(v)
+            }
+        }
+        None => repo.common_dir().join("hooks"),
+    }
+}
+
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     match &a.action {
         Action::Install { force, binary } => {
             let cwd = std::env::current_dir().context("current folder")?;
             let repo = git::open(&cwd)?;
-            let hooks = repo.common_dir().join("hooks");
+            let hooks = hooks_dir(&repo);
             std::fs::create_dir_all(&hooks)
                 .with_context(|| format!("cannot create {}", hooks.display()))?;
             let path = hooks.join("pre-commit");

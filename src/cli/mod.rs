@@ -6,11 +6,13 @@ mod check;
 mod common;
 mod completions;
 mod controller;
+mod controller_git;
 mod decrypt;
 mod diff;
 mod doctor;
 mod edit;
 mod encrypt;
+mod export;
 mod filestatus;
 mod hook;
 mod rotate;
@@ -64,6 +66,8 @@ pub enum Command {
     Apply(apply::Args),
     /// What `ksec apply` would change, by key name (values masked)
     Diff(diff::Args),
+    /// Move Secrets into Vault KV v2 / AWS Secrets Manager / Azure Key Vault (+ ESO manifests), verified
+    Export(export::Args),
     /// Run in the cluster: EncryptedSecret objects → Secrets (`ksec controller crd` prints the CRD)
     Controller(controller::Args),
     /// Block plaintext Secrets: check files, directories or the staged index (exit 0 clean, 1 findings, 2 error)
@@ -105,6 +109,7 @@ pub fn main() -> i32 {
         Command::Runbook(a) => doctor::run_runbook(a, g),
         Command::Apply(a) => apply::run(a, g),
         Command::Diff(a) => diff::run(a, g),
+        Command::Export(a) => export::run(a, g),
         Command::Controller(a) => controller::run(a, g),
         Command::Check(a) => check::run(a, g),
         Command::Hook(a) => hook::run(a, g),

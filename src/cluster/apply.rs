@@ -51,6 +51,12 @@ pub struct ApplyOptions {
     /// Record created Secrets in the namespace's inventory ConfigMap (for prune).
     /// The controller turns it off: its Secrets are tracked by their source object.
     pub record_inventory: bool,
+    /// Read workloads from here instead of listing them per namespace (the
+    /// controller's watch caches).
+    pub workloads: Option<consumers::WorkloadSource>,
+    /// List bare Pods and running Jobs of changed Secrets for the `stale`
+    /// report (the controller does not use it).
+    pub report_fixed: bool,
 }
 
 impl Default for ApplyOptions {
@@ -67,6 +73,8 @@ impl Default for ApplyOptions {
             prune_scope: None,
             concurrency: 16,
             record_inventory: true,
+            workloads: None,
+            report_fixed: true,
         }
     }
 }
@@ -340,9 +348,16 @@ pub async fn apply(
                 .map(|(ns, list)| async move {
                     let names: BTreeSet<String> = list.iter().map(|s| s.name.clone()).collect();
                     let any_changed = list.iter().any(|s| !s.keys.is_empty());
-                    consumers::find(client, ns, &names, any_changed)
-                        .await
-                        .map(|c| (ns.clone(), c))
+                    consumers::find_with(
+                        client,
+                        ns,
+                        &names,
+                        any_changed,
+                        any_changed && opts.report_fixed,
+                        opts.workloads.as_ref(),
+                    )
+                    .await
+                    .map(|c| (ns.clone(), c))
                 })
                 .buffer_unordered(n)
                 .collect()

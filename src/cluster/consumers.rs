@@ -63,6 +63,18 @@ pub struct Fixed {
     pub reason: String,
 }
 
+/// The Deployments, StatefulSets and DaemonSets of one namespace, already
+/// listed (the controller's watch caches), so a lookup costs no request.
+#[derive(Debug, Default, Clone)]
+pub struct Listed {
+    pub deployments: Vec<Deployment>,
+    pub statefulsets: Vec<StatefulSet>,
+    pub daemonsets: Vec<DaemonSet>,
+}
+
+/// Where to read a namespace's workloads from instead of listing them.
+pub type WorkloadSource = std::sync::Arc<dyn Fn(&str) -> Listed + Send + Sync>;
+
 #[derive(Debug, Default)]
 pub struct NamespaceConsumers {
     pub workloads: Vec<Consumer>,
@@ -126,8 +138,59 @@ pub async fn find(
     secrets: &BTreeSet<String>,
     include_fixed: bool,
 ) -> Result<NamespaceConsumers, ClusterError> {
+    find_with(client, ns, secrets, include_fixed, include_fixed, None).await
+}
+
+/// [`find`] with the workloads read from `cached` when given, and with the
+/// service accounts' imagePullSecrets (`with_service_accounts`) and the bare
+/// Pods / running Jobs (`include_fixed`) chosen separately.
+pub async fn find_with(
+    client: &kube::Client,
+    ns: &str,
+    secrets: &BTreeSet<String>,
+    with_service_accounts: bool,
+    include_fixed: bool,
+    cached: Option<&WorkloadSource>,
+) -> Result<NamespaceConsumers, ClusterError> {
     let lp = ListParams::default();
-    let sa_pulls: BTreeMap<String, Vec<String>> = if include_fixed {
+    let listed = match cached {
+        Some(source) => source(ns),
+        None => {
+            let (deps, stss, dss) = futures_util::try_join!(
+                async {
+                    Api::<Deployment>::namespaced(client.clone(), ns)
+                        .list(&lp)
+                        .await
+                        .map_err(kerr(format!("list deployments in {ns}")))
+                },
+                async {
+                    Api::<StatefulSet>::namespaced(client.clone(), ns)
+                        .list(&lp)
+                        .await
+                        .map_err(kerr(format!("list statefulsets in {ns}")))
+                },
+                async {
+                    Api::<DaemonSet>::namespaced(client.clone(), ns)
+                        .list(&lp)
+                        .await
+                        .map_err(kerr(format!("list daemonsets in {ns}")))
+                },
+            )?;
+            Listed {
+                deployments: deps.items,
+                statefulsets: stss.items,
+                daemonsets: dss.items,
+            }
+        }
+    };
+    // From a cache, a namespace without workloads has no consumers: no request at all.
+    let none = listed.deployments.is_empty()
+        && listed.statefulsets.is_empty()
+        && listed.daemonsets.is_empty();
+    if cached.is_some() && none && !include_fixed {
+        return Ok(NamespaceConsumers::default());
+    }
+    let sa_pulls: BTreeMap<String, Vec<String>> = if with_service_accounts || include_fixed {
         Api::<ServiceAccount>::namespaced(client.clone(), ns)
             .list(&lp)
             .await
@@ -149,26 +212,6 @@ pub async fn find(
     } else {
         BTreeMap::new()
     };
-    let (deps, stss, dss) = futures_util::try_join!(
-        async {
-            Api::<Deployment>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .map_err(kerr(format!("list deployments in {ns}")))
-        },
-        async {
-            Api::<StatefulSet>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .map_err(kerr(format!("list statefulsets in {ns}")))
-        },
-        async {
-            Api::<DaemonSet>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .map_err(kerr(format!("list daemonsets in {ns}")))
-        },
-    )?;
     let mut out = NamespaceConsumers::default();
     let mut push = |kind: WorkloadKind,
                     meta: &ObjectMeta,
@@ -198,7 +241,7 @@ pub async fn find(
             uses,
         });
     };
-    for d in &deps.items {
+    for d in &listed.deployments {
         let j = serde_json::to_value(d).unwrap_or_default();
         let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
         push(
@@ -208,7 +251,7 @@ pub async fn find(
             t,
         );
     }
-    for d in &stss.items {
+    for d in &listed.statefulsets {
         let j = serde_json::to_value(d).unwrap_or_default();
         let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
         push(
@@ -218,7 +261,7 @@ pub async fn find(
             t,
         );
     }
-    for d in &dss.items {
+    for d in &listed.daemonsets {
         let j = serde_json::to_value(d).unwrap_or_default();
         let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
         push(

@@ -205,17 +205,7 @@ fn load_file(file: &Path, rdir: &RecipientsDir, ring: &KeyRing, opts: &SourceOpt
         Err(StoreError::NotEncrypted) => return load_plain_file(file, format, &bytes, opts),
         Err(e) => return refuse(file, None, e.to_string()),
     };
-    // Which environments could have produced these recipients: those holding all of them.
-    let file_ids: BTreeSet<String> = meta.stanzas().map(|s| s.recipient()).collect();
-    let candidates: Vec<&str> = rdir
-        .envs
-        .iter()
-        .filter(|e| {
-            let ids: BTreeSet<String> = e.recipient_ids().into_iter().collect();
-            !file_ids.is_empty() && file_ids.is_subset(&ids)
-        })
-        .map(|e| e.name.as_str())
-        .collect();
+    let candidates = encrypted_for(&meta, rdir);
     if let Some(want) = &opts.env
         && !candidates.contains(&want.as_str())
     {
@@ -242,6 +232,20 @@ fn load_file(file: &Path, rdir: &RecipientsDir, ring: &KeyRing, opts: &SourceOpt
         tracing::warn!("{}: {w}", file.display());
     }
     objects_from_docs(file, &opened.docs, rdir, &candidates, opts)
+}
+
+/// The environments that could have encrypted a file: those whose
+/// recipients include all of the file's.
+pub fn encrypted_for<'a>(meta: &crate::sops::Metadata, rdir: &'a RecipientsDir) -> Vec<&'a str> {
+    let file_ids: BTreeSet<String> = meta.stanzas().map(|s| s.recipient()).collect();
+    rdir.envs
+        .iter()
+        .filter(|e| {
+            let ids: BTreeSet<String> = e.recipient_ids().into_iter().collect();
+            !file_ids.is_empty() && file_ids.is_subset(&ids)
+        })
+        .map(|e| e.name.as_str())
+        .collect()
 }
 
 fn load_plain_file(file: &Path, format: Format, bytes: &[u8], opts: &SourceOptions) -> Loaded {
@@ -521,19 +525,9 @@ pub fn open_one(
         }
         Err(e) => return Err(OpenRefusal::Invalid(e.to_string())),
     };
-    let file_ids: BTreeSet<String> = meta.stanzas().map(|s| s.recipient()).collect();
-    let candidates: Vec<String> = opts
+    let candidates: Vec<&str> = opts
         .recipients
-        .map(|rdir| {
-            rdir.envs
-                .iter()
-                .filter(|e| {
-                    let ids: BTreeSet<String> = e.recipient_ids().into_iter().collect();
-                    !file_ids.is_empty() && file_ids.is_subset(&ids)
-                })
-                .map(|e| e.name.clone())
-                .collect()
-        })
+        .map(|rdir| encrypted_for(&meta, rdir))
         .unwrap_or_default();
     if !recipients::has_secret(&docs) {
         return Err(OpenRefusal::Invalid("holds no Secret".into()));
@@ -596,7 +590,7 @@ pub fn open_one(
             }
             Err(e) => return Err(OpenRefusal::Namespace(e.to_string())),
         };
-        if !candidates.iter().any(|c| c == &owner.name) {
+        if !candidates.contains(&owner.name.as_str()) {
             return Err(OpenRefusal::Namespace(format!(
                 "namespace {ns:?} belongs to environment {}, but the document was encrypted for {}",
                 owner.name,

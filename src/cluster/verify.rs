@@ -35,98 +35,118 @@ const FATAL_WAITING: [&str; 7] = [
     "RunContainerError",
 ];
 
-struct Progress {
-    done: bool,
-    fatal: Option<String>,
-    selector: Option<LabelSelector>,
-    what: String,
+/// Where a workload's rollout stands, read from the object alone.
+pub struct Progress {
+    /// The controller observed `want_gen` and every replica is updated and available.
+    pub done: bool,
+    /// Will not finish by waiting (deadline exceeded, OnDelete).
+    pub fatal: Option<String>,
+    pub selector: Option<LabelSelector>,
+    pub what: String,
+}
+
+/// A Deployment's rollout to generation `want_gen` (also used on cached objects).
+pub fn deployment_progress(d: &Deployment, want_gen: i64) -> Progress {
+    let spec = d.spec.clone().unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
+    let want = spec.replicas.unwrap_or(1);
+    let observed = st.observed_generation.unwrap_or(0) >= want_gen;
+    let updated = st.updated_replicas.unwrap_or(0);
+    let total = st.replicas.unwrap_or(0);
+    let avail = st.available_replicas.unwrap_or(0);
+    let fatal = st.conditions.iter().flatten().find_map(|c| {
+        (c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+        .then(|| "progress deadline exceeded (ProgressDeadlineExceeded)".to_string())
+    });
+    Progress {
+        done: observed && updated >= want && total == updated && avail >= want,
+        fatal,
+        selector: Some(spec.selector),
+        what: format!(
+            "{updated}/{want} updated, {avail} available, {} old",
+            (total - updated).max(0)
+        ),
+    }
+}
+
+/// StatefulSets and DaemonSets with `updateStrategy: OnDelete` never roll by themselves.
+fn on_delete(strategy: Option<&str>) -> Option<String> {
+    (strategy == Some("OnDelete"))
+        .then(|| "updateStrategy OnDelete: pods only change when deleted by hand".into())
+}
+
+/// A StatefulSet's rollout to generation `want_gen`.
+pub fn statefulset_progress(s: &StatefulSet, want_gen: i64) -> Progress {
+    let spec = s.spec.clone().unwrap_or_default();
+    let st = s.status.clone().unwrap_or_default();
+    let want = spec.replicas.unwrap_or(1);
+    let fatal = on_delete(
+        spec.update_strategy
+            .as_ref()
+            .and_then(|u| u.type_.as_deref()),
+    );
+    let observed = st.observed_generation.unwrap_or(0) >= want_gen;
+    let updated = st.updated_replicas.unwrap_or(0);
+    let ready = st.ready_replicas.unwrap_or(0);
+    let same_rev = st.current_revision.is_some() && st.current_revision == st.update_revision;
+    Progress {
+        done: observed && updated >= want && ready >= want && (same_rev || want == 0),
+        fatal,
+        selector: Some(spec.selector),
+        what: format!("{updated}/{want} updated, {ready} ready"),
+    }
+}
+
+/// A DaemonSet's rollout to generation `want_gen`.
+pub fn daemonset_progress(d: &DaemonSet, want_gen: i64) -> Progress {
+    let spec = d.spec.clone().unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
+    let fatal = on_delete(
+        spec.update_strategy
+            .as_ref()
+            .and_then(|u| u.type_.as_deref()),
+    );
+    let observed = st.observed_generation.unwrap_or(0) >= want_gen;
+    let want = st.desired_number_scheduled;
+    let updated = st.updated_number_scheduled.unwrap_or(0);
+    let avail = st.number_available.unwrap_or(0);
+    Progress {
+        done: observed && updated >= want && avail >= want,
+        fatal,
+        selector: Some(spec.selector),
+        what: format!("{updated}/{want} updated, {avail} available"),
+    }
 }
 
 async fn progress(client: &kube::Client, r: &Restart) -> Result<Progress, ClusterError> {
     let ns = &r.namespace;
     let what = format!("get {} {}/{}", r.kind, ns, r.name);
     let want_gen = r.generation.unwrap_or(0);
+    let err = |e| ClusterError::from_kube(what.clone(), e);
     Ok(match r.kind {
-        WorkloadKind::Deployment => {
-            let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        WorkloadKind::Deployment => deployment_progress(
+            &Api::<Deployment>::namespaced(client.clone(), ns)
                 .get(&r.name)
                 .await
-                .map_err(|e| ClusterError::from_kube(what, e))?;
-            let spec = d.spec.unwrap_or_default();
-            let st = d.status.unwrap_or_default();
-            let want = spec.replicas.unwrap_or(1);
-            let observed = st.observed_generation.unwrap_or(0) >= want_gen;
-            let updated = st.updated_replicas.unwrap_or(0);
-            let total = st.replicas.unwrap_or(0);
-            let avail = st.available_replicas.unwrap_or(0);
-            let fatal = st.conditions.iter().flatten().find_map(|c| {
-                (c.type_ == "Progressing"
-                    && c.status == "False"
-                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
-                .then(|| "progress deadline exceeded (ProgressDeadlineExceeded)".to_string())
-            });
-            Progress {
-                done: observed && updated >= want && total == updated && avail >= want,
-                fatal,
-                selector: Some(spec.selector),
-                what: format!(
-                    "{updated}/{want} updated, {avail} available, {} old",
-                    (total - updated).max(0)
-                ),
-            }
-        }
-        WorkloadKind::StatefulSet => {
-            let s = Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .map_err(err)?,
+            want_gen,
+        ),
+        WorkloadKind::StatefulSet => statefulset_progress(
+            &Api::<StatefulSet>::namespaced(client.clone(), ns)
                 .get(&r.name)
                 .await
-                .map_err(|e| ClusterError::from_kube(what, e))?;
-            let spec = s.spec.unwrap_or_default();
-            let st = s.status.unwrap_or_default();
-            let want = spec.replicas.unwrap_or(1);
-            let on_delete = spec
-                .update_strategy
-                .as_ref()
-                .and_then(|u| u.type_.as_deref())
-                == Some("OnDelete");
-            let observed = st.observed_generation.unwrap_or(0) >= want_gen;
-            let updated = st.updated_replicas.unwrap_or(0);
-            let ready = st.ready_replicas.unwrap_or(0);
-            let same_rev =
-                st.current_revision.is_some() && st.current_revision == st.update_revision;
-            Progress {
-                done: observed && updated >= want && ready >= want && (same_rev || want == 0),
-                fatal: on_delete.then(|| {
-                    "updateStrategy OnDelete: pods only change when deleted by hand".into()
-                }),
-                selector: Some(spec.selector),
-                what: format!("{updated}/{want} updated, {ready} ready"),
-            }
-        }
-        WorkloadKind::DaemonSet => {
-            let d = Api::<DaemonSet>::namespaced(client.clone(), ns)
+                .map_err(err)?,
+            want_gen,
+        ),
+        WorkloadKind::DaemonSet => daemonset_progress(
+            &Api::<DaemonSet>::namespaced(client.clone(), ns)
                 .get(&r.name)
                 .await
-                .map_err(|e| ClusterError::from_kube(what, e))?;
-            let spec = d.spec.unwrap_or_default();
-            let st = d.status.unwrap_or_default();
-            let on_delete = spec
-                .update_strategy
-                .as_ref()
-                .and_then(|u| u.type_.as_deref())
-                == Some("OnDelete");
-            let observed = st.observed_generation.unwrap_or(0) >= want_gen;
-            let want = st.desired_number_scheduled;
-            let updated = st.updated_number_scheduled.unwrap_or(0);
-            let avail = st.number_available.unwrap_or(0);
-            Progress {
-                done: observed && updated >= want && avail >= want,
-                fatal: on_delete.then(|| {
-                    "updateStrategy OnDelete: pods only change when deleted by hand".into()
-                }),
-                selector: Some(spec.selector),
-                what: format!("{updated}/{want} updated, {avail} available"),
-            }
-        }
+                .map_err(err)?,
+            want_gen,
+        ),
     })
 }
 
@@ -191,6 +211,15 @@ async fn pods_state(
     Ok((old, fatal))
 }
 
+/// Errors worth waiting out: no connection, 5xx, 429.
+fn transient(e: &ClusterError) -> bool {
+    match e {
+        ClusterError::Transport { .. } => true,
+        ClusterError::Api { code, .. } => *code >= 500 || *code == 429,
+        _ => false,
+    }
+}
+
 /// Polls until the rollout is verified, fails, or `deadline` passes.
 pub async fn wait(
     client: &kube::Client,
@@ -199,14 +228,28 @@ pub async fn wait(
     poll: Duration,
 ) -> Result<Outcome, ClusterError> {
     loop {
-        let p = progress(client, r).await?;
+        // An API server that is briefly away (restart, overload) does not
+        // fail the rollout: keep polling until the deadline.
+        let step = async {
+            let p = progress(client, r).await?;
+            let pods = match (&p.fatal, &p.selector) {
+                (None, Some(sel)) => pods_state(client, r, sel).await?,
+                _ => (0, None),
+            };
+            Ok::<_, ClusterError>((p, pods))
+        };
+        let (p, (old, fatal)) = match step.await {
+            Ok(x) => x,
+            Err(e) if transient(&e) && Instant::now() + poll <= deadline => {
+                tracing::debug!(error = %e, "rollout check: API server unavailable; retrying");
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(f) = p.fatal {
             return Ok(Outcome::Failed(f));
         }
-        let (old, fatal) = match &p.selector {
-            Some(sel) => pods_state(client, r, sel).await?,
-            None => (0, None),
-        };
         if let Some(f) = fatal {
             return Ok(Outcome::Failed(f));
         }

@@ -18,6 +18,8 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Set once every watch has listed its objects.
     pub ready: AtomicBool,
+    /// `POST /hook` (the Git source's webhook), when configured.
+    pub hook: Option<Arc<super::webhook::Webhook>>,
 }
 
 /// Binds now (so a busy port fails startup), serves in the background.
@@ -38,7 +40,12 @@ pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<Soc
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let health = health.clone();
-                    async move { Ok::<_, Infallible>(route(&req, &health)) }
+                    async move {
+                        if req.method() == hyper::Method::POST && req.uri().path() == "/hook" {
+                            return Ok::<_, Infallible>(hook(req, &health).await);
+                        }
+                        Ok::<_, Infallible>(route(&req, &health))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -47,6 +54,26 @@ pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<Soc
         }
     });
     Ok(local)
+}
+
+/// Reads at most [`super::webhook::MAX_BODY`] bytes, then lets the webhook decide.
+async fn hook(req: Request<hyper::body::Incoming>, h: &Health) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt, Limited};
+    let (status, text) = match &h.hook {
+        None => (StatusCode::NOT_FOUND, "no webhook configured\n"),
+        Some(wh) => {
+            let (parts, body) = req.into_parts();
+            match Limited::new(body, super::webhook::MAX_BODY).collect().await {
+                Ok(b) => wh.handle(&parts.headers, &b.to_bytes()),
+                Err(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+            }
+        }
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(text)))
+        .expect("static response parts")
 }
 
 fn route<B>(req: &Request<B>, h: &Health) -> Response<Full<Bytes>> {

@@ -1,5 +1,5 @@
-//! Prometheus metrics of the controller. Labels are reasons, outcomes and
-//! namespaces; never names of keys and never values.
+//! Prometheus metrics of the controller. Labels are reasons, outcomes,
+//! namespaces and Secret names; never names of keys and never values.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -7,6 +7,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -26,8 +30,42 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct SecretLabels {
+    pub namespace: String,
+    /// The generated Secret's name (not a key, not a value).
+    pub secret: String,
+}
+
+/// A Secret the controller manages, as of its last successful sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Managed {
+    pub namespace: String,
+    pub secret: String,
+    /// The salted content hash stamped on consumers' pod templates.
+    pub content_hash: String,
+    /// sops `lastmodified` of the source document (Unix seconds; MAC-covered).
+    pub lastmodified: Option<i64>,
+}
+
+/// Counts consumers still on an old content hash, from the controller's caches.
+pub type StaleCounter = Box<dyn Fn(&[Managed]) -> BTreeMap<SecretLabels, i64> + Send + Sync>;
+/// Does the EncryptedSecret `(namespace, name)` still exist?
+pub type Alive = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
+    /// `ksec_controller_git_*` (the Git source).
+    pub git: super::gitsource::GitMetrics,
+    /// Workloads referencing a managed Secret whose pod template carries
+    /// another content hash, or whose rollout to the current one is not complete.
+    pub stale_consumers: Family<SecretLabels, Gauge>,
+    /// Now minus the source document's sops `lastmodified`.
+    pub ciphertext_age: Family<SecretLabels, Gauge<f64, AtomicU64>>,
+    /// (namespace, EncryptedSecret name) → what it manages.
+    managed: Mutex<BTreeMap<(String, String), Managed>>,
+    stale_counter: OnceLock<StaleCounter>,
+    alive: OnceLock<Alive>,
     pub syncs: Family<ResultLabels, Counter>,
     pub sync_errors: Family<ReasonLabels, Counter>,
     pub decrypt_errors: Family<ReasonLabels, Counter>,
@@ -85,8 +123,27 @@ impl Metrics {
             "1 when this replica is the leader",
             leader.clone(),
         );
+        let stale_consumers = Family::<SecretLabels, Gauge>::default();
+        registry.register(
+            "stale_consumers",
+            "Workloads using a managed Secret whose pods may still run an old content hash",
+            stale_consumers.clone(),
+        );
+        let ciphertext_age = Family::<SecretLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "ciphertext_age_seconds",
+            "Seconds since the source document was last modified (sops lastmodified)",
+            ciphertext_age.clone(),
+        );
+        let git = super::gitsource::GitMetrics::register(&mut registry);
         Metrics {
             registry,
+            git,
+            stale_consumers,
+            ciphertext_age,
+            managed: Default::default(),
+            stale_counter: OnceLock::new(),
+            alive: OnceLock::new(),
             leader,
             drift_detected,
             syncs,
@@ -140,8 +197,98 @@ impl Metrics {
         self.drift_detected.inc();
     }
 
+    /// Records what an EncryptedSecret manages after a successful sync.
+    pub fn track(&self, cr_name: &str, m: Managed) {
+        let mut map = self.managed.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (m.namespace.clone(), cr_name.to_string());
+        if let Some(old) = map.insert(key, m.clone())
+            && old.secret != m.secret
+        {
+            self.remove_series(&old);
+        }
+    }
+
+    fn remove_series(&self, m: &Managed) {
+        let l = SecretLabels {
+            namespace: m.namespace.clone(),
+            secret: m.secret.clone(),
+        };
+        self.stale_consumers.remove(&l);
+        self.ciphertext_age.remove(&l);
+    }
+
+    /// How to count stale consumers (set once the workload caches exist).
+    pub fn set_stale_counter(&self, f: StaleCounter) {
+        let _ = self.stale_counter.set(f);
+    }
+
+    /// Consumers of `m`'s Secret not (yet) running its content hash (0 without caches).
+    pub fn stale_of(&self, m: &Managed) -> i64 {
+        let l = SecretLabels {
+            namespace: m.namespace.clone(),
+            secret: m.secret.clone(),
+        };
+        self.stale_counter
+            .get()
+            .and_then(|count| count(std::slice::from_ref(m)).get(&l).copied())
+            .unwrap_or(0)
+    }
+
+    /// How to tell whether an EncryptedSecret still exists (its series go with it).
+    pub fn set_alive(&self, f: Alive) {
+        let _ = self.alive.set(f);
+    }
+
+    /// Drops what deleted EncryptedSecrets managed, then sets the per-Secret
+    /// gauges from the current state (called before every scrape).
+    pub fn refresh(&self) {
+        let managed: Vec<Managed> = {
+            let mut map = self.managed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(alive) = self.alive.get() {
+                let gone: Vec<(String, String)> = map
+                    .keys()
+                    .filter(|(ns, name)| !alive(ns, name))
+                    .cloned()
+                    .collect();
+                for k in gone {
+                    if let Some(m) = map.remove(&k) {
+                        self.remove_series(&m);
+                    }
+                }
+            }
+            map.values().cloned().collect()
+        };
+        let now = chrono::Utc::now().timestamp();
+        for m in &managed {
+            let l = SecretLabels {
+                namespace: m.namespace.clone(),
+                secret: m.secret.clone(),
+            };
+            match m.lastmodified {
+                Some(t) => {
+                    self.ciphertext_age.get_or_create(&l).set((now - t) as f64);
+                }
+                None => {
+                    self.ciphertext_age.remove(&l);
+                }
+            }
+        }
+        if let Some(count) = self.stale_counter.get() {
+            let counts = count(&managed);
+            for m in &managed {
+                let l = SecretLabels {
+                    namespace: m.namespace.clone(),
+                    secret: m.secret.clone(),
+                };
+                let n = counts.get(&l).copied().unwrap_or(0);
+                self.stale_consumers.get_or_create(&l).set(n);
+            }
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        self.refresh();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -7,10 +7,14 @@
 //! cache of every Secret in the cluster.
 
 pub mod crd;
+pub mod git;
+pub mod gitsource;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod webhook;
+pub mod workloads;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -65,6 +69,8 @@ pub struct Config {
     pub instance: Option<String>,
     /// Run only while holding this Lease.
     pub leader_election: Option<leader::LeaseOptions>,
+    /// Also follow a Git repository (`--git-url`).
+    pub git: Option<gitsource::GitSourceConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -115,9 +121,17 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     });
 
     let metrics = Arc::new(metrics::Metrics::new());
+    let git_trigger = Arc::new(tokio::sync::Notify::new());
+    let hook = cfg.git.as_ref().and_then(|g| {
+        let secret = g.webhook_secret.clone()?;
+        let mut w = webhook::Webhook::new(secret, &g.remote.branch, git_trigger.clone());
+        w.calls = metrics.git.webhooks.clone();
+        Some(Arc::new(w))
+    });
     let health = Arc::new(http::Health {
         metrics: metrics.clone(),
         ready: Default::default(),
+        hook,
     });
     let bound = http::serve(cfg.metrics_addr, health.clone())
         .await
@@ -146,28 +160,40 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     } else {
         cfg.namespaces.iter().cloned().map(Some).collect()
     };
-    // Fail early and clearly when the CRD is missing or RBAC is short.
+    // Fail early and clearly when the CRD is missing or RBAC is short. With
+    // a Git source, a missing CRD only turns the EncryptedSecret source off.
+    let mut cr_source = true;
     for s in &scopes {
         let api: Api<EncryptedSecret> = match s {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        api.list(&ListParams::default().limit(1)).await.map_err(|e| {
-            let what = match s {
-                Some(ns) => format!("list encryptedsecrets.ksec.io in {ns}"),
-                None => "list encryptedsecrets.ksec.io (all namespaces)".into(),
-            };
-            let err = ClusterError::from_kube(what, e);
-            if err.code() == Some(404) {
-                ControllerError::Config(format!(
-                    "{err}\nthe EncryptedSecret CRD is not installed: ksec controller crd | kubectl apply -f -"
-                ))
-            } else {
-                ControllerError::Cluster(err)
-            }
-        })?;
+        let Err(e) = api.list(&ListParams::default().limit(1)).await else {
+            continue;
+        };
+        let what = match s {
+            Some(ns) => format!("list encryptedsecrets.ksec.io in {ns}"),
+            None => "list encryptedsecrets.ksec.io (all namespaces)".into(),
+        };
+        let err = ClusterError::from_kube(what, e);
+        if err.code() == Some(404) && cfg.git.is_some() {
+            tracing::info!(
+                "the EncryptedSecret CRD is not installed: following the Git source only"
+            );
+            cr_source = false;
+            break;
+        } else if err.code() == Some(404) {
+            return Err(ControllerError::Config(format!(
+                "{err}\nthe EncryptedSecret CRD is not installed: ksec controller crd | kubectl apply -f -"
+            )));
+        } else {
+            return Err(ControllerError::Cluster(err));
+        }
     }
 
+    // Workloads in the watched namespaces (never Secrets): consumer lookups
+    // without a LIST per sync, and the stale-consumer gauge.
+    let cached = workloads::Workloads::start(&client, &scopes);
     let reporter = Reporter {
         controller: "ksec-controller".into(),
         instance: cfg.instance.clone(),
@@ -180,12 +206,14 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         recorder: Recorder::new(client.clone(), reporter),
         rollout_timeout: cfg.rollout_timeout,
         resync: cfg.resync,
+        workloads: Some(cached.source()),
+        written: Default::default(),
     });
 
     let mut runs = Vec::new();
     let mut stores = Vec::new();
-    for s in scopes {
-        let (crs, secrets): (Api<EncryptedSecret>, Api<Secret>) = match &s {
+    for s in scopes.iter().filter(|_| cr_source) {
+        let (crs, secrets): (Api<EncryptedSecret>, Api<Secret>) = match s {
             Some(ns) => (
                 Api::namespaced(client.clone(), ns),
                 Api::namespaced(client.clone(), ns),
@@ -193,8 +221,9 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
         let controller = Controller::new(crs, watcher::Config::default())
-            // Each sync may hold a blocking-pool thread while it verifies a rollout.
-            .with_config(kube::runtime::controller::Config::default().concurrency(8))
+            // Each sync may hold a blocking-pool thread while it verifies a rollout;
+            // 16 in flight keep the API server busy (benches/controller.sh).
+            .with_config(kube::runtime::controller::Config::default().concurrency(16))
             .watches(
                 secrets,
                 watcher::Config::default().labels(LABEL_SOURCE),
@@ -212,19 +241,47 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
             .shutdown_on_signal();
         stores.push(controller.store());
         let ctx = ctx.clone();
+        let caches = cached.clone();
         runs.push(
-            controller
-                .run(reconcile::reconcile, reconcile::error_policy, ctx)
-                .for_each(|res| async move {
-                    match res {
-                        Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),
-                        Err(e) => tracing::warn!(error = %e, "controller"),
-                    }
-                })
-                .boxed(),
+            async move {
+                // Consumers are looked up in the caches: reconcile only once they are filled.
+                caches.wait_until_ready().await;
+                controller
+                    .run(reconcile::reconcile, reconcile::error_policy, ctx)
+                    .for_each(|res| async move {
+                        match res {
+                            Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),
+                            Err(e) => tracing::warn!(error = %e, "controller"),
+                        }
+                    })
+                    .await
+            }
+            .boxed(),
         );
     }
+    if let Some(g) = cfg.git {
+        tracing::info!(source = ?g, "following the Git source");
+        let (ctx, caches, trigger) = (ctx.clone(), cached.clone(), git_trigger.clone());
+        runs.push(
+            async move {
+                caches.wait_until_ready().await;
+                gitsource::run(Arc::new(g), ctx, trigger).await
+            }
+            .boxed(),
+        );
+    }
+    {
+        let c = cached.clone();
+        ctx.metrics
+            .set_stale_counter(Box::new(move |managed| c.stale(managed)));
+        let crs = stores.clone();
+        ctx.metrics.set_alive(Box::new(move |ns, name| {
+            let r = ObjectRef::<EncryptedSecret>::new(name).within(ns);
+            crs.iter().any(|s| s.get(&r).is_some())
+        }));
+    }
     tokio::spawn(async move {
+        cached.wait_until_ready().await;
         for st in stores {
             // Re-polled each second: a missed wake-up must not keep /readyz down.
             while tokio::time::timeout(Duration::from_secs(1), st.wait_until_ready())

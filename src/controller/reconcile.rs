@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value as J, json};
 
 use super::crd::{Condition, DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
-use super::metrics::Metrics;
+use super::metrics::{Managed, Metrics};
 use crate::cluster::apply::{Action as ApplyAction, ApplyOptions};
 use crate::cluster::source::{self, DesiredSecret, OneOptions, OpenRefusal};
 use crate::cluster::verify::Outcome;
@@ -83,6 +83,12 @@ pub struct Context {
     pub rollout_timeout: Duration,
     /// Re-check a Ready object this often.
     pub resync: Duration,
+    /// Workloads from the controller's caches (no LIST per sync).
+    pub workloads: Option<crate::cluster::consumers::WorkloadSource>,
+    /// The status this controller last wrote per object: the watch cache
+    /// the next reconcile reads may not show it yet.
+    pub written:
+        std::sync::Mutex<std::collections::HashMap<(String, String), EncryptedSecretStatus>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +101,10 @@ pub enum ReconcileError {
 enum Outcome2 {
     Synced {
         secret: String,
+        /// The generated Secret (its namespace is the object's).
+        secret_name: String,
+        /// sops `lastmodified` of the source (Unix seconds).
+        lastmodified: Option<i64>,
         hash: String,
         keys: Vec<String>,
         action: ApplyAction,
@@ -126,11 +136,29 @@ pub async fn reconcile(
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // Cluster-wide, objects in namespaces another environment owns belong to
+    // that environment's controller: leave them (and their status) alone.
+    if ctx.scope.namespaces.is_empty() && ctx.scope.refuse(&ns).is_some() {
+        tracing::debug!(namespace = %ns, name = %name, "not this environment's namespace; ignored");
+        return Ok(Action::await_change());
+    }
     let generation = obj.meta().generation;
     let mut prev = obj.status.clone().unwrap_or_default();
+    let key = (ns.clone(), name.clone());
+    if let Some(w) = ctx
+        .written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        && w.observed_generation == generation
+    {
+        // Our own newer write for this generation (the store may lag behind it).
+        prev = w.clone();
+    }
     let api = Api::<EncryptedSecret>::namespaced(ctx.client.clone(), &ns);
     // A new generation: say so before a possibly long sync (rollout verification).
-    if prev.observed_generation != generation {
+    // (A new object without status is in progress by definition: no extra write.)
+    if prev.observed_generation != generation && obj.status.is_some() {
         let mut st = prev.clone();
         set(
             &mut st,
@@ -155,6 +183,8 @@ pub async fn reconcile(
         match outcome {
             Outcome2::Synced {
                 secret,
+                secret_name,
+                lastmodified,
                 hash,
                 keys,
                 action,
@@ -162,6 +192,27 @@ pub async fn reconcile(
                 restarted,
                 verified,
             } => {
+                let managed = Managed {
+                    namespace: ns.clone(),
+                    secret: secret_name,
+                    content_hash: hash.clone(),
+                    lastmodified,
+                };
+                let mut rollout_failed = rollout_failed;
+                // A later sync with nothing to restart does not make a failed
+                // rollout good: stay RolloutFailed while consumers are behind.
+                let failed_before = prev
+                    .condition("Ready")
+                    .is_some_and(|c| c.reason == reason::ROLLOUT_FAILED);
+                if rollout_failed.is_empty() && restarted == 0 && failed_before {
+                    let behind = ctx.metrics.stale_of(&managed);
+                    if behind > 0 {
+                        rollout_failed.push(format!(
+                            "{behind} consumer(s) still not rolled out to the current content"
+                        ));
+                    }
+                }
+                ctx.metrics.track(&name, managed);
                 ctx.metrics.restart("executed", restarted);
                 ctx.metrics.restart("verified", verified);
                 ctx.metrics.restart("failed", rollout_failed.len() as u64);
@@ -245,7 +296,8 @@ pub async fn reconcile(
                         action: "Restart".into(),
                         secondary: None,
                     };
-                    (Action::requeue(Duration::from_secs(300)), Some(ev))
+                    // Re-checked each minute: the rollout may still complete.
+                    (Action::requeue(Duration::from_secs(60)), Some(ev))
                 }
             }
             Outcome2::Refused { reason, message } => {
@@ -335,6 +387,10 @@ pub async fn reconcile(
             .await
             .map_err(|e| ReconcileError::Status(format!("status of {ns}/{name}: {e}")))?;
     }
+    ctx.written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, status);
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -350,8 +406,23 @@ pub fn error_policy(
     Action::requeue(Duration::from_secs(15))
 }
 
+/// The apply engine's future is not provably `Send` (rustc's higher-ranked
+/// lifetime limits with borrowed stream closures), so it is driven on a
+/// blocking-pool thread with the same runtime's handle. Both sources use it.
+pub(crate) async fn apply_off_thread(
+    client: kube::Client,
+    loaded: Loaded,
+    opts: ApplyOptions,
+) -> Result<Result<cluster::Report, cluster::ClusterError>, tokio::task::JoinError> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move { cluster::apply(&client, loaded, &opts).await })
+    })
+    .await
+}
+
 /// Events have a 1 KiB note limit.
-fn trim_note(s: &str) -> String {
+pub(crate) fn trim_note(s: &str) -> String {
     if s.len() <= 1000 {
         return s.to_string();
     }
@@ -371,10 +442,29 @@ fn set(
     message: &str,
     generation: Option<i64>,
 ) {
+    set_condition(
+        &mut st.conditions,
+        type_,
+        status,
+        reason,
+        message,
+        generation,
+    );
+}
+
+/// [`set`] on a bare list (the Git source's status has no CR).
+pub(crate) fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     // Never empty: the 1.20 API server reads "" in a custom resource as null.
     let message = if message.is_empty() { reason } else { message };
-    match st.conditions.iter_mut().find(|c| c.type_ == type_) {
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {
                 c.last_transition_time = now;
@@ -384,7 +474,7 @@ fn set(
             c.message = message.into();
             c.observed_generation = generation;
         }
-        None => st.conditions.push(Condition {
+        None => conditions.push(Condition {
             type_: type_.into(),
             status: status.into(),
             reason: reason.into(),
@@ -418,8 +508,69 @@ fn drift(obj: &EncryptedSecret, live: &Secret, desired: &DesiredSecret) -> Optio
     })
 }
 
+/// The source document's sops `lastmodified` (Unix seconds); the MAC covers it.
+fn lastmodified(bytes: &[u8]) -> Option<i64> {
+    use crate::sops::store::{Format, load_encrypted};
+    let format = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    let (_, meta) = load_encrypted(format, bytes).ok()?;
+    crate::sops::scalar::parse_rfc3339(&meta.lastmodified).map(|t| t.timestamp())
+}
+
+/// The common re-sync (the watch event of our own write, the periodic
+/// resync): this generation was synced, the live Secret still holds exactly
+/// the decrypted data with the recorded content hash, and no consumer is
+/// behind it. Nothing to apply or restart: no further request.
+fn in_sync(
+    obj: &EncryptedSecret,
+    live: &Secret,
+    desired: &DesiredSecret,
+    lastmodified: Option<i64>,
+    ctx: &Context,
+) -> Option<Outcome2> {
+    use crate::cluster::{ANN_CONTENT_HASH, LABEL_MANAGED_BY, MANAGED_BY_VALUE, diff};
+    let st = obj.status.as_ref()?;
+    let hash = st.content_hash.as_deref()?;
+    let ready = st
+        .condition("Ready")
+        .is_some_and(|c| c.status == "True" && c.observed_generation == obj.metadata.generation);
+    let live_hash = live.annotations().get(ANN_CONTENT_HASH).map(String::as_str);
+    let managed = live.labels().get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE);
+    if st.observed_generation != obj.metadata.generation
+        || !ready
+        || live_hash != Some(hash)
+        || !managed
+        || diff::live_data(live) != desired.data
+    {
+        return None;
+    }
+    let m = Managed {
+        namespace: desired.namespace.clone(),
+        secret: desired.name.clone(),
+        content_hash: hash.to_string(),
+        lastmodified,
+    };
+    if ctx.metrics.stale_of(&m) > 0 {
+        return None;
+    }
+    Some(Outcome2::Synced {
+        secret: cluster::nsname(&desired.namespace, &desired.name),
+        secret_name: desired.name.clone(),
+        lastmodified,
+        hash: hash.to_string(),
+        keys: desired.data.keys().cloned().collect(),
+        action: ApplyAction::Unchanged,
+        rollout_failed: Vec::new(),
+        restarted: 0,
+        verified: 0,
+    })
+}
+
 /// Maps a refusal of the source layer to a condition reason.
-fn classify(r: &OpenRefusal) -> &'static str {
+pub(crate) fn classify(r: &OpenRefusal) -> &'static str {
     match r {
         OpenRefusal::NotEncrypted(_) => reason::DECRYPT_FAILED,
         OpenRefusal::Namespace(_) => reason::NAMESPACE_NOT_ALLOWED,
@@ -459,9 +610,10 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
                 allow_mac_only: scope.allow_mac_only,
             },
         )
+        .map(|d| (d, lastmodified(&bytes)))
     })
     .await;
-    let mut desired: DesiredSecret = match opened {
+    let (mut desired, lastmodified): (DesiredSecret, Option<i64>) = match opened {
         Ok(Ok(d)) => d,
         Ok(Err(r)) => {
             let reason = classify(&r);
@@ -501,6 +653,9 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
             Some(owner) if owner == name => {
                 if let Some(d) = drift(obj, &s, &desired) {
                     return d;
+                }
+                if let Some(done) = in_sync(obj, &s, &desired, lastmodified, ctx) {
+                    return done;
                 }
             }
             Some(owner) => {
@@ -551,6 +706,8 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
         timeout: ctx.rollout_timeout,
         inventory_id: "controller".into(),
         record_inventory: false,
+        workloads: ctx.workloads.clone(),
+        report_fixed: false,
         concurrency: 4,
         ..Default::default()
     };
@@ -558,15 +715,7 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
         secrets: vec![desired],
         ..Default::default()
     };
-    // The apply engine's future is not provably `Send` (rustc's higher-ranked
-    // lifetime limits with borrowed stream closures), so it is driven on a
-    // blocking-pool thread with the same runtime's handle.
-    let client = ctx.client.clone();
-    let handle = tokio::runtime::Handle::current();
-    let applied = tokio::task::spawn_blocking(move || {
-        handle.block_on(async move { cluster::apply(&client, loaded, &opts).await })
-    })
-    .await;
+    let applied = apply_off_thread(ctx.client.clone(), loaded, opts).await;
     let report = match applied {
         Ok(Ok(r)) => r,
         Err(e) => {
@@ -628,6 +777,8 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
     );
     Outcome2::Synced {
         secret,
+        secret_name: sr.name.clone(),
+        lastmodified,
         hash: sr.content_hash.clone(),
         keys,
         action: sr.action,

@@ -3,6 +3,7 @@
 //! from the manifests, without decrypting anything.
 
 pub mod inventory;
+#[cfg(feature = "cluster")]
 pub mod live;
 pub mod rbac;
 pub mod report;

@@ -30,8 +30,9 @@ pub fn workdir(repo: &gix::Repository) -> Option<PathBuf> {
     repo.workdir().map(Path::to_path_buf)
 }
 
-/// Every blob path → id of a tree, recursively (submodules skipped).
-fn tree_map(
+/// Every blob path → id of a tree, recursively (submodules skipped). Also
+/// the controller's Git source.
+pub(crate) fn tree_map(
     repo: &gix::Repository,
     tree: ObjectId,
     prefix: &str,

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod detect;
+#[cfg(feature = "git")]
 pub mod git;
 pub mod lines;
 pub mod report;

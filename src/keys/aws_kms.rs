@@ -111,6 +111,21 @@ async fn client_for(
     if let Some(c) = map.get(&k) {
         return c.clone();
     }
+    let client = aws_sdk_kms::Client::new(&sdk_config(opts, &region, profile, role).await);
+    map.insert(k, client.clone());
+    client
+}
+
+/// The AWS configuration every ksec AWS client uses (KMS, and Secrets
+/// Manager for `ksec export`): the standard chain (incl. IRSA web identity),
+/// an optional profile, `role` assumed through STS on top, bounded retries
+/// and timeouts, and `AWS_ENDPOINT_URL` / the test overrides.
+pub(crate) async fn sdk_config(
+    opts: &AwsKmsOptions,
+    region: &str,
+    profile: &str,
+    role: &str,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -125,7 +140,7 @@ async fn client_for(
                 .build(),
         );
     if !region.is_empty() {
-        loader = loader.region(Region::new(region.clone()));
+        loader = loader.region(Region::new(region.to_string()));
     }
     if !profile.is_empty() {
         loader = loader.profile_name(profile);
@@ -143,27 +158,25 @@ async fn client_for(
         ));
     }
     let base = loader.load().await;
-    let client = if role.is_empty() {
-        aws_sdk_kms::Client::new(&base)
-    } else {
-        let mut b = aws_config::sts::AssumeRoleProvider::builder(role)
-            .session_name(session_name())
-            .configure(&base);
-        if !region.is_empty() {
-            b = b.region(Region::new(region));
-        }
-        let provider = b.build().await;
-        let conf = aws_sdk_kms::config::Builder::from(&base)
-            .credentials_provider(provider)
-            .build();
-        aws_sdk_kms::Client::from_conf(conf)
-    };
-    map.insert(k, client.clone());
-    client
+    if role.is_empty() {
+        return base;
+    }
+    let mut b = aws_config::sts::AssumeRoleProvider::builder(role)
+        .session_name(session_name())
+        .configure(&base);
+    if !region.is_empty() {
+        b = b.region(Region::new(region.to_string()));
+    }
+    let provider = b.build().await;
+    base.to_builder()
+        .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .build()
 }
 
 /// Maps the SDK's error to the service's own class, naming the KMS error code.
-fn classify<E>(key: &str, err: SdkError<E>) -> KeyError
+pub(crate) fn classify<E>(key: &str, err: SdkError<E>) -> KeyError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -101,7 +101,9 @@ fn err(key: &str, class: ErrorClass, detail: impl Into<String>) -> KeyError {
     }
 }
 
-fn client_options(opts: &AzureKvOptions, key: &str) -> Result<ClientOptions, KeyError> {
+/// HTTP options (CA bundle, retries, timeouts, authority host) shared by the
+/// key client and `ksec export`'s secret client.
+pub(crate) fn client_options(opts: &AzureKvOptions, key: &str) -> Result<ClientOptions, KeyError> {
     let mut co = ClientOptions {
         retry: RetryOptions::exponential(ExponentialRetryOptions {
             initial_delay: AzDuration::milliseconds(200),
@@ -142,7 +144,11 @@ fn client_options(opts: &AzureKvOptions, key: &str) -> Result<ClientOptions, Key
     Ok(co)
 }
 
-fn credential(opts: &AzureKvOptions, key: &str) -> Result<Arc<dyn TokenCredential>, KeyError> {
+/// The credential chain described in the module docs; shared with `ksec export`.
+pub(crate) fn credential(
+    opts: &AzureKvOptions,
+    key: &str,
+) -> Result<Arc<dyn TokenCredential>, KeyError> {
     let cred_err = |e: azure_core::Error| {
         err(
             key,
@@ -195,7 +201,7 @@ fn credential(opts: &AzureKvOptions, key: &str) -> Result<Arc<dyn TokenCredentia
 }
 
 /// Maps an Azure SDK error to the service's own class and message.
-fn classify(key: &str, e: azure_core::Error) -> KeyError {
+pub(crate) fn classify(key: &str, e: azure_core::Error) -> KeyError {
     use azure_core::error::ErrorKind;
     match e.kind() {
         ErrorKind::HttpResponse {

@@ -2,10 +2,14 @@
 //! key ring that wraps for recipients and recovers the key from a file.
 
 pub mod age;
+#[cfg(feature = "kms")]
 pub mod aws_kms;
+#[cfg(feature = "kms")]
 pub mod azure_kv;
-mod service;
+#[cfg(feature = "kms")]
+pub(crate) mod service;
 pub mod shamir;
+#[cfg(feature = "kms")]
 pub mod vault;
 
 use indexmap::IndexMap;
@@ -235,10 +239,46 @@ pub fn keyring_from_env(
     }));
     // Cloud sources only read settings here; clients, credentials and logins
     // are created on the first wrap/unwrap that needs them.
-    ring.add(Box::new(aws_kms::AwsKmsSource::default()));
-    ring.add(Box::new(vault::VaultSource::from_env()));
-    ring.add(Box::new(azure_kv::AzureKvSource::from_env()));
+    #[cfg(feature = "kms")]
+    {
+        ring.add(Box::new(aws_kms::AwsKmsSource::default()));
+        ring.add(Box::new(vault::VaultSource::from_env()));
+        ring.add(Box::new(azure_kv::AzureKvSource::from_env()));
+    }
+    #[cfg(not(feature = "kms"))]
+    for kind in ["kms", "hc_vault", "azure_kv"] {
+        ring.add(Box::new(NotBuilt(kind)));
+    }
     Ok(ring)
+}
+
+/// Stands in for a cloud key service in a build without the `kms` feature:
+/// its stanzas are still parsed and preserved, only wrapping and unwrapping
+/// fail, with an error that says why.
+#[cfg(not(feature = "kms"))]
+struct NotBuilt(&'static str);
+
+#[cfg(not(feature = "kms"))]
+impl NotBuilt {
+    fn error(&self) -> KeyError {
+        KeyError::Config(format!(
+            "{} keys: ksec was built without kms support (enable the `kms` feature)",
+            self.0
+        ))
+    }
+}
+
+#[cfg(not(feature = "kms"))]
+impl KeySource for NotBuilt {
+    fn kind(&self) -> &'static str {
+        self.0
+    }
+    fn wrap(&self, _: &Recipient, _: &[u8]) -> Result<Stanza, KeyError> {
+        Err(self.error())
+    }
+    fn unwrap(&self, _: &Stanza) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Err(self.error())
+    }
 }
 
 /// A backend that can wrap for its recipients and unwrap its stanzas.

@@ -351,6 +351,17 @@ async fn login(
         })
 }
 
+/// Logs in to the Vault at `addr` with `auth` and returns the token; shared
+/// with `ksec export` (KV v2), so both paths accept the same credentials.
+pub(crate) async fn token_for(
+    addr: &str,
+    auth: &VaultAuth,
+    opts: &VaultOptions,
+) -> Result<Zeroizing<String>, KeyError> {
+    let http = http_client(opts, addr)?;
+    login(&http, opts, addr.trim_end_matches('/'), auth, addr).await
+}
+
 impl VaultSource {
     /// Runs one transit operation (`encrypt`/`decrypt`) and returns its `data`.
     fn transit(

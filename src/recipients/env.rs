@@ -96,13 +96,21 @@ pub struct RecipientsDir {
 }
 
 pub fn load_yaml_json(path: &Path) -> Result<serde_json::Value, ConfigError> {
-    let err = |msg: String| ConfigError::File {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::File {
         file: path.to_path_buf(),
-        msg,
-    };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let docs = crate::sops::store::load_plain(crate::sops::Format::Yaml, &bytes)
-        .map_err(|e| err(e.to_string()))?;
+        msg: e.to_string(),
+    })?;
+    parse_yaml_json(path, &bytes)
+}
+
+/// [`load_yaml_json`] on bytes already read; `path` only names the file in errors.
+pub fn parse_yaml_json(path: &Path, bytes: &[u8]) -> Result<serde_json::Value, ConfigError> {
+    let docs = crate::sops::store::load_plain(crate::sops::Format::Yaml, bytes).map_err(|e| {
+        ConfigError::File {
+            file: path.to_path_buf(),
+            msg: e.to_string(),
+        }
+    })?;
     Ok(docs
         .0
         .first()
@@ -279,11 +287,21 @@ fn has_yaml(d: &Path) -> bool {
 }
 
 fn load_env(path: &Path) -> Result<Environment, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::File {
+        file: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    parse_env(path, &bytes)
+}
+
+/// Parses one `recipients/<env>.yaml` from its bytes; `path` names the file
+/// in errors and gives the default environment name.
+pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> {
     let err = |msg: String| ConfigError::File {
         file: path.to_path_buf(),
         msg,
     };
-    let json = load_yaml_json(path)?;
+    let json = parse_yaml_json(path, bytes)?;
     let f: EnvFile = serde_json::from_value(json).map_err(|e| err(e.to_string()))?;
     let name = f.environment.clone().unwrap_or_else(|| {
         path.file_stem()

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value as J;
 
 use super::ConfigError;
-use super::env::load_yaml_json;
+use super::env::parse_yaml_json;
 use crate::keys::Recipient;
 use crate::sops::Rule;
 
@@ -277,11 +277,21 @@ impl SopsConfig {
     }
 
     pub fn load(path: &Path) -> Result<SopsConfig, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::File {
+            file: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        SopsConfig::parse(path, &bytes)
+    }
+
+    /// Parses a `.sops.yaml` from its bytes; `path` names the file in errors
+    /// and is the folder `path_regex` is matched against.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<SopsConfig, ConfigError> {
         let err = |msg: String| ConfigError::File {
             file: path.to_path_buf(),
             msg,
         };
-        let json = load_yaml_json(path)?;
+        let json = parse_yaml_json(path, bytes)?;
         let yaml_indent = json
             .pointer("/stores/yaml/indent")
             .and_then(J::as_u64)

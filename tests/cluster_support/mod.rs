@@ -20,6 +20,8 @@ use serde_json::json;
 
 use crate::common::{self, AgeKey};
 
+pub mod controller;
+
 pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub rt: tokio::runtime::Runtime,
@@ -38,29 +40,36 @@ pub fn cluster() -> Option<Cluster> {
         eprintln!("SKIP: {msg}");
         return None;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = rt.block_on(async {
-        let kcfg = kube::config::Kubeconfig::read_from(&kc).expect("read kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(
-            kcfg,
-            &kube::config::KubeConfigOptions {
-                context: Some("admin".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("kubeconfig");
-        kube::Client::try_from(cfg).expect("client")
-    });
-    Some(Cluster {
-        kubeconfig: kc,
-        rt,
-        admin,
-    })
+    Some(Cluster::at(kc))
+}
+
+impl Cluster {
+    /// A cluster reached through `kc` (context `admin`), e.g. a private control plane.
+    pub fn at(kc: PathBuf) -> Cluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let admin = rt.block_on(async {
+            let kcfg = kube::config::Kubeconfig::read_from(&kc).expect("read kubeconfig");
+            let cfg = kube::Config::from_custom_kubeconfig(
+                kcfg,
+                &kube::config::KubeConfigOptions {
+                    context: Some("admin".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("kubeconfig");
+            kube::Client::try_from(cfg).expect("client")
+        });
+        Cluster {
+            kubeconfig: kc,
+            rt,
+            admin,
+        }
+    }
 }
 
 /// A short random suffix so parallel tests and reruns never share a namespace.
@@ -151,6 +160,30 @@ impl Cluster {
         }));
     }
 
+    /// A one-hour token of ServiceAccount `ns/name` (TokenRequest API).
+    pub fn service_account_token(&self, ns: &str, name: &str) -> String {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let req = TokenRequest {
+            spec: TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.block(
+            Api::<ServiceAccount>::namespaced(self.admin.clone(), ns).create_token_request(
+                name,
+                &Default::default(),
+                &req,
+            ),
+        )
+        .expect("token request")
+        .status
+        .expect("token")
+        .token
+    }
+
     /// Waits until `f` holds (polling), or panics with `what`.
     pub fn wait_for(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         let end = std::time::Instant::now() + Duration::from_secs(secs);
@@ -196,6 +229,8 @@ fn api_resource(obj: &serde_json::Value) -> kube::api::ApiResource {
         "ServiceAccount" => "serviceaccounts",
         "Role" => "roles",
         "RoleBinding" => "rolebindings",
+        "ClusterRole" => "clusterroles",
+        "ClusterRoleBinding" => "clusterrolebindings",
         "Job" => "jobs",
         "Namespace" => "namespaces",
         other => panic!("add a plural for {other}"),

@@ -12,6 +12,11 @@ Python SDK (tests/kms_azure.rs):
 * keys: POST /keys/{n}/create, GET /keys/{n}[/{v}], PATCH /keys/{n}/{v} (enable/disable),
   POST /keys/{n}/{v}/encrypt|decrypt|wrapkey|unwrapkey with RSA-OAEP-256, RSA-OAEP, RSA1_5;
   an empty version means the latest; errors as {"error":{"code","message"}};
+* secrets (ksec export): PUT /secrets/{n} (new version; value, contentType, tags),
+  GET /secrets/{n}[/{v}], GET /secrets/{n}/versions, PATCH /secrets/{n}/{v}
+  (tags, enabled); names limited to [0-9a-zA-Z-]{1,127} as in the service;
+  POST /_fake/fail-after?puts=N makes every secret PUT after the next N fail
+  with 503 (the "server down halfway" test; no `puts` clears it);
 * a token endpoint (/{tenant}/oauth2/v2.0/token, plus OpenID metadata and
   instance discovery) for client-secret and client-assertion (workload identity)
   credentials: point AZURE_AUTHORITY_HOST at https://127.0.0.1:PORT.
@@ -125,8 +130,21 @@ class Vault:
         self.assertion = assertion
         self.lock = threading.Lock()
         self.keys = {}  # name -> list of versions (dicts), oldest first
+        self.secrets = {}  # name -> list of versions (dicts), oldest first
+        self.fail_after = None  # secret PUTs left before the fake starts failing
         self.tokens = {}  # token -> (expiry, client)
         self.requests = 0
+
+
+def attributes(ver):
+    """The attributes block keys and secrets share."""
+    return {
+        "enabled": ver["enabled"],
+        "created": ver["created"],
+        "updated": ver["updated"],
+        "recoveryLevel": "Recoverable+Purgeable",
+        "recoverableDays": 90,
+    }
 
 
 def padding_for(alg):
@@ -228,13 +246,7 @@ class Handler(BaseHTTPRequestHandler):
                 "n": b64u(int_bytes(pub.n)),
                 "e": b64u(int_bytes(pub.e)),
             },
-            "attributes": {
-                "enabled": ver["enabled"],
-                "created": ver["created"],
-                "updated": ver["updated"],
-                "recoveryLevel": "Recoverable+Purgeable",
-                "recoverableDays": 90,
-            },
+            "attributes": attributes(ver),
             "tags": ver.get("tags") or {},
         }
 
@@ -322,6 +334,75 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, {"kid": kid, "value": b64u(out)})
         self.error(405, "MethodNotAllowed", f"{method} is not supported on this path by the fake")
 
+    def secret_bundle(self, name, ver, with_value=True):
+        b = {
+            "id": f"{self.base()}/secrets/{name}/{ver['version']}",
+            "attributes": attributes(ver),
+            "tags": ver.get("tags") or {},
+        }
+        if ver.get("contentType"):
+            b["contentType"] = ver["contentType"]
+        if with_value:
+            b["value"] = ver["value"]
+        return b
+
+    def handle_secrets(self, method, parts):
+        import re
+        if len(parts) < 2 or not re.fullmatch(r"[0-9a-zA-Z-]{1,127}", parts[1]):
+            return self.error(400, "BadParameter", "The request URI contains an invalid name")
+        name, rest = parts[1], parts[2:]
+        with self.vault.lock:
+            versions = list(self.vault.secrets.get(name, []))
+        if method == "PUT" and not rest:
+            with self.vault.lock:
+                if self.vault.fail_after is not None:
+                    if self.vault.fail_after <= 0:
+                        return self.error(503, "ServiceUnavailable", "The fake was told to fail from here on.")
+                    self.vault.fail_after -= 1
+            try:
+                req = json.loads(self.body() or b"{}")
+            except Exception:
+                return self.error(400, "BadParameter", "The request body is not valid JSON.")
+            if not isinstance(req.get("value"), str):
+                return self.error(400, "BadParameter", "Secret value is required.")
+            now = int(time.time())
+            ver = {
+                "version": uuid.uuid4().hex,
+                "value": req["value"],
+                "contentType": req.get("contentType"),
+                "tags": req.get("tags"),
+                "enabled": (req.get("attributes") or {}).get("enabled", True),
+                "created": now,
+                "updated": now,
+            }
+            with self.vault.lock:
+                self.vault.secrets.setdefault(name, []).append(ver)
+            return self.send(200, self.secret_bundle(name, ver))
+        if method == "GET" and rest == ["versions"]:
+            return self.send(200, {"value": [self.secret_bundle(name, v, False) for v in versions], "nextLink": None})
+        if method in ("GET", "PATCH") and len(rest) <= 1:
+            version = rest[0] if rest else ""
+            ver = None
+            if versions:
+                ver = versions[-1] if not version else next((v for v in versions if v["version"] == version), None)
+            if ver is None:
+                ident = f"{name}/{version}" if version else name
+                return self.error(404, "SecretNotFound", f"A secret with (name/id) {ident} was not found in this key vault.")
+            if method == "PATCH":
+                req = json.loads(self.body() or b"{}")
+                if "tags" in req:
+                    ver["tags"] = req["tags"]
+                if "contentType" in req:
+                    ver["contentType"] = req["contentType"]
+                if "enabled" in (req.get("attributes") or {}):
+                    ver["enabled"] = bool(req["attributes"]["enabled"])
+                ver["updated"] = int(time.time())
+                return self.send(200, self.secret_bundle(name, ver, False))
+            if not ver["enabled"]:
+                return self.error(403, "Forbidden", "Operation get is not allowed on a disabled secret.")
+            return self.send(200, self.secret_bundle(name, ver))
+        self.error(405, "MethodNotAllowed", f"{method} is not supported on this path by the fake")
+
     def route(self, method):
         # Always consume the body first: an early 401/400 must not leave bytes
         # on a keep-alive connection to be misread as the next request.
@@ -346,6 +427,11 @@ class Handler(BaseHTTPRequestHandler):
             })
         if parts[:2] == ["_fake", "stats"]:
             return self.send(200, {"requests": self.vault.requests})
+        if parts[:2] == ["_fake", "fail-after"] and method == "POST":
+            n = q.get("puts", [""])[0]
+            with self.vault.lock:
+                self.vault.fail_after = int(n) if n else None
+            return self.send(200, {"fail_after": self.vault.fail_after})
         # Key Vault: the SDKs send the first request without a token (and without its body) to get the challenge.
         if not self.authorized():
             return
@@ -353,6 +439,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(400, "BadParameter", "The api-version query parameter is missing or not supported.")
         if parts and parts[0] == "keys":
             return self.handle_keys(method, parts)
+        if parts and parts[0] == "secrets":
+            return self.handle_secrets(method, parts)
         self.error(404, "NotFound", "unknown path")
 
     def do_GET(self):

@@ -35,6 +35,15 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
                 col: 1,
                 msg: "unterminated section header".into(),
             })?;
+            // Comments right under a section that has no keys stay in it
+            // (that is where `emit` writes them); otherwise they lead the
+            // next section.
+            if let Some(Value::Map(prev)) = current.as_deref().and_then(|c| root.get_mut(c))
+                && prev.pairs().next().is_none()
+            {
+                prev.0
+                    .extend(pending_comments.drain(..).map(MapItem::Comment));
+            }
             section_map(&mut root, name);
             current = Some(name.to_string());
             let Some(Value::Map(sec)) = root.get_mut(name) else {

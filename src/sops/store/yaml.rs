@@ -24,6 +24,7 @@ struct Comment {
 }
 
 struct Builder<'s> {
+    src: &'s str,
     events: Vec<(Event<'s>, Span)>,
     i: usize,
     /// char index → byte offset (saphyr markers count characters).
@@ -51,6 +52,18 @@ impl<'s> Builder<'s> {
                 .copied()
                 .unwrap_or(*v.last().unwrap_or(&0)),
         }
+    }
+
+    /// The column of the `-` that introduces the block-sequence element at
+    /// byte `pos`, if there is one on its line. Comments trailing the
+    /// sequence at that column (where the emitter writes them) stay in it.
+    fn dash_col(&self, pos: usize) -> Option<usize> {
+        let line = &self.src[self.src[..pos].rfind('\n').map_or(0, |n| n + 1)..pos];
+        let before = line.trim_end_matches([' ', '\t']);
+        if !before.ends_with('-') || before.len() == line.len() {
+            return None;
+        }
+        Some(before.chars().count() - 1)
     }
 
     fn next(&mut self) -> Result<(Event<'s>, Span), StoreError> {
@@ -273,7 +286,9 @@ impl<'s> Builder<'s> {
                 }
                 return Ok(s);
             }
-            indent.get_or_insert(span.start.col());
+            if indent.is_none() {
+                indent = Some(self.dash_col(pos).unwrap_or(span.start.col()));
+            }
             for c in self.take_comments(pos, 0) {
                 s.0.push(SeqItem::Comment(c));
             }
@@ -393,6 +408,7 @@ pub fn parse(src: &str) -> Result<Documents, StoreError> {
     spans.sort();
     let comments = find_comments(src, &spans);
     let mut b = Builder {
+        src,
         events,
         i: 0,
         char_bytes,
