@@ -111,10 +111,14 @@ fn insert(node: &mut Value, segs: &[Seg], leaf: Value) {
                 *node = Value::Seq(Seq::default());
             }
             let Value::Seq(s) = node else { unreachable!() };
-            while s.0.len() <= *i {
+            // sops writes list indices in order; an index past the end appends
+            // instead of growing the list to it (`__list_99999999999` made a
+            // hostile dotenv/INI file allocate gigabytes; found by fuzzing).
+            let i = (*i).min(s.0.len());
+            if i == s.0.len() {
                 s.0.push(SeqItem::Elem(child_template()));
             }
-            let SeqItem::Elem(slot) = &mut s.0[*i] else {
+            let SeqItem::Elem(slot) = &mut s.0[i] else {
                 unreachable!()
             };
             insert(slot, rest, leaf);
