@@ -30,17 +30,13 @@ pub fn workdir(repo: &gix::Repository) -> Option<PathBuf> {
     repo.workdir().map(Path::to_path_buf)
 }
 
-/// Every blob path → id of a tree, recursively (submodules skipped). Also
-/// the controller's Git source.
-pub(crate) fn tree_map(
+/// One tree's entries as (kind, name, id), owned so the tree buffer can go.
+fn tree_entries(
     repo: &gix::Repository,
     tree: ObjectId,
-    prefix: &str,
-    out: &mut HashMap<String, ObjectId>,
-) -> Result<(), GuardError> {
+) -> Result<Vec<(EntryKind, String, ObjectId)>, GuardError> {
     let t = repo.find_tree(tree).map_err(gerr)?;
-    let entries: Vec<(EntryKind, String, ObjectId)> = t
-        .decode()
+    Ok(t.decode()
         .map_err(gerr)?
         .entries
         .iter()
@@ -51,7 +47,18 @@ pub(crate) fn tree_map(
                 e.oid.to_owned(),
             )
         })
-        .collect();
+        .collect())
+}
+
+/// Every blob path → id of a tree, recursively (submodules skipped). Also
+/// the controller's Git source.
+pub(crate) fn tree_map(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    prefix: &str,
+    out: &mut HashMap<String, ObjectId>,
+) -> Result<(), GuardError> {
+    let entries = tree_entries(repo, tree)?;
     for (kind, name, id) in entries {
         let p = if prefix.is_empty() {
             name
@@ -88,20 +95,7 @@ fn unchanged_dirs(
         clean.insert(prefix.to_string());
         return Ok(());
     }
-    let t = repo.find_tree(head_tree).map_err(gerr)?;
-    let entries: Vec<(EntryKind, String, ObjectId)> = t
-        .decode()
-        .map_err(gerr)?
-        .entries
-        .iter()
-        .map(|e| {
-            (
-                e.mode.kind(),
-                e.filename.to_str_lossy().into_owned(),
-                e.oid.to_owned(),
-            )
-        })
-        .collect();
+    let entries = tree_entries(repo, head_tree)?;
     for (kind, name, id) in entries {
         let p = if prefix.is_empty() {
             name.clone()
