@@ -245,6 +245,6 @@ pub fn fixed_key_seed(format: Format, plain: &[u8]) -> Option<Vec<u8>> {
     ops::seal(&mut docs, &mut meta, &key, None).ok()?;
     let sel = FORMATS.iter().position(|f| *f == format)? as u8;
     let mut out = vec![sel];
-    out.extend(store::emit_encrypted(format, &docs, &meta, None));
+    out.extend(store::emit_encrypted(format, &docs, &meta, None).ok()?);
     Some(out)
 }

@@ -59,7 +59,8 @@ fn fixture(mac_only: bool) -> (String, DataKey, Documents) {
         mac_only,
     );
     ops::seal(&mut docs, &mut meta, &key, None).unwrap();
-    let text = String::from_utf8(store::emit_encrypted(Format::Yaml, &docs, &meta, None)).unwrap();
+    let text = String::from_utf8(store::emit_encrypted(Format::Yaml, &docs, &meta, None).unwrap())
+        .unwrap();
     (text, key, plain)
 }
 

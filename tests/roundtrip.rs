@@ -81,10 +81,31 @@ proptest! {
         prop_assert_eq!(store::json::parse(&text).unwrap(), map);
     }
 
+    /// Values with edge whitespace, quotes and backquotes, and multi-line
+    /// values, read back exactly (or are refused, never changed).
+    #[test]
+    fn ini_emit_parse_is_the_identity(m in prop::collection::btree_map("[a-z][a-z0-9_.]{0,8}", "[ \t\"`a-z;#=]{0,12}(\n[ \t\"`a-z]{0,6}){0,2}", 1..6)) {
+        let sec = Map(m.into_iter().map(|(k, v)| MapItem::Pair(k, Value::Str(v))).collect());
+        let map = Map(vec![MapItem::Pair("app".into(), Value::Map(sec))]);
+        if let Ok(text) = store::ini::emit(&map) {
+            let back = store::ini::parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            prop_assert_eq!(back, map, "{}", text);
+        }
+    }
+
+    /// Floats survive a second pass: the parser rounds correctly.
+    #[test]
+    fn json_floats_are_stable(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+        let map = Map(vec![MapItem::Pair("f".into(), Value::Float(f))]);
+        let first = store::json::emit(&map, None);
+        let again = store::json::emit(&store::json::parse(&first).unwrap(), None);
+        prop_assert_eq!(again, first);
+    }
+
     #[test]
     fn dotenv_round_trip(m in prop::collection::btree_map("[A-Z_][A-Z0-9_]{0,8}", "[^\n\\\\]{0,20}(\n[^\n\\\\]{0,5})?", 1..6)) {
         let map = Map(m.into_iter().map(|(k, v)| MapItem::Pair(k, Value::Str(v))).collect());
-        let text = store::dotenv::emit(&map);
+        let text = store::dotenv::emit(&map).unwrap();
         prop_assert_eq!(store::dotenv::parse(&text).unwrap(), map);
     }
 

@@ -543,7 +543,8 @@ fn age_cli_interop_both_ways() {
     }])];
     let rebuilt = e.write(
         "rebuilt.yaml",
-        std::str::from_utf8(&store::emit_encrypted(Format::Yaml, &docs, &meta2, None)).unwrap(),
+        std::str::from_utf8(&store::emit_encrypted(Format::Yaml, &docs, &meta2, None).unwrap())
+            .unwrap(),
     );
     let k = ksec_decrypt(&rebuilt, &e.k2.identity_file);
     assert!(k.status.success(), "{}", stderr(&k));

@@ -87,7 +87,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         let mut meta = meta;
         meta.key_groups = groups;
         meta.shamir_threshold = threshold;
-        let out = store::emit_encrypted(format, &docs, &meta, plan.yaml_indent.or(a.types.indent));
+        let out = store::emit_encrypted(format, &docs, &meta, plan.yaml_indent.or(a.types.indent))
+            .map_err(ksec::ops::OpError::from)
+            .with_context(|| name.clone())?;
         ksec::fsio::write_atomic(&file, &out).with_context(|| format!("cannot write {name}"))?;
         report.push(json!({"file": file, "status": "updated", "added": added, "removed": removed}));
     }

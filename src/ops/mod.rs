@@ -100,7 +100,7 @@ pub fn encrypt(
         &docs,
         &meta,
         plan.yaml_indent,
-    ))
+    )?)
 }
 
 /// An opened (decrypted) file, with what is needed to write it back.
@@ -197,7 +197,7 @@ pub fn reseal(
 ) -> Result<Vec<u8>, OpError> {
     let mut docs = f.docs.clone();
     seal(&mut docs, &mut f.meta, &f.key, Some(&f.stash))?;
-    Ok(store::emit_encrypted(format, &docs, &f.meta, indent))
+    Ok(store::emit_encrypted(format, &docs, &f.meta, indent)?)
 }
 
 /// Whether bytes hold an encrypted file of this format (sops's `filestatus`).

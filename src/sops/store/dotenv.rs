@@ -37,11 +37,7 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
     Ok(m)
 }
 
-pub fn emit(m: &Map) -> String {
-    emit_checked(m).unwrap_or_default()
-}
-
-pub fn emit_checked(m: &Map) -> Result<String, StoreError> {
+pub fn emit(m: &Map) -> Result<String, StoreError> {
     let mut out = String::new();
     for item in &m.0 {
         match item {

@@ -79,7 +79,9 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
                 acc.push_str(next.trim_end_matches('\r'));
                 n += 1;
             }
-            val = acc.trim_end_matches("\"\"\"").to_string();
+            // Exactly one closing `"""`: a value may itself end in quotes.
+            acc.truncate(acc.len() - 3);
+            val = acc;
         } else if val.len() >= 2
             && ((val.starts_with('"') && val.ends_with('"'))
                 || (val.starts_with('`') && val.ends_with('`')))
@@ -119,34 +121,46 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
     Ok(root)
 }
 
-pub fn emit(m: &Map) -> String {
+/// Writes what `parse` reads back unchanged, or says which entry INI cannot hold.
+pub fn emit(m: &Map) -> Result<String, StoreError> {
     let mut out = String::new();
     let mut first = true;
     for item in &m.0 {
         match item {
-            MapItem::Comment(c) => {
-                out.push_str("; ");
-                out.push_str(c.trim_start());
-                out.push('\n');
-            }
+            MapItem::Comment(c) => comment(&mut out, c),
             MapItem::Pair(name, v) => {
                 if !first {
                     out.push('\n');
                 }
                 first = false;
+                if name.is_empty() || name.contains([']', '\n', '\r']) || name.trim() != name {
+                    return Err(StoreError::Shape(format!(
+                        "INI cannot hold section name {name:?}"
+                    )));
+                }
                 out.push_str(&format!("[{name}]\n"));
-                let Value::Map(sec) = v else { continue };
+                let Value::Map(sec) = v else {
+                    return Err(StoreError::Shape(format!(
+                        "INI section [{name}] must be a map of values"
+                    )));
+                };
                 let width = sec.pairs().map(|(k, _)| k.len()).max().unwrap_or(0);
                 for item in &sec.0 {
                     match item {
-                        MapItem::Comment(c) => {
-                            out.push_str("; ");
-                            out.push_str(c.trim_start());
-                            out.push('\n');
-                        }
+                        MapItem::Comment(c) => comment(&mut out, c),
                         MapItem::Pair(k, v) => {
+                            if !key_ok(k) {
+                                return Err(StoreError::Shape(format!(
+                                    "INI cannot hold key {k:?} in section [{name}]"
+                                )));
+                            }
                             let s = match v {
                                 Value::Str(s) => s.clone(),
+                                Value::Map(_) | Value::Seq(_) => {
+                                    return Err(StoreError::Shape(format!(
+                                        "INI cannot hold nested values ([{name}] {k})"
+                                    )));
+                                }
                                 other => String::from_utf8_lossy(
                                     &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
                                 )
@@ -154,10 +168,13 @@ pub fn emit(m: &Map) -> String {
                             };
                             let s = if name == "sops" {
                                 s.replace('\n', "\\n")
-                            } else if s.contains('\n') {
-                                format!("\"\"\"{s}\"\"\"")
                             } else {
-                                s
+                                quote(&s).ok_or_else(|| {
+                                    StoreError::Shape(format!(
+                                        "INI cannot hold the value of [{name}] {k} \
+                                         (a multi-line value whose lines end in spaces, \\r or \"\"\")"
+                                    ))
+                                })?
                             };
                             out.push_str(&format!("{k:<width$} = {s}\n"));
                         }
@@ -166,5 +183,42 @@ pub fn emit(m: &Map) -> String {
             }
         }
     }
-    out
+    Ok(out)
+}
+
+fn comment(out: &mut String, c: &str) {
+    for line in c.split(['\n', '\r']) {
+        out.push_str("; ");
+        out.push_str(line.trim());
+        out.push('\n');
+    }
+}
+
+/// A key `parse` splits off intact: it ends at the first `=`.
+fn key_ok(k: &str) -> bool {
+    !k.is_empty()
+        && k.trim() == k
+        && !k.contains(['=', '\n', '\r'])
+        && !k.starts_with(['[', ';', '#'])
+}
+
+/// The written form of a value (go-ini's quoting forms): bare when `parse`
+/// would read it back as is, backquoted when it has edge whitespace or
+/// leading quotes, `"""` around multi-line values. `None` when no form
+/// reads back exactly.
+fn quote(s: &str) -> Option<String> {
+    if !s.contains('\n') {
+        let bare = s.trim() == s && !s.starts_with(['"', '`']) && !s.contains('\r');
+        return Some(if bare {
+            s.to_string()
+        } else {
+            format!("`{s}`")
+        });
+    }
+    let lines: Vec<&str> = s.split('\n').collect();
+    let last = lines.len() - 1;
+    let fits = lines.iter().enumerate().all(|(i, l)| {
+        !l.ends_with('\r') && (i == last || !l.ends_with("\"\"\"")) && (i > 0 || l.trim_end() == *l)
+    });
+    fits.then(|| format!("\"\"\"{s}\"\"\""))
 }

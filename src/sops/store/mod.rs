@@ -184,9 +184,9 @@ pub fn emit_encrypted(
     docs: &Documents,
     meta: &Metadata,
     indent: Option<usize>,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, StoreError> {
     let mv = meta.to_value();
-    match format {
+    Ok(match format {
         Format::Yaml => {
             let mut d = docs.clone();
             for m in d.0.iter_mut() {
@@ -206,7 +206,7 @@ pub fn emit_encrypted(
             for (k, v) in flat {
                 m.0.push(MapItem::Pair(format!("sops_{k}"), Value::Str(v)));
             }
-            dotenv::emit(&m).into_bytes()
+            dotenv::emit(&m)?.into_bytes()
         }
         Format::Ini => {
             let mut m = docs.0[0].clone();
@@ -216,9 +216,9 @@ pub fn emit_encrypted(
                 .map(|(k, v)| MapItem::Pair(k, Value::Str(v)))
                 .collect());
             m.0.push(MapItem::Pair("sops".into(), Value::Map(section)));
-            ini::emit(&m).into_bytes()
+            ini::emit(&m)?.into_bytes()
         }
-    }
+    })
 }
 
 /// Writes decrypted documents in their own format (binary: the raw payload).
@@ -230,8 +230,8 @@ pub fn emit_plain(
     Ok(match format {
         Format::Yaml => yaml::emit(docs, indent.unwrap_or(yaml::INDENT)).into_bytes(),
         Format::Json => json::emit(&docs.0[0], indent).into_bytes(),
-        Format::Dotenv => dotenv::emit_checked(&docs.0[0])?.into_bytes(),
-        Format::Ini => ini::emit(&docs.0[0]).into_bytes(),
+        Format::Dotenv => dotenv::emit(&docs.0[0])?.into_bytes(),
+        Format::Ini => ini::emit(&docs.0[0])?.into_bytes(),
         Format::Binary => match docs.0[0].get("data") {
             Some(Value::Str(s)) => s.clone().into_bytes(),
             Some(Value::Bytes(b)) => b.clone(),

@@ -351,7 +351,7 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
         if let Some(&&(st, e)) = spans.peek() {
             if st <= i && i < e {
                 // Skip to the end of the scalar, tracking line starts.
-                if let Some(nl) = src[i..e].rfind('\n') {
+                if let Some(nl) = src[i..e].rfind(['\n', '\r']) {
                     line_start = i + nl + 1;
                 }
                 i = e;
@@ -359,11 +359,15 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
             }
         }
         let b = bytes[i];
-        if b == b'\n' {
+        // YAML ends lines at \n, \r\n and a bare \r alike.
+        if b == b'\n' || b == b'\r' {
             line_start = i + 1;
         } else if b == b'#' && (i == line_start || matches!(bytes[i - 1], b' ' | b'\t')) {
-            let end = src[i..].find('\n').map(|n| i + n).unwrap_or(src.len());
-            let text = src[i + 1..end].trim_end_matches('\r').to_string();
+            let end = src[i..]
+                .find(['\n', '\r'])
+                .map(|n| i + n)
+                .unwrap_or(src.len());
+            let text = src[i + 1..end].to_string();
             let col = src[line_start..i].chars().count();
             // A comment on a line of its own keeps its column; a trailing one
             // belongs to the line's item, so treat it as deeply indented.
