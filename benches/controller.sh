@@ -101,7 +101,18 @@ k apply --server-side -f "$PLAIN" >/dev/null
 T_KUBECTL=$(echo "$(now) - $s" | bc)
 rm -rf "$PLAIN"
 
+# API requests by verb and resource, from the API server's own counter.
+requests() {
+  curl -s --cacert "$KUBE/certs/apiserver.crt" -H "Authorization: Bearer admin-token" "$API/metrics" |
+    awk -F'[{}]' '/^apiserver_request_total\{/ {
+      split($2, l, ","); v = ""; r = ""; sr = "";
+      for (i in l) { split(l[i], kv, "="); gsub(/"/, "", kv[2]);
+        if (kv[1] == "verb") v = kv[2]; if (kv[1] == "resource") r = kv[2]; if (kv[1] == "subresource" && kv[2] != "") sr = "/" kv[2] }
+      n[v " " r sr] += $3 } END { for (k in n) print k, n[k] }' | sort
+}
+
 # (i) the controller, cluster-wide for environment `bench`.
+REQ0=$(requests)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 s=$(now)
 RUST_LOG=warn "$KSEC" controller --kubeconfig "$KC" --env bench --recipients-dir "$WORK/repo/recipients" \
@@ -115,6 +126,7 @@ until [ "$(synced)" -ge "$N" ]; do
   sleep 0.05
 done
 T_CTL=$(echo "$(now) - $s" | bc)
+REQ1=$(requests)
 READY=$(k get encryptedsecrets -A -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True)
 SECRETS=$(k get secrets -A -l ksec.io/encryptedsecret --no-headers | wc -l)
 
@@ -185,6 +197,10 @@ echo "N=$N namespaces=$NS  Ready=$READY generated Secrets=$SECRETS"
 printf '%-58s %8.2f s\n' "controller start -> all $N EncryptedSecrets Ready" "$T_CTL"
 printf '%-58s %8.2f s\n' "kubectl apply --server-side -f (plaintext, fresh namespaces)" "$T_KUBECTL"
 printf 'controller vs kubectl limit: %.2fx (target <= 2x)\n' "$(echo "$T_CTL / $T_KUBECTL" | bc -l)"
+echo "API requests while the controller synced (verb resource: count, per EncryptedSecret):"
+join -a2 -e0 -o 0,1.2,2.2 <(echo "$REQ0" | sed 's/ \([0-9.e+]*\)$/|\1/; s/ /_/g; s/|/ /') \
+  <(echo "$REQ1" | sed 's/ \([0-9.e+]*\)$/|\1/; s/ /_/g; s/|/ /') |
+  awk -v n="$N" '{ d = $3 - $2; if (d >= n / 10) printf "  %-40s %7d  %5.2f\n", $1, d, d / n }'
 echo "RSS with     0 unrelated Secrets: $RSS0"
 echo "RSS with  5000 unrelated Secrets: $RSS5"
 echo "RSS with 10000 unrelated Secrets: $RSS10"

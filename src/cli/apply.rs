@@ -7,24 +7,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::common::{self, GlobalArgs, IdentityArgs, OutputFormat, SourceArgs, usage};
+use super::common::{self, ConnectArgs, GlobalArgs, IdentityArgs, OutputFormat, SourceArgs, usage};
 use ksec::cluster::source::SourceError;
 use ksec::cluster::verify::Outcome;
-use ksec::cluster::{self, ApplyOptions, ConnectOptions, Loaded, Report};
+use ksec::cluster::{self, ApplyOptions, Loaded, Report};
 use ksec::recipients::RecipientsDir;
 
 /// Where the cluster is and which Secrets this run may touch (shared with `ksec diff`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClusterArgs {
-    /// kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// kubeconfig context to use
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Use the pod's service account (in-cluster config) instead of a kubeconfig
-    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
-    pub in_cluster: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Apply non-Secret manifests too (plain or encrypted)
@@ -112,11 +105,7 @@ pub fn prepare(
     let files: Vec<PathBuf> = common::expand(paths)?.into_iter().map(|(p, _)| p).collect();
     let ring = common::keyring(&c.ids, true)?;
     let (client, default_ns) = rt
-        .block_on(cluster::connect(&ConnectOptions {
-            kubeconfig: c.kubeconfig.clone(),
-            context: c.context.clone(),
-            in_cluster: c.in_cluster,
-        }))
+        .block_on(cluster::connect(&c.connect.options()))
         .map_err(|e| usage(e.to_string()))?;
     let opts = c.source.options(default_ns, c.all);
     let loaded = cluster::load(&files, &ring, &opts).map_err(|e| match e {
@@ -128,8 +117,8 @@ pub fn prepare(
     {
         let ns = ns.clone();
         Some(Arc::new(move |n: &str| n == ns))
-    } else if let Some(env) = &c.source.env {
-        let dir = match &c.source.recipients_dir {
+    } else if let Some(env) = &c.source.scope.env {
+        let dir = match &c.source.scope.recipients_dir {
             Some(d) => Some(RecipientsDir::load(d)?),
             None => files
                 .first()

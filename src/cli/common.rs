@@ -114,7 +114,28 @@ pub struct SourceArgs {
     /// Namespace for Secrets without one; a Secret naming another namespace is refused
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
-    /// Only this environment's namespaces (from recipients/); other files are skipped
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+impl SourceArgs {
+    pub fn options(&self, default_namespace: String, all: bool) -> ksec::cluster::SourceOptions {
+        ksec::cluster::SourceOptions {
+            recipients_dir: self.scope.recipients_dir.clone(),
+            env: self.scope.env.clone(),
+            namespace: self.namespace.clone(),
+            default_namespace,
+            allow_mac_only: self.scope.allow_mac_only,
+            all,
+        }
+    }
+}
+
+/// Which environment's namespaces a cluster command serves, and what it
+/// accepts from a file (apply, diff, export, controller).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ScopeArgs {
+    /// Only this environment's namespaces (from recipients/); anything else is skipped or refused
     #[arg(long)]
     pub env: Option<String>,
     /// The recipients/ directory (default: found upward from each file)
@@ -125,15 +146,26 @@ pub struct SourceArgs {
     pub allow_mac_only: bool,
 }
 
-impl SourceArgs {
-    pub fn options(&self, default_namespace: String, all: bool) -> ksec::cluster::SourceOptions {
-        ksec::cluster::SourceOptions {
-            recipients_dir: self.recipients_dir.clone(),
-            env: self.env.clone(),
-            namespace: self.namespace.clone(),
-            default_namespace,
-            allow_mac_only: self.allow_mac_only,
-            all,
+/// How to reach the cluster (apply, diff, controller).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ConnectArgs {
+    /// kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Use the pod's service account (in-cluster config) instead of a kubeconfig
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub in_cluster: bool,
+}
+
+impl ConnectArgs {
+    pub fn options(&self) -> ksec::cluster::ConnectOptions {
+        ksec::cluster::ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            in_cluster: self.in_cluster,
         }
     }
 }

@@ -2,14 +2,12 @@
 //! `ksec controller crd` prints its CustomResourceDefinition.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 
 use super::apply::{parse_duration, runtime};
-use super::common::{self, GlobalArgs, IdentityArgs, usage};
-use ksec::cluster::ConnectOptions;
+use super::common::{self, ConnectArgs, GlobalArgs, IdentityArgs, ScopeArgs, usage};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -28,27 +26,13 @@ pub enum Sub {
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// kubeconfig context to use
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Use the pod's service account (in-cluster config)
-    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
-    pub in_cluster: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Watch and write only this namespace (repeatable or comma-separated; default: cluster-wide within --env)
     #[arg(short = 'n', long = "namespace", value_delimiter = ',')]
     pub namespaces: Vec<String>,
-    /// The environment this controller serves: only its namespaces (needs --recipients-dir)
-    #[arg(long)]
-    pub env: Option<String>,
-    /// The recipients/ directory (environments and the namespaces they own)
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
-    pub recipients_dir: Option<PathBuf>,
-    /// Accept documents whose MAC covers only encrypted values
-    #[arg(long)]
-    pub allow_mac_only: bool,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Address of /metrics, /healthz and /readyz
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
@@ -110,15 +94,11 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
     let mut git_tmp = None;
     let git = r.git.config(&r.namespaces, &mut git_tmp)?;
     let cfg = ksec::controller::Config {
-        connect: ConnectOptions {
-            kubeconfig: r.kubeconfig.clone(),
-            context: r.context.clone(),
-            in_cluster: r.in_cluster,
-        },
+        connect: r.connect.options(),
         namespaces: r.namespaces.clone(),
-        env: r.env.clone(),
-        recipients_dir: r.recipients_dir.clone(),
-        allow_mac_only: r.allow_mac_only,
+        env: r.scope.env.clone(),
+        recipients_dir: r.scope.recipients_dir.clone(),
+        allow_mac_only: r.scope.allow_mac_only,
         metrics_addr: r.metrics_addr,
         rollout_timeout: r.rollout_timeout,
         resync: r.resync,

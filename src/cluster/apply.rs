@@ -57,6 +57,9 @@ pub struct ApplyOptions {
     /// List bare Pods and running Jobs of changed Secrets for the `stale`
     /// report (the controller does not use it).
     pub report_fixed: bool,
+    /// Live Secrets (by namespace and name; `None`: absent) the caller read
+    /// just before: not read a second time.
+    pub known_live: BTreeMap<(String, String), Option<Secret>>,
 }
 
 impl Default for ApplyOptions {
@@ -75,6 +78,7 @@ impl Default for ApplyOptions {
             record_inventory: true,
             workloads: None,
             report_fixed: true,
+            known_live: BTreeMap::new(),
         }
     }
 }
@@ -206,7 +210,14 @@ pub async fn apply(
     let reads: Vec<Result<Planned, ClusterError>> = stream::iter(secrets.iter().enumerate())
         .map(|(idx, s)| {
             let api = Api::<Secret>::namespaced(client.clone(), &s.namespace);
+            let known = opts.known_live.get(&(s.namespace.clone(), s.name.clone()));
             async move {
+                if let Some(live) = known {
+                    return Ok(Planned {
+                        idx,
+                        live: live.clone(),
+                    });
+                }
                 let live = api.get_opt(&s.name).await.map_err(|e| {
                     ClusterError::from_kube(format!("get secret {}/{}", s.namespace, s.name), e)
                 })?;

@@ -28,8 +28,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 
 pub use crd::{EncryptedSecret, EncryptedSecretSpec, EncryptedSecretStatus};
 use reconcile::{Context, LABEL_SOURCE, Scope};
@@ -194,6 +194,30 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     // Workloads in the watched namespaces (never Secrets): consumer lookups
     // without a LIST per sync, and the stale-consumer gauge.
     let cached = workloads::Workloads::start(&client, &scopes);
+    // Per scope: the EncryptedSecret watch, filtered to spec (generation) and
+    // annotation changes, so the controller's own status writes do not wake
+    // it; and its own Secrets, whose store the reconciles read before any GET.
+    let mut own = workloads::OwnSecrets::default();
+    let mut sources = Vec::new();
+    for s in scopes.iter().filter(|_| cr_source) {
+        let (crs, secrets): (Api<EncryptedSecret>, Api<Secret>) = match s {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let (reader, writer) = reflector::store();
+        let crs = watcher(crs, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(
+                predicates::generation.combine(predicates::annotations),
+                Default::default(),
+            );
+        sources.push((crs, reader, own.watch(secrets, LABEL_SOURCE)));
+    }
     let reporter = Reporter {
         controller: "ksec-controller".into(),
         instance: cfg.instance.clone(),
@@ -207,37 +231,27 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         rollout_timeout: cfg.rollout_timeout,
         resync: cfg.resync,
         workloads: Some(cached.source()),
+        own,
         written: Default::default(),
     });
 
     let mut runs = Vec::new();
     let mut stores = Vec::new();
-    for s in scopes.iter().filter(|_| cr_source) {
-        let (crs, secrets): (Api<EncryptedSecret>, Api<Secret>) = match s {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        let controller = Controller::new(crs, watcher::Config::default())
+    for (crs, reader, secrets) in sources {
+        let controller = Controller::for_stream(crs, reader)
             // Each sync may hold a blocking-pool thread while it verifies a rollout;
             // 16 in flight keep the API server busy (benches/controller.sh).
             .with_config(kube::runtime::controller::Config::default().concurrency(16))
-            .watches(
-                secrets,
-                watcher::Config::default().labels(LABEL_SOURCE),
-                |s: Secret| {
-                    let ns = s.namespace();
-                    let owner = s.labels().get(LABEL_SOURCE).cloned();
-                    match (ns, owner) {
-                        (Some(ns), Some(owner)) => {
-                            Some(ObjectRef::<EncryptedSecret>::new(&owner).within(&ns))
-                        }
-                        _ => None,
+            .watches_stream(secrets, |s: Secret| {
+                let ns = s.namespace();
+                let owner = s.labels().get(LABEL_SOURCE).cloned();
+                match (ns, owner) {
+                    (Some(ns), Some(owner)) => {
+                        Some(ObjectRef::<EncryptedSecret>::new(&owner).within(&ns))
                     }
-                },
-            )
+                    _ => None,
+                }
+            })
             .shutdown_on_signal();
         stores.push(controller.store());
         let ctx = ctx.clone();

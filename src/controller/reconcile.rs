@@ -85,6 +85,8 @@ pub struct Context {
     pub resync: Duration,
     /// Workloads from the controller's caches (no LIST per sync).
     pub workloads: Option<crate::cluster::consumers::WorkloadSource>,
+    /// The generated Secrets as last seen by the watch (values as digests).
+    pub own: super::workloads::OwnSecrets,
     /// The status this controller last wrote per object: the watch cache
     /// the next reconcile reads may not show it yet.
     pub written:
@@ -524,9 +526,13 @@ fn lastmodified(bytes: &[u8]) -> Option<i64> {
 /// resync): this generation was synced, the live Secret still holds exactly
 /// the decrypted data with the recorded content hash, and no consumer is
 /// behind it. Nothing to apply or restart: no further request.
+///
+/// `want` is the desired data in the form `live` holds it (digests for the
+/// watch's copy).
 fn in_sync(
     obj: &EncryptedSecret,
     live: &Secret,
+    want: &std::collections::BTreeMap<String, Vec<u8>>,
     desired: &DesiredSecret,
     lastmodified: Option<i64>,
     ctx: &Context,
@@ -543,7 +549,7 @@ fn in_sync(
         || !ready
         || live_hash != Some(hash)
         || !managed
-        || diff::live_data(live) != desired.data
+        || diff::live_data(live) != *want
     {
         return None;
     }
@@ -632,13 +638,25 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
             };
         }
     };
+    // The watch's copy first: the common re-sync (the event of the
+    // controller's own write, the periodic resync) then costs no request.
+    // Anything short of "exactly in sync" is decided on a fresh GET below.
+    if let Some(s) = ctx.own.get(&desired.namespace, &desired.name)
+        && s.labels().get(LABEL_SOURCE).map(String::as_str) == Some(name)
+    {
+        let want = super::workloads::digests(&desired.data);
+        if let Some(done) = in_sync(obj, &s, &want, &desired, lastmodified, ctx) {
+            return done;
+        }
+    }
     // Never take over a Secret someone else made (a human, another operator,
     // another EncryptedSecret): creating an EncryptedSecret must not be a way
     // to overwrite Secrets one cannot write directly.
-    let live = Api::<Secret>::namespaced(ctx.client.clone(), &desired.namespace)
+    let live = match Api::<Secret>::namespaced(ctx.client.clone(), &desired.namespace)
         .get_opt(&desired.name)
-        .await;
-    match live {
+        .await
+    {
+        Ok(live) => live,
         Err(e) => {
             return Outcome2::Transient {
                 reason: reason::APPLY_FAILED,
@@ -649,12 +667,14 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
                 .to_string(),
             };
         }
-        Ok(Some(s)) => match s.labels().get(LABEL_SOURCE) {
+    };
+    match &live {
+        Some(s) => match s.labels().get(LABEL_SOURCE) {
             Some(owner) if owner == name => {
-                if let Some(d) = drift(obj, &s, &desired) {
+                if let Some(d) = drift(obj, s, &desired) {
                     return d;
                 }
-                if let Some(done) = in_sync(obj, &s, &desired, lastmodified, ctx) {
+                if let Some(done) = in_sync(obj, s, &desired.data, &desired, lastmodified, ctx) {
                     return done;
                 }
             }
@@ -678,7 +698,7 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
                 };
             }
         },
-        Ok(None) => {}
+        None => {}
     }
     // Label (so the controller's Secret watch sees it) and, with policy Delete, owner.
     let meta = desired.object["metadata"]
@@ -698,6 +718,7 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
     }
     let secret = cluster::nsname(&desired.namespace, &desired.name);
     let keys: Vec<String> = desired.data.keys().cloned().collect();
+    let known_live = [((desired.namespace.clone(), desired.name.clone()), live)].into();
     let opts = ApplyOptions {
         restart: true,
         // The EncryptedSecret is the source of truth for a Secret it owns (the
@@ -708,6 +729,7 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
         record_inventory: false,
         workloads: ctx.workloads.clone(),
         report_fixed: false,
+        known_live,
         concurrency: 4,
         ..Default::default()
     };

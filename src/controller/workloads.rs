@@ -1,8 +1,9 @@
 //! Caches of the workloads in the controller's namespaces (Deployments,
 //! StatefulSets, DaemonSets, managed fields dropped), and from them the
 //! consumers that may still run an old content hash of a managed Secret
-//! (`ksec_controller_stale_consumers`). Only workloads are cached: Secrets
-//! other than the controller's own are never watched.
+//! (`ksec_controller_stale_consumers`). Of Secrets, only the controller's
+//! own (label selector) are cached, with their values replaced by digests;
+//! other Secrets are never watched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -11,12 +12,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use super::metrics::{Managed, SecretLabels};
 use crate::cluster::consumers::{Listed, WorkloadSource, template_key};
@@ -172,6 +174,49 @@ impl Workloads {
         }
         out
     }
+}
+
+/// The controller's own Secrets, as stored by the reflectors whose events
+/// trigger their reconciles (so a reconcile never sees an older copy than
+/// the event that woke it). Values are SHA-256 digests: compare them with
+/// [`digests`]. No plaintext is cached.
+#[derive(Default, Clone)]
+pub struct OwnSecrets(Vec<Store<Secret>>);
+
+impl OwnSecrets {
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        let r = ObjectRef::new(name).within(namespace);
+        self.0.iter().find_map(|s| s.get(&r))
+    }
+
+    /// A reflected watch of the Secrets labelled `label` in `api`'s scope,
+    /// stored here; its items (also deletions) are the reconcile triggers.
+    pub fn watch(
+        &mut self,
+        api: Api<Secret>,
+        label: &str,
+    ) -> impl futures_util::Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
+        let (reader, writer) = reflector::store();
+        self.0.push(reader);
+        watcher(api, watcher::Config::default().labels(label))
+            .default_backoff()
+            .modify(|s: &mut Secret| {
+                s.managed_fields_mut().clear();
+                s.string_data = None;
+                for v in s.data.iter_mut().flat_map(|d| d.values_mut()) {
+                    v.0 = Sha256::digest(&v.0).to_vec();
+                }
+            })
+            .reflect(writer)
+            .touched_objects()
+    }
+}
+
+/// Secret data as [`OwnSecrets`] stores it.
+pub fn digests(data: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    data.iter()
+        .map(|(k, v)| (k.clone(), Sha256::digest(v).to_vec()))
+        .collect()
 }
 
 fn generation<K: Resource>(o: &K) -> i64 {
