@@ -178,7 +178,7 @@ pub async fn reconcile(
             prev = st;
         }
     }
-    let outcome = sync(&obj, &ns, &name, &ctx).await;
+    let outcome = sync(&obj, &prev, &ns, &name, &ctx).await;
     let mut status = prev.clone();
     status.observed_generation = generation;
     let (action, event) =
@@ -490,13 +490,17 @@ pub(crate) fn set_condition(
 /// With drift `report` / `ignore` and an unchanged spec (the source did not
 /// move since the last sync), a live Secret whose data differs is left alone.
 /// Key names only.
-fn drift(obj: &EncryptedSecret, live: &Secret, desired: &DesiredSecret) -> Option<Outcome2> {
+fn drift(
+    obj: &EncryptedSecret,
+    synced: &EncryptedSecretStatus,
+    live: &Secret,
+    desired: &DesiredSecret,
+) -> Option<Outcome2> {
     use super::crd::DriftMode;
     use crate::cluster::diff;
     if obj.spec.drift == DriftMode::Enforce {
         return None;
     }
-    let synced = obj.status.as_ref()?;
     if synced.observed_generation != obj.metadata.generation || synced.content_hash.is_none() {
         return None;
     }
@@ -531,6 +535,7 @@ fn lastmodified(bytes: &[u8]) -> Option<i64> {
 /// watch's copy).
 fn in_sync(
     obj: &EncryptedSecret,
+    st: &EncryptedSecretStatus,
     live: &Secret,
     want: &std::collections::BTreeMap<String, Vec<u8>>,
     desired: &DesiredSecret,
@@ -538,7 +543,6 @@ fn in_sync(
     ctx: &Context,
 ) -> Option<Outcome2> {
     use crate::cluster::{ANN_CONTENT_HASH, LABEL_MANAGED_BY, MANAGED_BY_VALUE, diff};
-    let st = obj.status.as_ref()?;
     let hash = st.content_hash.as_deref()?;
     let ready = st
         .condition("Ready")
@@ -591,7 +595,15 @@ pub(crate) fn classify(r: &OpenRefusal) -> &'static str {
     }
 }
 
-async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Outcome2 {
+/// `known` is the object's status as this controller last wrote it (the
+/// watch's copy may not show it yet).
+async fn sync(
+    obj: &EncryptedSecret,
+    known: &EncryptedSecretStatus,
+    ns: &str,
+    name: &str,
+    ctx: &Context,
+) -> Outcome2 {
     if let Some(why) = ctx.scope.refuse(ns) {
         return Outcome2::Refused {
             reason: reason::NAMESPACE_NOT_ALLOWED,
@@ -645,7 +657,7 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
         && s.labels().get(LABEL_SOURCE).map(String::as_str) == Some(name)
     {
         let want = super::workloads::digests(&desired.data);
-        if let Some(done) = in_sync(obj, &s, &want, &desired, lastmodified, ctx) {
+        if let Some(done) = in_sync(obj, known, &s, &want, &desired, lastmodified, ctx) {
             return done;
         }
     }
@@ -671,10 +683,12 @@ async fn sync(obj: &EncryptedSecret, ns: &str, name: &str, ctx: &Context) -> Out
     match &live {
         Some(s) => match s.labels().get(LABEL_SOURCE) {
             Some(owner) if owner == name => {
-                if let Some(d) = drift(obj, s, &desired) {
+                if let Some(d) = drift(obj, known, s, &desired) {
                     return d;
                 }
-                if let Some(done) = in_sync(obj, s, &desired.data, &desired, lastmodified, ctx) {
+                if let Some(done) =
+                    in_sync(obj, known, s, &desired.data, &desired, lastmodified, ctx)
+                {
                     return done;
                 }
             }

@@ -42,11 +42,19 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
     for item in &m.0 {
         match item {
             MapItem::Comment(c) => {
-                out.push('#');
-                out.push_str(c);
-                out.push('\n');
+                for line in c.split('\n') {
+                    out.push('#');
+                    out.push_str(line);
+                    out.push('\n');
+                }
             }
             MapItem::Pair(k, v) => {
+                // What `parse` would split differently, or refuse as a BOM.
+                if k.contains(['=', '\n']) || k.starts_with(['#', '\u{feff}']) {
+                    return Err(StoreError::Shape(format!(
+                        "dotenv cannot hold the key {k:?}"
+                    )));
+                }
                 let s = match v {
                     Value::Str(s) => s.clone(),
                     Value::Map(_) | Value::Seq(_) => {

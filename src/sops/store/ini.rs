@@ -186,10 +186,11 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
     Ok(out)
 }
 
+/// One `; ` line per line of `c`, in the form `parse` reads back unchanged.
 fn comment(out: &mut String, c: &str) {
     for line in c.split(['\n', '\r']) {
         out.push_str("; ");
-        out.push_str(line.trim());
+        out.push_str(line.trim_start_matches([';', '#', ' ']).trim_end());
         out.push('\n');
     }
 }

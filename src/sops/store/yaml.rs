@@ -435,7 +435,7 @@ pub fn emit(docs: &Documents, indent: usize) -> String {
         if d.0.is_empty() {
             out.push_str("{}\n");
         } else {
-            emit_map(&mut out, d, 0, indent, false);
+            emit_map(&mut out, &d.0, 0, indent, false);
         }
     }
     out
@@ -445,8 +445,8 @@ fn pad(out: &mut String, n: usize) {
     out.extend(std::iter::repeat_n(' ', n));
 }
 
-fn emit_map(out: &mut String, m: &Map, at: usize, step: usize, mut inline_first: bool) {
-    for item in &m.0 {
+fn emit_map(out: &mut String, m: &[MapItem], at: usize, step: usize, mut inline_first: bool) {
+    for item in m {
         if !inline_first {
             pad(out, at);
         }
@@ -475,16 +475,29 @@ fn emit_seq(out: &mut String, s: &Seq, at: usize, step: usize) {
                 out.push_str(c);
                 out.push('\n');
             }
-            SeqItem::Elem(v) => {
-                out.push('-');
-                match v {
-                    Value::Map(m) if !m.0.is_empty() && matches!(m.0[0], MapItem::Pair(..)) => {
-                        out.push(' ');
-                        emit_map(out, m, at + 2, step, true);
+            SeqItem::Elem(v) => match v {
+                Value::Map(m) if m.pairs().next().is_some() => {
+                    // Comments ahead of the first key go above the dash, where
+                    // the parser reads them back (as the list's own).
+                    let lead = m.0.iter().take_while(|i| matches!(i, MapItem::Comment(_)));
+                    let mut n = 0;
+                    for c in lead {
+                        if let MapItem::Comment(c) = c {
+                            out.push('#');
+                            out.push_str(c);
+                            out.push('\n');
+                            pad(out, at);
+                        }
+                        n += 1;
                     }
-                    _ => emit_child(out, v, at, step, false),
+                    out.push_str("- ");
+                    emit_map(out, &m.0[n..], at + 2, step, true);
                 }
-            }
+                _ => {
+                    out.push('-');
+                    emit_child(out, v, at, step, false);
+                }
+            },
         }
     }
 }
@@ -494,7 +507,13 @@ fn emit_child(out: &mut String, v: &Value, at: usize, step: usize, in_map: bool)
     match v {
         Value::Map(m) if !m.0.is_empty() => {
             out.push('\n');
-            emit_map(out, m, if in_map { at + step } else { at + 2 }, step, false);
+            emit_map(
+                out,
+                &m.0,
+                if in_map { at + step } else { at + 2 },
+                step,
+                false,
+            );
         }
         Value::Seq(s) if !s.0.is_empty() => {
             out.push('\n');
