@@ -35,6 +35,15 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
                 col: 1,
                 msg: "unterminated section header".into(),
             })?;
+            // Like duplicate keys: which one would a reader take?
+            if root.contains_key(name) {
+                return Err(StoreError::Syntax {
+                    format: "INI",
+                    line: n,
+                    col: 1,
+                    msg: format!("duplicate section [{name}]"),
+                });
+            }
             // Comments right under a section that has no keys stay in it
             // (that is where `emit` writes them); otherwise they lead the
             // next section.

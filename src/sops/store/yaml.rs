@@ -466,40 +466,69 @@ fn emit_map(out: &mut String, m: &[MapItem], at: usize, step: usize, mut inline_
     }
 }
 
-fn emit_seq(out: &mut String, s: &Seq, at: usize, step: usize) {
-    for item in &s.0 {
-        pad(out, at);
+fn emit_seq(out: &mut String, s: &[SeqItem], at: usize, step: usize, mut inline_first: bool) {
+    for item in s {
+        if !inline_first {
+            pad(out, at);
+        }
+        inline_first = false;
         match item {
             SeqItem::Comment(c) => {
                 out.push('#');
                 out.push_str(c);
                 out.push('\n');
             }
-            SeqItem::Elem(v) => match v {
-                Value::Map(m) if m.pairs().next().is_some() => {
-                    // Comments ahead of the first key go above the dash, where
-                    // the parser reads them back (as the list's own).
-                    let lead = m.0.iter().take_while(|i| matches!(i, MapItem::Comment(_)));
-                    let mut n = 0;
-                    for c in lead {
-                        if let MapItem::Comment(c) = c {
-                            out.push('#');
-                            out.push_str(c);
-                            out.push('\n');
-                            pad(out, at);
-                        }
-                        n += 1;
-                    }
-                    out.push_str("- ");
-                    emit_map(out, &m.0[n..], at + 2, step, true);
-                }
-                _ => {
-                    out.push('-');
-                    emit_child(out, v, at, step, false);
-                }
-            },
+            // A map or list item starts on the dash's line (yaml.v3's compact
+            // form); comments ahead of its first entry go above the dash,
+            // where the parser reads them back (as this list's own).
+            SeqItem::Elem(Value::Map(m)) if m.pairs().next().is_some() => {
+                let n = lead_comments(
+                    out,
+                    m.0.iter().map(|i| match i {
+                        MapItem::Comment(c) => Some(c),
+                        MapItem::Pair(..) => None,
+                    }),
+                    at,
+                );
+                out.push_str("- ");
+                emit_map(out, &m.0[n..], at + 2, step, true);
+            }
+            SeqItem::Elem(Value::Seq(q)) if q.0.iter().any(|i| matches!(i, SeqItem::Elem(_))) => {
+                let n = lead_comments(
+                    out,
+                    q.0.iter().map(|i| match i {
+                        SeqItem::Comment(c) => Some(c),
+                        SeqItem::Elem(_) => None,
+                    }),
+                    at,
+                );
+                out.push_str("- ");
+                emit_seq(out, &q.0[n..], at + 2, step, true);
+            }
+            SeqItem::Elem(v) => {
+                out.push('-');
+                emit_child(out, v, at, step, false);
+            }
         }
     }
+}
+
+/// Writes the leading comments of a list item (each followed by the
+/// padding of the next line); returns how many there were.
+fn lead_comments<'a>(
+    out: &mut String,
+    items: impl Iterator<Item = Option<&'a String>>,
+    at: usize,
+) -> usize {
+    let mut n = 0;
+    for c in items.map_while(|c| c) {
+        out.push('#');
+        out.push_str(c);
+        out.push('\n');
+        pad(out, at);
+        n += 1;
+    }
+    n
 }
 
 /// Writes what follows `key:` or `-`.
@@ -517,7 +546,13 @@ fn emit_child(out: &mut String, v: &Value, at: usize, step: usize, in_map: bool)
         }
         Value::Seq(s) if !s.0.is_empty() => {
             out.push('\n');
-            emit_seq(out, s, if in_map { at + step } else { at + 2 }, step);
+            emit_seq(
+                out,
+                &s.0,
+                if in_map { at + step } else { at + 2 },
+                step,
+                false,
+            );
         }
         Value::Map(_) => out.push_str(" {}\n"),
         Value::Seq(_) => out.push_str(" []\n"),
