@@ -254,8 +254,6 @@ fn vault_lost_halfway_reports_exactly_and_a_rerun_completes() {
 /// a pod would.
 #[test]
 fn export_logs_in_with_kubernetes_auth_against_the_real_apiserver() {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
     let Some(c) = cluster_support::cluster() else {
         return;
     };
@@ -268,24 +266,7 @@ fn export_logs_in_with_kubernetes_auth_against_the_real_apiserver() {
         "metadata": {"name": format!("ksec-export-review-{tag}")},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
         "subjects": [{"kind": "ServiceAccount", "name": "ksec-export", "namespace": ns}]}));
-    let token = c
-        .block(
-            kube::Api::<ServiceAccount>::namespaced(c.admin.clone(), &ns).create_token_request(
-                "ksec-export",
-                &Default::default(),
-                &TokenRequest {
-                    spec: TokenRequestSpec {
-                        expiration_seconds: Some(3600),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            ),
-        )
-        .expect("token request")
-        .status
-        .unwrap()
-        .token;
+    let token = c.service_account_token(&ns, "ksec-export");
     let dir = common::tempdir();
     let jwt = dir.path().join("token");
     std::fs::write(&jwt, &token).unwrap();
