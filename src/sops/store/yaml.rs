@@ -468,67 +468,83 @@ fn emit_map(out: &mut String, m: &[MapItem], at: usize, step: usize, mut inline_
 
 fn emit_seq(out: &mut String, s: &[SeqItem], at: usize, step: usize, mut inline_first: bool) {
     for item in s {
-        if !inline_first {
-            pad(out, at);
-        }
-        inline_first = false;
+        let inline = std::mem::replace(&mut inline_first, false);
         match item {
             SeqItem::Comment(c) => {
+                pad(out, at);
                 out.push('#');
                 out.push_str(c);
                 out.push('\n');
             }
-            // A map or list item starts on the dash's line (yaml.v3's compact
-            // form); comments ahead of its first entry go above the dash,
-            // where the parser reads them back (as this list's own).
-            SeqItem::Elem(Value::Map(m)) if m.pairs().next().is_some() => {
-                let n = lead_comments(
-                    out,
-                    m.0.iter().map(|i| match i {
-                        MapItem::Comment(c) => Some(c),
-                        MapItem::Pair(..) => None,
-                    }),
-                    at,
-                );
-                out.push_str("- ");
-                emit_map(out, &m.0[n..], at + 2, step, true);
-            }
-            SeqItem::Elem(Value::Seq(q)) if q.0.iter().any(|i| matches!(i, SeqItem::Elem(_))) => {
-                let n = lead_comments(
-                    out,
-                    q.0.iter().map(|i| match i {
-                        SeqItem::Comment(c) => Some(c),
-                        SeqItem::Elem(_) => None,
-                    }),
-                    at,
-                );
-                out.push_str("- ");
-                emit_seq(out, &q.0[n..], at + 2, step, true);
-            }
             SeqItem::Elem(v) => {
-                out.push('-');
-                emit_child(out, v, at, step, false);
+                // A map or list item starts on the dash's line (yaml.v3's
+                // compact form). The comments ahead of its first entry (and of
+                // its first item's, at any depth) go above the first dash of
+                // the line, where the parser reads them back, as this list's.
+                if !inline {
+                    for c in leading_comments(v) {
+                        pad(out, at);
+                        out.push('#');
+                        out.push_str(c);
+                        out.push('\n');
+                    }
+                    pad(out, at);
+                }
+                match v {
+                    Value::Map(m) if m.pairs().next().is_some() => {
+                        out.push_str("- ");
+                        let n =
+                            m.0.iter()
+                                .take_while(|i| matches!(i, MapItem::Comment(_)))
+                                .count();
+                        emit_map(out, &m.0[n..], at + 2, step, true);
+                    }
+                    Value::Seq(q) if q.0.iter().any(|i| matches!(i, SeqItem::Elem(_))) => {
+                        out.push_str("- ");
+                        let n =
+                            q.0.iter()
+                                .take_while(|i| matches!(i, SeqItem::Comment(_)))
+                                .count();
+                        emit_seq(out, &q.0[n..], at + 2, step, true);
+                    }
+                    _ => {
+                        out.push('-');
+                        emit_child(out, v, at, step, false);
+                    }
+                }
             }
         }
     }
 }
 
-/// Writes the leading comments of a list item (each followed by the
-/// padding of the next line); returns how many there were.
-fn lead_comments<'a>(
-    out: &mut String,
-    items: impl Iterator<Item = Option<&'a String>>,
-    at: usize,
-) -> usize {
-    let mut n = 0;
-    for c in items.map_while(|c| c) {
-        out.push('#');
-        out.push_str(c);
-        out.push('\n');
-        pad(out, at);
-        n += 1;
+/// The comments `emit_seq` writes above a list item's dash: those before the
+/// first key of a map item, or before the first item of a list item (and,
+/// that item being a list or map itself, before its first entry, …).
+fn leading_comments(mut v: &Value) -> Vec<&String> {
+    let mut out = Vec::new();
+    loop {
+        match v {
+            Value::Map(m) if m.pairs().next().is_some() => {
+                out.extend(m.0.iter().map_while(|i| match i {
+                    MapItem::Comment(c) => Some(c),
+                    MapItem::Pair(..) => None,
+                }));
+                return out;
+            }
+            Value::Seq(q) if q.0.iter().any(|i| matches!(i, SeqItem::Elem(_))) => {
+                for i in &q.0 {
+                    match i {
+                        SeqItem::Comment(c) => out.push(c),
+                        SeqItem::Elem(e) => {
+                            v = e;
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => return out,
+        }
     }
-    n
 }
 
 /// Writes what follows `key:` or `-`.
