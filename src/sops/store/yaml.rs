@@ -458,7 +458,16 @@ fn emit_map(out: &mut String, m: &[MapItem], at: usize, step: usize, mut inline_
                 out.push('\n');
             }
             MapItem::Pair(k, v) => {
-                out.push_str(&scalar_text(k, at + step, true));
+                // yaml.v3 writes keys over 128 bytes as explicit `? key`
+                // (an implicit key may not exceed 1024 characters).
+                if k.len() > 128 {
+                    out.push_str("? ");
+                    out.push_str(&scalar_text(k, at + step, true));
+                    out.push('\n');
+                    pad(out, at);
+                } else {
+                    out.push_str(&scalar_text(k, at + step, true));
+                }
                 out.push(':');
                 emit_child(out, v, at, step, true);
             }
@@ -737,6 +746,16 @@ mod tests {
 
     fn rt(src: &str) -> String {
         emit(&parse(src).unwrap(), 4)
+    }
+
+    #[test]
+    fn long_keys_are_written_explicitly_and_read_back() {
+        let long = "k".repeat(200);
+        let src = format!("a: 1\n{long}:\n    b: 2\nl:\n    - {long}x: 3\n");
+        let docs = parse(&src).unwrap();
+        let out = emit(&docs, 4);
+        assert!(out.contains(&format!("? {long}\n:\n")), "{out}");
+        assert_eq!(parse(&out).unwrap(), docs);
     }
 
     #[test]
