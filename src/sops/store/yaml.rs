@@ -76,6 +76,22 @@ impl<'s> Builder<'s> {
         Ok(e)
     }
 
+    /// Where a block that ended at `pos` stops collecting its trailing
+    /// comments: the next event that is not an end mark (end marks may sit
+    /// before the comments that follow a block scalar).
+    fn end_pos(&self, pos: usize) -> usize {
+        self.events[self.i..]
+            .iter()
+            .find(|(e, _)| {
+                !matches!(
+                    e,
+                    Event::MappingEnd | Event::SequenceEnd | Event::DocumentEnd | Event::StreamEnd
+                )
+            })
+            .map_or(usize::MAX, |(_, sp)| self.byte(sp.start.index()))
+            .max(pos)
+    }
+
     /// Comments positioned before `pos` with column ≥ `min_col` go to `sink`.
     fn take_comments(&mut self, pos: usize, min_col: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -210,6 +226,7 @@ impl<'s> Builder<'s> {
             let (ev, span) = self.next()?;
             let pos = self.byte(span.start.index());
             if let Event::MappingEnd = ev {
+                let pos = self.end_pos(pos);
                 for c in self.take_comments(pos, indent.unwrap_or(0)) {
                     m.0.push(MapItem::Comment(c));
                 }
@@ -274,13 +291,18 @@ impl<'s> Builder<'s> {
         }
     }
 
-    fn sequence(&mut self, _start: Span) -> Result<Seq, StoreError> {
+    fn sequence(&mut self, start: Span) -> Result<Seq, StoreError> {
         let mut s = Seq::default();
-        let mut indent: Option<usize> = None;
+        // A block list's start mark is its first dash, unless an anchor or a
+        // tag comes first; then the dash is found before the first item.
+        let at = self.byte(start.start.index());
+        let mut indent: Option<usize> =
+            (self.src.as_bytes().get(at) == Some(&b'-')).then(|| start.start.col());
         loop {
             let (ev, span) = self.next()?;
             let pos = self.byte(span.start.index());
             if let Event::SequenceEnd = ev {
+                let pos = self.end_pos(pos);
                 for c in self.take_comments(pos, indent.unwrap_or(0)) {
                     s.0.push(SeqItem::Comment(c));
                 }
