@@ -5,8 +5,9 @@
 //! Ready with the new revision; a file for a namespace outside the set →
 //! NamespaceNotAllowed; a tampered file → MacMismatch with the applied
 //! Secret untouched; hand edits reverted (enforce) or reported (report);
-//! removed files orphaned or deleted; webhook signatures checked. Latencies
-//! (commit → Secret updated) are printed.
+//! removed files orphaned or deleted; files holding several Secrets
+//! (multi-document, `List`) handled per Secret; webhook signatures checked.
+//! Latencies (commit → Secret updated) are printed.
 
 mod cluster_support;
 mod common;
@@ -83,17 +84,8 @@ impl Git {
     }
 }
 
-/// An encrypted Secret with annotations (`ksec.io/drift`, …).
-fn secret_with(
-    repo: &Repo,
-    rel: &str,
-    ns: &str,
-    name: &str,
-    data: &[(&str, &str)],
-    ann: &[(&str, &str)],
-) -> PathBuf {
-    let p = repo.path(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+/// A plaintext Secret manifest with annotations (`ksec.io/drift`, …).
+fn secret_yaml(ns: &str, name: &str, data: &[(&str, &str)], ann: &[(&str, &str)]) -> String {
     let mut y =
         format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n");
     if !ann.is_empty() {
@@ -106,10 +98,47 @@ fn secret_with(
     for (k, v) in data {
         y.push_str(&format!("  {k}: \"{v}\"\n"));
     }
-    std::fs::write(&p, y).unwrap();
-    let o = common::run(common::ksec().args(["encrypt", "-i"]).arg(&p));
+    y
+}
+
+/// A `kind: List` of manifests.
+fn list_yaml(items: &[String]) -> String {
+    let mut y = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for item in items {
+        for (i, line) in item.lines().enumerate() {
+            y.push_str(if i == 0 { "  - " } else { "    " });
+            y.push_str(line);
+            y.push('\n');
+        }
+    }
+    y
+}
+
+/// Writes a manifest (one or several documents) and encrypts it in place.
+fn encrypted_file(repo: &Repo, rel: &str, text: &str) -> PathBuf {
+    encrypted_file_with(repo, rel, text, &[])
+}
+
+/// [`encrypted_file`] with more `ksec encrypt` arguments.
+fn encrypted_file_with(repo: &Repo, rel: &str, text: &str, args: &[&str]) -> PathBuf {
+    let p = repo.path(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    let o = common::run(common::ksec().args(["encrypt", "-i"]).args(args).arg(&p));
     assert!(o.status.success(), "encrypt: {}", common::stderr(&o));
     p
+}
+
+/// An encrypted Secret with annotations (`ksec.io/drift`, …).
+fn secret_with(
+    repo: &Repo,
+    rel: &str,
+    ns: &str,
+    name: &str,
+    data: &[(&str, &str)],
+    ann: &[(&str, &str)],
+) -> PathBuf {
+    encrypted_file(repo, rel, &secret_yaml(ns, name, data, ann))
 }
 
 /// The status ConfigMap's status.json.
@@ -145,6 +174,29 @@ fn file_state(st: &serde_json::Value, path: &str) -> (String, String) {
             )
         })
         .unwrap_or_default()
+}
+
+/// The status entries of a file: `namespace/name` → (state, reason); a
+/// file-level entry (no Secret) is listed under "".
+fn file_entries(
+    st: &serde_json::Value,
+    path: &str,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    st["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["path"] == path)
+        .map(|f| {
+            (
+                f["secret"].as_str().unwrap_or("").to_string(),
+                (
+                    f["state"].as_str().unwrap_or("").to_string(),
+                    f["reason"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Waits for Ready=`want` at revision `rev` (status.lastSyncedRevision).
@@ -378,6 +430,214 @@ fn file_url_rotation_refusals_drift_and_prune() {
         "CANARY-git-rep",
         "CANARY-git-temp",
         "CANARY-git-out",
+    ] {
+        assert!(!out.contains(canary), "{canary} leaked");
+    }
+}
+
+/// Files holding several Secrets, as `ksec apply` takes them: a
+/// multi-document file and a `List`, one status entry per Secret. A rotation
+/// of one document rewrites that Secret only; a removed document is pruned
+/// by its policy; the namespace boundary is per Secret; a tampered file
+/// refuses all of its Secrets.
+#[test]
+fn files_with_several_secrets() {
+    let Some(c) = cluster() else { return };
+    let repo = Repo::new(&c);
+    let ns = c.namespace("prod", "gitmulti");
+    let outside = c.namespace("prod", "gitmout");
+    let g = Git::new(&repo);
+    let doc = |name: &str, v: &str, ann: &[(&str, &str)]| secret_yaml(&ns, name, &[("k", v)], ann);
+    let delete = [("ksec.io/deletion-policy", "Delete")];
+    let multi = encrypted_file(
+        &repo,
+        "secrets/multi.yaml",
+        &[
+            doc("m1", "CANARY-multi-1", &[]),
+            doc("m2", "CANARY-multi-2", &delete),
+        ]
+        .join("---\n"),
+    );
+    encrypted_file(
+        &repo,
+        "secrets/list.yaml",
+        &list_yaml(&[
+            doc("l1", "CANARY-list-1", &[]),
+            doc("l2", "CANARY-list-2", &[]),
+        ]),
+    );
+    // One document for a namespace outside the controller's.
+    encrypted_file(
+        &repo,
+        "secrets/mixed.yaml",
+        &[
+            doc("x1", "CANARY-mixed-in", &[]),
+            secret_yaml(&outside, "x2", &[("k", "CANARY-mixed-out")], &[]),
+        ]
+        .join("---\n"),
+    );
+    // A document without a namespace: the controller's only one.
+    encrypted_file_with(
+        &repo,
+        "secrets/defaulted.yaml",
+        &[
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: d1\ntype: Opaque\nstringData:\n  k: \"CANARY-default-1\"\n".to_string(),
+            doc("d2", "CANARY-default-2", &[]),
+        ]
+        .join("---\n"),
+        &["--env", "prod"],
+    );
+    let rev1 = g.commit("several per file");
+    let r = start_git(&c, &repo, &ns, &g.file_url(), &["--git-interval", "2s"]);
+    let st = wait_status(&c, &ns, &rev1, ("False", "NamespaceNotAllowed"));
+    for (name, v) in [
+        ("m1", "CANARY-multi-1"),
+        ("m2", "CANARY-multi-2"),
+        ("l1", "CANARY-list-1"),
+        ("l2", "CANARY-list-2"),
+        ("x1", "CANARY-mixed-in"),
+        ("d1", "CANARY-default-1"),
+        ("d2", "CANARY-default-2"),
+    ] {
+        assert_eq!(c.secret_data(&ns, name)["k"], v, "{name}");
+    }
+    assert!(c.secret(&outside, "x2").is_none(), "refused Secret written");
+    let ok = |e: &(String, String)| (e.0 == "applied" || e.0 == "unchanged") && e.1.is_empty();
+    let id = |name: &str| format!("{ns}/{name}");
+    let m = file_entries(&st, "secrets/multi.yaml");
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(ok(&m[&id("m1")]) && ok(&m[&id("m2")]), "{m:?}");
+    let l = file_entries(&st, "secrets/list.yaml");
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(ok(&l[&id("l1")]) && ok(&l[&id("l2")]), "{l:?}");
+    let x = file_entries(&st, "secrets/mixed.yaml");
+    assert_eq!(x.len(), 2, "{x:?}");
+    assert!(ok(&x[&id("x1")]), "{x:?}");
+    assert_eq!(
+        x[&format!("{outside}/x2")],
+        ("refused".into(), "NamespaceNotAllowed".into())
+    );
+    let d = file_entries(&st, "secrets/defaulted.yaml");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(ok(&d[&id("d1")]) && ok(&d[&id("d2")]), "{d:?}");
+    let s = c.secret(&ns, "l2").unwrap();
+    let ann = s.metadata.annotations.unwrap();
+    assert_eq!(ann["ksec.io/source-path"], "secrets/list.yaml");
+    assert_eq!(ann["ksec.io/source-revision"], rev1);
+    assert!(ann.contains_key("ksec.io/source-digest"));
+    // The outside document goes: Ready.
+    encrypted_file(
+        &repo,
+        "secrets/mixed.yaml",
+        &doc("x1", "CANARY-mixed-in", &[]),
+    );
+    let rev2 = g.commit("drop the outside document");
+    let st = wait_status(&c, &ns, &rev2, ("True", "Synced"));
+    assert_eq!(file_entries(&st, "secrets/mixed.yaml").len(), 1);
+    assert_eq!(c.secret_data(&ns, "x1")["k"], "CANARY-mixed-in");
+    assert!(c.secret(&outside, "x2").is_none());
+
+    // One value of the multi-document file changes (`ksec set` rewrites
+    // the first document only): that Secret is updated, the others are
+    // not written at all.
+    let rv = |name: &str| c.secret(&ns, name).unwrap().metadata.resource_version;
+    let (m2_rv, l1_rv, l2_rv) = (rv("m2"), rv("l1"), rv("l2"));
+    repo.set(&multi, "k", "CANARY-multi-1b");
+    let rev3 = g.commit("rotate m1");
+    c.wait_for("m1 rotated", 60, || {
+        c.secret_data(&ns, "m1").get("k").map(String::as_str) == Some("CANARY-multi-1b")
+    });
+    let st = wait_status(&c, &ns, &rev3, ("True", "Synced"));
+    // A few more intervals and re-checks: still nothing written.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(rv("m2"), m2_rv, "m2 was written");
+    assert_eq!((rv("l1"), rv("l2")), (l1_rv, l2_rv), "the List was written");
+    assert_eq!(c.secret_data(&ns, "m2")["k"], "CANARY-multi-2");
+    let m = file_entries(&st, "secrets/multi.yaml");
+    assert!(ok(&m[&id("m1")]) && ok(&m[&id("m2")]), "{m:?}");
+    let a = c.secret(&ns, "m1").unwrap().metadata.annotations.unwrap();
+    assert_eq!(a["ksec.io/source-revision"], rev3);
+    let a = c.secret(&ns, "m2").unwrap().metadata.annotations.unwrap();
+    assert_eq!(
+        a["ksec.io/source-revision"], rev1,
+        "m2's document did not change"
+    );
+
+    // Removed documents: Delete deletes, Orphan (the default) keeps, marked.
+    encrypted_file(
+        &repo,
+        "secrets/multi.yaml",
+        &doc("m1", "CANARY-multi-1b", &[]),
+    );
+    encrypted_file(
+        &repo,
+        "secrets/list.yaml",
+        &list_yaml(&[doc("l1", "CANARY-list-1", &[])]),
+    );
+    let rev4 = g.commit("remove m2 and l2");
+    let st = wait_status(&c, &ns, &rev4, ("True", "Synced"));
+    c.wait_for("m2 to be deleted", 30, || c.secret(&ns, "m2").is_none());
+    let l2 = c.secret(&ns, "l2").expect("orphaned Secret kept");
+    assert_eq!(l2.metadata.annotations.unwrap()["ksec.io/orphaned"], rev4);
+    assert_eq!(c.secret_data(&ns, "l2")["k"], "CANARY-list-2");
+    assert_eq!(c.secret_data(&ns, "m1")["k"], "CANARY-multi-1b");
+    assert_eq!(c.secret_data(&ns, "l1")["k"], "CANARY-list-1");
+    let m = file_entries(&st, "secrets/multi.yaml");
+    assert_eq!(m.keys().collect::<Vec<_>>(), [&id("m1")]);
+    assert!(
+        !c.secret(&ns, "m1")
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap()
+            .contains_key("ksec.io/orphaned")
+    );
+
+    // A tampered multi-document file (one document's ciphertext replaced by
+    // the other's, valid on its own): the MAC fails, none of it is applied.
+    let t = encrypted_file(
+        &repo,
+        "secrets/tampered.yaml",
+        &[
+            doc("t1", "CANARY-tamper-1", &[]),
+            doc("t2", "CANARY-tamper-2", &[]),
+        ]
+        .join("---\n"),
+    );
+    let text = std::fs::read_to_string(&t).unwrap();
+    let enc_k = |d: &str| {
+        d.lines()
+            .find(|l| l.trim_start().starts_with("k: ENC["))
+            .unwrap_or_else(|| panic!("no encrypted k in {d}"))
+            .to_string()
+    };
+    let docs: Vec<&str> = text.split("\n---\n").collect();
+    assert_eq!(docs.len(), 2, "{text}");
+    let (k1, k2) = (enc_k(docs[0]), enc_k(docs[1]));
+    assert_ne!(k1, k2);
+    let tampered = format!("{}\n---\n{}", docs[0], docs[1].replace(&k2, &k1));
+    std::fs::write(&t, tampered).unwrap();
+    let rev5 = g.commit("tampered");
+    let st = wait_status(&c, &ns, &rev5, ("False", "MacMismatch"));
+    let tf = file_entries(&st, "secrets/tampered.yaml");
+    assert_eq!(tf.len(), 2, "{tf:?}");
+    for name in ["t1", "t2"] {
+        assert_eq!(
+            tf[&id(name)],
+            ("refused".into(), "MacMismatch".into()),
+            "{tf:?}"
+        );
+        assert!(c.secret(&ns, name).is_none(), "{name} applied");
+    }
+    assert_eq!(c.secret_data(&ns, "m1")["k"], "CANARY-multi-1b");
+
+    let out = all_output(&c, &r, &ns);
+    for canary in [
+        "CANARY-multi-",
+        "CANARY-list-",
+        "CANARY-mixed-",
+        "CANARY-tamper-",
+        "CANARY-default-",
     ] {
         assert!(!out.contains(canary), "{canary} leaked");
     }
@@ -617,10 +877,12 @@ fn https_token_and_git_daemon_transports() {
     );
     let rev2 = g.commit("move to ns2");
     let dport = free_port();
+    // git-daemon itself: `git daemon` would run it as a child that killing
+    // `git` leaves behind (holding the test's output pipe open).
+    let exec_path = git(&base, &["--exec-path"]);
     let _daemon = Server(
-        Command::new("git")
+        Command::new(Path::new(exec_path.trim()).join("git-daemon"))
             .args([
-                "daemon",
                 "--export-all",
                 "--reuseaddr",
                 "--listen=127.0.0.1",
@@ -628,6 +890,7 @@ fn https_token_and_git_daemon_transports() {
             .arg(format!("--port={dport}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(&base)
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("git daemon"),

@@ -502,6 +502,29 @@ pub struct OneOptions<'a> {
     pub allow_mac_only: bool,
 }
 
+/// Where the Secrets of one file ([`open_all`]) may land.
+#[derive(Clone, Copy, Debug)]
+pub struct FileOptions<'a> {
+    /// Secrets without `metadata.namespace` go there (none: they are refused).
+    pub default_namespace: Option<&'a str>,
+    /// When set, the only namespace a Secret may name.
+    pub only_namespace: Option<&'a str>,
+    /// With it, each Secret's namespace must belong to the environment the
+    /// file was encrypted for (as `ksec apply` checks).
+    pub recipients: Option<&'a RecipientsDir>,
+    /// Only this environment.
+    pub env: Option<&'a str>,
+    pub allow_mac_only: bool,
+}
+
+/// Why [`open_all`] refused one Secret of a file (the others may be fine).
+#[derive(Debug)]
+pub struct SecretRefusal {
+    /// `namespace/name`, when known.
+    pub secret: Option<String>,
+    pub refusal: OpenRefusal,
+}
+
 /// Decrypts one in-memory document holding exactly one Secret (the
 /// controller's `EncryptedSecret`), MAC verified, and checks the namespace
 /// boundary. `label` names it in messages.
@@ -511,6 +534,39 @@ pub fn open_one(
     ring: &KeyRing,
     opts: OneOptions<'_>,
 ) -> Result<DesiredSecret, OpenRefusal> {
+    let mut all = open_all(
+        label,
+        bytes,
+        ring,
+        FileOptions {
+            default_namespace: Some(opts.namespace),
+            only_namespace: Some(opts.namespace),
+            recipients: opts.recipients,
+            env: opts.env,
+            allow_mac_only: opts.allow_mac_only,
+        },
+    )?;
+    if all.len() != 1 {
+        return Err(OpenRefusal::Invalid(format!(
+            "holds {} Secrets; exactly one is expected",
+            all.len()
+        )));
+    }
+    all.pop().expect("one").map_err(|r| r.refusal)
+}
+
+/// Decrypts one in-memory file (YAML, several documents or a `List`, or
+/// JSON) once, MAC verified, and returns every Secret in it, in document
+/// order, each checked against the namespace boundary. A problem of the
+/// whole file (plaintext, unparsable, no Secret, `mac_only_encrypted`,
+/// decryption or MAC failure) is the outer error: none of its Secrets may
+/// be applied. `label` names the file in messages.
+pub fn open_all(
+    label: &Path,
+    bytes: &[u8],
+    ring: &KeyRing,
+    opts: FileOptions<'_>,
+) -> Result<Vec<Result<DesiredSecret, SecretRefusal>>, OpenRefusal> {
     let format = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         Format::Json
     } else {
@@ -549,69 +605,97 @@ pub fn open_one(
         }
     }
     drop(opened);
-    if secrets.len() != 1 {
-        return Err(OpenRefusal::Invalid(format!(
-            "holds {} Secrets; exactly one is expected",
-            secrets.len()
-        )));
-    }
-    let j = secrets.pop().expect("one");
+    Ok(secrets
+        .iter()
+        .map(|j| check_secret(label, j, &candidates, &opts))
+        .collect())
+}
+
+/// One decrypted Secret of [`open_all`]: name, namespace, boundary.
+fn check_secret(
+    label: &Path,
+    j: &J,
+    candidates: &[&str],
+    opts: &FileOptions<'_>,
+) -> Result<DesiredSecret, SecretRefusal> {
     let name = j
         .pointer("/metadata/name")
         .and_then(J::as_str)
         .unwrap_or("")
         .to_string();
     if name.is_empty() {
-        return Err(OpenRefusal::Invalid(
-            "the Secret has no metadata.name".into(),
-        ));
+        return Err(SecretRefusal {
+            secret: None,
+            refusal: OpenRefusal::Invalid("the Secret has no metadata.name".into()),
+        });
     }
-    let ns = match j
+    let own = j
         .pointer("/metadata/namespace")
         .and_then(J::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        Some(own) if own != opts.namespace => {
-            return Err(OpenRefusal::Namespace(format!(
-                "the Secret names namespace {own:?}, not {:?}",
-                opts.namespace
-            )));
+        .filter(|s| !s.is_empty());
+    let refuse = |ns: &str, refusal| SecretRefusal {
+        secret: Some(format!("{ns}/{name}")),
+        refusal,
+    };
+    let ns = match (own, opts.only_namespace, opts.default_namespace) {
+        (Some(own), Some(only), _) if own != only => {
+            return Err(refuse(
+                own,
+                OpenRefusal::Namespace(format!("the Secret names namespace {own:?}, not {only:?}")),
+            ));
         }
-        _ => opts.namespace.to_string(),
+        (Some(own), _, _) => own.to_string(),
+        (None, _, Some(d)) => d.to_string(),
+        (None, Some(only), None) => only.to_string(),
+        (None, None, None) => {
+            return Err(SecretRefusal {
+                secret: None,
+                refusal: OpenRefusal::Invalid(format!(
+                    "the Secret {name} names no metadata.namespace"
+                )),
+            });
+        }
     };
     let mut env = String::new();
     if let Some(rdir) = opts.recipients {
         let owner = match rdir.env_for_namespace(&ns) {
             Ok(Some(e)) => e,
             Ok(None) => {
-                return Err(OpenRefusal::Namespace(format!(
-                    "namespace {ns:?} belongs to no environment"
-                )));
+                return Err(refuse(
+                    &ns,
+                    OpenRefusal::Namespace(format!("namespace {ns:?} belongs to no environment")),
+                ));
             }
-            Err(e) => return Err(OpenRefusal::Namespace(e.to_string())),
+            Err(e) => return Err(refuse(&ns, OpenRefusal::Namespace(e.to_string()))),
         };
         if !candidates.contains(&owner.name.as_str()) {
-            return Err(OpenRefusal::Namespace(format!(
-                "namespace {ns:?} belongs to environment {}, but the document was encrypted for {}",
-                owner.name,
-                if candidates.is_empty() {
-                    "recipients of no single environment".to_string()
-                } else {
-                    format!("environment {}", candidates.join("/"))
-                }
-            )));
+            return Err(refuse(
+                &ns,
+                OpenRefusal::Namespace(format!(
+                    "namespace {ns:?} belongs to environment {}, but the document was encrypted for {}",
+                    owner.name,
+                    if candidates.is_empty() {
+                        "recipients of no single environment".to_string()
+                    } else {
+                        format!("environment {}", candidates.join("/"))
+                    }
+                )),
+            ));
         }
         if let Some(want) = opts.env
             && owner.name != want
         {
-            return Err(OpenRefusal::Namespace(format!(
-                "namespace {ns:?} is in environment {}, not {want}",
-                owner.name
-            )));
+            return Err(refuse(
+                &ns,
+                OpenRefusal::Namespace(format!(
+                    "namespace {ns:?} is in environment {}, not {want}",
+                    owner.name
+                )),
+            ));
         }
         env = owner.name.clone();
     }
-    let (object, data) = secret_parts(&j, &ns).map_err(OpenRefusal::Invalid)?;
+    let (object, data) = secret_parts(j, &ns).map_err(|m| refuse(&ns, OpenRefusal::Invalid(m)))?;
     Ok(DesiredSecret {
         file: label.to_path_buf(),
         namespace: ns,

@@ -40,7 +40,7 @@ use super::reconcile::{
     Context, LABEL_SOURCE, Scope, apply_off_thread, classify, reason, set_condition, trim_note,
 };
 use crate::cluster::apply::{Action as ApplyAction, ApplyOptions};
-use crate::cluster::source::{self, DesiredSecret, OneOptions, OpenRefusal};
+use crate::cluster::source::{self, DesiredSecret, FileOptions, OpenRefusal};
 use crate::cluster::verify::Outcome;
 use crate::cluster::{self, ClusterError, Loaded, diff};
 use crate::keys::KeyRing;
@@ -51,10 +51,13 @@ use crate::sops::{Format, Value};
 pub const LABEL_GIT_SOURCE: &str = "ksec.io/git-source";
 /// The file (from the repository root) the Secret was applied from.
 pub const ANN_SOURCE_PATH: &str = "ksec.io/source-path";
-/// The commit at which the file's current content was applied.
+/// The commit at which the Secret's current content was applied.
 pub const ANN_SOURCE_REVISION: &str = "ksec.io/source-revision";
-/// The blob id of that file: same blob, same source (drift detection).
+/// The blob id of that file at that commit.
 pub const ANN_SOURCE_BLOB: &str = "ksec.io/source-blob";
+/// SHA-256 of the Secret's encrypted document (its ciphertext, not the
+/// whole file's): same digest, same source (drift detection, no decryption).
+pub const ANN_SOURCE_DIGEST: &str = "ksec.io/source-digest";
 /// Set (to the revision) instead of deleting when the file is removed and the policy is Orphan.
 pub const ANN_ORPHANED: &str = "ksec.io/orphaned";
 /// Per-object policies, in the encrypted manifest's metadata.annotations.
@@ -223,13 +226,17 @@ pub struct GitStatus {
     pub files_omitted: usize,
 }
 
+/// (blob, state, reason) of a status entry.
+type Announced = (String, String, Option<String>);
+
 /// Memory between syncs: what was already announced (events and counters
 /// fire on change, not on every interval).
 #[derive(Default)]
 struct Memory {
     status: GitStatus,
-    /// path → (blob, state, reason) of the last sync.
-    outcomes: HashMap<String, (String, String, Option<String>)>,
+    /// (path, `namespace/name`) → (blob, state, reason) of the last sync:
+    /// one entry per Secret of a file, or per file when no Secret is concerned.
+    outcomes: HashMap<(String, Option<String>), Announced>,
     /// Secret → drift summary already reported.
     drift: HashMap<String, String>,
     fetch_error: Option<String>,
@@ -376,8 +383,21 @@ async fn fetch_failed(cfg: &GitSourceConfig, ctx: &Context, mem: &mut Memory, me
     }
 }
 
-/// Plaintext facts of an encrypted file: (namespace, name) of its single Secret.
-fn plain_id(docs: &crate::sops::Documents) -> Vec<(Option<String>, Option<String>)> {
+/// Readable facts of one Secret of an encrypted file (no decryption).
+#[derive(Debug, PartialEq, Eq)]
+struct PlainSecret {
+    namespace: Option<String>,
+    name: Option<String>,
+    /// SHA-256 of the Secret's encrypted form (ciphertext and readable
+    /// metadata, without the file's sops metadata): it changes when the
+    /// Secret's own content changes, not when another Secret of the file does.
+    digest: String,
+}
+
+/// The Secrets of an encrypted file, in document order (the order in which
+/// [`source::open_all`] returns them).
+fn plain_id(docs: &crate::sops::Documents) -> Vec<PlainSecret> {
+    use sha2::{Digest, Sha256};
     let mut out = Vec::new();
     for d in &docs.0 {
         for obj in crate::recipients::k8s_objects(d) {
@@ -388,19 +408,72 @@ fn plain_id(docs: &crate::sops::Documents) -> Vec<(Option<String>, Option<String
                         .filter(|s| !s.is_empty())
                         .map(str::to_string)
                 };
-                out.push((get("namespace"), get("name")));
+                let text = serde_json::to_string(&Value::Map(obj.clone()).to_json())
+                    .expect("JSON serializes");
+                out.push(PlainSecret {
+                    namespace: get("namespace"),
+                    name: get("name"),
+                    digest: hex::encode(Sha256::digest(text.as_bytes())),
+                });
             }
         }
     }
     out
 }
 
-/// One file → a Secret to apply, or why not. Runs on the blocking pool.
-fn open_file(
-    f: &GitFile,
-    ring: &KeyRing,
-    scope: &Scope,
-) -> Result<DesiredSecret, Box<(FileStatus, Option<&'static str>)>> {
+/// A live Secret of this source that may stand for its document without
+/// decrypting it again: not orphaned, not edited since it was applied.
+struct Reusable {
+    path: String,
+    digest: Option<String>,
+    keys: Vec<String>,
+}
+
+/// What the last sync left live, for [`open_file`].
+#[derive(Default)]
+struct LiveIndex {
+    reusable: HashMap<(String, String), Reusable>,
+    /// path → the (not orphaned) Secrets applied from it.
+    by_path: HashMap<String, BTreeSet<(String, String)>>,
+}
+
+/// One entry of a file: a Secret, or the whole file.
+enum Entry {
+    /// Applied from this very document and not edited since: not decrypted.
+    Intact(FileStatus),
+    /// Decrypted and checked, with its document's digest; to compare with the live Secret.
+    Open(FileStatus, Box<DesiredSecret>, String),
+    /// Skipped or refused.
+    Done(FileStatus),
+}
+
+/// One Secret of a file before decryption: (namespace, name) and the
+/// digest of its document, or why it is refused already.
+type Slot = Result<((String, String), String), Box<FileStatus>>;
+
+/// What one file yields.
+struct Opened {
+    entries: Vec<Entry>,
+    /// Its Secrets are authenticated (decrypted with the MAC verified, or
+    /// all intact): a live Secret it no longer defines may be pruned.
+    verified: bool,
+    /// Why decryption failed (the metric counts it once per file).
+    decrypt_error: Option<&'static str>,
+}
+
+impl Opened {
+    fn done(st: FileStatus) -> Opened {
+        Opened {
+            entries: vec![Entry::Done(st)],
+            verified: false,
+            decrypt_error: None,
+        }
+    }
+}
+
+/// One file → one entry per Secret (decrypted once for all of them), or one
+/// entry for the whole file. Runs on the blocking pool.
+fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Opened {
     let mut st = FileStatus::new(f, "skipped");
     let format = if f.path.to_ascii_lowercase().ends_with(".json") {
         Format::Json
@@ -421,17 +494,17 @@ fn open_file(
             } else {
                 st.message = "not an encrypted manifest".into();
             }
-            return Err(Box::new((st, None)));
+            return Opened::done(st);
         }
         Err(e) => {
             st.refused(reason::INVALID, e.to_string());
-            return Err(Box::new((st, None)));
+            return Opened::done(st);
         }
     };
     let ids = plain_id(&docs);
     if ids.is_empty() {
         st.message = "no Secret in it".into();
-        return Err(Box::new((st, None)));
+        return Opened::done(st);
     }
     // Files of other environments share the repository: not ours, not an error.
     if let (Some(rdir), Some(env)) = (&scope.recipients, &scope.env) {
@@ -442,57 +515,154 @@ fn open_file(
             } else {
                 format!("encrypted for environment {}, not {env}", cands.join("/"))
             };
-            return Err(Box::new((st, None)));
+            return Opened::done(st);
         }
     }
     drop(docs);
-    if ids.len() != 1 {
-        st.refused(
-            reason::INVALID,
-            format!(
-                "holds {} Secrets; the Git source expects one per file",
-                ids.len()
-            ),
-        );
-        return Err(Box::new((st, None)));
-    }
-    let (ns, name) = ids.into_iter().next().expect("one");
-    let ns = match ns {
-        Some(ns) => ns,
-        None if scope.namespaces.len() == 1 => {
-            scope.namespaces.iter().next().cloned().expect("one")
-        }
-        None => {
-            st.refused(
-                reason::INVALID,
-                "the Secret names no metadata.namespace".into(),
-            );
-            return Err(Box::new((st, None)));
-        }
+    // Per Secret, from the readable metadata: name, namespace, boundary.
+    // Secrets refused here are not decrypted.
+    let default_ns = if scope.namespaces.len() == 1 {
+        scope.namespaces.iter().next().cloned()
+    } else {
+        None
     };
-    st.secret = Some(cluster::nsname(&ns, name.as_deref().unwrap_or("?")));
-    if let Some(why) = scope.refuse(&ns) {
-        st.refused(reason::NAMESPACE_NOT_ALLOWED, why);
-        return Err(Box::new((st, None)));
+    let slots: Vec<Slot> = ids
+        .into_iter()
+        .map(|p| {
+            let mut e = FileStatus::new(f, "refused");
+            let Some(name) = p.name else {
+                e.refused(reason::INVALID, "a Secret has no metadata.name".into());
+                return Err(Box::new(e));
+            };
+            let Some(ns) = p.namespace.or_else(|| default_ns.clone()) else {
+                e.refused(
+                    reason::INVALID,
+                    format!("the Secret {name} names no metadata.namespace"),
+                );
+                return Err(Box::new(e));
+            };
+            e.secret = Some(cluster::nsname(&ns, &name));
+            if let Some(why) = scope.refuse(&ns) {
+                e.refused(reason::NAMESPACE_NOT_ALLOWED, why);
+                return Err(Box::new(e));
+            }
+            Ok(((ns, name), p.digest))
+        })
+        .collect();
+    let wanted: BTreeSet<(String, String)> = slots
+        .iter()
+        .filter_map(|s| s.as_ref().ok().map(|(k, _)| k.clone()))
+        .collect();
+    let allowed = slots.iter().filter(|s| s.is_ok()).count();
+    if allowed == 0 {
+        return Opened {
+            entries: slots
+                .into_iter()
+                .filter_map(|s| s.err().map(|e| Entry::Done(*e)))
+                .collect(),
+            verified: false,
+            decrypt_error: None,
+        };
     }
-    match source::open_one(
+    // Not decrypted again when every Secret of the file is live, from this
+    // path and this very document, unedited, and the file defines exactly
+    // the Secrets live from it (none removed, none added, none twice).
+    let intact = wanted.len() == allowed
+        && live.by_path.get(&f.path) == Some(&wanted)
+        && slots.iter().all(|s| match s {
+            Ok((k, digest)) => live
+                .reusable
+                .get(k)
+                .is_some_and(|r| r.path == f.path && r.digest.as_deref() == Some(digest.as_str())),
+            Err(_) => true,
+        });
+    if intact {
+        return Opened {
+            entries: slots
+                .into_iter()
+                .map(|s| match s {
+                    Ok((k, _)) => {
+                        let mut e = FileStatus::new(f, "unchanged");
+                        e.secret = Some(cluster::nsname(&k.0, &k.1));
+                        e.keys = live.reusable[&k].keys.clone();
+                        Entry::Intact(e)
+                    }
+                    Err(e) => Entry::Done(*e),
+                })
+                .collect(),
+            verified: true,
+            decrypt_error: None,
+        };
+    }
+    let opened = source::open_all(
         Path::new(&f.path),
         &f.bytes,
         ring,
-        OneOptions {
-            namespace: &ns,
+        FileOptions {
+            default_namespace: default_ns.as_deref(),
+            only_namespace: None,
             recipients: scope.recipients.as_ref(),
             env: scope.env.as_deref(),
             allow_mac_only: scope.allow_mac_only,
         },
-    ) {
-        Ok(d) => Ok(d),
+    );
+    match opened {
+        // The whole file (the MAC covers it): every Secret in it is refused.
         Err(r) => {
             let why = classify(&r);
             let decrypt = matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_));
-            st.refused(why, r.to_string());
-            Err(Box::new((st, decrypt.then_some(why))))
+            let msg = r.to_string();
+            Opened {
+                entries: slots
+                    .into_iter()
+                    .map(|s| match s {
+                        Ok(((ns, name), _)) => {
+                            let mut e = FileStatus::new(f, "refused");
+                            e.secret = Some(cluster::nsname(&ns, &name));
+                            e.refused(why, msg.clone());
+                            Entry::Done(e)
+                        }
+                        Err(e) => Entry::Done(*e),
+                    })
+                    .collect(),
+                verified: false,
+                decrypt_error: decrypt.then_some(why),
+            }
         }
+        Ok(all) if all.len() != slots.len() => {
+            st.refused(
+                reason::INVALID,
+                "the decrypted file does not hold the Secrets its metadata lists".into(),
+            );
+            Opened::done(st)
+        }
+        Ok(all) => Opened {
+            entries: slots
+                .into_iter()
+                .zip(all)
+                .map(|(slot, res)| match (slot, res) {
+                    (Err(e), _) => Entry::Done(*e),
+                    (Ok(_), Err(r)) => {
+                        let mut e = FileStatus::new(f, "refused");
+                        e.secret = r.secret;
+                        e.refused(classify(&r.refusal), r.refusal.to_string());
+                        Entry::Done(e)
+                    }
+                    (Ok((_, digest)), Ok(d)) => {
+                        let mut e = FileStatus::new(f, "pending");
+                        e.secret = Some(cluster::nsname(&d.namespace, &d.name));
+                        if let Some(why) = scope.refuse(&d.namespace) {
+                            e.refused(reason::NAMESPACE_NOT_ALLOWED, why);
+                            return Entry::Done(e);
+                        }
+                        e.keys = d.data.keys().cloned().collect();
+                        Entry::Open(e, Box::new(d), digest)
+                    }
+                })
+                .collect(),
+            verified: true,
+            decrypt_error: None,
+        },
     }
 }
 
@@ -591,32 +761,28 @@ async fn sync_snapshot(
             return false;
         }
     };
-    // A Secret applied from the same blob and not edited since needs no
-    // decryption: the blob was checked when it was applied.
-    let mut intact: HashMap<String, FileStatus> = HashMap::new();
+    // A Secret applied from the same document and not edited since needs no
+    // decryption: the document was checked when it was applied.
+    let mut index = LiveIndex::default();
     for ((ns, name), l) in &live {
-        let (Some(path), Some(blob)) = (
-            live_annotation(l, ANN_SOURCE_PATH),
-            live_annotation(l, ANN_SOURCE_BLOB),
-        ) else {
+        let Some(path) = live_annotation(l, ANN_SOURCE_PATH) else {
             continue;
         };
-        let same = snap.files.iter().any(|f| f.path == path && f.blob == blob);
-        if same
-            && live_annotation(l, ANN_ORPHANED).is_none()
-            && untouched(l)
-            && ctx.scope.refuse(ns).is_none()
-        {
-            intact.insert(
-                path.to_string(),
-                FileStatus {
+        if live_annotation(l, ANN_ORPHANED).is_some() {
+            continue;
+        }
+        index
+            .by_path
+            .entry(path.to_string())
+            .or_default()
+            .insert((ns.clone(), name.clone()));
+        if untouched(l) && ctx.scope.refuse(ns).is_none() {
+            index.reusable.insert(
+                (ns.clone(), name.clone()),
+                Reusable {
                     path: path.to_string(),
-                    secret: Some(cluster::nsname(ns, name)),
-                    state: "unchanged".into(),
-                    reason: None,
-                    message: String::new(),
+                    digest: live_annotation(l, ANN_SOURCE_DIGEST).map(str::to_string),
                     keys: diff::live_data(l).into_keys().collect(),
-                    blob: blob.to_string(),
                 },
             );
         }
@@ -626,66 +792,76 @@ async fn sync_snapshot(
     let files = Arc::new(snap.files.clone());
     let (ring, scope) = (ctx.ring.clone(), ctx.scope.clone());
     let fs = files.clone();
-    let skip: BTreeSet<String> = intact.keys().cloned().collect();
     let opened = tokio::task::spawn_blocking(move || {
         fs.par_iter()
-            .map(|f| (!skip.contains(&f.path)).then(|| open_file(f, &ring, &scope)))
+            .map(|f| open_file(f, &ring, &scope, &index))
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
+    .await;
+    let opened = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            // Never go on with an empty list: everything would be pruned.
+            let files = mem.status.files.clone();
+            transient(cfg, ctx, mem, files, &format!("decryption task: {e}")).await;
+            return false;
+        }
+    };
     let mut statuses: Vec<FileStatus> = Vec::with_capacity(files.len());
-    let mut desired: Vec<(usize, DesiredSecret)> = Vec::new();
+    let mut desired: Vec<(usize, DesiredSecret, String)> = Vec::new();
     let mut seen: HashMap<(String, String), String> = HashMap::new();
+    // Intact Secrets first: as applied, they win over a second definition elsewhere.
+    for o in &opened {
+        for e in &o.entries {
+            if let Entry::Intact(st) = e
+                && let Some((ns, name)) = st.secret.as_deref().and_then(|x| x.split_once('/'))
+            {
+                seen.insert((ns.to_string(), name.to_string()), st.path.clone());
+            }
+        }
+    }
+    let mut verified: BTreeSet<String> = BTreeSet::new();
     let mut decrypt_errors = Vec::new();
     for (i, o) in opened.into_iter().enumerate() {
-        match o {
-            None => {
-                let st = intact
-                    .remove(&files[i].path)
-                    .expect("skipped because intact");
-                if let Some((ns, name)) = st.secret.as_deref().and_then(|x| x.split_once('/')) {
-                    seen.insert((ns.to_string(), name.to_string()), st.path.clone());
+        if o.verified {
+            verified.insert(files[i].path.clone());
+        }
+        if let Some(r) = o.decrypt_error {
+            decrypt_errors.push((files[i].path.clone(), files[i].blob.clone(), r));
+        }
+        for e in o.entries {
+            let (mut st, d, digest) = match e {
+                Entry::Intact(st) | Entry::Done(st) => {
+                    statuses.push(st);
+                    continue;
                 }
-                statuses.push(st);
+                Entry::Open(st, d, digest) => (st, *d, digest),
+            };
+            let key = (d.namespace.clone(), d.name.clone());
+            if let Some(prev) = seen.get(&key) {
+                st.refused(
+                    reason::INVALID,
+                    format!("the same Secret is defined in {prev}"),
+                );
+            } else if let Some(bad) =
+                annotation(&d.object, ANN_DRIFT).filter(|v| parse_drift(v).is_none())
+            {
+                st.refused(
+                    reason::INVALID,
+                    format!("{ANN_DRIFT}: {bad:?} is not enforce, report or ignore"),
+                );
+            } else if let Some(bad) =
+                annotation(&d.object, ANN_DELETION_POLICY).filter(|v| parse_deletion(v).is_none())
+            {
+                st.refused(
+                    reason::INVALID,
+                    format!("{ANN_DELETION_POLICY}: {bad:?} is not Orphan or Delete"),
+                );
+            } else {
+                seen.insert(key, files[i].path.clone());
+                desired.push((statuses.len(), d, digest));
             }
-            Some(Ok(d)) => {
-                let mut st = FileStatus::new(&files[i], "pending");
-                st.secret = Some(cluster::nsname(&d.namespace, &d.name));
-                st.keys = d.data.keys().cloned().collect();
-                let key = (d.namespace.clone(), d.name.clone());
-                if let Some(prev) = seen.get(&key) {
-                    st.refused(
-                        reason::INVALID,
-                        format!("the same Secret is defined in {prev}"),
-                    );
-                } else if let Some(bad) =
-                    annotation(&d.object, ANN_DRIFT).filter(|v| parse_drift(v).is_none())
-                {
-                    st.refused(
-                        reason::INVALID,
-                        format!("{ANN_DRIFT}: {bad:?} is not enforce, report or ignore"),
-                    );
-                } else if let Some(bad) = annotation(&d.object, ANN_DELETION_POLICY)
-                    .filter(|v| parse_deletion(v).is_none())
-                {
-                    st.refused(
-                        reason::INVALID,
-                        format!("{ANN_DELETION_POLICY}: {bad:?} is not Orphan or Delete"),
-                    );
-                } else {
-                    seen.insert(key, files[i].path.clone());
-                    desired.push((statuses.len(), d));
-                }
-                statuses.push(st);
-            }
-            Some(Err(refused)) => {
-                let (st, decrypt) = *refused;
-                if let Some(r) = decrypt {
-                    decrypt_errors.push((st.path.clone(), st.blob.clone(), r));
-                }
-                statuses.push(st);
-            }
+            statuses.push(st);
         }
     }
     for p in &snap.oversized {
@@ -705,7 +881,7 @@ async fn sync_snapshot(
     let mut plans: Vec<Planned> = Vec::new();
     let mut drifted: Vec<(usize, String, String, bool)> = Vec::new();
     let mut transient_msgs: Vec<String> = Vec::new();
-    for (si, mut d) in desired {
+    for (si, mut d, digest) in desired {
         let st = &mut statuses[si];
         let key = (d.namespace.clone(), d.name.clone());
         let drift_mode = annotation(&d.object, ANN_DRIFT)
@@ -716,15 +892,26 @@ async fn sync_snapshot(
             Some(l) => {
                 let orphaned = live_annotation(l, ANN_ORPHANED).is_some();
                 unorphan = orphaned;
-                let same_source =
-                    !orphaned && live_annotation(l, ANN_SOURCE_BLOB) == Some(st.blob.as_str());
+                // Applied from this very document at this path (Secrets
+                // applied before the digest existed: from this very file).
+                let live_digest = live_annotation(l, ANN_SOURCE_DIGEST);
+                let same_doc = live_digest == Some(digest.as_str())
+                    && live_annotation(l, ANN_SOURCE_PATH) == Some(st.path.as_str());
+                let same_source = !orphaned
+                    && (same_doc
+                        || (live_digest.is_none()
+                            && live_annotation(l, ANN_SOURCE_BLOB) == Some(st.blob.as_str())));
                 if same_source {
                     let keys = diff::key_diff(&d.data, &diff::live_data(l));
-                    if keys.is_empty() {
+                    // Unchanged: not written again, even when another
+                    // Secret of the same file changed. Without a digest yet,
+                    // it is applied once to get one.
+                    if keys.is_empty() && same_doc {
                         st.state = "unchanged".into();
                         continue;
                     }
                     match drift_mode {
+                        _ if keys.is_empty() => {}
                         DriftMode::Enforce => {}
                         DriftMode::Report | DriftMode::Ignore => {
                             let report = drift_mode == DriftMode::Report;
@@ -801,6 +988,7 @@ async fn sync_snapshot(
         ann[ANN_SOURCE_PATH] = J::String(st.path.clone());
         ann[ANN_SOURCE_REVISION] = J::String(rev.clone());
         ann[ANN_SOURCE_BLOB] = J::String(st.blob.clone());
+        ann[ANN_SOURCE_DIGEST] = J::String(digest);
         plans.push(Planned {
             file: si,
             desired: d,
@@ -923,14 +1111,21 @@ async fn sync_snapshot(
     }
 
     let applied_ms = t.elapsed().as_millis() as u64;
-    // 5. Prune: Secrets whose file is gone (or now defines another Secret).
+    // 5. Prune: Secrets whose file is gone, or whose file, decrypted, no
+    // longer defines them (document removed, Secret renamed).
     let desired_ids: BTreeSet<String> = statuses
         .iter()
         .filter(|s| s.state != "refused" && s.state != "skipped")
         .filter_map(|s| s.secret.clone())
         .collect();
-    let present: HashMap<&str, &FileStatus> =
-        statuses.iter().map(|s| (s.path.as_str(), s)).collect();
+    let present: BTreeSet<&str> = statuses.iter().map(|s| s.path.as_str()).collect();
+    // Entries that keep their Secret: refused, skipped or failed (per Secret,
+    // or for the whole file when `None`).
+    let held: BTreeSet<(&str, Option<&str>)> = statuses
+        .iter()
+        .filter(|s| matches!(s.state.as_str(), "refused" | "skipped" | "failed"))
+        .map(|s| (s.path.as_str(), s.secret.as_deref()))
+        .collect();
     let mut pruned: Vec<(String, String, DeletionPolicy, String)> = Vec::new();
     for ((ns, name), l) in &live {
         let id = cluster::nsname(ns, name);
@@ -938,9 +1133,13 @@ async fn sync_snapshot(
             continue;
         }
         let path = live_annotation(l, ANN_SOURCE_PATH).unwrap_or("");
-        // A file still there but refused (bad MAC, missing key…) keeps its Secret.
-        if let Some(f) = present.get(path)
-            && (f.state == "refused" || f.state == "skipped" || f.state == "failed")
+        // A file still there keeps its Secret unless it was decrypted (MAC
+        // verified) and no longer defines it: a refused file (bad MAC,
+        // missing key…) or Secret never causes a deletion.
+        if present.contains(path)
+            && (!verified.contains(path)
+                || held.contains(&(path, Some(id.as_str())))
+                || held.contains(&(path, None)))
         {
             continue;
         }
@@ -1005,13 +1204,17 @@ async fn sync_snapshot(
     } else if let Some(first) = refused.first() {
         let r = first.reason.clone().unwrap_or_default();
         let msg = format!(
-            "revision {short}: {} of {total} file(s) refused: {}",
+            "revision {short}: {} of {total} Secret(s) or file(s) refused: {}",
             refused.len(),
             refused
                 .iter()
                 .map(|s| format!(
-                    "{} ({}): {}",
+                    "{}{} ({}): {}",
                     s.path,
+                    s.secret
+                        .as_deref()
+                        .map(|x| format!(" [{x}]"))
+                        .unwrap_or_default(),
                     s.reason.as_deref().unwrap_or(""),
                     s.message
                 ))
@@ -1022,7 +1225,7 @@ async fn sync_snapshot(
         set_condition(conds, "Reconciling", "False", &r, "", None);
         set_condition(conds, "Stalled", "True", &r, &trim_note(&msg), None);
     } else {
-        let msg = format!("revision {short}: {total} Secret file(s) in sync");
+        let msg = format!("revision {short}: {total} Secret(s) in sync");
         set_condition(conds, "Ready", "True", reason::SYNCED, &msg, None);
         set_condition(conds, "Reconciling", "False", reason::SYNCED, "", None);
         set_condition(conds, "Stalled", "False", reason::SYNCED, "", None);
@@ -1062,12 +1265,13 @@ async fn sync_snapshot(
             })
             .set(1);
     }
-    // Per-file counters and events fire when a file's outcome changes.
+    // Counters and events fire when an entry's (file, Secret) outcome changes.
     let mut new_refusals = Vec::new();
     let mut outcomes = HashMap::new();
     for s in &statuses {
         let now = (s.blob.clone(), s.state.clone(), s.reason.clone());
-        let changed = mem.outcomes.get(&s.path) != Some(&now);
+        let key = (s.path.clone(), s.secret.clone());
+        let changed = mem.outcomes.get(&key) != Some(&now);
         if changed {
             match s.state.as_str() {
                 "applied" => ctx.metrics.sync_ok(),
@@ -1079,10 +1283,16 @@ async fn sync_snapshot(
                 _ => {}
             }
         }
-        outcomes.insert(s.path.clone(), now);
+        outcomes.insert(key, now);
     }
+    // Once per file and blob.
+    let known: BTreeSet<(&str, &str)> = mem
+        .outcomes
+        .iter()
+        .map(|((p, _), o)| (p.as_str(), o.0.as_str()))
+        .collect();
     for (path, blob, r) in &decrypt_errors {
-        if mem.outcomes.get(path).is_none_or(|o| &o.0 != blob) {
+        if !known.contains(&(path.as_str(), blob.as_str())) {
             ctx.metrics.decrypt_error(r);
         }
     }
@@ -1108,7 +1318,7 @@ async fn sync_snapshot(
             .get_or_create(&StateLabels { state: k.into() })
             .set(v);
     }
-    statuses.sort_by(|a, b| a.path.cmp(&b.path));
+    statuses.sort_by(|a, b| (&a.path, &a.secret).cmp(&(&b.path, &b.secret)));
     let (files, omitted) = cap_files(statuses);
     mem.status.files = files;
     mem.status.files_omitted = omitted;
@@ -1387,9 +1597,34 @@ mod tests {
         let y =
             b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\ndata: {}\n";
         let docs = store::load_plain(Format::Yaml, y).unwrap();
+        let ids = plain_id(&docs);
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].namespace.as_deref(), Some("apps"));
+        assert_eq!(ids[0].name.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn every_secret_of_a_file_has_its_own_digest() {
+        let y = concat!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n",
+            "---\napiVersion: v1\nkind: List\nitems:\n",
+            "  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: b\n      namespace: n\n    data:\n      k: \"ENC[y]\"\n",
+            "  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: c\n",
+            "  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: c\n      namespace: n\n    data:\n      k: \"ENC[x]\"\n",
+        )
+        .as_bytes();
+        let ids = plain_id(&store::load_plain(Format::Yaml, y).unwrap());
+        let names: Vec<_> = ids.iter().map(|p| p.name.as_deref().unwrap()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(ids[0].namespace, None);
+        assert_eq!(ids[1].namespace.as_deref(), Some("n"));
+        assert_ne!(ids[0].digest, ids[1].digest);
+        assert_ne!(ids[1].digest, ids[2].digest);
+        // The digest is the document's: the same document elsewhere, the same digest.
+        let again = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n";
         assert_eq!(
-            plain_id(&docs),
-            vec![(Some("apps".to_string()), Some("db".to_string()))]
+            plain_id(&store::load_plain(Format::Yaml, again).unwrap())[0].digest,
+            ids[0].digest
         );
     }
 }
