@@ -78,8 +78,13 @@ impl<'s> Builder<'s> {
 
     /// Where a block that ended at `pos` stops collecting its trailing
     /// comments: the next event that is not an end mark (end marks may sit
-    /// before the comments that follow a block scalar).
+    /// before the comments that follow a block scalar). A flow collection
+    /// (`]` / `}` at `pos`) keeps none: it is written back in block style,
+    /// where they would not stay in it.
     fn end_pos(&self, pos: usize) -> usize {
+        if matches!(self.src.as_bytes().get(pos), Some(b']' | b'}')) {
+            return 0;
+        }
         self.events[self.i..]
             .iter()
             .find(|(e, _)| {
