@@ -882,11 +882,7 @@ fn https_token_and_git_daemon_transports() {
     let exec_path = git(&base, &["--exec-path"]);
     let _daemon = Server(
         Command::new(Path::new(exec_path.trim()).join("git-daemon"))
-            .args([
-                "--export-all",
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-            ])
+            .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
             .arg(format!("--port={dport}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(&base)
