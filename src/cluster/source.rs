@@ -43,6 +43,8 @@ pub struct DesiredSecret {
     /// apiVersion/kind/metadata(name, namespace, labels, annotations)/type/immutable; no data.
     pub object: J,
     pub data: BTreeMap<String, Vec<u8>>,
+    /// sops `lastmodified` of the source file (Unix seconds; the MAC covers it).
+    pub lastmodified: Option<i64>,
 }
 
 impl std::fmt::Debug for DesiredSecret {
@@ -223,15 +225,19 @@ fn load_file(file: &Path, rdir: &RecipientsDir, ring: &KeyRing, opts: &SourceOpt
             "mac_only_encrypted: the MAC does not cover the Secret's namespace and name, so a moved file would not be detected (re-encrypt without it, or pass --allow-mac-only)",
         );
     }
-    drop(docs);
-    let opened = match ops::open(&bytes, format, ring, OpenOptions::default()) {
+    let lastmodified = unix_time(&meta);
+    let opened = match ops::open_parsed(docs, meta, ring, OpenOptions::default()) {
         Ok(o) => o,
         Err(e) => return refuse(file, None, format!("cannot decrypt: {e}")),
     };
     for w in &opened.warnings {
         tracing::warn!("{}: {w}", file.display());
     }
-    objects_from_docs(file, &opened.docs, rdir, &candidates, opts)
+    objects_from_docs(file, &opened.docs, rdir, &candidates, lastmodified, opts)
+}
+
+fn unix_time(meta: &crate::sops::Metadata) -> Option<i64> {
+    crate::sops::scalar::parse_rfc3339(&meta.lastmodified).map(|t| t.timestamp())
 }
 
 /// The environments that could have encrypted a file: those whose
@@ -288,6 +294,7 @@ fn objects_from_docs(
     docs: &Documents,
     rdir: &RecipientsDir,
     candidates: &[&str],
+    lastmodified: Option<i64>,
     opts: &SourceOptions,
 ) -> Loaded {
     let mut out = Loaded::default();
@@ -395,7 +402,15 @@ fn objects_from_docs(
             continue;
         }
         match secret_parts(&j, &ns) {
-            Ok((object, data)) => secrets_push(&mut out, file, ns, name, &owner.name, object, data),
+            Ok((object, data)) => out.secrets.push(DesiredSecret {
+                file: file.to_path_buf(),
+                namespace: ns,
+                name,
+                env: owner.name.clone(),
+                object,
+                data,
+                lastmodified,
+            }),
             Err(reason) => out.refused.push(Refusal {
                 file: file.to_path_buf(),
                 secret: Some(id),
@@ -404,25 +419,6 @@ fn objects_from_docs(
         }
     }
     out
-}
-
-fn secrets_push(
-    out: &mut Loaded,
-    file: &Path,
-    namespace: String,
-    name: String,
-    env: &str,
-    object: J,
-    data: BTreeMap<String, Vec<u8>>,
-) {
-    out.secrets.push(DesiredSecret {
-        file: file.to_path_buf(),
-        namespace,
-        name,
-        env: env.to_string(),
-        object,
-        data,
-    });
 }
 
 /// Splits a decrypted Secret into its applyable skeleton and its data
@@ -593,9 +589,9 @@ pub fn open_all(
             "mac_only_encrypted: the MAC does not cover the Secret's namespace and name".into(),
         ));
     }
-    drop(docs);
+    let lastmodified = unix_time(&meta);
     let opened =
-        ops::open(bytes, format, ring, OpenOptions::default()).map_err(OpenRefusal::Decrypt)?;
+        ops::open_parsed(docs, meta, ring, OpenOptions::default()).map_err(OpenRefusal::Decrypt)?;
     let mut secrets = Vec::new();
     for d in &opened.docs.0 {
         for obj in recipients::k8s_objects(d) {
@@ -607,7 +603,7 @@ pub fn open_all(
     drop(opened);
     Ok(secrets
         .iter()
-        .map(|j| check_secret(label, j, &candidates, &opts))
+        .map(|j| check_secret(label, j, &candidates, lastmodified, &opts))
         .collect())
 }
 
@@ -616,6 +612,7 @@ fn check_secret(
     label: &Path,
     j: &J,
     candidates: &[&str],
+    lastmodified: Option<i64>,
     opts: &FileOptions<'_>,
 ) -> Result<DesiredSecret, SecretRefusal> {
     let name = j
@@ -703,5 +700,6 @@ fn check_secret(
         env,
         object,
         data,
+        lastmodified,
     })
 }

@@ -514,18 +514,6 @@ fn drift(
     })
 }
 
-/// The source document's sops `lastmodified` (Unix seconds); the MAC covers it.
-fn lastmodified(bytes: &[u8]) -> Option<i64> {
-    use crate::sops::store::{Format, load_encrypted};
-    let format = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        Format::Json
-    } else {
-        Format::Yaml
-    };
-    let (_, meta) = load_encrypted(format, bytes).ok()?;
-    crate::sops::scalar::parse_rfc3339(&meta.lastmodified).map(|t| t.timestamp())
-}
-
 /// The common re-sync (the watch event of our own write, the periodic
 /// resync): this generation was synced, the live Secret still holds exactly
 /// the decrypted data with the recorded content hash, and no consumer is
@@ -628,10 +616,9 @@ async fn sync(
                 allow_mac_only: scope.allow_mac_only,
             },
         )
-        .map(|d| (d, lastmodified(&bytes)))
     })
     .await;
-    let (mut desired, lastmodified): (DesiredSecret, Option<i64>) = match opened {
+    let mut desired: DesiredSecret = match opened {
         Ok(Ok(d)) => d,
         Ok(Err(r)) => {
             let reason = classify(&r);
@@ -650,6 +637,7 @@ async fn sync(
             };
         }
     };
+    let lastmodified = desired.lastmodified;
     // The watch's copy first: the common re-sync (the event of the
     // controller's own write, the periodic resync) then costs no request.
     // Anything short of "exactly in sync" is decided on a fresh GET below.

@@ -126,6 +126,16 @@ pub fn open(
     opts: OpenOptions,
 ) -> Result<OpenedFile, OpError> {
     let (docs, meta) = store::load_encrypted(format, bytes)?;
+    open_parsed(docs, meta, ring, opts)
+}
+
+/// [`open`] for a file already parsed (callers that looked at its metadata first).
+pub fn open_parsed(
+    docs: Documents,
+    meta: Metadata,
+    ring: &KeyRing,
+    opts: OpenOptions,
+) -> Result<OpenedFile, OpError> {
     let (key, opened) = ring.recover(&meta)?;
     open_with_key(docs, meta, key, opened, opts)
 }
