@@ -65,6 +65,21 @@ fn upstream(url: &str) -> String {
 
 /// Exit 1 after 1 + 2 retries at most (counted at the proxy), an error
 /// containing every `needle`, and `file` still the plaintext. Returns stderr.
+/// With the service answering again, `args` on `file` (commands from
+/// `ksec`, which points them at the service) succeeds and the file decrypts
+/// to its values.
+fn recovers(proxy: &Proxy, ksec: impl Fn() -> std::process::Command, file: &Path, args: &[&str]) {
+    proxy.set(rule(|_| Action::Pass));
+    let o = common::run(ksec().args(args).arg(file));
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = common::run(ksec().arg("decrypt").arg(file));
+    assert!(
+        common::stdout(&o).contains("CANARY-kms-4f1c"),
+        "{}",
+        common::stderr(&o)
+    );
+}
+
 fn failed_within_retries(o: &Output, proxy: &Proxy, file: &Path, needles: &[&str]) -> String {
     let err = common::stderr(o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -164,16 +179,7 @@ fn aws_kms_throttling_is_bounded_and_leaves_the_file_alone_then_recovers() {
     let o = common::run(ksec().args(["encrypt", "-i", "--kms", &arn]).arg(&f));
     failed_within_retries(&o, &proxy, &f, &["aws kms key", &arn]);
 
-    // Recovery: the service answers again.
-    proxy.set(rule(|_| Action::Pass));
-    let o = common::run(ksec().args(["encrypt", "-i", "--kms", &arn]).arg(&f));
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let o = common::run(ksec().arg("decrypt").arg(&f));
-    assert!(
-        common::stdout(&o).contains("CANARY-kms-4f1c"),
-        "{}",
-        common::stderr(&o)
-    );
+    recovers(&proxy, ksec, &f, &["encrypt", "-i", "--kms", &arn]);
 }
 
 #[test]
@@ -422,13 +428,5 @@ fn azure_key_vault_dropping_connections_is_retried_a_bounded_number_of_times() {
     let o = common::run(ksec().args(["encrypt", "-i", "--azure-kv", &url]).arg(&f));
     failed_within_retries(&o, &proxy, &f, &["azure", "ksec-fault", "network error"]);
 
-    proxy.set(rule(|_| Action::Pass));
-    let o = common::run(ksec().args(["encrypt", "-i", "--azure-kv", &url]).arg(&f));
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let o = common::run(ksec().arg("decrypt").arg(&f));
-    assert!(
-        common::stdout(&o).contains("CANARY-kms-4f1c"),
-        "{}",
-        common::stderr(&o)
-    );
+    recovers(&proxy, ksec, &f, &["encrypt", "-i", "--azure-kv", &url]);
 }
