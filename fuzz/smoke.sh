@@ -22,10 +22,13 @@ runs=${FUZZ_RUNS:-2000}
 secs=${FUZZ_SECONDS:-15}
 ./seed.sh >/dev/null
 mkdir -p target
+t0=$(date +%s)
 if ! cargo fuzz build >target/smoke-build.log 2>&1; then
   tail -40 target/smoke-build.log
   exit 1
 fi
+echo "fuzz build: $(( $(date +%s) - t0 ))s" >&2
+t0=$(date +%s)
 fail=0
 for t in $(cargo fuzz list); do
   log="$FUZZ/target/smoke-$t.log"
@@ -38,4 +41,5 @@ for t in $(cargo fuzz list); do
     grep -E 'panicked at|^SUMMARY|Test unit written' "$log" | head -5 || true
   fi
 done
+echo "fuzz smoke: $(( $(date +%s) - t0 ))s" >&2
 exit $fail
