@@ -21,6 +21,7 @@ pub mod fsio;
 pub mod fuzzing;
 pub mod guard;
 pub mod keys;
+pub mod manifest;
 pub mod ops;
 pub mod recipients;
 pub mod sops;

@@ -614,3 +614,158 @@ fn shipped_recipients_and_examples_route_as_documented() {
         );
     }
 }
+
+// ---- issue 17: an attacker with Git write access and no key ----
+
+/// The repo of `repo()` plus a dev path glob, so a file moved under
+/// clusters/dev/ routes to dev by path.
+fn repo_with_dev_paths() -> Repo {
+    let r = repo();
+    std::fs::write(
+        r.dir.path().join("recipients/dev.yaml"),
+        format!(
+            "namespaces: [dev]\npaths: [\"clusters/dev/**\"]\nage:\n  - {}\n",
+            r.dev.recipient
+        ),
+    )
+    .unwrap();
+    r
+}
+
+fn encrypted_prod_secret(r: &Repo) -> PathBuf {
+    let f = r.file("clusters/prod/db.yaml", &secret(Some("prod"), "db"));
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(recipients_of(&f), vec![r.prod.recipient.clone()]);
+    f
+}
+
+fn as_prod(r: &Repo) -> std::process::Command {
+    let mut c = ksec();
+    c.current_dir(r.dir.path())
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file);
+    c
+}
+
+#[test]
+fn rekey_attack_edited_namespace_is_refused_at_every_step() {
+    let r = repo_with_dev_paths();
+    let f = encrypted_prod_secret(&r);
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, text.replace("namespace: prod", "namespace: dev")).unwrap();
+    let before = std::fs::read(&f).unwrap();
+    let o = run(as_prod(&r).args(["doctor", "."]));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("probable-tampering"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("updatekeys"), "{}", stdout(&o));
+    let o = run(as_prod(&r).args(["updatekeys", "-y"]).arg(&f));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MAC mismatch"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&f).unwrap(), before, "nothing may be written");
+    let o = run(as_prod(&r).args(["check", "--verify"]).arg(&f));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
+#[test]
+fn rekey_attack_namespace_moved_under_labels_keeps_the_mac_but_is_refused() {
+    let r = repo_with_dev_paths();
+    let f = encrypted_prod_secret(&r);
+    // Same values in the same order: the MAC still verifies.
+    let text = std::fs::read_to_string(&f).unwrap().replace(
+        "    namespace: prod\n",
+        "    labels:\n        namespace: prod\n",
+    );
+    let moved = r.file("clusters/dev/db.yaml", &text);
+    std::fs::remove_file(&f).unwrap();
+    let o = run(as_prod(&r).args(["decrypt"]).arg(&moved));
+    assert!(
+        o.status.success(),
+        "the move must keep the MAC valid: {}",
+        stderr(&o)
+    );
+    let o = run(as_prod(&r).args(["updatekeys", "-y"]).arg(&moved));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--move-env prod:dev"), "{}", stderr(&o));
+    assert_eq!(recipients_of(&moved), vec![r.prod.recipient.clone()]);
+    let o = run(as_prod(&r)
+        .args(["rotate", "-i", "--add-age", &r.dev.recipient])
+        .arg(&moved));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(recipients_of(&moved), vec![r.prod.recipient.clone()]);
+    let o = run(as_prod(&r).args(["check", "--verify", "clusters/dev/db.yaml"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("probable-tampering"), "{}", stdout(&o));
+    let o = run(as_prod(&r).args(["doctor", "."]));
+    assert!(!stdout(&o).contains("updatekeys -y"), "{}", stdout(&o));
+    // A deliberate move, said as such, goes through.
+    let o = run(as_prod(&r)
+        .args(["updatekeys", "-y", "--move-env", "prod:dev"])
+        .arg(&moved));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rotate every value"), "{}", stderr(&o));
+    assert_eq!(recipients_of(&moved), vec![r.dev.recipient.clone()]);
+}
+
+#[test]
+fn an_added_empty_stringdata_value_that_overrides_data_is_tampering() {
+    let r = repo();
+    let f = r.file(
+        "s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\ndata:\n  password: Q0FOQVJZ\n",
+    );
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
+    let text = std::fs::read_to_string(&f).unwrap();
+    let i = text.find("sops:").unwrap();
+    let forged = format!(
+        "{}stringData:\n    password: \"\"\n{}",
+        &text[..i],
+        &text[i..]
+    );
+    std::fs::write(&f, forged).unwrap();
+    let o = run(as_prod(&r).args(["check", "--verify", "s.yaml"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("probable-tampering"), "{}", stdout(&o));
+}
+
+#[test]
+fn nested_lists_route_every_secret() {
+    let r = repo();
+    let f = r.file(
+        "mixed.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: a, namespace: dev}\n  stringData: {p: CANARY-a}\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: b, namespace: prod}\n    stringData: {p: CANARY-b}\n",
+    );
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("split the file"), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&f).unwrap().contains("CANARY-a"));
+}
+
+#[test]
+fn a_file_whose_secrets_belong_to_a_path_env_and_a_namespace_env_is_refused() {
+    let r = repo();
+    let f = r.file(
+        "clusters/prod/x.yaml",
+        &format!("{}---\n{}", secret(None, "a"), secret(Some("dev"), "b")),
+    );
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("split the file"), "{}", stderr(&o));
+}
+
+#[test]
+fn merge_keys_route_as_the_api_server_reads_them_and_are_not_encrypted() {
+    let r = repo();
+    let f = r.file(
+        "m.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  <<: {namespace: prod}\nstringData: {p: CANARY}\n",
+    );
+    let o = run(ksec().args(["encrypt"]).arg(&f));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("merge key"), "{}", stderr(&o));
+    // The router and the guard agree: a namespace from a merge key counts.
+    let docs = store::load_plain(Format::Yaml, &std::fs::read(&f).unwrap()).unwrap();
+    assert_eq!(
+        ksec::manifest::secret_namespaces(&docs),
+        vec![Some("prod".to_string())]
+    );
+}

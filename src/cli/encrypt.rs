@@ -64,7 +64,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                     Err(_) if *from_dir => return Ok(Outcome::Skipped("not a parseable manifest")),
                     Err(e) => return Err(OpError::from(e).into()),
                 };
-                if *from_dir && !recipients::has_secret(&docs) {
+                if *from_dir && !ksec::manifest::has_secret(&docs) {
                     return Ok(Outcome::Skipped("no Secret in it"));
                 }
                 let mut plan = recipients::plan_for(path, &docs, &ov)?;

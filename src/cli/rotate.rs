@@ -45,6 +45,16 @@ pub struct Args {
     pub ids: IdentityArgs,
     #[command(flatten)]
     pub types: TypeArgs,
+    /// Allow adding recipients of another environment (FROM:TO, e.g. prod:dev)
+    #[arg(long = "move-env", value_name = "FROM:TO")]
+    pub move_env: Option<ksec::recipients::EnvMove>,
+    /// Another recipients/ folder than the one found above the file
+    #[arg(
+        long = "recipients-dir",
+        env = "KSEC_RECIPIENTS_DIR",
+        value_name = "DIR"
+    )]
+    pub recipients_dir: Option<PathBuf>,
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
@@ -103,6 +113,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 groups[0].push(r.clone());
             }
         }
+        admit(file, &f.meta, &groups, a).with_context(|| name.clone())?;
         let key = DataKey::generate();
         let (kg, threshold) = ring
             .wrap(&groups, f.meta.shamir_threshold, &key)
@@ -122,4 +133,24 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Refuses added recipients that belong to another environment than the file's.
+fn admit(
+    file: &std::path::Path,
+    meta: &ksec::sops::Metadata,
+    groups: &[Vec<Recipient>],
+    a: &Args,
+) -> Result<()> {
+    let ov = ksec::recipients::Overrides {
+        recipients_dir: a.recipients_dir.clone(),
+        ..Default::default()
+    };
+    let Some(rdir) = ksec::recipients::recipients_dir_for(file, &ov)? else {
+        return Ok(());
+    };
+    let old = ksec::recipients::boundary::file_recipients(meta);
+    let new = groups.iter().flatten().map(Recipient::id).collect();
+    rdir.admit_rekey(&old, &new, a.move_env.as_ref())?;
+    Ok(())
 }

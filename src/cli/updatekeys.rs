@@ -25,6 +25,10 @@ pub struct Args {
     pub ids: IdentityArgs,
     #[command(flatten)]
     pub types: TypeArgs,
+    /// Allow moving files from one environment's recipients to another's
+    /// (FROM:TO, e.g. prod:dev); rotate every value afterwards
+    #[arg(long = "move-env", value_name = "FROM:TO")]
+    pub move_env: Option<recipients::EnvMove>,
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
@@ -35,10 +39,14 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         let name = file.display().to_string();
         let format = a.types.input(&file);
         let bytes = ksec::ops::read(&file).with_context(|| format!("cannot read {name}"))?;
+        // The MAC is verified before any field of the file is trusted.
+        let opened = ksec::ops::open(&bytes, format, &ring, Default::default())
+            .with_context(|| name.clone())?;
         let (docs, meta) = store::load_encrypted(format, &bytes)
             .map_err(ksec::ops::OpError::from)
             .with_context(|| name.clone())?;
         let plan = recipients::plan_for(&file, &docs, &ov).with_context(|| name.clone())?;
+        admit(&file, &meta, &plan, &ov, a.move_env.as_ref()).with_context(|| name.clone())?;
         let old: Vec<String> = meta.stanzas().map(|s| s.recipient()).collect();
         let new: Vec<String> = plan.groups.iter().flatten().map(Recipient::id).collect();
         let added: Vec<&String> = new.iter().filter(|r| !old.contains(r)).collect();
@@ -76,10 +84,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 continue;
             }
         }
-        let (key, _) = ring
-            .recover(&meta)
-            .map_err(ksec::ops::OpError::from)
-            .with_context(|| name.clone())?;
+        let key = opened.key;
         let (groups, threshold) = ring
             .rewrap(&meta, &plan.groups, plan.threshold, &key)
             .map_err(ksec::ops::OpError::from)
@@ -91,10 +96,33 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             .map_err(ksec::ops::OpError::from)
             .with_context(|| name.clone())?;
         ksec::fsio::write_atomic(&file, &out).with_context(|| format!("cannot write {name}"))?;
+        if let Some(m) = &a.move_env {
+            eprintln!(
+                "{name}: moved from {} to {}: rotate every value in it now ({} could read them)",
+                m.from, m.to, m.from
+            );
+        }
         report.push(json!({"file": file, "status": "updated", "added": added, "removed": removed}));
     }
     if g.output == OutputFormat::Json {
         common::print_json(&json!({ "files": report }));
     }
     Ok(0)
+}
+
+/// Refuses a plan that would hand the file to another environment's recipients.
+fn admit(
+    file: &std::path::Path,
+    meta: &ksec::sops::Metadata,
+    plan: &recipients::Plan,
+    ov: &recipients::Overrides,
+    allow: Option<&recipients::EnvMove>,
+) -> Result<()> {
+    let Some(rdir) = recipients::recipients_dir_for(file, ov)? else {
+        return Ok(());
+    };
+    let old = recipients::boundary::file_recipients(meta);
+    let new = plan.groups.iter().flatten().map(Recipient::id).collect();
+    rdir.admit_rekey(&old, &new, allow)?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! (MAC verified), and refuse — before anything is applied — every Secret
 //! whose namespace is not owned by the environment it was encrypted for.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value as J, json};
 
 use crate::keys::KeyRing;
+use crate::manifest;
 use crate::ops::{self, OpenOptions};
 use crate::recipients::{self, RecipientsDir};
 use crate::sops::store::{self, StoreError};
@@ -207,6 +208,9 @@ fn load_file(file: &Path, rdir: &RecipientsDir, ring: &KeyRing, opts: &SourceOpt
         Err(StoreError::NotEncrypted) => return load_plain_file(file, format, &bytes, opts),
         Err(e) => return refuse(file, None, e.to_string()),
     };
+    if let Some(p) = manifest::secret_shape(&docs).first() {
+        return refuse(file, None, format!("probable tampering: {p}"));
+    }
     let candidates = encrypted_for(&meta, rdir);
     if let Some(want) = &opts.env
         && !candidates.contains(&want.as_str())
@@ -218,7 +222,7 @@ fn load_file(file: &Path, rdir: &RecipientsDir, ring: &KeyRing, opts: &SourceOpt
         };
         return skip(file, format!("encrypted for {was}, not --env {want}"));
     }
-    if recipients::has_secret(&docs) && meta.mac_only_encrypted && !opts.allow_mac_only {
+    if manifest::has_secret(&docs) && meta.mac_only_encrypted && !opts.allow_mac_only {
         return refuse(
             file,
             None,
@@ -240,16 +244,11 @@ fn unix_time(meta: &crate::sops::Metadata) -> Option<i64> {
     crate::sops::scalar::parse_rfc3339(&meta.lastmodified).map(|t| t.timestamp())
 }
 
-/// The environments that could have encrypted a file: those whose
-/// recipients include all of the file's.
+/// The names of the environments that could have encrypted a file.
 pub fn encrypted_for<'a>(meta: &crate::sops::Metadata, rdir: &'a RecipientsDir) -> Vec<&'a str> {
-    let file_ids: BTreeSet<String> = meta.stanzas().map(|s| s.recipient()).collect();
-    rdir.envs
-        .iter()
-        .filter(|e| {
-            let ids: BTreeSet<String> = e.recipient_ids().into_iter().collect();
-            !file_ids.is_empty() && file_ids.is_subset(&ids)
-        })
+    let ids = recipients::boundary::file_recipients(meta);
+    rdir.encrypted_for(&ids)
+        .into_iter()
         .map(|e| e.name.as_str())
         .collect()
 }
@@ -259,7 +258,7 @@ fn load_plain_file(file: &Path, format: Format, bytes: &[u8], opts: &SourceOptio
         Ok(d) => d,
         Err(e) => return refuse(file, None, e.to_string()),
     };
-    if recipients::has_secret(&docs) {
+    if manifest::has_secret(&docs) {
         return refuse(
             file,
             None,
@@ -271,7 +270,7 @@ fn load_plain_file(file: &Path, format: Format, bytes: &[u8], opts: &SourceOptio
     }
     let mut out = Loaded::default();
     for d in &docs.0 {
-        for obj in recipients::k8s_objects(d) {
+        for obj in manifest::objects(d) {
             if obj.str_of("kind").is_some_and(|k| k.ends_with("List")) || obj.0.is_empty() {
                 continue;
             }
@@ -300,12 +299,12 @@ fn objects_from_docs(
     let mut out = Loaded::default();
     let mut secrets = Vec::new();
     for d in &docs.0 {
-        for obj in recipients::k8s_objects(d) {
+        for obj in manifest::objects(d) {
             if obj.str_of("kind").is_some_and(|k| k.ends_with("List")) || obj.0.is_empty() {
                 continue;
             }
             let j = Value::Map(obj.clone()).to_json();
-            if recipients::is_secret(obj) {
+            if manifest::is_secret(&obj) {
                 secrets.push(j);
             } else if opts.all {
                 out.others.push(DesiredOther {
@@ -581,8 +580,11 @@ pub fn open_all(
         .recipients
         .map(|rdir| encrypted_for(&meta, rdir))
         .unwrap_or_default();
-    if !recipients::has_secret(&docs) {
+    if !manifest::has_secret(&docs) {
         return Err(OpenRefusal::Invalid("holds no Secret".into()));
+    }
+    if let Some(p) = manifest::secret_shape(&docs).first() {
+        return Err(OpenRefusal::Invalid(format!("probable tampering: {p}")));
     }
     if meta.mac_only_encrypted && !opts.allow_mac_only {
         return Err(OpenRefusal::Invalid(
@@ -594,8 +596,8 @@ pub fn open_all(
         ops::open_parsed(docs, meta, ring, OpenOptions::default()).map_err(OpenRefusal::Decrypt)?;
     let mut secrets = Vec::new();
     for d in &opened.docs.0 {
-        for obj in recipients::k8s_objects(d) {
-            if recipients::is_secret(obj) {
+        for obj in manifest::objects(d) {
+            if manifest::is_secret(&obj) {
                 secrets.push(Value::Map(obj.clone()).to_json());
             }
         }

@@ -400,8 +400,8 @@ fn plain_id(docs: &crate::sops::Documents) -> Vec<PlainSecret> {
     use sha2::{Digest, Sha256};
     let mut out = Vec::new();
     for d in &docs.0 {
-        for obj in crate::recipients::k8s_objects(d) {
-            if crate::recipients::is_secret(obj) {
+        for obj in crate::manifest::objects(d) {
+            if crate::manifest::is_secret(&obj) {
                 let meta = obj.get("metadata").and_then(Value::as_map);
                 let get = |k| {
                     meta.and_then(|m| m.str_of(k))
@@ -484,7 +484,7 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
         Ok(x) => x,
         Err(StoreError::NotEncrypted) => {
             let plain_secret = store::load_plain(format, &f.bytes)
-                .map(|d| crate::recipients::has_secret(&d))
+                .map(|d| crate::manifest::has_secret(&d))
                 .unwrap_or(false);
             if plain_secret {
                 st.refused(
@@ -501,6 +501,10 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
             return Opened::done(st);
         }
     };
+    if let Some(p) = crate::manifest::secret_shape(&docs).first() {
+        st.refused(reason::INVALID, format!("probable tampering: {p}"));
+        return Opened::done(st);
+    }
     let ids = plain_id(&docs);
     if ids.is_empty() {
         st.message = "no Secret in it".into();

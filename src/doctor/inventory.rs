@@ -44,6 +44,8 @@ pub struct Inventory {
     pub roles: Vec<RoleDecl>,
     /// Files that could not be read as manifests (reported, not fatal).
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Encrypted Secrets whose readable structure is not what ksec writes.
+    pub misshapen: Vec<(PathBuf, crate::manifest::ShapeProblem)>,
     /// Manifest files read from disk with their bytes, for the guard's plaintext rules.
     pub files: Vec<(PathBuf, Vec<u8>)>,
 }
@@ -85,12 +87,17 @@ impl Inventory {
                 }
             },
         };
+        if meta.is_some() {
+            for p in crate::manifest::secret_shape(&docs) {
+                self.misshapen.push((file.to_path_buf(), p));
+            }
+        }
         for (i, d) in docs.0.iter().enumerate() {
-            for obj in crate::recipients::k8s_objects(d) {
+            for obj in crate::manifest::objects(d) {
                 self.add_object(
                     file,
                     i,
-                    &Value::Map(obj.clone()).to_json(),
+                    &Value::Map(obj).to_json(),
                     meta.as_ref(),
                     default_ns,
                 );

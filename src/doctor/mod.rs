@@ -34,6 +34,7 @@ pub enum Check {
     BrokenReference,
     Parity,
     StaleRecipients,
+    ProbableTampering,
     CrossEnvironmentRecipient,
     UnknownRecipient,
     RotationAge,
@@ -51,6 +52,7 @@ impl Check {
             Check::BrokenReference => "broken-reference",
             Check::Parity => "parity",
             Check::StaleRecipients => "stale-recipients",
+            Check::ProbableTampering => "probable-tampering",
             Check::CrossEnvironmentRecipient => "cross-environment-recipient",
             Check::UnknownRecipient => "unknown-recipient",
             Check::RotationAge => "rotation-age",
@@ -68,16 +70,18 @@ impl Check {
             Check::BrokenReference
             | Check::Parity
             | Check::CrossEnvironmentRecipient
+            | Check::ProbableTampering
             | Check::Plaintext => Severity::Error,
             Check::UnreadableFile => Severity::Info,
             _ => Severity::Warning,
         }
     }
 
-    pub const ALL: [Check; 12] = [
+    pub const ALL: [Check; 13] = [
         Check::BrokenReference,
         Check::Parity,
         Check::StaleRecipients,
+        Check::ProbableTampering,
         Check::CrossEnvironmentRecipient,
         Check::UnknownRecipient,
         Check::RotationAge,
@@ -134,6 +138,21 @@ pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Ve
         if let Some(f) = rbac::wildcard_finding(r, dir) {
             out.push(f);
         }
+    }
+    for (f, p) in &inv.misshapen {
+        out.push(Finding {
+            severity: Check::ProbableTampering.default_severity(),
+            check: Check::ProbableTampering,
+            environment: "-".into(),
+            namespace: "-".into(),
+            object: "-".into(),
+            file: Some(f.clone()),
+            message: format!("{p} (the MAC binds values, not where they sit)"),
+            fix: Some(format!(
+                "git log -p -- {}  (restore it from a trusted commit)",
+                f.display()
+            )),
+        });
     }
     for (f, why) in &inv.unreadable {
         out.push(Finding {
@@ -409,6 +428,24 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
         };
         let have: BTreeSet<String> = meta.stanzas().map(|st| st.recipient()).collect();
         let want: BTreeSet<String> = env.recipient_ids().into_iter().collect();
+        // Re-keying this file would hand it to another environment: its
+        // readable fields were moved, not its recipients. Never suggest updatekeys.
+        if let Err(e) = dir.admit_rekey(&have, &want, None) {
+            out.push(Finding {
+                severity: Check::ProbableTampering.default_severity(),
+                check: Check::ProbableTampering,
+                environment: env.name.clone(),
+                namespace: s.namespace.clone(),
+                object,
+                file: Some(s.file.clone()),
+                message: format!("namespace {:?} says {}, but {e}", s.namespace, env.name),
+                fix: Some(format!(
+                    "git log -p -- {}  (restore it from a trusted commit)",
+                    s.file.display()
+                )),
+            });
+            continue;
+        }
         for r in &have {
             match known.get(r) {
                 None => out.push(Finding {

@@ -288,7 +288,7 @@ fn judge_docs(
     nesting: usize,
     out: &mut Vec<Finding>,
 ) {
-    let merged: Vec<Map> = docs.0.iter().map(|d| resolve_merges_map(d, 0)).collect();
+    let merged: Vec<Map> = docs.0.iter().map(crate::manifest::resolve_merges).collect();
     let mut secret_bearing = false;
     let mut secret_out = Vec::new();
     for (di, d) in merged.iter().enumerate() {
@@ -552,7 +552,7 @@ fn verify(
         bytes
     };
     match ops::open(input, fmt, ring, OpenOptions::default()) {
-        Ok(_) => {}
+        Ok(f) => tampering(path, &f, out),
         Err(OpError::Key(e)) => out.push(Finding::new(
             path,
             0,
@@ -572,6 +572,44 @@ fn verify(
             Severity::Error,
             format!("does not verify: {e}"),
         )),
+    }
+}
+
+/// After a MAC that verifies: readable fields moved where the MAC does not
+/// look (structure), or a namespace/path that routes the file to another
+/// environment than the one its recipients belong to.
+fn tampering(path: &str, f: &ops::OpenedFile, out: &mut Vec<Finding>) {
+    for p in crate::manifest::secret_shape(&f.docs) {
+        out.push(Finding::new(
+            path,
+            p.doc,
+            p.path.clone(),
+            RuleId::ProbableTampering,
+            Severity::Error,
+            format!(
+                "{}; restore the file from a trusted commit",
+                p.kind.describe()
+            ),
+        ));
+    }
+    let file = std::path::Path::new(path);
+    let Ok(Some(rdir)) = crate::recipients::RecipientsDir::find(file) else {
+        return;
+    };
+    let Ok(Some((env, _))) = rdir.route(file, &f.docs, None) else {
+        return;
+    };
+    let have = crate::recipients::boundary::file_recipients(&f.meta);
+    let want = env.recipient_ids().into_iter().collect();
+    if let Err(e) = rdir.admit_rekey(&have, &want, None) {
+        out.push(Finding::new(
+            path,
+            0,
+            "metadata.namespace",
+            RuleId::ProbableTampering,
+            Severity::Error,
+            format!("it now routes to {}, but {e}", env.name),
+        ));
     }
 }
 
@@ -876,55 +914,6 @@ fn configmap_keys(file: &str, doc: usize, prefix: &str, obj: &Map, out: &mut Vec
                 "a ConfigMap key named like a credential holds a plaintext value: if it is secret, move it to an encrypted Secret",
             ));
         }
-    }
-}
-
-/// Expands YAML merge keys (`<<: *anchor` or a list of them); explicit keys win.
-fn resolve_merges_map(m: &Map, depth: usize) -> Map {
-    if depth > MAX_DEPTH {
-        return m.clone();
-    }
-    let mut out = Map::default();
-    let mut merges: Vec<&Value> = Vec::new();
-    for item in &m.0 {
-        match item {
-            MapItem::Pair(k, v) if k == "<<" => merges.push(v),
-            MapItem::Pair(k, v) => out
-                .0
-                .push(MapItem::Pair(k.clone(), resolve_merges(v, depth + 1))),
-            MapItem::Comment(c) => out.0.push(MapItem::Comment(c.clone())),
-        }
-    }
-    for mv in merges {
-        let sources: Vec<&Map> = match mv {
-            Value::Map(src) => vec![src],
-            Value::Seq(s) => s.elems().filter_map(Value::as_map).collect(),
-            _ => vec![],
-        };
-        for src in sources {
-            let src = resolve_merges_map(src, depth + 1);
-            for (k, v) in src.pairs() {
-                if !out.contains_key(k) {
-                    out.0.push(MapItem::Pair(k.to_string(), v.clone()));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn resolve_merges(v: &Value, depth: usize) -> Value {
-    match v {
-        Value::Map(m) => Value::Map(resolve_merges_map(m, depth)),
-        Value::Seq(s) => Value::Seq(crate::sops::Seq(
-            s.0.iter()
-                .map(|i| match i {
-                    SeqItem::Elem(e) => SeqItem::Elem(resolve_merges(e, depth + 1)),
-                    SeqItem::Comment(c) => SeqItem::Comment(c.clone()),
-                })
-                .collect(),
-        )),
-        other => other.clone(),
     }
 }
 

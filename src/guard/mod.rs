@@ -50,6 +50,7 @@ pub enum RuleId {
     SopsVersionMissing,
     VerifyFailed,
     MacNotVerified,
+    ProbableTampering,
     UnparseableSecret,
     KustomizeLiteral,
     GeneratorPlaintext,
@@ -66,7 +67,7 @@ pub enum RuleId {
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 25] = [
+    pub const ALL: [RuleId; 26] = [
         RuleId::PlaintextSecretValue,
         RuleId::PlaintextInEncryptedScope,
         RuleId::EncMalformed,
@@ -79,6 +80,7 @@ impl RuleId {
         RuleId::SopsVersionMissing,
         RuleId::VerifyFailed,
         RuleId::MacNotVerified,
+        RuleId::ProbableTampering,
         RuleId::UnparseableSecret,
         RuleId::KustomizeLiteral,
         RuleId::GeneratorPlaintext,
@@ -108,6 +110,7 @@ impl RuleId {
             RuleId::SopsVersionMissing => "sops-version-missing",
             RuleId::VerifyFailed => "verify-failed",
             RuleId::MacNotVerified => "mac-not-verified",
+            RuleId::ProbableTampering => "probable-tampering",
             RuleId::UnparseableSecret => "unparseable-secret",
             RuleId::KustomizeLiteral => "kustomize-literal",
             RuleId::GeneratorPlaintext => "generator-plaintext",
@@ -149,6 +152,9 @@ impl RuleId {
                 "--verify: the MAC or a value does not verify with the data key"
             }
             RuleId::MacNotVerified => "--verify: no key was available to check the MAC",
+            RuleId::ProbableTampering => {
+                "--verify: readable fields were moved so the file now claims another environment or shape than its recipients and MAC vouch for"
+            }
             RuleId::UnparseableSecret => "looks like a Secret but does not parse (fail closed)",
             RuleId::KustomizeLiteral => "a kustomize secretGenerator literal is plaintext",
             RuleId::GeneratorPlaintext => {

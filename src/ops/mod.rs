@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::Utc;
 
 use crate::keys::{KeyError, KeyRing, Opened};
-use crate::recipients::{self, ConfigError, Plan};
+use crate::recipients::{ConfigError, Plan};
 use crate::sops::engine::{self, Stash, WalkError};
 use crate::sops::store::{self, StoreError};
 use crate::sops::{DataKey, Documents, Format, Metadata, Rule, cipher};
@@ -31,6 +31,8 @@ pub enum OpError {
     MacUndecryptable(cipher::DecryptError),
     #[error("invalid sops metadata: {0}")]
     Metadata(String),
+    #[error("{0} (write the keys out: the MAC cannot bind where such values end up)")]
+    Shape(crate::manifest::ShapeProblem),
 }
 
 impl OpError {
@@ -49,7 +51,7 @@ impl OpError {
 pub fn default_rule(format: Format, docs: &Documents) -> Rule {
     if format == Format::Binary {
         Rule::None
-    } else if recipients::has_secret(docs) {
+    } else if crate::manifest::has_secret(docs) {
         Rule::EncryptedRegex(
             regex::Regex::new(crate::sops::rules::KUBERNETES_SECRET_REGEX).expect("static regex"),
         )
@@ -84,6 +86,7 @@ pub fn encrypt(
     ring: &KeyRing,
 ) -> Result<Vec<u8>, OpError> {
     let mut docs = store::load_plain(format, bytes)?;
+    refuse_unbindable(&docs)?;
     let rule = if format == Format::Binary {
         Rule::None
     } else {
@@ -101,6 +104,19 @@ pub fn encrypt(
         &meta,
         plan.yaml_indent,
     )?)
+}
+
+/// A Secret whose namespace comes from a merge key or is not a plain string
+/// would be refused wherever it is consumed; refuse it before encrypting.
+fn refuse_unbindable(docs: &Documents) -> Result<(), OpError> {
+    use crate::manifest::ShapeKind;
+    match crate::manifest::secret_shape(docs)
+        .into_iter()
+        .find(|p| matches!(p.kind, ShapeKind::MergeKey | ShapeKind::NamespaceNotString))
+    {
+        Some(p) => Err(OpError::Shape(p)),
+        None => Ok(()),
+    }
 }
 
 /// An opened (decrypted) file, with what is needed to write it back.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
+use super::ConfigError;
 use super::sops_config::{KeySpec, parse_groups};
-use super::{ConfigError, secret_namespaces};
 use crate::keys::Recipient;
 use crate::sops::{Documents, Rule};
 
@@ -221,56 +221,62 @@ impl RecipientsDir {
             })?),
             None => None,
         };
+        // A Secret without a namespace belongs where `--env` or the file's
+        // path puts it; every Secret of the file must land in one environment.
+        let fallback = match explicit_env {
+            Some(x) => Some((x, "--env".to_string())),
+            None => self.env_for_path(file)?.map(|e| (e, "path".to_string())),
+        };
         let mut chosen: Option<(&Environment, String)> = None;
-        let mut unnamespaced = false;
-        for ns in secret_namespaces(docs) {
-            let Some(ns) = ns else {
-                unnamespaced = true;
-                continue;
+        for ns in crate::manifest::secret_namespaces(docs) {
+            let (env, why) = match ns {
+                Some(ns) => (self.namespace_env(&ns, explicit_env)?, format!("namespace {ns}")),
+                None => fallback.clone().ok_or_else(|| {
+                    ConfigError::NoRecipients(format!(
+                        "{}: a Secret has no metadata.namespace and no recipients path glob matches the file; set the namespace, add a `paths:` glob, or pass --env",
+                        file.display()
+                    ))
+                })?,
             };
-            let env =
-                self.env_for_namespace(&ns)?
-                    .ok_or_else(|| ConfigError::NamespaceUnclaimed {
-                        namespace: ns.clone(),
-                        dir: self.dir.clone(),
-                    })?;
-            if let Some(x) = explicit_env {
-                if x.name != env.name {
-                    return Err(ConfigError::MixedEnvironments(format!(
-                        "--env {} was given but namespace {ns:?} belongs to environment {} ({})",
-                        x.name,
-                        env.name,
-                        env.file.display()
-                    )));
-                }
-            }
             match &chosen {
-                Some((c, _)) if c.name != env.name => {
+                Some((c, cwhy)) if c.name != env.name => {
                     return Err(ConfigError::MixedEnvironments(format!(
-                        "namespace {ns:?} is in environment {} but an earlier Secret is in {}; split the file",
-                        env.name, c.name
+                        "{}: a Secret is in environment {} ({why}) but another is in {} ({cwhy}); split the file",
+                        file.display(),
+                        env.name,
+                        c.name
                     )));
                 }
                 Some(_) => {}
-                None => chosen = Some((env, format!("namespace {ns}"))),
+                None => chosen = Some((env, why)),
             }
         }
-        if let Some(c) = chosen {
-            return Ok(Some(c));
-        }
-        if let Some(x) = explicit_env {
-            return Ok(Some((x, "--env".into())));
-        }
-        if let Some(e) = self.env_for_path(file)? {
-            return Ok(Some((e, "path".into())));
-        }
-        if unnamespaced {
-            return Err(ConfigError::NoRecipients(format!(
-                "{}: a Secret has no metadata.namespace and no recipients path glob matches the file; set the namespace, add a `paths:` glob, or pass --env",
-                file.display()
+        Ok(chosen.or(fallback))
+    }
+
+    /// The environment owning a Secret's namespace, which must agree with `--env`.
+    fn namespace_env(
+        &self,
+        ns: &str,
+        explicit: Option<&Environment>,
+    ) -> Result<&Environment, ConfigError> {
+        let env = self
+            .env_for_namespace(ns)?
+            .ok_or_else(|| ConfigError::NamespaceUnclaimed {
+                namespace: ns.to_string(),
+                dir: self.dir.clone(),
+            })?;
+        if let Some(x) = explicit
+            && x.name != env.name
+        {
+            return Err(ConfigError::MixedEnvironments(format!(
+                "--env {} was given but namespace {ns:?} belongs to environment {} ({})",
+                x.name,
+                env.name,
+                env.file.display()
             )));
         }
-        Ok(None)
+        Ok(env)
     }
 }
 

@@ -2,14 +2,16 @@
 //! namespace, `.sops.yaml` creation rules, and explicit flags, resolved into
 //! one [`Plan`] per file.
 
+pub mod boundary;
 pub mod env;
 pub mod sops_config;
 
 use std::path::{Path, PathBuf};
 
 use crate::keys::Recipient;
-use crate::sops::{Documents, Rule, Value};
+use crate::sops::{Documents, Rule};
 
+pub use boundary::{EnvMove, EnvMoveRefused};
 pub use env::{Environment, RecipientsDir};
 pub use sops_config::SopsConfig;
 
@@ -62,45 +64,15 @@ pub struct Overrides {
     pub sops_config: Option<PathBuf>,
 }
 
-/// The namespaces of the Kubernetes Secrets in a file (including `List` items).
-pub fn secret_namespaces(docs: &Documents) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    for d in &docs.0 {
-        for obj in k8s_objects(d) {
-            if is_secret(obj) {
-                out.push(
-                    obj.get("metadata")
-                        .and_then(Value::as_map)
-                        .and_then(|m| m.str_of("namespace"))
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string),
-                );
-            }
-        }
+/// The `recipients/` folder that governs `file` (`--recipients-dir` wins).
+pub fn recipients_dir_for(
+    file: &Path,
+    ov: &Overrides,
+) -> Result<Option<RecipientsDir>, ConfigError> {
+    match &ov.recipients_dir {
+        Some(d) => RecipientsDir::load(d).map(Some),
+        None => RecipientsDir::find(file),
     }
-    out
-}
-
-/// A document and, for `kind: *List`, its items.
-pub fn k8s_objects(d: &crate::sops::Map) -> Vec<&crate::sops::Map> {
-    let mut v = vec![d];
-    if d.str_of("kind").is_some_and(|k| k.ends_with("List")) {
-        if let Some(Value::Seq(items)) = d.get("items") {
-            v.extend(items.elems().filter_map(Value::as_map));
-        }
-    }
-    v
-}
-
-pub fn is_secret(m: &crate::sops::Map) -> bool {
-    m.str_of("kind") == Some("Secret") && m.str_of("apiVersion").is_none_or(|a| a == "v1")
-}
-
-/// Does the file hold at least one Kubernetes Secret?
-pub fn has_secret(docs: &Documents) -> bool {
-    docs.0
-        .iter()
-        .any(|d| k8s_objects(d).into_iter().any(is_secret))
 }
 
 /// Resolves the recipients for `file`: flags, then `recipients/` (by
@@ -128,10 +100,7 @@ pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, C
         }
         return Ok(p);
     }
-    let rdir = match &ov.recipients_dir {
-        Some(d) => Some(RecipientsDir::load(d)?),
-        None => RecipientsDir::find(file)?,
-    };
+    let rdir = recipients_dir_for(file, ov)?;
     let sops_rule = match &sops_cfg {
         Some(c) => c.rule_for(file)?,
         None => None,

@@ -84,6 +84,8 @@ pub fn vectors() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/sops");
     if p.is_dir() {
         Some(p)
+    } else if require() {
+        panic!("../shared/vectors/sops is required (KSEC_REQUIRE_ORACLES=1) but absent");
     } else {
         eprintln!("SKIP: ../shared is absent, so the sops vectors cannot be read");
         None
