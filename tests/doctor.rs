@@ -200,12 +200,16 @@ fn a_secret_referenced_only_by_a_cronjob() {
     let (code, f) = r.doctor(&[]);
     assert_eq!((code, summary(&f)), (0, vec![]));
     write(r.dir.path(), "prod/backup.yaml", &cron("backup-creds-v2"));
-    let (code, f) = r.doctor(&[]);
+    // Provided nowhere in the repository: a warning (it may be made at run
+    // time); `--fail-on warning` makes it fail.
+    let (code, _) = r.doctor(&[]);
+    assert_eq!(code, 0);
+    let (code, f) = r.doctor(&["--fail-on", "warning"]);
     assert_eq!(code, 1);
     assert_eq!(
         summary(&f),
         vec![(
-            "broken-reference".into(),
+            "no-provider".into(),
             "prod".into(),
             "prod".into(),
             "CronJob/backup".into()
@@ -239,13 +243,16 @@ fn a_prod_secret_encrypted_to_a_dev_key() {
                 "Secret/db".into()
             ),
             (
-                "stale-recipients".into(),
+                "probable-tampering".into(),
                 "prod".into(),
                 "prod".into(),
                 "Secret/db".into()
             ),
         ]
     );
+    // Never "updatekeys": that would hand a dev-keyed file to prod's keys
+    // on the word of a namespace anyone can edit (issue 17).
+    assert!(!serde_json::to_string(&f).unwrap().contains("updatekeys"));
     let cross = f
         .iter()
         .find(|x| x["check"] == "cross-environment-recipient")
@@ -522,5 +529,110 @@ fn anything_the_guard_blocks_is_a_plaintext_finding() {
     assert!(
         !serde_json::to_string(&f).unwrap().contains(&key_line),
         "the identity leaked into the report"
+    );
+}
+
+/// A Flux repository as people write them (issue 16): Kustomizations with
+/// targetNamespace and substitutions, HelmReleases, ExternalSecrets, a
+/// kustomize secretGenerator and an operator-made Secret.
+fn flux_repo() -> Repo {
+    let r = repo();
+    let w = |rel: &str, c: &str| {
+        write(r.dir.path(), rel, c);
+    };
+    w(
+        "clusters/prod/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: apps, namespace: flux-system}\nspec:\n  path: ./apps/prod\n  targetNamespace: prod\n  decryption: {provider: sops, secretRef: {name: sops-age}}\n  postBuild:\n    substitute: {APP: shop}\n    substituteFrom: [{kind: ConfigMap, name: cluster-vars}]\n",
+    );
+    w(
+        "clusters/prod/flux-system/sops-age.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n  annotations: {ksec.io/external-secrets: sops-age}\n",
+    );
+    // No namespace in any of these files: Flux puts them in prod.
+    w(
+        "apps/prod/db.yaml",
+        "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: db}\nspec:\n  secretStoreRef: {kind: ClusterSecretStore, name: vault}\n  target: {name: db-credentials}\n",
+    );
+    w(
+        "apps/prod/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.yaml, deploy.yaml, helm.yaml]\nsecretGenerator:\n  - name: \"${APP}-config\"\n    envs: [config.env]\n",
+    );
+    w(
+        "apps/prod/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: \"${APP}\"\n  annotations: {ksec.io/external-secrets: rook-ceph-mon}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: shop\n          envFrom:\n            - secretRef:\n                name: db-credentials\n            - secretRef:\n                name: \"${APP}-config\"\n            - secretRef:\n                name: rook-ceph-mon\n            - secretRef:\n                name: \"${CLUSTER_NAME}-token\"\n",
+    );
+    w(
+        "apps/prod/helm.yaml",
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: grafana}\nspec:\n  valuesFrom:\n    - {kind: Secret, name: grafana-values}\n  values:\n    admin: {existingSecret: grafana-admin}\n",
+    );
+    r
+}
+
+#[test]
+fn flux_layouts_are_modelled_providers_count_and_unknowns_are_not_errors() {
+    let r = flux_repo();
+    let (code, f) = r.doctor(&[]);
+    let s: Vec<(String, String)> = f
+        .iter()
+        .map(|x| {
+            (
+                x["check"].as_str().unwrap().to_string(),
+                x["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // ExternalSecret, secretGenerator (after ${APP} substitution) and the
+    // annotated operator Secret provide; Flux's decryption Secret is declared.
+    for provided in ["db-credentials", "shop-config", "rook-ceph-mon", "sops-age"] {
+        assert!(
+            !s.iter().any(|(_, m)| m.contains(&format!("{provided:?}"))),
+            "{provided}: {s:?}"
+        );
+    }
+    let checks: Vec<&str> = s.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        checks,
+        vec!["unresolved-name", "no-provider", "no-provider"],
+        "{s:?}"
+    );
+    assert!(s[1].1.contains("grafana-admin"), "{s:?}");
+    assert!(s[2].1.contains("grafana-values"), "{s:?}");
+    assert!(s[0].1.contains("${CLUSTER_NAME}-token"), "{s:?}");
+    // Warnings and info only: a run-time Secret does not fail CI by default.
+    assert_eq!(code, 0, "{s:?}");
+    assert!(f.iter().all(|x| x["namespace"] == "prod"), "{f:?}");
+}
+
+#[test]
+fn the_incident_still_fails_in_a_flux_repository() {
+    let r = flux_repo();
+    r.secret(
+        "apps/dev/pull.yaml",
+        "dev",
+        "registry-pull-secret",
+        &[".dockerconfigjson"],
+    );
+    r.deployment("apps/dev/shop.yaml", "dev", "shop", PULL);
+    r.deployment("apps/prod/shop.yaml", "prod", "shop", PULL);
+    let (code, f) = r.doctor(&[]);
+    assert_eq!(code, 1);
+    let s = summary(&f);
+    assert!(
+        s.contains(&(
+            "broken-reference".into(),
+            "prod".into(),
+            "prod".into(),
+            "Deployment/shop".into()
+        )),
+        "{s:?}"
+    );
+    assert!(
+        s.contains(&(
+            "parity".into(),
+            "prod".into(),
+            "prod".into(),
+            "Deployment/shop".into()
+        )),
+        "{s:?}"
     );
 }

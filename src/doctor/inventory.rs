@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as J;
 
+use super::gitops::{self, FileContext, Layout, Provider};
 use crate::sops::store;
 use crate::sops::{Format, Metadata, Value};
-use crate::workloads::{self, Workload};
+use crate::workloads::{self, RefKind, SecretRef, Workload};
 
 #[derive(Debug, Clone)]
 pub struct SecretDecl {
@@ -44,6 +45,10 @@ pub struct Inventory {
     pub roles: Vec<RoleDecl>,
     /// Files that could not be read as manifests (reported, not fatal).
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Secrets that other objects make (ExternalSecret, secretGenerator, …).
+    pub providers: Vec<Provider>,
+    /// (namespace, name) of Secrets a consumer declares as made outside the repository.
+    pub external: Vec<(String, String)>,
     /// Encrypted Secrets whose readable structure is not what ksec writes.
     pub misshapen: Vec<(PathBuf, crate::manifest::ShapeProblem)>,
     /// Manifest files read from disk with their bytes, for the guard's plaintext rules.
@@ -71,8 +76,32 @@ impl Inventory {
             .find(|s| s.namespace == ns && s.name == name)
     }
 
+    /// Something other than a Secret manifest provides this Secret.
+    pub fn provider(&self, ns: &str, name: &str) -> Option<&Provider> {
+        self.providers
+            .iter()
+            .find(|p| p.namespace == ns && p.name == name)
+    }
+
+    pub fn is_external(&self, ns: &str, name: &str) -> bool {
+        self.external.iter().any(|(n, s)| n == ns && s == name)
+    }
+
     /// Adds every object in one file's bytes (multi-document YAML or JSON).
     pub fn add_bytes(&mut self, file: &Path, bytes: &[u8], default_ns: &str) {
+        self.add_bytes_in(file, bytes, default_ns, &FileContext::default());
+    }
+
+    /// [`Self::add_bytes`] where GitOps tooling forces a namespace or substitutes variables.
+    pub fn add_bytes_in(&mut self, file: &Path, bytes: &[u8], default_ns: &str, ctx: &FileContext) {
+        let substituted;
+        let bytes = match std::str::from_utf8(bytes) {
+            Ok(t) if !ctx.vars.is_empty() && t.contains("${") => {
+                substituted = gitops::substitute(t, &ctx.vars);
+                substituted.as_bytes()
+            }
+            _ => bytes,
+        };
         let format = match Format::from_path(file) {
             Format::Json => Format::Json,
             _ => Format::Yaml,
@@ -94,13 +123,16 @@ impl Inventory {
         }
         for (i, d) in docs.0.iter().enumerate() {
             for obj in crate::manifest::objects(d) {
-                self.add_object(
-                    file,
-                    i,
-                    &Value::Map(obj).to_json(),
-                    meta.as_ref(),
-                    default_ns,
-                );
+                let mut j = Value::Map(obj).to_json();
+                if let (Some(ns), Some(o)) = (&ctx.namespace, j.as_object_mut()) {
+                    let md = o
+                        .entry("metadata")
+                        .or_insert_with(|| J::Object(Default::default()));
+                    if let Some(m) = md.as_object_mut() {
+                        m.insert("namespace".into(), J::String(ns.clone()));
+                    }
+                }
+                self.add_object(file, i, &j, meta.as_ref(), default_ns);
             }
         }
     }
@@ -124,6 +156,19 @@ impl Inventory {
             .and_then(J::as_str)
             .unwrap_or("")
             .to_string();
+        self.providers.extend(gitops::provided(obj, &ns, file));
+        // On a Namespace, the annotation names Secrets of that namespace.
+        let declared_in = if kind == "Namespace" {
+            name.clone()
+        } else {
+            ns.clone()
+        };
+        for secret in gitops::declared_external(obj) {
+            self.external.push((declared_in.clone(), secret));
+        }
+        if let Some(w) = gitops_consumer(obj, &ns) {
+            self.workloads.push((w, file.to_path_buf()));
+        }
         match kind {
             "Secret" => {
                 let mut keys: Vec<String> = Vec::new();
@@ -207,16 +252,25 @@ impl Inventory {
                             && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json)
                     })
                     .filter(|e| !e.path().components().any(|c| c.as_os_str() == "recipients"))
-                    .filter(|e| {
-                        e.file_name() != "kustomization.yaml" && e.file_name() != ".sops.yaml"
-                    })
+                    .filter(|e| e.file_name() != ".sops.yaml")
                     .map(|e| e.into_path())
                     .collect();
                 files.sort();
-                for f in files {
-                    let b = std::fs::read(&f).map_err(|e| InventoryError::Io(f.clone(), e))?;
-                    inv.add_bytes(&f, &b, default_ns);
-                    inv.files.push((f, b));
+                let read: Vec<(PathBuf, Vec<u8>)> = files
+                    .into_iter()
+                    .map(|f| {
+                        std::fs::read(&f)
+                            .map(|b| (f.clone(), b))
+                            .map_err(|e| InventoryError::Io(f, e))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let layout = layout(p, &read);
+                for (f, b) in read {
+                    let ctx = layout.context(&absolute(&f));
+                    inv.add_bytes_in(&f, &b, default_ns, &ctx);
+                    if !is_kustomization_file(&f) {
+                        inv.files.push((f, b));
+                    }
                 }
             } else {
                 let b = std::fs::read(p).map_err(|e| InventoryError::Io(p.clone(), e))?;
@@ -253,4 +307,122 @@ fn kustomize(dir: &Path) -> Result<Option<Vec<u8>>, InventoryError> {
         return Err(InventoryError::Kustomize(dir.to_path_buf(), msg));
     }
     Ok(None)
+}
+
+fn is_kustomization_file(f: &Path) -> bool {
+    matches!(
+        f.file_name().and_then(|n| n.to_str()),
+        Some("kustomization.yaml" | "kustomization.yml")
+    )
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Flux paths start at the repository root (the folder holding `.git`).
+fn layout(walked: &Path, files: &[(PathBuf, Vec<u8>)]) -> Layout {
+    let start = absolute(walked);
+    let root = start
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(&start)
+        .to_path_buf();
+    let mut objs = Vec::new();
+    for (f, b) in files {
+        if memchr::memmem::find(b, b"kustomiz").is_none() {
+            continue;
+        }
+        let format = if Format::from_path(f) == Format::Json {
+            Format::Json
+        } else {
+            Format::Yaml
+        };
+        if let Ok(docs) = store::load_plain(format, b) {
+            for d in &docs.0 {
+                objs.push((absolute(f), Value::Map(d.clone()).to_json()));
+            }
+        }
+    }
+    Layout::scan(&root, &objs)
+}
+
+/// Flux and Helm objects that read Secrets: a Kustomization's
+/// `decryption.secretRef`, a HelmRelease's `valuesFrom` and the
+/// `existingSecret`-style values common charts take.
+fn gitops_consumer(obj: &J, ns: &str) -> Option<Workload> {
+    let kind = obj.get("kind")?.as_str()?;
+    let api = obj.get("apiVersion").and_then(J::as_str).unwrap_or("");
+    let name = obj.pointer("/metadata/name")?.as_str()?.to_string();
+    let r = |secret: &str, key: Option<String>, optional: bool, via| SecretRef {
+        secret: secret.to_string(),
+        key,
+        optional,
+        via,
+        sub_path_only: false,
+    };
+    let mut refs = Vec::new();
+    if kind == "Kustomization" && api.starts_with("kustomize.toolkit.fluxcd.io/") {
+        if let Some(s) = obj
+            .pointer("/spec/decryption/secretRef/name")
+            .and_then(J::as_str)
+        {
+            refs.push(r(s, None, false, RefKind::FluxDecryption));
+        }
+    } else if kind == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io/") {
+        for v in obj
+            .pointer("/spec/valuesFrom")
+            .and_then(J::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if v.get("kind").and_then(J::as_str) == Some("Secret")
+                && let Some(s) = v.get("name").and_then(J::as_str)
+            {
+                let key = v.get("valuesKey").and_then(J::as_str).map(str::to_string);
+                let optional = v.get("optional").and_then(J::as_bool).unwrap_or(false);
+                refs.push(r(s, key, optional, RefKind::HelmValuesFrom));
+            }
+        }
+        let mut names = Vec::new();
+        existing_secrets(obj.pointer("/spec/values"), 0, &mut names);
+        refs.extend(
+            names
+                .iter()
+                .map(|s| r(s, None, false, RefKind::HelmExistingSecret)),
+        );
+    }
+    if refs.is_empty() {
+        return None;
+    }
+    Some(Workload {
+        kind: kind.to_string(),
+        namespace: ns.to_string(),
+        name,
+        service_account: String::new(),
+        refs,
+    })
+}
+
+/// Chart values named `existingSecret` (or `…ExistingSecret`) with a Secret name.
+fn existing_secrets(v: Option<&J>, depth: usize, out: &mut Vec<String>) {
+    let Some(v) = v else { return };
+    if depth > 32 {
+        return;
+    }
+    match v {
+        J::Object(m) => {
+            for (k, x) in m {
+                let named = k == "existingSecret" || k.ends_with("ExistingSecret");
+                match x {
+                    J::String(s) if named && !s.is_empty() => out.push(s.clone()),
+                    _ => existing_secrets(Some(x), depth + 1, out),
+                }
+            }
+        }
+        J::Array(a) => a
+            .iter()
+            .for_each(|x| existing_secrets(Some(x), depth + 1, out)),
+        _ => {}
+    }
 }

@@ -2,6 +2,7 @@
 //! parity between environments, recipients drift, rotation age — offline,
 //! from the manifests, without decrypting anything.
 
+pub mod gitops;
 pub mod inventory;
 #[cfg(feature = "cluster")]
 pub mod live;
@@ -32,6 +33,8 @@ pub enum Severity {
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
     BrokenReference,
+    NoProvider,
+    UnresolvedName,
     Parity,
     StaleRecipients,
     ProbableTampering,
@@ -50,6 +53,8 @@ impl Check {
     pub fn id(self) -> &'static str {
         match self {
             Check::BrokenReference => "broken-reference",
+            Check::NoProvider => "no-provider",
+            Check::UnresolvedName => "unresolved-name",
             Check::Parity => "parity",
             Check::StaleRecipients => "stale-recipients",
             Check::ProbableTampering => "probable-tampering",
@@ -72,13 +77,15 @@ impl Check {
             | Check::CrossEnvironmentRecipient
             | Check::ProbableTampering
             | Check::Plaintext => Severity::Error,
-            Check::UnreadableFile => Severity::Info,
+            Check::UnreadableFile | Check::UnresolvedName => Severity::Info,
             _ => Severity::Warning,
         }
     }
 
-    pub const ALL: [Check; 13] = [
+    pub const ALL: [Check; 15] = [
         Check::BrokenReference,
+        Check::NoProvider,
+        Check::UnresolvedName,
         Check::Parity,
         Check::StaleRecipients,
         Check::ProbableTampering,
@@ -231,6 +238,25 @@ pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut
         for r in refs.iter().filter(|r| !r.optional) {
             let env = env_name(dir, &w.namespace);
             let found = inv.secret(&w.namespace, &r.secret);
+            if found.is_none() {
+                match provided_otherwise(inv, &w.namespace, &r.secret) {
+                    Some(Otherwise::Provided) => continue,
+                    Some(Otherwise::Unresolved) => {
+                        out.push(Finding {
+                            severity: Check::UnresolvedName.default_severity(),
+                            check: Check::UnresolvedName,
+                            environment: env,
+                            namespace: w.namespace.clone(),
+                            object: w.id(),
+                            file: Some(file.clone()),
+                            message: format!("{} uses Secret {:?} ({}), whose name is substituted at deploy time from variables outside the repository; not checked", w.id(), r.secret, r.via),
+                            fix: None,
+                        });
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             let message = match (found, &r.key) {
                 (None, _) => format!(
                     "{} uses Secret {:?} ({}) but no such Secret exists in namespace {:?}{}",
@@ -238,13 +264,7 @@ pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut
                     r.secret,
                     r.via,
                     w.namespace,
-                    if r.via == RefKind::ImagePullSecret
-                        || r.via == RefKind::ServiceAccountImagePullSecret
-                    {
-                        ": pods will go into ImagePullBackOff"
-                    } else {
-                        ": pods will fail with CreateContainerConfigError"
-                    }
+                    consequence(r.via)
                 ),
                 (Some(s), Some(k)) if !s.keys.contains(k) => format!(
                     "{} uses key {k:?} of Secret {:?} ({}) but the Secret has no such key (it has: {})",
@@ -261,9 +281,25 @@ pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut
                 }),
                 Some(s) => Some(format!("ksec set {} '[\"stringData\"][\"{}\"]' --value-stdin", s.file.display(), r.key.clone().unwrap_or_default())),
             };
+            // Present in another namespace: a promotion that missed it (the
+            // field guide's outage). Nowhere at all: likely made at run time.
+            let check = if found.is_none() && fix.is_none() {
+                Check::NoProvider
+            } else {
+                Check::BrokenReference
+            };
+            let fix = match (check, fix) {
+                (Check::NoProvider, _) => Some(format!(
+                    "add the Secret (encrypted), or, if an operator or a person creates it outside the repository, annotate {} with {}: {}",
+                    w.id(),
+                    gitops::EXTERNAL_ANNOTATION,
+                    r.secret
+                )),
+                (_, f) => f,
+            };
             out.push(Finding {
-                severity: Check::BrokenReference.default_severity(),
-                check: Check::BrokenReference,
+                severity: check.default_severity(),
+                check,
                 environment: env,
                 namespace: w.namespace.clone(),
                 object: w.id(),
@@ -272,6 +308,36 @@ pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut
                 fix,
             });
         }
+    }
+}
+
+/// What a missing Secret does to its consumer.
+fn consequence(via: RefKind) -> &'static str {
+    match via {
+        RefKind::ImagePullSecret | RefKind::ServiceAccountImagePullSecret => {
+            ": pods will go into ImagePullBackOff"
+        }
+        RefKind::FluxDecryption => ": Flux cannot decrypt the files of this Kustomization",
+        RefKind::HelmValuesFrom | RefKind::HelmExistingSecret => {
+            ": the release will not install or its pods will not start"
+        }
+        _ => ": pods will fail with CreateContainerConfigError",
+    }
+}
+
+enum Otherwise {
+    Provided,
+    Unresolved,
+}
+
+/// A reference satisfied by something other than a Secret manifest.
+fn provided_otherwise(inv: &Inventory, ns: &str, name: &str) -> Option<Otherwise> {
+    if inv.provider(ns, name).is_some() || inv.is_external(ns, name) {
+        Some(Otherwise::Provided)
+    } else if gitops::unresolved(name) {
+        Some(Otherwise::Unresolved)
+    } else {
+        None
     }
 }
 
@@ -430,21 +496,24 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
         let want: BTreeSet<String> = env.recipient_ids().into_iter().collect();
         // Re-keying this file would hand it to another environment: its
         // readable fields were moved, not its recipients. Never suggest updatekeys.
-        if let Err(e) = dir.admit_rekey(&have, &want, None) {
+        let moved = dir.admit_rekey(&have, &want, None);
+        if let Err(e) = &moved {
             out.push(Finding {
                 severity: Check::ProbableTampering.default_severity(),
                 check: Check::ProbableTampering,
                 environment: env.name.clone(),
                 namespace: s.namespace.clone(),
-                object,
+                object: object.clone(),
                 file: Some(s.file.clone()),
-                message: format!("namespace {:?} says {}, but {e}", s.namespace, env.name),
+                message: format!(
+                    "namespace {:?} says {}, but {e}. Or it was encrypted to the wrong keys: then {} may have read the values",
+                    s.namespace, env.name, e.from
+                ),
                 fix: Some(format!(
-                    "git log -p -- {}  (restore it from a trusted commit)",
+                    "git log -p -- {}  (restore it from a trusted commit; if it was encrypted to the wrong keys, rotate the credentials and encrypt the new values)",
                     s.file.display()
                 )),
             });
-            continue;
         }
         for r in &have {
             match known.get(r) {
@@ -471,7 +540,7 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
                 _ => {}
             }
         }
-        if have != want && meta.key_groups.len() <= 1 {
+        if moved.is_ok() && have != want && meta.key_groups.len() <= 1 {
             let add: Vec<&String> = want.difference(&have).collect();
             let rm: Vec<&String> = have.difference(&want).collect();
             out.push(Finding {

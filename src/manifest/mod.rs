@@ -204,7 +204,9 @@ pub fn secret_shape(docs: &Documents) -> Vec<ShapeProblem> {
 
 fn shape_walk(m: &Map, doc: usize, prefix: String, depth: usize, out: &mut Vec<ShapeProblem>) {
     let resolved = resolve_merges(m);
-    let secret = is_secret(&resolved);
+    // Only a manifest the API server would take as a Secret (an Ansible
+    // vars file may say `kind: Secret` too).
+    let secret = is_secret(&resolved) && resolved.str_of("apiVersion") == Some("v1");
     let mut push = |path: String, kind| out.push(ShapeProblem { doc, path, kind });
     if (secret && has_merge(m, 0)) || (is_list(&resolved) && m.contains_key("<<")) {
         push(join(&prefix, "<<"), ShapeKind::MergeKey);

@@ -15,6 +15,12 @@ pub enum RefKind {
     SecretVolume,
     ProjectedVolume,
     ServiceAccountImagePullSecret,
+    /// A Flux Kustomization's `spec.decryption.secretRef`.
+    FluxDecryption,
+    /// A HelmRelease's `spec.valuesFrom`.
+    HelmValuesFrom,
+    /// A chart value such as `existingSecret`.
+    HelmExistingSecret,
 }
 
 impl std::fmt::Display for RefKind {
@@ -26,6 +32,9 @@ impl std::fmt::Display for RefKind {
             RefKind::SecretVolume => "secret volume",
             RefKind::ProjectedVolume => "projected volume",
             RefKind::ServiceAccountImagePullSecret => "service account imagePullSecrets",
+            RefKind::FluxDecryption => "Flux decryption.secretRef",
+            RefKind::HelmValuesFrom => "HelmRelease valuesFrom",
+            RefKind::HelmExistingSecret => "chart value existingSecret",
         })
     }
 }
