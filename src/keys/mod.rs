@@ -37,6 +37,12 @@ pub enum Recipient {
         name: String,
         version: String,
     },
+    /// A PGP key by fingerprint (GnuPG does the work, as in sops).
+    Pgp(String),
+    /// GCP KMS: parsed and kept, but ksec cannot wrap for it (yet).
+    GcpKms { resource_id: String },
+    /// HuaweiCloud KMS: parsed and kept, but ksec cannot wrap for it (yet).
+    HcKms { key_id: String },
 }
 
 impl Recipient {
@@ -46,7 +52,20 @@ impl Recipient {
             Recipient::Kms { .. } => "kms",
             Recipient::HcVault { .. } => "hc_vault",
             Recipient::AzureKv { .. } => "azure_kv",
+            Recipient::Pgp(_) => "pgp",
+            Recipient::GcpKms { .. } => "gcp_kms",
+            Recipient::HcKms { .. } => "hckms",
         }
+    }
+
+    /// `pgp:FP` from a fingerprint as sops takes it (spaces dropped).
+    pub fn pgp(fp: &str) -> Recipient {
+        Recipient::Pgp(fp.chars().filter(|c| !c.is_whitespace()).collect())
+    }
+
+    /// Whether ksec can wrap a data key for this recipient.
+    pub fn is_supported(&self) -> bool {
+        !matches!(self, Recipient::GcpKms { .. } | Recipient::HcKms { .. })
     }
 
     /// The same string [`Stanza::recipient`] yields, so configured and stored
@@ -66,6 +85,9 @@ impl Recipient {
                 name,
                 version,
             } => format!("{vault_url}/keys/{name}/{version}"),
+            Recipient::Pgp(fp) => format!("pgp:{fp}"),
+            Recipient::GcpKms { resource_id } => format!("gcp_kms:{resource_id}"),
+            Recipient::HcKms { key_id } => format!("hckms:{key_id}"),
         }
     }
 
@@ -105,7 +127,19 @@ impl Recipient {
                 name: name.clone(),
                 version: version.clone(),
             },
-            Stanza::Other { .. } => return None,
+            Stanza::Other { kind, fields } => {
+                let field = |k: &str| fields.str_of(k).map(str::to_string);
+                match kind.as_str() {
+                    "pgp" => Recipient::pgp(&field("fp")?),
+                    "gcp_kms" => Recipient::GcpKms {
+                        resource_id: field("resource_id")?,
+                    },
+                    "hckms" => Recipient::HcKms {
+                        key_id: field("key_id")?,
+                    },
+                    _ => return None,
+                }
+            }
         })
     }
 
@@ -249,7 +283,27 @@ pub fn keyring_from_env(
     for kind in ["kms", "hc_vault", "azure_kv"] {
         ring.add(Box::new(NotBuilt(kind)));
     }
+    for kind in ["pgp", "gcp_kms", "hckms"] {
+        ring.add(Box::new(Unsupported(kind)));
+    }
     Ok(ring)
+}
+
+/// Key services ksec parses and keeps but cannot use (yet): wrapping and
+/// unwrapping fail with [`KeyError::Unsupported`], so only encrypting to
+/// them (or having nothing else to decrypt with) is an error.
+struct Unsupported(&'static str);
+
+impl KeySource for Unsupported {
+    fn kind(&self) -> &'static str {
+        self.0
+    }
+    fn wrap(&self, _: &Recipient, _: &[u8]) -> Result<Stanza, KeyError> {
+        Err(KeyError::Unsupported(self.0.to_string()))
+    }
+    fn unwrap(&self, _: &Stanza) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Err(KeyError::Unsupported(self.0.to_string()))
+    }
 }
 
 /// Stands in for a cloud key service in a build without the `kms` feature:

@@ -1,0 +1,164 @@
+//! `.sops.yaml` as sops reads it: only the creation rule that applies to a
+//! file counts, and the file is found from the working folder.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{age_key, ksec, run, stderr, stdout};
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+}
+
+/// Rules ksec cannot use, ahead of the one that applies to `*.yaml` files
+/// under `apps/`; the last rule (gcp only) applies to `gcp/`.
+fn mixed_config(age: &str) -> String {
+    format!(
+        "creation_rules:
+  - path_regex: ^legacy/
+    pgp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21
+  - path_regex: ^gcp/
+    gcp_kms: projects/p/locations/global/keyRings/r/cryptoKeys/k
+  - path_regex: ^empty/
+    key_groups:
+      - {{}}
+  - path_regex: ^hw/
+    hckms: [{{key_id: 'tr-west-1:abc'}}]
+    shamir_threshold: not-a-number
+  - path_regex: ^apps/.*\\.yaml$
+    age: {age}
+    encrypted_regex: ^password$
+"
+    )
+}
+
+#[test]
+fn rules_that_do_not_apply_never_stop_encrypt_updatekeys_or_check() {
+    let dir = common::tempdir();
+    let a = age_key(dir.path(), "a");
+    std::fs::write(dir.path().join(".sops.yaml"), mixed_config(&a.recipient)).unwrap();
+    std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+    let f = dir.path().join("apps/app.yaml");
+    std::fs::write(&f, "user: bob\npassword: CANARY-pw\n").unwrap();
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["encrypt", "-i", "apps/app.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(
+        text.contains("user: bob") && !text.contains("CANARY"),
+        "{text}"
+    );
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["updatekeys", "-y", "apps/app.yaml"])
+        .env("SOPS_AGE_KEY_FILE", &a.identity_file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(ksec().current_dir(dir.path()).args(["check", "apps"]));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn the_applying_rule_is_named_with_its_problem_and_fix() {
+    let dir = common::tempdir();
+    let a = age_key(dir.path(), "a");
+    std::fs::write(dir.path().join(".sops.yaml"), mixed_config(&a.recipient)).unwrap();
+    for (sub, needle) in [
+        ("gcp", "creation_rules[1] (path_regex \"^gcp/\")"),
+        ("empty", "creation_rules[2] (path_regex \"^empty/\")"),
+        ("hw", "creation_rules[3] (path_regex \"^hw/\")"),
+    ] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        let rel = format!("{sub}/s.yaml");
+        std::fs::write(dir.path().join(&rel), "password: CANARY-pw\n").unwrap();
+        let o = run(ksec().current_dir(dir.path()).args(["encrypt", "-i", &rel]));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{sub}: {err}");
+        assert!(err.contains(needle), "{sub}: {err}");
+        assert!(err.contains("fix:"), "{sub}: {err}");
+        assert!(!err.contains("CANARY"), "{err}");
+        let after = std::fs::read_to_string(dir.path().join(&rel)).unwrap();
+        assert_eq!(after, "password: CANARY-pw\n", "{sub}: file untouched");
+    }
+}
+
+#[test]
+fn check_judges_paths_even_when_the_applying_rule_is_unusable() {
+    let dir = common::tempdir();
+    let a = age_key(dir.path(), "a");
+    std::fs::write(dir.path().join(".sops.yaml"), mixed_config(&a.recipient)).unwrap();
+    std::fs::create_dir_all(dir.path().join("gcp")).unwrap();
+    std::fs::write(dir.path().join("gcp/s.yaml"), "password: CANARY-pw\n").unwrap();
+    // The gcp rule applies and cannot encrypt, but it still says the file must be encrypted.
+    let o = run(ksec().current_dir(dir.path()).args(["check", "gcp/s.yaml"]));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(out.contains("creation_rules[1]"), "{out}");
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["check", "-o", "json", "gcp/s.yaml"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert!(v.is_object(), "{v}");
+}
+
+#[test]
+fn a_config_error_is_said_once_and_json_is_still_printed() {
+    let dir = common::tempdir();
+    std::fs::write(dir.path().join(".sops.yaml"), "creation_rules: 7\n").unwrap();
+    std::fs::write(dir.path().join("a.yaml"), "a: 1\n").unwrap();
+    let o = run(ksec().current_dir(dir.path()).args(["check", "a.yaml"]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("creation_rules must be a list").count(),
+        1,
+        "{err}"
+    );
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["check", "-o", "json", "a.yaml"]));
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("creation_rules")),
+        "{v}"
+    );
+}
+
+#[test]
+fn staged_check_passes_commits_in_a_repo_with_pgp_and_gcp_rules() {
+    if common::tool("git").is_none() {
+        return;
+    }
+    let dir = common::tempdir();
+    let repo = dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    let a = age_key(repo, "a");
+    std::fs::write(repo.join(".sops.yaml"), mixed_config(&a.recipient)).unwrap();
+    std::fs::create_dir_all(repo.join("apps")).unwrap();
+    std::fs::write(
+        repo.join("apps/app.yaml"),
+        "user: bob\npassword: CANARY-pw\n",
+    )
+    .unwrap();
+    let o = run(ksec()
+        .current_dir(repo)
+        .args(["encrypt", "-i", "apps/app.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    git(repo, &["add", ".sops.yaml", "apps/app.yaml", "README"]);
+    let o = run(ksec().current_dir(repo).args(["check", "--staged"]));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
