@@ -6,6 +6,7 @@ pub mod age;
 pub mod aws_kms;
 #[cfg(feature = "kms")]
 pub mod azure_kv;
+pub mod pgp;
 #[cfg(feature = "kms")]
 pub(crate) mod service;
 pub mod shamir;
@@ -40,9 +41,13 @@ pub enum Recipient {
     /// A PGP key by fingerprint (GnuPG does the work, as in sops).
     Pgp(String),
     /// GCP KMS: parsed and kept, but ksec cannot wrap for it (yet).
-    GcpKms { resource_id: String },
+    GcpKms {
+        resource_id: String,
+    },
     /// HuaweiCloud KMS: parsed and kept, but ksec cannot wrap for it (yet).
-    HcKms { key_id: String },
+    HcKms {
+        key_id: String,
+    },
 }
 
 impl Recipient {
@@ -127,10 +132,10 @@ impl Recipient {
                 name: name.clone(),
                 version: version.clone(),
             },
+            Stanza::Pgp { fp, .. } => Recipient::Pgp(fp.clone()),
             Stanza::Other { kind, fields } => {
                 let field = |k: &str| fields.str_of(k).map(str::to_string);
                 match kind.as_str() {
-                    "pgp" => Recipient::pgp(&field("fp")?),
                     "gcp_kms" => Recipient::GcpKms {
                         resource_id: field("resource_id")?,
                     },
@@ -283,7 +288,8 @@ pub fn keyring_from_env(
     for kind in ["kms", "hc_vault", "azure_kv"] {
         ring.add(Box::new(NotBuilt(kind)));
     }
-    for kind in ["pgp", "gcp_kms", "hckms"] {
+    ring.add(Box::new(pgp::PgpSource::from_env()));
+    for kind in ["gcp_kms", "hckms"] {
         ring.add(Box::new(Unsupported(kind)));
     }
     Ok(ring)
@@ -483,15 +489,11 @@ impl KeyRing {
                         parts.push(part);
                         break;
                     }
-                    Err(e) => attempts.push(format!(
-                        "  - group {gi}, {} {}: {e}",
-                        st.kind(),
-                        st.recipient()
-                    )),
+                    Err(e) => attempts.push(format!("  - group {gi}, {}: {e}", label(st))),
                 }
             }
         }
-        let hint = "set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), pass --identity FILE, or check the cloud credentials of the KMS recipients".to_string();
+        let hint = hint_for(meta);
         if meta.key_groups.len() == 1 {
             let part = parts.pop().ok_or(KeyError::NoKey { attempts, hint })?;
             let key = DataKey::from_slice(&part).ok_or_else(|| {
@@ -519,4 +521,36 @@ impl KeyRing {
         })?;
         Ok((key, opened))
     }
+}
+
+/// `age age1…`, `kms arn:…`, but `pgp:FP` (the id already says its kind).
+fn label(st: &Stanza) -> String {
+    let r = st.recipient();
+    if r.starts_with(&format!("{}:", st.kind())) {
+        r
+    } else {
+        format!("{} {r}", st.kind())
+    }
+}
+
+/// What to do when nothing opened the file, for the kinds of keys it has
+/// (a PGP-only file gets no advice about age variables).
+fn hint_for(meta: &Metadata) -> String {
+    let has = |k: &str| meta.stanzas().any(|s| s.kind() == k);
+    let mut out = Vec::new();
+    if has("age") {
+        out.push("set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), or pass --identity FILE");
+    }
+    if has("pgp") {
+        out.push("import the PGP secret key into GnuPG with `gpg --import` (GNUPGHOME selects the keyring; SOPS_GPG_EXEC the program)");
+    }
+    if has("kms") || has("hc_vault") || has("azure_kv") {
+        out.push("check the cloud credentials of the KMS recipients");
+    }
+    if out.is_empty() {
+        out.push(
+            "the file has no recipient ksec can use; decrypt it where its key service is available",
+        );
+    }
+    out.join("; or ")
 }
