@@ -162,3 +162,99 @@ fn staged_check_passes_commits_in_a_repo_with_pgp_and_gcp_rules() {
     let o = run(ksec().current_dir(repo).args(["check", "--staged"]));
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 }
+
+/// Which age recipients a ksec-encrypted YAML file names.
+fn age_recipients(p: &Path) -> Vec<String> {
+    let text = std::fs::read(p).unwrap();
+    let (_, meta) = ksec::sops::store::load_encrypted(ksec::sops::Format::Yaml, &text).unwrap();
+    meta.stanzas().map(|s| s.recipient()).collect()
+}
+
+#[test]
+fn sops_yaml_is_found_from_the_working_folder_like_sops() {
+    let dir = common::tempdir();
+    let root = dir.path().join("p");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let top = age_key(dir.path(), "top");
+    let near = age_key(dir.path(), "near");
+    let other = age_key(dir.path(), "other");
+    // path_regex sees the path relative to the config's folder: sub/s.yaml.
+    std::fs::write(
+        root.join(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - path_regex: ^sub/s\\.yaml$\n    age: {}\n  - age: {}\n",
+            top.recipient, other.recipient
+        ),
+    )
+    .unwrap();
+    let plain = "a: 1\n";
+    std::fs::write(root.join("sub/s.yaml"), plain).unwrap();
+    // The repro: a bare file name in a sub-folder of the config's folder.
+    let o = run(ksec()
+        .current_dir(root.join("sub"))
+        .args(["encrypt", "-i", "s.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        age_recipients(&root.join("sub/s.yaml")),
+        vec![top.recipient.clone()]
+    );
+    // A .sops.yaml beside the file but below the working folder is not
+    // seen (sops looks upward from where it runs); `../` forms are cleaned.
+    std::fs::write(root.join("sub/s.yaml"), plain).unwrap();
+    std::fs::write(
+        root.join("sub/.sops.yaml"),
+        format!("creation_rules:\n  - age: {}\n", near.recipient),
+    )
+    .unwrap();
+    let o = run(ksec()
+        .current_dir(&root)
+        .args(["encrypt", "-i", "sub/../sub/s.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        age_recipients(&root.join("sub/s.yaml")),
+        vec![top.recipient.clone()]
+    );
+    // SOPS_CONFIG and --config override the search.
+    std::fs::write(root.join("sub/s.yaml"), plain).unwrap();
+    let o = run(ksec()
+        .current_dir(&root)
+        .args(["encrypt", "-i", "sub/s.yaml"])
+        .env("SOPS_CONFIG", root.join("sub/.sops.yaml")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        age_recipients(&root.join("sub/s.yaml")),
+        vec![near.recipient.clone()]
+    );
+    // The real sops picks the same rules from the same folders.
+    let Some(mut sops) = common::sops_cmd() else {
+        return;
+    };
+    std::fs::write(root.join("sub/t.yaml"), plain).unwrap();
+    let o = run(sops
+        .current_dir(&root)
+        .args(["encrypt", "-i", "sub/t.yaml"]));
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    assert_eq!(
+        age_recipients(&root.join("sub/t.yaml")),
+        vec![other.recipient.clone()]
+    );
+    std::fs::write(root.join("sub/t.yaml"), plain).unwrap();
+    let o = run(ksec()
+        .current_dir(&root)
+        .args(["encrypt", "-i", "sub/t.yaml"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        age_recipients(&root.join("sub/t.yaml")),
+        vec![other.recipient]
+    );
+    let mut sops = common::sops_cmd().unwrap();
+    std::fs::write(root.join("sub/s.yaml"), plain).unwrap();
+    let o = run(sops
+        .current_dir(root.join("sub"))
+        .args(["encrypt", "-i", "s.yaml"]));
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    assert_eq!(
+        age_recipients(&root.join("sub/s.yaml")),
+        vec![near.recipient]
+    );
+}

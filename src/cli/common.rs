@@ -79,7 +79,7 @@ pub struct KeyArgs {
     /// The recipients/ directory (default: found upward from each file)
     #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
     pub recipients_dir: Option<PathBuf>,
-    /// The .sops.yaml to use (default: found upward from the file)
+    /// The .sops.yaml to use (default: found upward from the current folder, as sops does)
     #[arg(long = "config", env = "SOPS_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(flatten)]

@@ -104,11 +104,14 @@ pub fn has_secret(docs: &Documents) -> bool {
 }
 
 /// Resolves the recipients for `file`: flags, then `recipients/` (by
-/// namespace, then path), then `.sops.yaml`.
+/// namespace, then path; found upward from the file), then `.sops.yaml`
+/// (`--config`/`SOPS_CONFIG`, else found upward from the working folder, as
+/// sops does, with `path_regex` matched against the file's absolute path
+/// relative to the config's folder).
 pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, ConfigError> {
     let sops_cfg = match &ov.sops_config {
         Some(p) => Some(SopsConfig::load(p)?),
-        None => SopsConfig::find(file.parent().unwrap_or(Path::new(".")))?,
+        None => SopsConfig::find_from_cwd()?,
     };
     let indent = sops_cfg.as_ref().and_then(|c| c.yaml_indent);
     if !ov.recipients.is_empty() {

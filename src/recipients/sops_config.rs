@@ -365,16 +365,36 @@ pub struct SopsConfig {
 }
 
 impl SopsConfig {
-    /// sops's lookup: `.sops.yaml` in `start` or up to 100 parents.
+    /// sops's lookup: `.sops.yaml` in `start` or up to 99 parents (sops
+    /// starts at the working folder: [`SopsConfig::find_from_cwd`]). A
+    /// `.sops.yml` is not read, as in sops, but said.
     pub fn find(start: &Path) -> Result<Option<SopsConfig>, ConfigError> {
-        let abs = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+        let start = if start.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            start
+        };
+        let abs = clean_absolute(start);
         for d in abs.ancestors().take(100) {
             let p = d.join(".sops.yaml");
             if p.is_file() {
                 return SopsConfig::load(&p).map(Some);
             }
+            let alt = d.join(".sops.yml");
+            if alt.is_file() {
+                tracing::warn!(
+                    "ignoring {} when looking for the sops config: it must be called .sops.yaml",
+                    alt.display()
+                );
+            }
         }
         Ok(None)
+    }
+
+    /// Where sops looks when neither `--config` nor `SOPS_CONFIG` is given:
+    /// upward from the working folder, whatever the file's own folder.
+    pub fn find_from_cwd() -> Result<Option<SopsConfig>, ConfigError> {
+        SopsConfig::find(Path::new("."))
     }
 
     pub fn load(path: &Path) -> Result<SopsConfig, ConfigError> {
