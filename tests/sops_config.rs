@@ -258,3 +258,76 @@ fn sops_yaml_is_found_from_the_working_folder_like_sops() {
         vec![near.recipient]
     );
 }
+
+fn piped(mut c: Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn stdin_with_filename_override_picks_the_rule_and_the_format() {
+    let dir = common::tempdir();
+    let json_key = age_key(dir.path(), "json");
+    let other = age_key(dir.path(), "other");
+    std::fs::write(
+        dir.path().join(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - path_regex: \\.json$\n    age: {}\n  - age: {}\n",
+            json_key.recipient, other.recipient
+        ),
+    )
+    .unwrap();
+    let plain = br#"{"password": "CANARY-stdin"}"#;
+    let mut c = ksec();
+    c.current_dir(dir.path())
+        .args(["encrypt", "--filename-override", "x.json"]);
+    let o = piped(c, plain);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let enc = o.stdout.clone();
+    let (_, meta) = ksec::sops::store::load_encrypted(ksec::sops::Format::Json, &enc).unwrap();
+    let rs: Vec<String> = meta.stanzas().map(|s| s.recipient()).collect();
+    assert_eq!(rs, vec![json_key.recipient.clone()]);
+    // '-' is standard input too; the override gives the format back.
+    let mut c = ksec();
+    c.current_dir(dir.path())
+        .args(["decrypt", "--filename-override", "x.json", "-"])
+        .env("SOPS_AGE_KEY_FILE", &json_key.identity_file);
+    let o = piped(c, &enc);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["password"], "CANARY-stdin");
+    // No file, no override: refused (sops refuses too), nothing printed.
+    let mut c = ksec();
+    c.current_dir(dir.path()).arg("encrypt");
+    let o = piped(c, plain);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--filename-override"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    // A named file with an override: the override's rule and format apply.
+    std::fs::write(dir.path().join("data.txt"), plain).unwrap();
+    let o = run(ksec().current_dir(dir.path()).args([
+        "encrypt",
+        "--filename-override",
+        "y.json",
+        "data.txt",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).trim_start().starts_with('{'), "{}", stdout(&o));
+    // The real sops reads ksec's stdin output the same way.
+    let Some(mut sops) = common::sops_cmd() else {
+        return;
+    };
+    sops.current_dir(dir.path())
+        .args(["decrypt", "--filename-override", "x.json"])
+        .env("SOPS_AGE_KEY_FILE", &json_key.identity_file);
+    let o = piped(sops, &enc);
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    assert!(stdout(&o).contains("CANARY-stdin"));
+}
