@@ -198,6 +198,13 @@ fn sops_yaml_and_recipients_files_name_pgp_keys() {
     g.env(&mut k);
     let o = run(k.arg("decrypt").arg(&f));
     assert!(stdout(&o).contains("CANARY-pgp-4b1e"), "{}", stderr(&o));
+    // doctor loads the pgp environment and knows its recipient.
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["doctor", "-o", "json", "r.yaml"]));
+    let out = stdout(&o);
+    assert_ne!(o.status.code(), Some(2), "{out}{}", stderr(&o));
+    assert!(!out.contains("unknown-recipient"), "{out}");
 }
 
 #[test]
