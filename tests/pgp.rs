@@ -114,9 +114,11 @@ fn sops_encrypts_with_pgp_and_ksec_decrypts() {
     assert_eq!(pgp_fps(&f), vec![format!("pgp:{}", g.fp)]);
     let mut k = ksec();
     g.env(&mut k);
-    let o = run(k.arg("decrypt").arg(&f));
+    let o = run(k.args(["decrypt", "-v"]).arg(&f));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("CANARY-pgp-4b1e"), "{}", stdout(&o));
+    let want = format!("opened by pgp:{} (group 0)", g.fp);
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
 }
 
 #[test]

@@ -63,8 +63,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     if g.verbose {
         for o in &f.opened {
             eprintln!(
-                "{name}: data key opened by {} {} (group {})",
-                o.kind, o.recipient, o.group
+                "{name}: data key opened by {} (group {})",
+                o.label(),
+                o.group
             );
         }
     }

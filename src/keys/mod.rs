@@ -366,6 +366,17 @@ pub struct Opened {
     pub recipient: String,
 }
 
+impl Opened {
+    /// `age age1…`, but `pgp:FP` (as attempt lines print recipients).
+    pub fn label(&self) -> String {
+        if self.recipient.starts_with(&format!("{}:", self.kind)) {
+            self.recipient.clone()
+        } else {
+            format!("{} {}", self.kind, self.recipient)
+        }
+    }
+}
+
 impl KeyRing {
     pub fn new() -> KeyRing {
         KeyRing::default()

@@ -547,3 +547,45 @@ pub fn clean_absolute(path: &Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> SopsConfig {
+        SopsConfig::parse(Path::new("/r/.sops.yaml"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn path_regex_sees_the_cleaned_path_relative_to_the_config() {
+        let c = cfg(
+            "creation_rules:\n  - path_regex: ^a/s\\.yaml$\n    age: X\n  - path_regex: ^/elsewhere/\n    age: Y\n",
+        );
+        let idx = |p: &str| c.matching(Path::new(p), true).unwrap().map(|r| r.index);
+        assert_eq!(idx("/r/a/s.yaml"), Some(0));
+        assert_eq!(idx("/r/b/../a/./s.yaml"), Some(0));
+        // Outside the config's folder the whole absolute path is matched.
+        assert_eq!(idx("/elsewhere/s.yaml"), Some(1));
+        assert_eq!(idx("/r/b/s.yaml"), None);
+    }
+
+    #[test]
+    fn an_invalid_path_regex_stops_strict_matching_only_before_the_match() {
+        let c = cfg(
+            "creation_rules:\n  - path_regex: ^ok/\n    age: X\n  - path_regex: '('\n    age: Y\n  - age: Z\n",
+        );
+        assert_eq!(
+            c.matching(Path::new("/r/ok/a"), true)
+                .unwrap()
+                .unwrap()
+                .index,
+            0
+        );
+        let e = c.matching(Path::new("/r/x"), true).unwrap_err().to_string();
+        assert!(e.contains("creation_rules[1] (path_regex \"(\")"), "{e}");
+        assert_eq!(
+            c.matching(Path::new("/r/x"), false).unwrap().unwrap().index,
+            2
+        );
+    }
+}
