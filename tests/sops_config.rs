@@ -331,3 +331,32 @@ fn stdin_with_filename_override_picks_the_rule_and_the_format() {
     assert!(o.status.success(), "sops: {}", stderr(&o));
     assert!(stdout(&o).contains("CANARY-stdin"));
 }
+
+#[test]
+fn gcp_kms_recipients_load_and_only_encrypting_to_them_fails() {
+    let dir = common::tempdir();
+    std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+    std::fs::create_dir_all(dir.path().join("recipients")).unwrap();
+    std::fs::write(
+        dir.path().join("recipients/prod.yaml"),
+        "namespaces: [prod]\ngcp_kms:\n  - resource_id: projects/p/locations/global/keyRings/r/cryptoKeys/k\n",
+    )
+    .unwrap();
+    let plain = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: prod\nstringData:\n  password: CANARY-gcp\n";
+    std::fs::write(dir.path().join("s.yaml"), plain).unwrap();
+    let o = run(ksec().current_dir(dir.path()).args(["doctor", "s.yaml"]));
+    assert_ne!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let o = run(ksec()
+        .current_dir(dir.path())
+        .args(["encrypt", "-i", "s.yaml"]));
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("gcp_kms keys are not supported by ksec yet"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("s.yaml")).unwrap(),
+        plain
+    );
+}

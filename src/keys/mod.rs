@@ -255,7 +255,9 @@ pub enum KeyError {
     },
     #[error("{0}")]
     Config(String),
-    #[error("{0} keys are not supported by ksec (the stanza is kept, but cannot be used)")]
+    #[error(
+        "{0} keys are not supported by ksec yet: their stanzas are kept, but ksec cannot encrypt or decrypt with them"
+    )]
     Unsupported(String),
     #[error("could not decrypt the data key with any recipient in the file:\n{}\n  hint: {hint}", attempts.join("\n"))]
     NoKey { attempts: Vec<String>, hint: String },
