@@ -11,6 +11,7 @@ need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v lld >/dev/null 2>&1 || command -v ld.lld >/dev/null 2>&1 || need_apt+=(lld)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v gpg >/dev/null 2>&1 && command -v gpgconf >/dev/null 2>&1 || need_apt+=(gnupg)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The controller's Git source test runs an sshd on 127.0.0.1 (deploy-key fetch).

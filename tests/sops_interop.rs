@@ -335,7 +335,9 @@ fn rule_options_and_mac_only_encrypted_both_ways() {
         // ksec -> sops
         let f = sub.join(format!("k{i}.yaml"));
         std::fs::write(&f, doc).unwrap();
+        // Like sops, ksec finds .sops.yaml upward from the working folder.
         let o = run(ksec()
+            .current_dir(&sub)
             .args(["encrypt", "-i"])
             .args(&age_flag)
             .args(&opt)

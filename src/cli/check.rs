@@ -57,6 +57,10 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("ksec: error: {e:#}");
+            // CI parses stdout: a tool error is still a JSON document there.
+            if g.output != OutputFormat::Text {
+                common::print_json(&serde_json::json!({"error": format!("{e:#}"), "exit_code": 2}));
+            }
             Ok(2)
         }
     }

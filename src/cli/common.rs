@@ -44,6 +44,9 @@ pub struct KeyArgs {
     /// age recipients (comma-separated), overriding recipients/ and .sops.yaml
     #[arg(long = "age", env = "SOPS_AGE_RECIPIENTS", value_delimiter = ',')]
     pub age: Vec<String>,
+    /// PGP key fingerprints (comma-separated); GnuPG (`gpg`, or SOPS_GPG_EXEC) does the work
+    #[arg(long = "pgp", env = "SOPS_PGP_FP", value_delimiter = ',')]
+    pub pgp: Vec<String>,
     /// AWS KMS key ARNs (`arn` or `arn+roleArn`, comma-separated)
     #[arg(long = "kms", env = "SOPS_KMS_ARN", value_delimiter = ',')]
     pub kms: Vec<String>,
@@ -76,7 +79,7 @@ pub struct KeyArgs {
     /// The recipients/ directory (default: found upward from each file)
     #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
     pub recipients_dir: Option<PathBuf>,
-    /// The .sops.yaml to use (default: found upward from the file)
+    /// The .sops.yaml to use (default: found upward from the current folder, as sops does)
     #[arg(long = "config", env = "SOPS_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -222,6 +225,12 @@ impl KeyArgs {
             .filter(|s| !s.trim().is_empty())
             .map(|s| Recipient::Age(s.trim().into()))
             .collect();
+        out.extend(
+            self.pgp
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Recipient::pgp(s)),
+        );
         out.extend(
             self.kms
                 .iter()

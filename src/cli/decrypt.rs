@@ -12,8 +12,12 @@ use ksec::sops::{Documents, Format, Map, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The encrypted file ('-' for stdin, with --input-type)
+    /// The encrypted file; none or '-' reads standard input
+    #[arg(default_value = "-")]
     pub file: PathBuf,
+    /// Take the store format from this name instead of the file's (as sops 3.9+)
+    #[arg(long = "filename-override", value_name = "NAME")]
+    pub filename_override: Option<PathBuf>,
     /// Replace the file with its plaintext (crash-safe)
     #[arg(short = 'i', long = "in-place", conflicts_with = "output_file")]
     pub in_place: bool,
@@ -34,8 +38,15 @@ pub struct Args {
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let name = a.file.display().to_string();
+    if a.in_place && a.file.as_os_str() == "-" {
+        return Err(usage(
+            "cannot use --in-place when reading from standard input",
+        ));
+    }
     let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
-    let format = a.types.input(&a.file);
+    let format = a
+        .types
+        .input(a.filename_override.as_deref().unwrap_or(&a.file));
     let ring = common::keyring(&a.ids, true)?;
     let f = ops::open(
         &bytes,
@@ -52,8 +63,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     if g.verbose {
         for o in &f.opened {
             eprintln!(
-                "{name}: data key opened by {} {} (group {})",
-                o.kind, o.recipient, o.group
+                "{name}: data key opened by {} (group {})",
+                o.label(),
+                o.group
             );
         }
     }

@@ -15,9 +15,13 @@ use ksec::sops::store::{self, StoreError};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files or directories (directories: every Secret manifest below, in place)
-    #[arg(required = true)]
+    /// Files or directories (directories: every Secret manifest below, in place);
+    /// none or '-' reads standard input (then --filename-override is needed)
     pub files: Vec<PathBuf>,
+    /// Take the .sops.yaml rule, recipients/ routing and store format from this
+    /// name instead of the file's (as sops 3.9+); needed when reading stdin
+    #[arg(long = "filename-override", value_name = "NAME")]
+    pub filename_override: Option<PathBuf>,
     /// Write the result back to the file (crash-safe) instead of stdout
     #[arg(short = 'i', long = "in-place")]
     pub in_place: bool,
@@ -40,7 +44,27 @@ enum Outcome {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let files = common::expand(&a.files)?;
+    let stdin = a.files.is_empty() || a.files.iter().any(|f| f.as_os_str() == "-");
+    if (stdin || a.filename_override.is_some()) && a.files.len() > 1 {
+        return Err(usage(
+            "standard input and --filename-override take a single file",
+        ));
+    }
+    if stdin && a.in_place {
+        return Err(usage(
+            "cannot use --in-place when reading from standard input",
+        ));
+    }
+    if stdin && a.filename_override.is_none() {
+        return Err(usage(
+            "reading from standard input: pass --filename-override NAME (it picks the .sops.yaml rule and the format)",
+        ));
+    }
+    let files = if stdin {
+        vec![(PathBuf::from("-"), false)]
+    } else {
+        common::expand(&a.files)?
+    };
     let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
     if multi && !a.in_place {
         return Err(usage(
@@ -55,7 +79,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             let r = (|| -> Result<Outcome> {
                 let bytes =
                     ops::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let format = a.types.input(path);
+                // What rules, routing and format see: the override, else the file.
+                let named = a.filename_override.as_deref().unwrap_or(path);
+                let format = a.types.input(named);
                 let docs = match store::load_plain(format, &bytes) {
                     Ok(d) => d,
                     Err(StoreError::AlreadyEncrypted) if *from_dir => {
@@ -67,7 +93,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 if *from_dir && !ksec::manifest::has_secret(&docs) {
                     return Ok(Outcome::Skipped("no Secret in it"));
                 }
-                let mut plan = recipients::plan_for(path, &docs, &ov)?;
+                let mut plan = recipients::plan_for(named, &docs, &ov)?;
                 if let Some(i) = a.types.indent {
                     plan.yaml_indent = Some(i);
                 }

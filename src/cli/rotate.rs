@@ -20,6 +20,9 @@ pub struct Args {
     /// age recipients to add to the first key group
     #[arg(long = "add-age", value_delimiter = ',')]
     pub add_age: Vec<String>,
+    /// PGP fingerprints to add
+    #[arg(long = "add-pgp", value_delimiter = ',')]
+    pub add_pgp: Vec<String>,
     /// KMS ARNs (`arn` or `arn+roleArn`) to add
     #[arg(long = "add-kms", value_delimiter = ',')]
     pub add_kms: Vec<String>,
@@ -32,6 +35,9 @@ pub struct Args {
     /// age recipients to remove from every group
     #[arg(long = "rm-age", value_delimiter = ',')]
     pub rm_age: Vec<String>,
+    /// PGP fingerprints to remove
+    #[arg(long = "rm-pgp", value_delimiter = ',')]
+    pub rm_pgp: Vec<String>,
     /// KMS ARNs to remove
     #[arg(long = "rm-kms", value_delimiter = ',')]
     pub rm_kms: Vec<String>,
@@ -64,6 +70,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let ring = common::keyring(&a.ids, true)?;
     let add = KeyArgs {
         age: a.add_age.clone(),
+        pgp: a.add_pgp.clone(),
         kms: a.add_kms.clone(),
         hc_vault_transit: a.add_vault.clone(),
         azure_kv: a.add_azure.clone(),
@@ -72,6 +79,12 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     .recipients()?;
     let mut rm: Vec<String> = a.rm_age.iter().map(|s| s.trim().to_string()).collect();
     rm.extend(a.rm_kms.iter().map(|s| s.trim().to_string()));
+    rm.extend(
+        a.rm_pgp
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Recipient::pgp(s).id()),
+    );
     for u in &a.rm_vault {
         rm.push(
             Recipient::vault_from_uri(u)

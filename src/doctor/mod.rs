@@ -525,7 +525,7 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
                     object: object.clone(),
                     file: Some(s.file.clone()),
                     message: format!("encrypted to {r}, which appears in no recipients file"),
-                    fix: Some(format!("ksec rotate -i --rm-age {r} {}  (or add the key to recipients/{}.yaml)", s.file.display(), env.name)),
+                    fix: Some(format!("ksec rotate -i {} {}  (or add the key to recipients/{}.yaml)", rm_flag(r), s.file.display(), env.name)),
                 }),
                 Some(envs) if !envs.contains(&env.name.as_str()) => out.push(Finding {
                     severity: Check::CrossEnvironmentRecipient.default_severity(),
@@ -535,7 +535,7 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
                     object: object.clone(),
                     file: Some(s.file.clone()),
                     message: format!("a {} Secret is readable by a recipient of {}: {r}", env.name, envs.join(", ")),
-                    fix: Some(format!("ksec rotate -i --rm-age {r} {}  (rotate: the other key may already have read it; then change the value)", s.file.display())),
+                    fix: Some(format!("ksec rotate -i {} {}  (rotate: the other key may already have read it; then change the value)", rm_flag(r), s.file.display())),
                 }),
                 _ => {}
             }
@@ -583,5 +583,20 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
                 });
             }
         }
+    }
+}
+
+/// The `ksec rotate` flag that removes a recipient, from its id.
+fn rm_flag(id: &str) -> String {
+    if let Some(fp) = id.strip_prefix("pgp:") {
+        format!("--rm-pgp {fp}")
+    } else if id.starts_with("arn:") {
+        format!("--rm-kms {id}")
+    } else if id.contains("/v1/") && id.contains("/keys/") {
+        format!("--rm-hc-vault-transit {id}")
+    } else if id.contains("/keys/") {
+        format!("--rm-azure-kv {id}")
+    } else {
+        format!("--rm-age {id}")
     }
 }

@@ -377,35 +377,18 @@ impl FsPolicy {
 
 /// Only rules with an explicit `path_regex` make a promise about paths;
 /// a catch-all rule is just sops's default recipients.
+///
+/// The first matching rule decides, as in sops; a rule's key problems never
+/// matter here (the guard judges paths, not keys), and a rule whose own
+/// selection is invalid falls back to ksec's default selection.
 fn sops_requirement(cfg: &SopsConfig, file: &Path) -> Option<Requirement> {
-    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let base = cfg
-        .path
-        .parent()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-    let rel = base
-        .as_ref()
-        .and_then(|b| abs.strip_prefix(b).ok())
-        .unwrap_or(&abs);
-    let rel_s = rel.to_string_lossy();
-    for (i, r) in cfg.rules.iter().enumerate() {
-        let matches = r.path_regex.as_ref().is_none_or(|re| re.is_match(&rel_s));
-        if !matches {
-            continue;
-        }
-        // The first matching rule decides, as in sops.
-        let re = r.path_regex.as_ref()?;
-        return Some(Requirement {
-            why: format!(
-                "{} creation_rules[{i}] (path_regex {:?}) matches it",
-                cfg.path.display(),
-                re.as_str()
-            ),
-            scope: r.rule.clone(),
-            secrets_only: false,
-        });
-    }
-    None
+    let r = cfg.matching(file, false).ok().flatten()?;
+    r.path_regex_src.as_ref()?;
+    Some(Requirement {
+        why: format!("{} {} matches it", cfg.path.display(), r.label()),
+        scope: r.rule.clone().ok().flatten(),
+        secrets_only: false,
+    })
 }
 
 impl PathPolicy for FsPolicy {

@@ -275,7 +275,7 @@ pub struct Options<'a> {
 pub enum GuardError {
     #[error("guard configuration {file}: {msg}")]
     Config { file: String, msg: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Recipients(#[from] crate::recipients::ConfigError),
     #[error("git: {0}")]
     Git(String),

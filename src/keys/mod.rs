@@ -6,6 +6,7 @@ pub mod age;
 pub mod aws_kms;
 #[cfg(feature = "kms")]
 pub mod azure_kv;
+pub mod pgp;
 #[cfg(feature = "kms")]
 pub(crate) mod service;
 pub mod shamir;
@@ -37,6 +38,16 @@ pub enum Recipient {
         name: String,
         version: String,
     },
+    /// A PGP key by fingerprint (GnuPG does the work, as in sops).
+    Pgp(String),
+    /// GCP KMS: parsed and kept, but ksec cannot wrap for it (yet).
+    GcpKms {
+        resource_id: String,
+    },
+    /// HuaweiCloud KMS: parsed and kept, but ksec cannot wrap for it (yet).
+    HcKms {
+        key_id: String,
+    },
 }
 
 impl Recipient {
@@ -46,7 +57,20 @@ impl Recipient {
             Recipient::Kms { .. } => "kms",
             Recipient::HcVault { .. } => "hc_vault",
             Recipient::AzureKv { .. } => "azure_kv",
+            Recipient::Pgp(_) => "pgp",
+            Recipient::GcpKms { .. } => "gcp_kms",
+            Recipient::HcKms { .. } => "hckms",
         }
+    }
+
+    /// `pgp:FP` from a fingerprint as sops takes it (spaces dropped).
+    pub fn pgp(fp: &str) -> Recipient {
+        Recipient::Pgp(fp.chars().filter(|c| !c.is_whitespace()).collect())
+    }
+
+    /// Whether ksec can wrap a data key for this recipient.
+    pub fn is_supported(&self) -> bool {
+        !matches!(self, Recipient::GcpKms { .. } | Recipient::HcKms { .. })
     }
 
     /// The same string [`Stanza::recipient`] yields, so configured and stored
@@ -66,6 +90,9 @@ impl Recipient {
                 name,
                 version,
             } => format!("{vault_url}/keys/{name}/{version}"),
+            Recipient::Pgp(fp) => format!("pgp:{fp}"),
+            Recipient::GcpKms { resource_id } => format!("gcp_kms:{resource_id}"),
+            Recipient::HcKms { key_id } => format!("hckms:{key_id}"),
         }
     }
 
@@ -105,7 +132,19 @@ impl Recipient {
                 name: name.clone(),
                 version: version.clone(),
             },
-            Stanza::Other { .. } => return None,
+            Stanza::Pgp { fp, .. } => Recipient::Pgp(fp.clone()),
+            Stanza::Other { kind, fields } => {
+                let field = |k: &str| fields.str_of(k).map(str::to_string);
+                match kind.as_str() {
+                    "gcp_kms" => Recipient::GcpKms {
+                        resource_id: field("resource_id")?,
+                    },
+                    "hckms" => Recipient::HcKms {
+                        key_id: field("key_id")?,
+                    },
+                    _ => return None,
+                }
+            }
         })
     }
 
@@ -216,7 +255,9 @@ pub enum KeyError {
     },
     #[error("{0}")]
     Config(String),
-    #[error("{0} keys are not supported by ksec (the stanza is kept, but cannot be used)")]
+    #[error(
+        "{0} keys are not supported by ksec yet: their stanzas are kept, but ksec cannot encrypt or decrypt with them"
+    )]
     Unsupported(String),
     #[error("could not decrypt the data key with any recipient in the file:\n{}\n  hint: {hint}", attempts.join("\n"))]
     NoKey { attempts: Vec<String>, hint: String },
@@ -249,7 +290,28 @@ pub fn keyring_from_env(
     for kind in ["kms", "hc_vault", "azure_kv"] {
         ring.add(Box::new(NotBuilt(kind)));
     }
+    ring.add(Box::new(pgp::PgpSource::from_env()));
+    for kind in ["gcp_kms", "hckms"] {
+        ring.add(Box::new(Unsupported(kind)));
+    }
     Ok(ring)
+}
+
+/// Key services ksec parses and keeps but cannot use (yet): wrapping and
+/// unwrapping fail with [`KeyError::Unsupported`], so only encrypting to
+/// them (or having nothing else to decrypt with) is an error.
+struct Unsupported(&'static str);
+
+impl KeySource for Unsupported {
+    fn kind(&self) -> &'static str {
+        self.0
+    }
+    fn wrap(&self, _: &Recipient, _: &[u8]) -> Result<Stanza, KeyError> {
+        Err(KeyError::Unsupported(self.0.to_string()))
+    }
+    fn unwrap(&self, _: &Stanza) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Err(KeyError::Unsupported(self.0.to_string()))
+    }
 }
 
 /// Stands in for a cloud key service in a build without the `kms` feature:
@@ -304,6 +366,17 @@ pub struct Opened {
     pub group: usize,
     pub kind: String,
     pub recipient: String,
+}
+
+impl Opened {
+    /// `age age1…`, but `pgp:FP` (as attempt lines print recipients).
+    pub fn label(&self) -> String {
+        if self.recipient.starts_with(&format!("{}:", self.kind)) {
+            self.recipient.clone()
+        } else {
+            format!("{} {}", self.kind, self.recipient)
+        }
+    }
 }
 
 impl KeyRing {
@@ -429,15 +502,11 @@ impl KeyRing {
                         parts.push(part);
                         break;
                     }
-                    Err(e) => attempts.push(format!(
-                        "  - group {gi}, {} {}: {e}",
-                        st.kind(),
-                        st.recipient()
-                    )),
+                    Err(e) => attempts.push(format!("  - group {gi}, {}: {e}", label(st))),
                 }
             }
         }
-        let hint = "set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), pass --identity FILE, or check the cloud credentials of the KMS recipients".to_string();
+        let hint = hint_for(meta);
         if meta.key_groups.len() == 1 {
             let part = parts.pop().ok_or(KeyError::NoKey { attempts, hint })?;
             let key = DataKey::from_slice(&part).ok_or_else(|| {
@@ -465,4 +534,36 @@ impl KeyRing {
         })?;
         Ok((key, opened))
     }
+}
+
+/// `age age1…`, `kms arn:…`, but `pgp:FP` (the id already says its kind).
+fn label(st: &Stanza) -> String {
+    let r = st.recipient();
+    if r.starts_with(&format!("{}:", st.kind())) {
+        r
+    } else {
+        format!("{} {r}", st.kind())
+    }
+}
+
+/// What to do when nothing opened the file, for the kinds of keys it has
+/// (a PGP-only file gets no advice about age variables).
+fn hint_for(meta: &Metadata) -> String {
+    let has = |k: &str| meta.stanzas().any(|s| s.kind() == k);
+    let mut out = Vec::new();
+    if has("age") {
+        out.push("set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), or pass --identity FILE");
+    }
+    if has("pgp") {
+        out.push("import the PGP secret key into GnuPG with `gpg --import` (GNUPGHOME selects the keyring; SOPS_GPG_EXEC the program)");
+    }
+    if has("kms") || has("hc_vault") || has("azure_kv") {
+        out.push("check the cloud credentials of the KMS recipients");
+    }
+    if out.is_empty() {
+        out.push(
+            "the file has no recipient ksec can use; decrypt it where its key service is available",
+        );
+    }
+    out.join("; or ")
 }

@@ -76,11 +76,14 @@ pub fn recipients_dir_for(
 }
 
 /// Resolves the recipients for `file`: flags, then `recipients/` (by
-/// namespace, then path), then `.sops.yaml`.
+/// namespace, then path; found upward from the file), then `.sops.yaml`
+/// (`--config`/`SOPS_CONFIG`, else found upward from the working folder, as
+/// sops does, with `path_regex` matched against the file's absolute path
+/// relative to the config's folder).
 pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, ConfigError> {
     let sops_cfg = match &ov.sops_config {
         Some(p) => Some(SopsConfig::load(p)?),
-        None => SopsConfig::find(file.parent().unwrap_or(Path::new(".")))?,
+        None => SopsConfig::find_from_cwd()?,
     };
     let indent = sops_cfg.as_ref().and_then(|c| c.yaml_indent);
     if !ov.recipients.is_empty() {
@@ -101,17 +104,18 @@ pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, C
         return Ok(p);
     }
     let rdir = recipients_dir_for(file, ov)?;
-    let sops_rule = match &sops_cfg {
-        Some(c) => c.rule_for(file)?,
-        None => None,
-    };
     if let Some(dir) = &rdir {
         if let Some((env, why)) = dir.route(file, docs, ov.env.as_deref())? {
             let mut notes = Vec::new();
-            if let Some((i, _)) = &sops_rule {
+            // Only said, never used: a broken rule that lost must not stop ksec.
+            if let Some(r) = sops_cfg
+                .as_ref()
+                .and_then(|c| c.matching(file, false).ok().flatten())
+            {
                 notes.push(format!(
-                    "recipients from {} won over .sops.yaml creation_rules[{i}], which also matched",
-                    env.file.display()
+                    "recipients from {} won over .sops.yaml {}, which also matched",
+                    env.file.display(),
+                    r.label()
                 ));
             }
             return Ok(Plan {
@@ -126,21 +130,22 @@ pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, C
             });
         }
     }
-    if let Some((i, rule)) = sops_rule {
-        let cfg = sops_cfg.as_ref().expect("rule came from it");
-        return Ok(Plan {
-            groups: rule.groups.clone(),
-            threshold: ov.threshold.unwrap_or(rule.shamir_threshold),
-            rule: ov.rule.clone().or_else(|| rule.rule.clone()),
-            mac_only_encrypted: ov.mac_only_encrypted || rule.mac_only_encrypted,
-            source: format!("{} creation_rules[{i}]", cfg.path.display()),
-            environment: None,
-            notes: vec![],
-            yaml_indent: indent,
-        });
+    if let Some(cfg) = &sops_cfg {
+        if let Some(rule) = cfg.rule_for(file)? {
+            return Ok(Plan {
+                groups: rule.groups,
+                threshold: ov.threshold.unwrap_or(rule.shamir_threshold),
+                rule: ov.rule.clone().or(rule.rule),
+                mac_only_encrypted: ov.mac_only_encrypted || rule.mac_only_encrypted,
+                source: format!("{} creation_rules[{}]", cfg.path.display(), rule.index),
+                environment: None,
+                notes: vec![],
+                yaml_indent: indent,
+            });
+        }
     }
     Err(ConfigError::NoRecipients(format!(
-        "{}: no recipients: no recipients/<env>.yaml routes it, no .sops.yaml creation rule matches, and no --age/--kms/--hc-vault-transit/--azure-kv was given",
+        "{}: no recipients: no recipients/<env>.yaml routes it, no .sops.yaml creation rule matches, and no --age/--pgp/--kms/--hc-vault-transit/--azure-kv was given",
         file.display()
     )))
 }

@@ -154,21 +154,9 @@ fn azure_list(v: &Option<J>) -> Result<Vec<Recipient>, String> {
 }
 
 fn group_from(spec: &KeySpec) -> Result<Vec<Recipient>, String> {
-    for (name, v) in [
-        ("pgp", &spec.pgp),
-        ("gcp_kms", &spec.gcp_kms),
-        ("hckms", &spec.hckms),
-    ] {
-        if v.as_ref()
-            .is_some_and(|v| !v.is_null() && v != &J::Array(vec![]))
-        {
-            return Err(format!(
-                "{name} recipients are not supported by ksec (use age, kms, hc_vault_transit_uri or azure_keyvault)"
-            ));
-        }
-    }
     let profile = spec.aws_profile.clone().unwrap_or_default();
     let mut g: Vec<Recipient> = strings(&spec.age).into_iter().map(Recipient::Age).collect();
+    g.extend(strings(&spec.pgp).into_iter().map(|fp| Recipient::pgp(&fp)));
     g.extend(kms_list(&spec.kms, &profile)?);
     for uri in strings(&spec.hc_vault_transit_uri)
         .into_iter()
@@ -177,6 +165,17 @@ fn group_from(spec: &KeySpec) -> Result<Vec<Recipient>, String> {
         g.push(Recipient::vault_from_uri(&uri).map_err(|e| e.to_string())?);
     }
     g.extend(azure_list(&spec.azure_keyvault)?);
+    // Kept typed so a configuration naming them loads; only wrapping for them fails.
+    g.extend(
+        id_list(&spec.gcp_kms, "resource_id")?
+            .into_iter()
+            .map(|resource_id| Recipient::GcpKms { resource_id }),
+    );
+    g.extend(
+        id_list(&spec.hckms, "key_id")?
+            .into_iter()
+            .map(|key_id| Recipient::HcKms { key_id }),
+    );
     let mut dedup: Vec<Recipient> = Vec::new();
     for r in g {
         if !dedup
@@ -187,6 +186,34 @@ fn group_from(spec: &KeySpec) -> Result<Vec<Recipient>, String> {
         }
     }
     Ok(dedup)
+}
+
+/// `gcp_kms` / `hckms` entries: strings (comma-separated) or `{field: …}` maps, as sops writes them.
+fn id_list(v: &Option<J>, field: &str) -> Result<Vec<String>, String> {
+    let items: Vec<J> = match v {
+        None | Some(J::Null) => vec![],
+        Some(J::Array(a)) => a.clone(),
+        Some(other) => vec![other.clone()],
+    };
+    let mut out = Vec::new();
+    for it in items {
+        match it {
+            J::String(s) => out.extend(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string),
+            ),
+            J::Object(o) => out.push(
+                o.get(field)
+                    .and_then(J::as_str)
+                    .ok_or_else(|| format!("entry without {field}"))?
+                    .to_string(),
+            ),
+            _ => return Err(format!("entries must be strings or {{{field}: …}} maps")),
+        }
+    }
+    Ok(out)
 }
 
 /// Groups from a spec: `key_groups` when present (flat fields ignored, as sops does), else one group.
@@ -225,8 +252,6 @@ pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
 
 #[derive(Debug, Deserialize)]
 struct RawRule {
-    #[serde(default)]
-    path_regex: Option<String>,
     #[serde(flatten)]
     keys: KeySpec,
     #[serde(default)]
@@ -247,13 +272,89 @@ struct RawRule {
     mac_only_encrypted: Option<bool>,
 }
 
+/// One `.sops.yaml` creation rule, parsed field by field: a rule that does
+/// not apply to a file must never stop ksec (sops reads only the rule that
+/// matches), so each part keeps its own error until the rule is used.
 #[derive(Debug, Clone)]
 pub struct CreationRule {
-    pub path_regex: Option<Regex>,
-    pub groups: Vec<Vec<Recipient>>,
+    pub index: usize,
+    /// `path_regex` as written (messages); `None`: the rule matches every file.
+    pub path_regex_src: Option<String>,
+    path_regex: Result<Option<Regex>, String>,
+    pub groups: Result<Vec<Vec<Recipient>>, String>,
+    /// The rule's value selection (`encrypted_regex`, …).
+    pub rule: Result<Option<Rule>, String>,
     pub shamir_threshold: usize,
-    pub rule: Option<Rule>,
     pub mac_only_encrypted: bool,
+}
+
+/// The rule that applies to a file, checked usable.
+#[derive(Debug, Clone)]
+pub struct AppliedRule {
+    pub index: usize,
+    pub groups: Vec<Vec<Recipient>>,
+    pub rule: Option<Rule>,
+    pub shamir_threshold: usize,
+    pub mac_only_encrypted: bool,
+}
+
+impl CreationRule {
+    fn parse(index: usize, r: J) -> CreationRule {
+        let path_regex_src = r
+            .get("path_regex")
+            .and_then(J::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let path_regex = match &path_regex_src {
+            Some(re) => Regex::new(re).map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        };
+        let raw: RawRule = match serde_json::from_value(r) {
+            Ok(raw) => raw,
+            Err(e) => {
+                return CreationRule {
+                    index,
+                    path_regex_src,
+                    path_regex,
+                    groups: Err(e.to_string()),
+                    rule: Err(e.to_string()),
+                    shamir_threshold: 0,
+                    mac_only_encrypted: false,
+                };
+            }
+        };
+        let rule = Rule::from_fields([
+            ("unencrypted_suffix", raw.unencrypted_suffix.as_deref()),
+            ("encrypted_suffix", raw.encrypted_suffix.as_deref()),
+            ("unencrypted_regex", raw.unencrypted_regex.as_deref()),
+            ("encrypted_regex", raw.encrypted_regex.as_deref()),
+            (
+                "unencrypted_comment_regex",
+                raw.unencrypted_comment_regex.as_deref(),
+            ),
+            (
+                "encrypted_comment_regex",
+                raw.encrypted_comment_regex.as_deref(),
+            ),
+        ]);
+        CreationRule {
+            index,
+            path_regex_src,
+            path_regex,
+            groups: parse_groups(&raw.keys),
+            rule,
+            shamir_threshold: raw.shamir_threshold.unwrap_or(0),
+            mac_only_encrypted: raw.mac_only_encrypted.unwrap_or(false),
+        }
+    }
+
+    /// `creation_rules[i] (path_regex "…")`, how errors name the rule.
+    pub fn label(&self) -> String {
+        match &self.path_regex_src {
+            Some(re) => format!("creation_rules[{}] (path_regex {re:?})", self.index),
+            None => format!("creation_rules[{}] (no path_regex)", self.index),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -264,16 +365,36 @@ pub struct SopsConfig {
 }
 
 impl SopsConfig {
-    /// sops's lookup: `.sops.yaml` in `start` or up to 100 parents.
+    /// sops's lookup: `.sops.yaml` in `start` or up to 99 parents (sops
+    /// starts at the working folder: [`SopsConfig::find_from_cwd`]). A
+    /// `.sops.yml` is not read, as in sops, but said.
     pub fn find(start: &Path) -> Result<Option<SopsConfig>, ConfigError> {
-        let abs = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+        let start = if start.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            start
+        };
+        let abs = clean_absolute(start);
         for d in abs.ancestors().take(100) {
             let p = d.join(".sops.yaml");
             if p.is_file() {
                 return SopsConfig::load(&p).map(Some);
             }
+            let alt = d.join(".sops.yml");
+            if alt.is_file() {
+                tracing::warn!(
+                    "ignoring {} when looking for the sops config: it must be called .sops.yaml",
+                    alt.display()
+                );
+            }
         }
         Ok(None)
+    }
+
+    /// Where sops looks when neither `--config` nor `SOPS_CONFIG` is given:
+    /// upward from the working folder, whatever the file's own folder.
+    pub fn find_from_cwd() -> Result<Option<SopsConfig>, ConfigError> {
+        SopsConfig::find(Path::new("."))
     }
 
     pub fn load(path: &Path) -> Result<SopsConfig, ConfigError> {
@@ -285,7 +406,9 @@ impl SopsConfig {
     }
 
     /// Parses a `.sops.yaml` from its bytes; `path` names the file in errors
-    /// and is the folder `path_regex` is matched against.
+    /// and is the folder `path_regex` is matched against. Only the file's
+    /// YAML and the shape of `creation_rules` can fail here; each rule's
+    /// problems wait until the rule applies to a file.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<SopsConfig, ConfigError> {
         let err = |msg: String| ConfigError::File {
             file: path.to_path_buf(),
@@ -301,42 +424,11 @@ impl SopsConfig {
             Some(J::Array(a)) => a.clone(),
             Some(_) => return Err(err("creation_rules must be a list".into())),
         };
-        let mut rules = Vec::new();
-        for (i, r) in raw_rules.into_iter().enumerate() {
-            let raw: RawRule =
-                serde_json::from_value(r).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
-            let path_regex = match raw.path_regex.as_deref().filter(|s| !s.is_empty()) {
-                Some(re) => Some(
-                    Regex::new(re)
-                        .map_err(|e| err(format!("creation_rules[{i}].path_regex: {e}")))?,
-                ),
-                None => None,
-            };
-            let groups =
-                parse_groups(&raw.keys).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
-            let rule = Rule::from_fields([
-                ("unencrypted_suffix", raw.unencrypted_suffix.as_deref()),
-                ("encrypted_suffix", raw.encrypted_suffix.as_deref()),
-                ("unencrypted_regex", raw.unencrypted_regex.as_deref()),
-                ("encrypted_regex", raw.encrypted_regex.as_deref()),
-                (
-                    "unencrypted_comment_regex",
-                    raw.unencrypted_comment_regex.as_deref(),
-                ),
-                (
-                    "encrypted_comment_regex",
-                    raw.encrypted_comment_regex.as_deref(),
-                ),
-            ])
-            .map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
-            rules.push(CreationRule {
-                path_regex,
-                groups,
-                shamir_threshold: raw.shamir_threshold.unwrap_or(0),
-                rule,
-                mac_only_encrypted: raw.mac_only_encrypted.unwrap_or(false),
-            });
-        }
+        let rules = raw_rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| CreationRule::parse(i, r))
+            .collect();
         Ok(SopsConfig {
             path: path.to_path_buf(),
             rules,
@@ -344,32 +436,156 @@ impl SopsConfig {
         })
     }
 
-    /// First matching rule, matched (unanchored) against the path relative to the config's folder.
-    pub fn rule_for(&self, file: &Path) -> Result<Option<(usize, &CreationRule)>, ConfigError> {
-        let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-        let base = self
-            .path
-            .parent()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-        let rel = base
-            .as_ref()
-            .and_then(|b| abs.strip_prefix(b).ok())
-            .unwrap_or(&abs);
-        let rel_s = rel.to_string_lossy();
-        for (i, r) in self.rules.iter().enumerate() {
-            if r.path_regex.as_ref().is_none_or(|re| re.is_match(&rel_s)) {
-                if r.groups.is_empty() {
+    /// The first rule whose `path_regex` matches (unanchored) the file's path
+    /// relative to the config's folder, as sops picks it. A rule before the
+    /// match whose `path_regex` does not compile is an error when `strict`
+    /// (sops stops there too), and is skipped otherwise (the guard's policy).
+    pub fn matching(
+        &self,
+        file: &Path,
+        strict: bool,
+    ) -> Result<Option<&CreationRule>, ConfigError> {
+        let rel = self.relative(file);
+        for r in &self.rules {
+            match &r.path_regex {
+                Ok(None) => return Ok(Some(r)),
+                Ok(Some(re)) if re.is_match(&rel) => return Ok(Some(r)),
+                Ok(Some(_)) => {}
+                Err(e) if strict => {
                     return Err(ConfigError::File {
                         file: self.path.clone(),
                         msg: format!(
-                            "creation_rules[{i}] matches {} but names no keys",
+                            "{}: path_regex is not a valid regular expression ({e}), so it cannot be told whether the rule applies to {}; fix or remove the rule",
+                            r.label(),
                             file.display()
                         ),
                     });
                 }
-                return Ok(Some((i, r)));
+                Err(_) => {}
             }
         }
         Ok(None)
+    }
+
+    /// The path `path_regex` sees: `file` made absolute (and cleaned, as Go's
+    /// `filepath.Abs` does), minus the config's folder when it is inside it.
+    fn relative(&self, file: &Path) -> String {
+        let abs = clean_absolute(file);
+        let base = self.path.parent().map(clean_absolute);
+        let rel = base
+            .as_ref()
+            .and_then(|b| abs.strip_prefix(b).ok())
+            .unwrap_or(&abs);
+        rel.to_string_lossy().into_owned()
+    }
+
+    /// The rule that applies to `file`, checked usable: any problem of that
+    /// rule is an error naming it and the fix. Rules that do not apply are
+    /// never looked at.
+    pub fn rule_for(&self, file: &Path) -> Result<Option<AppliedRule>, ConfigError> {
+        let Some(r) = self.matching(file, true)? else {
+            return Ok(None);
+        };
+        let fail = |problem: String, fix: &str| ConfigError::File {
+            file: self.path.clone(),
+            msg: format!(
+                "{} applies to {} but {problem}; fix: {fix}",
+                r.label(),
+                file.display()
+            ),
+        };
+        let keys_fix =
+            "correct the rule's keys, or name recipients explicitly (--age, --pgp, --kms, …)";
+        let groups = r
+            .groups
+            .clone()
+            .map_err(|e| fail(format!("its keys cannot be used: {e}"), keys_fix))?;
+        let rule = r.rule.clone().map_err(|e| {
+            fail(
+                format!("its encryption selection is invalid: {e}"),
+                "correct the rule's *_suffix/*_regex field",
+            )
+        })?;
+        if groups.is_empty() {
+            return Err(fail("names no keys".into(), keys_fix));
+        }
+        if let Some(u) = groups.iter().flatten().find(|x| !x.is_supported()) {
+            return Err(fail(
+                format!(
+                    "ksec cannot encrypt for its {} recipient {} (not supported here yet)",
+                    u.kind(),
+                    u.id()
+                ),
+                "give this rule age, pgp, kms, hc_vault_transit_uri or azure_keyvault keys, or name recipients explicitly",
+            ));
+        }
+        Ok(Some(AppliedRule {
+            index: r.index,
+            groups,
+            rule,
+            shamir_threshold: r.shamir_threshold,
+            mac_only_encrypted: r.mac_only_encrypted,
+        }))
+    }
+}
+
+/// `path` made absolute against the working folder, `.` and `..` resolved
+/// lexically (no symlinks followed), like Go's `filepath.Abs`.
+pub fn clean_absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            // `..` at the root stays at the root, as in Go's `filepath.Clean`.
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> SopsConfig {
+        SopsConfig::parse(Path::new("/r/.sops.yaml"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn path_regex_sees_the_cleaned_path_relative_to_the_config() {
+        let c = cfg(
+            "creation_rules:\n  - path_regex: ^a/s\\.yaml$\n    age: X\n  - path_regex: ^/elsewhere/\n    age: Y\n",
+        );
+        let idx = |p: &str| c.matching(Path::new(p), true).unwrap().map(|r| r.index);
+        assert_eq!(idx("/r/a/s.yaml"), Some(0));
+        assert_eq!(idx("/r/b/../a/./s.yaml"), Some(0));
+        // Outside the config's folder the whole absolute path is matched.
+        assert_eq!(idx("/elsewhere/s.yaml"), Some(1));
+        assert_eq!(idx("/r/b/s.yaml"), None);
+    }
+
+    #[test]
+    fn an_invalid_path_regex_stops_strict_matching_only_before_the_match() {
+        let c = cfg(
+            "creation_rules:\n  - path_regex: ^ok/\n    age: X\n  - path_regex: '('\n    age: Y\n  - age: Z\n",
+        );
+        assert_eq!(
+            c.matching(Path::new("/r/ok/a"), true)
+                .unwrap()
+                .unwrap()
+                .index,
+            0
+        );
+        let e = c.matching(Path::new("/r/x"), true).unwrap_err().to_string();
+        assert!(e.contains("creation_rules[1] (path_regex \"(\")"), "{e}");
+        assert_eq!(
+            c.matching(Path::new("/r/x"), false).unwrap().unwrap().index,
+            2
+        );
     }
 }

@@ -38,7 +38,13 @@ pub enum Stanza {
         created_at: String,
         enc: String,
     },
-    /// Kept verbatim so files keep PGP/GCP/HuaweiCloud recipients ksec cannot use.
+    /// A PGP key: `enc` is an ASCII-armored PGP message of the data key.
+    Pgp {
+        fp: String,
+        created_at: String,
+        enc: String,
+    },
+    /// Kept verbatim so files keep GCP/HuaweiCloud recipients ksec cannot use.
     Other {
         kind: String,
         fields: Map,
@@ -59,6 +65,7 @@ impl Stanza {
             Stanza::Kms { .. } => "kms",
             Stanza::HcVault { .. } => "hc_vault",
             Stanza::AzureKv { .. } => "azure_kv",
+            Stanza::Pgp { .. } => "pgp",
             Stanza::Other { kind, .. } => kind,
         }
     }
@@ -83,6 +90,7 @@ impl Stanza {
                 version,
                 ..
             } => format!("{vault_url}/keys/{name}/{version}"),
+            Stanza::Pgp { fp, .. } => format!("pgp:{fp}"),
             Stanza::Other { kind, fields } => {
                 let id = ["fp", "resource_id", "key_id"]
                     .iter()
@@ -98,7 +106,8 @@ impl Stanza {
             Stanza::Age { enc, .. }
             | Stanza::Kms { enc, .. }
             | Stanza::HcVault { enc, .. }
-            | Stanza::AzureKv { enc, .. } => enc,
+            | Stanza::AzureKv { enc, .. }
+            | Stanza::Pgp { enc, .. } => enc,
             Stanza::Other { fields, .. } => fields.str_of("enc").unwrap_or(""),
         }
     }
@@ -153,6 +162,11 @@ impl Stanza {
                 s("vault_url", vault_url),
                 s("version", version),
             ],
+            Stanza::Pgp {
+                fp,
+                created_at,
+                enc,
+            } => vec![s("created_at", created_at), s("enc", enc), s("fp", fp)],
             Stanza::Other { fields, .. } => fields.0.clone(),
         })
     }
@@ -163,7 +177,8 @@ impl Stanza {
             let c = match st {
                 Stanza::Kms { created_at, .. }
                 | Stanza::HcVault { created_at, .. }
-                | Stanza::AzureKv { created_at, .. } => created_at,
+                | Stanza::AzureKv { created_at, .. }
+                | Stanza::Pgp { created_at, .. } => created_at,
                 _ => return Ok(()),
             };
             scalar::parse_rfc3339(c)
@@ -202,6 +217,11 @@ impl Stanza {
                 vault_url: get("vault_url"),
                 name: get("name"),
                 version: get("version"),
+                created_at: get("created_at"),
+                enc: get("enc"),
+            },
+            "pgp" => Stanza::Pgp {
+                fp: get("fp"),
                 created_at: get("created_at"),
                 enc: get("enc"),
             },

@@ -18,6 +18,8 @@ pub fn ksec() -> Command {
         "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
         "KSEC_RECIPIENTS_DIR",
         "SOPS_KMS_ARN",
+        "SOPS_PGP_FP",
+        "SOPS_GPG_EXEC",
         "SOPS_VAULT_URIS",
         "SOPS_AZURE_KEYVAULT_URLS",
     ] {
