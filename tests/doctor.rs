@@ -636,3 +636,51 @@ fn the_incident_still_fails_in_a_flux_repository() {
         "{s:?}"
     );
 }
+
+#[test]
+fn a_failing_kustomize_build_falls_back_to_the_files_and_patches_are_not_unreadable() {
+    let r = repo();
+    // A generator that needs a file that is not there: kustomize fails.
+    write(
+        r.dir.path(),
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\nconfigMapGenerator:\n  - name: x\n    files: [missing-SECRETVALUE.txt]\npatches:\n  - path: patch.yaml\n    target: {kind: Deployment}\n",
+    );
+    write(
+        r.dir.path(),
+        "app/patch.yaml",
+        "- op: add\n  path: /metadata/labels/x\n  value: y\n",
+    );
+    r.deployment("app/deploy.yaml", "prod", "shop", PULL);
+    let o = run(ksec()
+        .current_dir(r.dir.path())
+        .args(["doctor", "-o", "json", "app"]));
+    let err = stderr(&o);
+    if common::tool("kubectl").is_some() {
+        assert!(err.contains("reading the files instead"), "{err}");
+    }
+    assert!(!err.contains("SECRETVALUE"), "{err}");
+    let v: J = serde_json::from_str(&stdout(&o)).unwrap();
+    let checks: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, vec!["no-provider"], "{v}");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn a_folder_with_nothing_doctor_models_says_so() {
+    let r = repo();
+    write(
+        r.dir.path(),
+        "infra/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: prod}\ndata: {a: b}\n",
+    );
+    let o = run(ksec().current_dir(r.dir.path()).args(["doctor", "infra"]));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("nothing to check"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ConfigMap"), "{}", stderr(&o));
+}

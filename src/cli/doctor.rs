@@ -143,6 +143,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         })?
     } else {
         let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
+        say_what_was_read(&inv, &a.paths);
         doctor::check(&inv, dir.as_ref(), &doctor::Options::default())
     };
     for f in findings.iter_mut() {
@@ -163,6 +164,35 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// Warnings, and a plain "nothing to check" instead of a silent "no findings".
+fn say_what_was_read(inv: &Inventory, paths: &[PathBuf]) {
+    for w in &inv.warnings {
+        eprintln!("ksec doctor: warning: {w}");
+    }
+    if inv.modelled == 0 {
+        let kinds: Vec<&str> = inv
+            .other_kinds
+            .iter()
+            .map(String::as_str)
+            .take(12)
+            .collect();
+        eprintln!(
+            "ksec doctor: nothing to check in {}: {} object(s) read, none of them a Secret, a workload or a Secret provider{}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            inv.objects,
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" (kinds: {})", kinds.join(", "))
+            }
+        );
+    }
 }
 
 pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {

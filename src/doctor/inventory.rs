@@ -49,6 +49,13 @@ pub struct Inventory {
     pub providers: Vec<Provider>,
     /// (namespace, name) of Secrets a consumer declares as made outside the repository.
     pub external: Vec<(String, String)>,
+    /// What the run could not do but went on without (said on stderr).
+    pub warnings: Vec<String>,
+    /// Objects read, and how many of them doctor models.
+    pub objects: usize,
+    pub modelled: usize,
+    /// Kinds read that doctor does not model (for "nothing to check").
+    pub other_kinds: std::collections::BTreeSet<String>,
     /// Encrypted Secrets whose readable structure is not what ksec writes.
     pub misshapen: Vec<(PathBuf, crate::manifest::ShapeProblem)>,
     /// Manifest files read from disk with their bytes, for the guard's plaintext rules.
@@ -106,15 +113,13 @@ impl Inventory {
             Format::Json => Format::Json,
             _ => Format::Yaml,
         };
-        let (docs, meta) = match store::load_encrypted(format, bytes) {
-            Ok((d, m)) => (d, Some(m)),
-            Err(_) => match store::load_plain(format, bytes) {
-                Ok(d) => (d, None),
-                Err(e) => {
-                    self.unreadable.push((file.to_path_buf(), e.to_string()));
-                    return;
-                }
-            },
+        let (docs, meta) = match parse_any(format, bytes) {
+            Ok(x) => x,
+            Err(_) if is_json6902(bytes) => return,
+            Err(e) => {
+                self.unreadable.push((file.to_path_buf(), e));
+                return;
+            }
         };
         if meta.is_some() {
             for p in crate::manifest::secret_shape(&docs) {
@@ -156,6 +161,8 @@ impl Inventory {
             .and_then(J::as_str)
             .unwrap_or("")
             .to_string();
+        let before = self.modelled_now();
+        self.objects += 1;
         self.providers.extend(gitops::provided(obj, &ns, file));
         // On a Namespace, the annotation names Secrets of that namespace.
         let declared_in = if kind == "Namespace" {
@@ -219,6 +226,51 @@ impl Inventory {
                 }
             }
         }
+        if self.modelled_now() > before {
+            self.modelled += 1;
+        } else if !kind.is_empty() && !kind.ends_with("List") {
+            self.other_kinds.insert(kind.to_string());
+        }
+    }
+
+    fn modelled_now(&self) -> usize {
+        self.secrets.len()
+            + self.workloads.len()
+            + self.service_accounts.len()
+            + self.roles.len()
+            + self.providers.len()
+            + self.external.len()
+    }
+
+    /// `kustomize build` output: each object is reported against the file
+    /// it came from (found by kind and name), not the kustomization.
+    fn add_rendered(&mut self, dir: &Path, out: &[u8], default_ns: &str) {
+        let sources = source_index(dir);
+        let fallback = dir.join("kustomization.yaml");
+        let (docs, meta) = match parse_any(Format::Yaml, out) {
+            Ok(x) => x,
+            Err(e) => {
+                self.unreadable.push((fallback, e));
+                return;
+            }
+        };
+        for (i, d) in docs.0.iter().enumerate() {
+            for obj in crate::manifest::objects(d) {
+                let j = Value::Map(obj).to_json();
+                let key = (
+                    j.get("kind").and_then(J::as_str).unwrap_or("").to_string(),
+                    j.pointer("/metadata/name")
+                        .and_then(J::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                );
+                let file = sources
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| fallback.clone());
+                self.add_object(&file, i, &j, meta.as_ref(), default_ns);
+            }
+        }
     }
 
     /// Walks paths: manifest files, directories (a directory holding a
@@ -235,9 +287,13 @@ impl Inventory {
                 continue;
             }
             if p.is_dir() && is_kustomization(p) {
-                if let Some(out) = kustomize(p)? {
-                    inv.add_bytes(&p.join("kustomization.yaml"), &out, default_ns);
-                    continue;
+                match kustomize(p) {
+                    Ok(Some(out)) => {
+                        inv.add_rendered(p, &out, default_ns);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => inv.warnings.push(format!("{e}; reading the files instead")),
                 }
             }
             if p.is_dir() {
@@ -299,14 +355,95 @@ fn kustomize(dir: &Path) -> Result<Option<Vec<u8>>, InventoryError> {
             return Ok(Some(out.stdout));
         }
         // kustomize's stderr can quote the manifests it read (secretGenerator
-        // literals included), so it is not relayed.
+        // literals included): only its first line, quoted text redacted.
         let msg = format!(
-            "{bin} exited with {}; run it by hand to see why",
-            out.status
+            "{bin} exited with {}: {}",
+            out.status,
+            redact(&String::from_utf8_lossy(&out.stderr))
         );
         return Err(InventoryError::Kustomize(dir.to_path_buf(), msg));
     }
     Ok(None)
+}
+
+/// A manifest file, encrypted (with its sops metadata) or not.
+fn parse_any(
+    format: Format,
+    bytes: &[u8],
+) -> Result<(crate::sops::Documents, Option<Metadata>), String> {
+    match store::load_encrypted(format, bytes) {
+        Ok((d, m)) => Ok((d, Some(m))),
+        Err(_) => store::load_plain(format, bytes)
+            .map(|d| (d, None))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The first line of a tool's stderr with every quoted part replaced by `…`.
+fn redact(stderr: &str) -> String {
+    let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None if c == '"' || c == '\'' || c == '`' => {
+                out.push(c);
+                out.push('…');
+                quote = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out.chars().take(240).collect()
+}
+
+/// A JSON 6902 patch file: a YAML list of `op:` entries, not a manifest.
+fn is_json6902(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && *l != "---")
+        .is_some_and(|l| {
+            l.starts_with("- op:") || l.starts_with("- {op:") || l.starts_with("- {\"op\"")
+        })
+}
+
+/// (kind, name) → the file below `dir` that declares it.
+fn source_index(dir: &Path) -> std::collections::HashMap<(String, String), PathBuf> {
+    let mut idx = std::collections::HashMap::new();
+    for e in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let f = e.path();
+        if !e.file_type().is_file() || !matches!(Format::from_path(f), Format::Yaml | Format::Json)
+        {
+            continue;
+        }
+        let Ok(b) = std::fs::read(f) else { continue };
+        let Ok(docs) = store::load_plain(Format::from_path(f), &b) else {
+            continue;
+        };
+        for d in &docs.0 {
+            for obj in crate::manifest::objects(d) {
+                if let (Some(k), Some(n)) = (
+                    obj.str_of("kind"),
+                    obj.get("metadata")
+                        .and_then(Value::as_map)
+                        .and_then(|m| m.str_of("name")),
+                ) {
+                    idx.entry((k.to_string(), n.to_string()))
+                        .or_insert_with(|| f.to_path_buf());
+                }
+            }
+        }
+    }
+    idx
 }
 
 fn is_kustomization_file(f: &Path) -> bool {
