@@ -90,6 +90,22 @@ out_d=$(detect-secrets-hook --baseline .secrets.baseline "${STAGED[@]}" 2>&1 || 
 out_f=$($KF scan . --staged "${KF_FLAGS[@]}" 2>&1 || true)
 printf '| ksec | %s |\n| detect-secrets-hook | %s |\n| kingfisher | %s |\n' "$(found "$out_k")" "$(found "$out_d")" "$(found "$out_f")"
 
+echo
+echo "## 1b. Whole tree (5,000 manifests): ksec check, ksec doctor, detect-secrets scan"
+echo
+hyperfine -N -i --warmup 2 --runs 10 --export-json "$W/tree.json" \
+  -n "ksec check ." "$KSEC check ." \
+  -n "ksec doctor ." "$KSEC doctor ." \
+  -n "detect-secrets scan" "detect-secrets scan --exclude-files '\.git/'" >/dev/null 2>&1
+python3 - "$W/tree.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+k = r[0]["mean"]
+print("| tool | mean | min | vs ksec check |\n|---|---|---|---|")
+for x in r:
+    print(f"| {x['command']} | {x['mean']*1000:.1f} ms | {x['min']*1000:.1f} ms | {x['mean']/k:.1f}x |")
+PY
+
 # ---------------------------------------------------------------- 2. history
 H="$W/hist"; mkdir -p "$H"; cd "$H"; gitq init -q -b main
 python3 - "$FIX" <<'PY' | git fast-import --quiet
