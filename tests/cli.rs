@@ -614,3 +614,29 @@ fn shipped_recipients_and_examples_route_as_documented() {
         );
     }
 }
+
+#[test]
+fn files_over_the_size_limit_block_unless_the_limit_is_raised() {
+    let r = repo();
+    let mut big = secret(None, "big");
+    big.push_str(&"#".repeat((16 << 20) + 1));
+    big.push('\n');
+    let f = r.file("big/s.yaml", &big);
+    // Named and walked alike: an unjudged file is an error naming the limit.
+    for target in [f.clone(), r.dir.path().join("big")] {
+        let o = run(ksec().args(["check", "--no-path-policy"]).arg(&target));
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+        assert!(out.contains("[not-judged]"), "{out}");
+        assert!(out.contains("s.yaml"), "{out}");
+        assert!(out.contains(&(16u64 << 20).to_string()), "{out}");
+    }
+    // Raised: the file is judged, and its plaintext value found.
+    let o = run(ksec()
+        .args(["check", "--no-path-policy", "--max-file-size", "40000000"])
+        .arg(&f));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("plaintext-secret-value"), "{out}");
+    assert!(!out.contains("not-judged"), "{out}");
+}

@@ -63,10 +63,11 @@ pub enum RuleId {
     Utf16,
     Symlink,
     AllowWithoutReason,
+    NotJudged,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 25] = [
+    pub const ALL: [RuleId; 26] = [
         RuleId::PlaintextSecretValue,
         RuleId::PlaintextInEncryptedScope,
         RuleId::EncMalformed,
@@ -92,6 +93,7 @@ impl RuleId {
         RuleId::Utf16,
         RuleId::Symlink,
         RuleId::AllowWithoutReason,
+        RuleId::NotJudged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +123,7 @@ impl RuleId {
             RuleId::Utf16 => "utf16",
             RuleId::Symlink => "symlink",
             RuleId::AllowWithoutReason => "allow-without-reason",
+            RuleId::NotJudged => "not-judged",
         }
     }
 
@@ -166,6 +169,9 @@ impl RuleId {
             RuleId::Utf16 => "UTF-16 text sops and kubectl cannot read",
             RuleId::Symlink => "a staged symlink: its content is a path, not checked",
             RuleId::AllowWithoutReason => "a ksec:allow marker without reason=",
+            RuleId::NotJudged => {
+                "the file is over a limit (size, YAML alias expansion) and was not judged (fail closed)"
+            }
         }
     }
 }
@@ -254,14 +260,45 @@ impl Source for HashMap<String, Vec<u8>> {
     }
 }
 
+/// The largest file the guard judges by default (`--max-file-size`).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+
 /// Everything a check needs besides the bytes.
-#[derive(Default)]
 pub struct Options<'a> {
     pub config: GuardConfig,
     /// Keys for `--verify` (MAC and every value). `None`: no verification.
     pub verify: Option<&'a KeyRing>,
     /// `.sops.yaml` / `recipients/` path rules; `None` disables path policy.
     pub policy: Option<&'a dyn PathPolicy>,
+    /// Larger files are not judged, and say so with an error finding
+    /// ([`not_judged`]): a file too big to read must not pass silently.
+    pub max_file_size: u64,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            config: GuardConfig::default(),
+            verify: None,
+            policy: None,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// The finding for a file over the size limit: not judged, so it blocks
+/// (fail closed) until the limit is raised or the path excluded.
+pub fn not_judged(path: &str, size: u64, limit: u64) -> Finding {
+    Finding::new(
+        path,
+        0,
+        "",
+        RuleId::NotJudged,
+        Severity::Error,
+        format!(
+            "{size} bytes is over the guard's limit of {limit} bytes, so the file was not judged (fail closed); raise the limit with --max-file-size BYTES or exclude the path in .ksec.yaml"
+        ),
+    )
 }
 
 /// Tool errors (exit 2), as opposed to findings.
