@@ -226,6 +226,22 @@ fn judge_manifest(
     };
     let docs = match parsed {
         Ok(d) => d,
+        Err(store::StoreError::Limit { doc, line, msg }) => {
+            // Refused before it was built (an alias bomb): whatever it
+            // holds was not judged, so it blocks whatever it looks like.
+            out.push(
+                Finding::new(
+                    path,
+                    doc,
+                    "",
+                    RuleId::NotJudged,
+                    Severity::Error,
+                    format!("{msg}: the file was not judged (fail closed)"),
+                )
+                .at_line(line),
+            );
+            return;
+        }
         Err(e) => {
             let secretish =
                 lines::looks_like_secret(&dec.text) || lines::looks_like_sops(&dec.text);
