@@ -5,7 +5,7 @@
 //! scalar spans and attached to the container open at that point, with an
 //! indentation rule for comments that trail a nested block.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -380,6 +380,8 @@ impl<'s> Builder<'s> {
 
     fn mapping(&mut self, _start: Span, _col: usize) -> Result<Map, StoreError> {
         let mut m = Map::default();
+        // Keys seen so far: a hash set keeps the duplicate check linear.
+        let mut seen: HashSet<String> = HashSet::new();
         let mut indent: Option<usize> = None;
         loop {
             let (ev, span) = self.next()?;
@@ -438,7 +440,7 @@ impl<'s> Builder<'s> {
                     ));
                 }
             };
-            if m.contains_key(&key) {
+            if !seen.insert(key.clone()) {
                 return Err(syntax(
                     span.start.line(),
                     span.start.col(),
@@ -1111,6 +1113,20 @@ mod tests {
         let e = parse_capped(src, 8).unwrap_err();
         assert!(matches!(e, StoreError::Limit { doc: 1, .. }), "{e}");
         assert!(e.to_string().contains("more than 8 YAML nodes"), "{e}");
+    }
+
+    #[test]
+    fn many_keys_parse_in_linear_time() {
+        // 200k keys: quadratic duplicate checks took minutes here.
+        let n = 200_000;
+        let mut src: String = (0..n).map(|i| format!("key{i}: v\n")).collect();
+        let docs = parse(&src).unwrap();
+        assert_eq!(docs.0[0].pairs().count(), n);
+        src.push_str("key123: again\n");
+        let e = parse(&src).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("duplicate key \"key123\""), "{msg}");
+        assert!(msg.contains(&format!("line {}", n + 1)), "{msg}");
     }
 
     #[test]
