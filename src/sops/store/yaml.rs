@@ -259,10 +259,17 @@ impl<'s> Builder<'s> {
                     let (ev, span) = self.next()?;
                     let mut root = match ev {
                         Event::MappingStart(anchor, _) => {
-                            match self.anchored(anchor, |b| b.mapping(span, 0).map(Value::Map))? {
-                                Value::Map(m) => m,
-                                _ => unreachable!("built as a map"),
+                            let mark = self.mark();
+                            let m = self.mapping(span, 0)?;
+                            if anchor > 0 {
+                                self.record(
+                                    anchor,
+                                    mark,
+                                    Value::Map(m.clone()),
+                                    span.start.line(),
+                                )?;
                             }
+                            m
                         }
                         Event::Scalar(ref s, ScalarStyle::Plain, _, None) if resolves_null(s) => {
                             Map::default()
@@ -315,24 +322,45 @@ impl<'s> Builder<'s> {
         Ok(docs)
     }
 
-    /// Builds one node (counted), recording it under its anchor with what
-    /// expanding it costs: the nodes and scalar bytes built meanwhile.
+    /// Builds one node (counted), recording it under its anchor.
     fn anchored(
         &mut self,
         anchor: usize,
+        line: usize,
         build: impl FnOnce(&mut Self) -> Result<Value, StoreError>,
     ) -> Result<Value, StoreError> {
-        let (nodes, bytes) = (self.expansion.decoded, self.expansion.bytes);
+        let mark = self.mark();
         let value = build(self)?;
         if anchor > 0 {
-            let anchor_entry = Anchor {
-                value: value.clone(),
-                nodes: self.expansion.decoded.saturating_sub(nodes),
-                bytes: self.expansion.bytes.saturating_sub(bytes),
-            };
-            self.anchors.insert(anchor, anchor_entry);
+            self.record(anchor, mark, value.clone(), line)?;
         }
         Ok(value)
+    }
+
+    /// The counters before a node is built (see [`Builder::record`]).
+    fn mark(&self) -> (usize, usize) {
+        (self.expansion.decoded, self.expansion.bytes)
+    }
+
+    /// Records an anchored node with what expanding it costs: the nodes and
+    /// scalar bytes built since `mark`. The copy kept counts toward the
+    /// file's node cap (nested anchors would otherwise copy quadratically).
+    fn record(
+        &mut self,
+        anchor: usize,
+        mark: (usize, usize),
+        value: Value,
+        line: usize,
+    ) -> Result<(), StoreError> {
+        let a = Anchor {
+            value,
+            nodes: self.expansion.decoded.saturating_sub(mark.0),
+            bytes: self.expansion.bytes.saturating_sub(mark.1),
+        };
+        self.expansion.total = self.expansion.total.saturating_add(a.nodes);
+        self.expansion.check_total(line)?;
+        self.anchors.insert(anchor, a);
+        Ok(())
     }
 
     /// The anchor an alias names, charged to the expansion bound (before the
@@ -351,7 +379,7 @@ impl<'s> Builder<'s> {
 
     fn node(&mut self, ev: Event<'s>, span: Span) -> Result<Value, StoreError> {
         match ev {
-            Event::Scalar(s, style, anchor, tag) => self.anchored(anchor, |b| {
+            Event::Scalar(s, style, anchor, tag) => self.anchored(anchor, span.start.line(), |b| {
                 b.expansion.node(s.len(), span.start.line())?;
                 scalar_value(
                     &s,
@@ -362,11 +390,11 @@ impl<'s> Builder<'s> {
                 .map_err(|m| syntax(span.start.line(), span.start.col(), m))
             }),
             Event::Alias(id) => self.alias(id, span).cloned(),
-            Event::SequenceStart(anchor, _) => self.anchored(anchor, |b| {
+            Event::SequenceStart(anchor, _) => self.anchored(anchor, span.start.line(), |b| {
                 b.expansion.node(0, span.start.line())?;
                 b.sequence(span).map(Value::Seq)
             }),
-            Event::MappingStart(anchor, _) => self.anchored(anchor, |b| {
+            Event::MappingStart(anchor, _) => self.anchored(anchor, span.start.line(), |b| {
                 b.expansion.node(0, span.start.line())?;
                 b.mapping(span, span.start.col()).map(Value::Map)
             }),
@@ -1113,6 +1141,15 @@ mod tests {
         let e = parse_capped(src, 8).unwrap_err();
         assert!(matches!(e, StoreError::Limit { doc: 1, .. }), "{e}");
         assert!(e.to_string().contains("more than 8 YAML nodes"), "{e}");
+    }
+
+    #[test]
+    fn anchored_copies_count_toward_the_node_cap() {
+        // 4 nodes built; the anchors keep copies of 3 (x) and 2 (y) more.
+        let src = "a: &x [&y [1]]\n";
+        assert!(parse_capped(src, 9).is_ok());
+        let e = parse_capped(src, 8).unwrap_err();
+        assert!(matches!(e, StoreError::Limit { doc: 0, .. }), "{e}");
     }
 
     #[test]
