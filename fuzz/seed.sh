@@ -43,6 +43,7 @@ for t in "$FUZZ"/fuzz_targets/*.rs; do
 done
 
 files -name '*.yaml' -o -name '*.yml' | add store_yaml
+files -name '*.yaml' -o -name '*.yml' | add yaml_aliases
 files -name '*.json' | add store_json
 files -name '*.env' -o -name '.env*' | add store_dotenv
 files -name '*.ini' | add store_ini

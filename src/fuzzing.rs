@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sops_config", sops_config),
     ("guard_detect", guard_detect),
     ("decrypt_fixed_key", decrypt_fixed_key),
+    ("yaml_aliases", yaml_aliases),
 ];
 
 /// Looks a target up by name.
@@ -169,6 +170,36 @@ const GUARD_PATHS: [&str; 8] = [
     "notes.txt",
     "k8s/secret.enc.yaml",
 ];
+
+/// YAML anchors and aliases (billion laughs): whatever parses holds at most
+/// 1000 nodes per document plus 100 per input byte (the alias-expansion
+/// bound); the rest is refused. An expansion that allocates before it is
+/// charged shows as libFuzzer's out-of-memory (`-rss_limit_mb`).
+pub fn yaml_aliases(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(docs) = store::yaml::parse(text) else {
+        return;
+    };
+    let nodes: usize = docs.0.iter().map(|d| map_nodes(d)).sum();
+    assert!(
+        nodes <= 1000 * docs.0.len() + 100 * data.len(),
+        "yaml_aliases: alias expansion beyond the bound"
+    );
+}
+
+fn map_nodes(m: &crate::sops::Map) -> usize {
+    m.pairs().map(|(_, v)| 1 + value_nodes(v)).sum()
+}
+
+fn value_nodes(v: &Value) -> usize {
+    1 + match v {
+        Value::Map(m) => map_nodes(m),
+        Value::Seq(s) => s.elems().map(value_nodes).sum(),
+        _ => 0,
+    }
+}
 
 /// The guard's structural Secret detector, with the kustomization/env file
 /// pair available through an in-memory source.

@@ -769,3 +769,87 @@ fn merge_keys_route_as_the_api_server_reads_them_and_are_not_encrypted() {
         vec![Some("prod".to_string())]
     );
 }
+
+/// Runs a command under a 4 GiB address-space and 60 s CPU limit, so code
+/// that expands what it should refuse fails the test instead of the machine.
+fn run_bounded(c: &mut std::process::Command) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe setrlimit calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let mem = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            let cpu = libc::rlimit {
+                rlim_cur: 60,
+                rlim_max: 60,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &mem) != 0
+                || libc::setrlimit(libc::RLIMIT_CPU, &cpu) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    run(c)
+}
+
+/// The 540-byte billion-laughs Secret (10^9 leaves once expanded).
+fn alias_bomb() -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData:\n  a0: &a0 x\n",
+    );
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(",");
+        s.push_str(&format!("  a{i}: &a{i} [{refs}]\n"));
+    }
+    s
+}
+
+#[test]
+fn alias_bomb_is_refused_by_every_command() {
+    let r = repo();
+    r.file("lol.yaml", &alias_bomb());
+    let cases: [&[&str]; 5] = [
+        &["check", "lol.yaml"],
+        &["encrypt", "-i", "lol.yaml"],
+        &["decrypt", "lol.yaml"],
+        &["filestatus", "lol.yaml"],
+        &["doctor", "."],
+    ];
+    for args in cases {
+        let o = run_bounded(ksec().current_dir(r.dir.path()).args(args));
+        let said = format!("{}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {:?} {said}", o.status);
+        assert!(said.contains("excessive aliasing"), "{args:?}: {said}");
+        assert!(said.contains("lol.yaml"), "{args:?}: {said}");
+    }
+}
+
+#[test]
+fn files_over_the_size_limit_block_unless_the_limit_is_raised() {
+    let r = repo();
+    let mut big = secret(None, "big");
+    big.push_str(&"#".repeat((16 << 20) + 1));
+    big.push('\n');
+    let f = r.file("big/s.yaml", &big);
+    // Named and walked alike: an unjudged file is an error naming the limit.
+    for target in [f.clone(), r.dir.path().join("big")] {
+        let o = run(ksec().args(["check", "--no-path-policy"]).arg(&target));
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+        assert!(out.contains("[not-judged]"), "{out}");
+        assert!(out.contains("s.yaml"), "{out}");
+        assert!(out.contains(&(16u64 << 20).to_string()), "{out}");
+    }
+    // Raised: the file is judged, and its plaintext value found.
+    let o = run(ksec()
+        .args(["check", "--no-path-policy", "--max-file-size", "40000000"])
+        .arg(&f));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("plaintext-secret-value"), "{out}");
+    assert!(!out.contains("not-judged"), "{out}");
+}

@@ -497,3 +497,61 @@ fn scan_history_finds_what_was_deleted() {
     c.current_dir(d.path()).args(["check", "--staged"]);
     assert_eq!(common::run(&mut c).status.code(), Some(2));
 }
+
+/// A plaintext Secret padded past 16 MiB: too big to judge, so it blocks
+/// (fail closed) in the staged check and the history scan alike, and passes
+/// judgment once `--max-file-size` lets it in.
+#[test]
+fn oversized_staged_and_historic_files_block_unless_the_limit_is_raised() {
+    if !git_available() {
+        return;
+    }
+    let r = Repo::new();
+    r.write("README", b"x\n");
+    r.commit_all("init");
+    let mut big = fixture("A02-plain-stringdata.yaml");
+    big.push(b'\n');
+    big.extend(std::iter::repeat_n(b'#', (16 << 20) + 1));
+    big.push(b'\n');
+    r.write("big.yaml", &big);
+    r.git(&["add", "big.yaml"]);
+    let (code, j) = r.staged_json();
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(
+        errors(&j),
+        vec![("big.yaml".into(), "".into(), "not-judged".into())]
+    );
+    let msg = j["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains(&(16u64 << 20).to_string()), "{msg}");
+    let o = r.ksec(&[
+        "check",
+        "--staged",
+        "--max-file-size",
+        "40000000",
+        "--output",
+        "json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        errors(&j),
+        vec![(
+            "big.yaml".into(),
+            "stringData.password".into(),
+            "plaintext-secret-value".into()
+        )]
+    );
+    r.git(&["commit", "-q", "--no-verify", "-m", "big"]);
+    let o = r.ksec(&["scan", "--history", "--output", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stdout(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        errors(&j),
+        vec![("big.yaml".into(), "".into(), "not-judged".into())]
+    );
+    let o = r.ksec(&["scan", "--history", "--max-file-size", "40000000"]);
+    assert!(
+        common::stdout(&o).contains("plaintext-secret-value"),
+        "{}",
+        common::stdout(&o)
+    );
+}

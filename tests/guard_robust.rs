@@ -88,3 +88,27 @@ fn deep_nesting_does_not_overflow() {
     let refused = f.iter().any(|f| f.rule_id.as_str() == "unparseable-secret");
     assert!(refused || guard::exit_code(&f) == 0, "{f:?}");
 }
+
+/// 200k keys merged into a Secret (`<<: *base`): merging is linear (a
+/// quadratic key check took minutes), explicit keys win, and the one
+/// plaintext value among the empty ones is still found.
+#[test]
+fn a_200k_key_merge_is_judged() {
+    let n = 200_000;
+    let mut s = String::from("apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nbase: &b\n");
+    for i in 0..n {
+        s.push_str(&format!("  k{i}: \"\"\n"));
+    }
+    s.push_str("stringData:\n  <<: *b\n  k7: hunter2hunter2\n");
+    let f = judge("big.yaml", s.into_bytes());
+    let errors: Vec<_> = f
+        .iter()
+        .filter(|f| f.severity == guard::Severity::Error)
+        .map(|f| (f.key_path.as_str(), f.rule_id.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![("stringData.k7", "plaintext-secret-value")],
+        "{f:?}"
+    );
+}

@@ -11,7 +11,7 @@ use ksec::guard::config::FsPolicy;
 use ksec::guard::{self, Blob, Finding, GuardConfig, Options, Source, git, report};
 use ksec::keys::KeyRing;
 
-/// Files larger than this are skipped when walking directories.
+/// Other files a check reads (a kustomization's env file) stop at this size.
 const WALK_MAX_BYTES: u64 = 16 << 20;
 
 #[derive(clap::Args, Debug)]
@@ -34,6 +34,9 @@ pub struct Args {
     /// Walk files that .gitignore / .git/info/exclude leave out too (named files are always checked)
     #[arg(long)]
     pub no_ignore: bool,
+    /// Larger files are not judged and block with a `not-judged` finding (fail closed)
+    #[arg(long, value_name = "BYTES", default_value_t = guard::DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_size: u64,
     #[command(flatten)]
     pub ids: IdentityArgs,
 }
@@ -89,6 +92,7 @@ fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
             config: cfg,
             verify: ring.as_ref(),
             policy: policy.as_ref().map(|p| p as &dyn guard::PathPolicy),
+            max_file_size: a.max_file_size,
         };
         let f = guard::check_blobs(&blobs, &src, &opts);
         (blobs.len(), f)
@@ -100,15 +104,23 @@ fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
         }
         let cwd = std::env::current_dir().context("current folder")?;
         let cfg = load_config(a, &cwd)?;
-        let blobs = read_paths(&a.paths, &cfg, a.no_ignore)?;
+        let (blobs, oversize) = read_paths(&a.paths, &cfg, a.no_ignore, a.max_file_size)?;
         let policy = build_policy(a, &cfg, &blobs, |p| PathBuf::from(p))?;
         let opts = Options {
             config: cfg,
             verify: ring.as_ref(),
             policy: policy.as_ref().map(|p| p as &dyn guard::PathPolicy),
+            max_file_size: a.max_file_size,
         };
-        let f = guard::check_blobs(&blobs, &FsSource, &opts);
-        (blobs.len(), f)
+        let mut f = guard::check_blobs(&blobs, &FsSource, &opts);
+        f.extend(
+            oversize
+                .iter()
+                .filter(|(path, _)| !opts.config.is_excluded(path))
+                .map(|(path, size)| guard::not_judged(path, *size, a.max_file_size)),
+        );
+        guard::finish(&mut f);
+        (blobs.len() + oversize.len(), f)
     };
     print(&findings, blobs, g);
     Ok(guard::exit_code(&findings))
@@ -139,11 +151,18 @@ fn build_policy(
 }
 
 /// Expands the arguments: files as given, directories walked (no .git, no
-/// symlinked folders, nothing over 16 MiB, and — unless `no_ignore` — nothing
-/// git ignores: a gitignored `*.dec.yaml` is the user's own decrypted output
-/// and can never reach a commit, so flagging it is noise).
-fn read_paths(paths: &[PathBuf], cfg: &GuardConfig, no_ignore: bool) -> Result<Vec<Blob>> {
+/// symlinked folders, and — unless `no_ignore` — nothing git ignores: a
+/// gitignored `*.dec.yaml` is the user's own decrypted output and can never
+/// reach a commit, so flagging it is noise). Files over `max_size` are not
+/// read: they come back apart, with their size, to be reported unjudged.
+fn read_paths(
+    paths: &[PathBuf],
+    cfg: &GuardConfig,
+    no_ignore: bool,
+    max_size: u64,
+) -> Result<(Vec<Blob>, Vec<(String, u64)>)> {
     let mut out = Vec::new();
+    let mut oversize = Vec::new();
     let mut seen = HashMap::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -165,12 +184,6 @@ fn read_paths(paths: &[PathBuf], cfg: &GuardConfig, no_ignore: bool) -> Result<V
                 if !e.file_type().is_some_and(|t| t.is_file()) {
                     continue;
                 }
-                if e.metadata()
-                    .map(|m| m.len() > WALK_MAX_BYTES)
-                    .unwrap_or(true)
-                {
-                    continue;
-                }
                 files.push((slash(e.path()), e.path().to_path_buf(), true));
             }
         } else {
@@ -178,6 +191,13 @@ fn read_paths(paths: &[PathBuf], cfg: &GuardConfig, no_ignore: bool) -> Result<V
         }
         for (name, path, walked) in files {
             if (walked && cfg.is_excluded(&name)) || seen.insert(name.clone(), ()).is_some() {
+                continue;
+            }
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len();
+            if size > max_size {
+                oversize.push((name, size));
                 continue;
             }
             let bytes =
@@ -189,7 +209,7 @@ fn read_paths(paths: &[PathBuf], cfg: &GuardConfig, no_ignore: bool) -> Result<V
             });
         }
     }
-    Ok(out)
+    Ok((out, oversize))
 }
 
 fn slash(p: &Path) -> String {

@@ -18,6 +18,9 @@ pub struct Args {
     /// Guard configuration (default: .ksec.yaml in the repository root); its excludes apply
     #[arg(long = "guard-config", value_name = "FILE")]
     pub guard_config: Option<PathBuf>,
+    /// Larger blobs are not judged and block with a `not-judged` finding (fail closed)
+    #[arg(long, value_name = "BYTES", default_value_t = guard::DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_size: u64,
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
@@ -47,6 +50,7 @@ fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
         config: cfg,
         verify: None,
         policy: None,
+        max_file_size: a.max_file_size,
     };
     let (findings, commits, blobs) = git::scan_history(&repo, a.range.as_deref(), &opts)?;
     if !g.quiet && g.output == common::OutputFormat::Text {

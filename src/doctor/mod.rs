@@ -82,7 +82,7 @@ impl Check {
         }
     }
 
-    pub const ALL: [Check; 15] = [
+    pub const ALL: &[Check] = &[
         Check::BrokenReference,
         Check::NoProvider,
         Check::UnresolvedName,

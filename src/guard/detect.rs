@@ -15,8 +15,6 @@ use crate::sops::cipher::EncValue;
 use crate::sops::store::{self, dotenv, json, yaml};
 use crate::sops::{Documents, Format, Map, MapItem, Metadata, Rule, SeqItem, Value};
 
-/// Beyond this the file is only scanned for age identities.
-const MAX_STRUCTURAL: usize = 16 << 20;
 /// Nesting limit for our own walks (the input is untrusted).
 const MAX_DEPTH: usize = 200;
 /// How deep a sops file may nest inside Secret data before we stop looking.
@@ -149,7 +147,12 @@ fn check_bytes(
     nesting: usize,
     out: &mut Vec<Finding>,
 ) -> Option<String> {
-    if bytes.len() > MAX_STRUCTURAL {
+    if bytes.len() as u64 > opts.max_file_size {
+        out.push(super::not_judged(
+            path,
+            bytes.len() as u64,
+            opts.max_file_size,
+        ));
         return None;
     }
     let dec = decode(bytes);
@@ -223,6 +226,22 @@ fn judge_manifest(
     };
     let docs = match parsed {
         Ok(d) => d,
+        Err(store::StoreError::Limit { doc, line, msg }) => {
+            // Refused before it was built (an alias bomb): whatever it
+            // holds was not judged, so it blocks whatever it looks like.
+            out.push(
+                Finding::new(
+                    path,
+                    doc,
+                    "",
+                    RuleId::NotJudged,
+                    Severity::Error,
+                    format!("{msg}: the file was not judged (fail closed)"),
+                )
+                .at_line(line),
+            );
+            return;
+        }
         Err(e) => {
             let secretish =
                 lines::looks_like_secret(&dec.text) || lines::looks_like_sops(&dec.text);
@@ -854,6 +873,7 @@ fn nested_sops(
         config: Default::default(),
         verify: opts.verify,
         policy: None,
+        max_file_size: opts.max_file_size,
     };
     check_bytes(
         inner_name,

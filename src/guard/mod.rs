@@ -64,10 +64,11 @@ pub enum RuleId {
     Utf16,
     Symlink,
     AllowWithoutReason,
+    NotJudged,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 26] = [
+    pub const ALL: &[RuleId] = &[
         RuleId::PlaintextSecretValue,
         RuleId::PlaintextInEncryptedScope,
         RuleId::EncMalformed,
@@ -94,6 +95,7 @@ impl RuleId {
         RuleId::Utf16,
         RuleId::Symlink,
         RuleId::AllowWithoutReason,
+        RuleId::NotJudged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,11 +126,12 @@ impl RuleId {
             RuleId::Utf16 => "utf16",
             RuleId::Symlink => "symlink",
             RuleId::AllowWithoutReason => "allow-without-reason",
+            RuleId::NotJudged => "not-judged",
         }
     }
 
     pub fn from_str_id(s: &str) -> Option<RuleId> {
-        RuleId::ALL.into_iter().find(|r| r.as_str() == s)
+        RuleId::ALL.iter().copied().find(|r| r.as_str() == s)
     }
 
     /// One line for `--help`-style listings and SARIF rule metadata.
@@ -172,6 +175,9 @@ impl RuleId {
             RuleId::Utf16 => "UTF-16 text sops and kubectl cannot read",
             RuleId::Symlink => "a staged symlink: its content is a path, not checked",
             RuleId::AllowWithoutReason => "a ksec:allow marker without reason=",
+            RuleId::NotJudged => {
+                "the file is over a limit (size, YAML alias expansion) and was not judged (fail closed)"
+            }
         }
     }
 }
@@ -260,14 +266,45 @@ impl Source for HashMap<String, Vec<u8>> {
     }
 }
 
+/// The largest file the guard judges by default (`--max-file-size`).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+
 /// Everything a check needs besides the bytes.
-#[derive(Default)]
 pub struct Options<'a> {
     pub config: GuardConfig,
     /// Keys for `--verify` (MAC and every value). `None`: no verification.
     pub verify: Option<&'a KeyRing>,
     /// `.sops.yaml` / `recipients/` path rules; `None` disables path policy.
     pub policy: Option<&'a dyn PathPolicy>,
+    /// Larger files are not judged, and say so with an error finding
+    /// ([`not_judged`]): a file too big to read must not pass silently.
+    pub max_file_size: u64,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            config: GuardConfig::default(),
+            verify: None,
+            policy: None,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// The finding for a file over the size limit: not judged, so it blocks
+/// (fail closed) until the limit is raised or the path excluded.
+pub fn not_judged(path: &str, size: u64, limit: u64) -> Finding {
+    Finding::new(
+        path,
+        0,
+        "",
+        RuleId::NotJudged,
+        Severity::Error,
+        format!(
+            "{size} bytes is over the guard's limit of {limit} bytes, so the file was not judged (fail closed); raise the limit with --max-file-size BYTES or exclude the path in .ksec.yaml"
+        ),
+    )
 }
 
 /// Tool errors (exit 2), as opposed to findings.

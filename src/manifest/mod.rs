@@ -95,6 +95,12 @@ fn merge_map(m: &Map, depth: usize) -> Map {
             MapItem::Comment(c) => out.0.push(MapItem::Comment(c.clone())),
         }
     }
+    if merges.is_empty() {
+        return out;
+    }
+    // Keys already in `out`: a hash set keeps merging linear.
+    let mut keys: std::collections::HashSet<String> =
+        out.pairs().map(|(k, _)| k.to_string()).collect();
     for mv in merges {
         let sources: Vec<&Map> = match mv {
             Value::Map(src) => vec![src],
@@ -104,7 +110,7 @@ fn merge_map(m: &Map, depth: usize) -> Map {
         for src in sources {
             let src = merge_map(src, depth + 1);
             for (k, v) in src.pairs() {
-                if !out.contains_key(k) {
+                if keys.insert(k.to_string()) {
                     out.0.push(MapItem::Pair(k.to_string(), v.clone()));
                 }
             }

@@ -227,8 +227,13 @@ pub fn reseal(
 }
 
 /// Whether bytes hold an encrypted file of this format (sops's `filestatus`).
-pub fn is_encrypted(bytes: &[u8], format: Format) -> bool {
-    store::load_encrypted(format, bytes).is_ok()
+/// A file refused by a resource bound (an alias bomb) is neither: an error.
+pub fn is_encrypted(bytes: &[u8], format: Format) -> Result<bool, StoreError> {
+    match store::load_encrypted(format, bytes) {
+        Ok(_) => Ok(true),
+        Err(e @ StoreError::Limit { .. }) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Reads a file as bytes, naming it in the error.

@@ -1,6 +1,7 @@
 //! `recipients/<env>.yaml`: an environment owns namespaces (and optionally
 //! paths) and names who may decrypt them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
@@ -11,7 +12,10 @@ use super::sops_config::{KeySpec, parse_groups};
 use crate::keys::Recipient;
 use crate::sops::{Documents, Rule};
 
-/// The on-disk schema (documented in the README).
+/// The on-disk schema (documented in the README): these fields and the key
+/// fields of [`KeySpec`], read from the same mapping. Both are plain serde
+/// structs (no `flatten`), so their field lists, read by [`struct_fields`],
+/// are the one list of what a recipients file may hold.
 #[derive(Debug, Deserialize)]
 struct EnvFile {
     #[serde(default)]
@@ -24,8 +28,6 @@ struct EnvFile {
     owners: Vec<String>,
     #[serde(default)]
     rotate_after: Option<String>,
-    #[serde(flatten)]
-    keys: KeySpec,
     #[serde(default)]
     shamir_threshold: Option<usize>,
     #[serde(default)]
@@ -150,6 +152,7 @@ impl RecipientsDir {
         for f in files {
             envs.push(load_env(&f)?);
         }
+        unique_names(&envs)?;
         let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let root = abs
             .parent()
@@ -292,6 +295,94 @@ fn has_yaml(d: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Two files naming the same environment (`environment:`, or the default
+/// from the file name: `a.yaml` and `a.yml`) would make `--env` and reports
+/// ambiguous: refused, naming both files.
+fn unique_names(envs: &[Environment]) -> Result<(), ConfigError> {
+    let mut seen: HashMap<&str, &Path> = HashMap::new();
+    for e in envs {
+        if let Some(first) = seen.insert(&e.name, &e.file) {
+            return Err(ConfigError::Invalid(format!(
+                "environment {:?} is declared by two files: {} and {}",
+                e.name,
+                first.display(),
+                e.file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every top-level key must be a field of [`EnvFile`] or [`KeySpec`]: serde
+/// would drop an unknown one silently, and a typo (`namespace:`) would
+/// quietly change who may decrypt what.
+fn check_fields(json: &serde_json::Value) -> Result<(), String> {
+    let Some(obj) = json.as_object() else {
+        return Ok(()); // not a mapping: serde says so, with the type
+    };
+    let known: Vec<&str> = struct_fields::<EnvFile>()
+        .iter()
+        .chain(struct_fields::<KeySpec>())
+        .copied()
+        .collect();
+    for k in obj.keys() {
+        if !known.contains(&k.as_str()) {
+            let hint = closest(k, &known)
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown field `{k}`{hint} (known fields: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The known name within a small edit distance of `word`, if any.
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let max = (word.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(word, k), *k))
+        .filter(|(d, _)| *d <= max)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// The field names serde's derive reads for `T` (a struct without
+/// `flatten`): it passes them to `deserialize_struct`, where this probe
+/// records them and stops.
+fn struct_fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("field probe"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("field probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 fn load_env(path: &Path) -> Result<Environment, ConfigError> {
     let bytes = std::fs::read(path).map_err(|e| ConfigError::File {
         file: path.to_path_buf(),
@@ -308,6 +399,8 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
         msg,
     };
     let json = parse_yaml_json(path, bytes)?;
+    check_fields(&json).map_err(err)?;
+    let keys: KeySpec = serde_json::from_value(json.clone()).map_err(|e| err(e.to_string()))?;
     let f: EnvFile = serde_json::from_value(json).map_err(|e| err(e.to_string()))?;
     let name = f.environment.clone().unwrap_or_else(|| {
         path.file_stem()
@@ -330,7 +423,7 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
         .iter()
         .map(|p| glob(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let groups = parse_groups(&f.keys).map_err(|e| err(e.to_string()))?;
+    let groups = parse_groups(&keys).map_err(|e| err(e.to_string()))?;
     if groups.is_empty() {
         return Err(err(
             "no recipients (give age:, kms:, hc_vault:, azure_keyvault: or key_groups:)".into(),
@@ -368,4 +461,85 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
         rule,
         mac_only_encrypted: f.mac_only_encrypted,
     })
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    fn age() -> String {
+        age::x25519::Identity::generate().to_public().to_string()
+    }
+
+    fn parse(text: &str) -> Result<Environment, String> {
+        parse_env(Path::new("recipients/dev.yaml"), text.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_known_fields_come_from_the_structs() {
+        let env = struct_fields::<EnvFile>();
+        let keys = struct_fields::<KeySpec>();
+        for f in ["environment", "namespaces", "paths", "mac_only_encrypted"] {
+            assert!(env.contains(&f), "{env:?}");
+        }
+        for f in ["age", "kms", "key_groups", "azure_keyvault"] {
+            assert!(keys.contains(&f), "{keys:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_a_suggestion() {
+        let e = parse(&format!("namespace: [dev]\nage: [{}]\n", age())).unwrap_err();
+        assert!(e.starts_with("recipients/dev.yaml: "), "{e}");
+        assert!(e.contains("unknown field `namespace`"), "{e}");
+        assert!(e.contains("did you mean `namespaces`?"), "{e}");
+        let e = parse(&format!(
+            "namespaces: [dev]\nage: [{}]\ncolour: red\n",
+            age()
+        ))
+        .unwrap_err();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
+        assert!(parse(&format!("namespaces: [dev]\nage: [{}]\n", age())).is_ok());
+    }
+
+    #[test]
+    fn flat_keys_next_to_key_groups_are_errors() {
+        let (a, b) = (age(), age());
+        let e = parse(&format!(
+            "namespaces: [dev]\nage: [{a}]\nkey_groups:\n  - age: [{b}]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("`age:` next to `key_groups:`"), "{e}");
+        let ok = parse(&format!(
+            "namespaces: [dev]\nkey_groups:\n  - age: [{a}]\n  - age: [{b}]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.groups.len(), 2);
+        // The same check in .sops.yaml creation rules (same parse_groups).
+        let cfg = format!(
+            "creation_rules:\n  - path_regex: .*\n    age: {a}\n    key_groups:\n      - age: [{b}]\n"
+        );
+        let e = super::super::SopsConfig::parse(Path::new(".sops.yaml"), cfg.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`age:` next to `key_groups:`"), "{e}");
+    }
+
+    #[test]
+    fn two_files_declaring_one_environment_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = |extra: &str| format!("{extra}namespaces: [x]\nage: [{}]\n", age());
+        std::fs::write(dir.path().join("a.yaml"), body("environment: prod\n")).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), body("environment: prod\n")).unwrap();
+        let e = RecipientsDir::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("\"prod\""), "{e}");
+        assert!(e.contains("a.yaml") && e.contains("b.yaml"), "{e}");
+        // Default names count too: b.yaml and b.yml are both "b".
+        std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), body("")).unwrap();
+        std::fs::write(dir.path().join("b.yml"), body("")).unwrap();
+        let e = RecipientsDir::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("b.yaml") && e.contains("b.yml"), "{e}");
+    }
 }

@@ -216,9 +216,32 @@ fn id_list(v: &Option<J>, field: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Groups from a spec: `key_groups` when present (flat fields ignored, as sops does), else one group.
+/// Groups from a spec: `key_groups` when present, else one group. Flat key
+/// fields beside `key_groups` are an error: sops would ignore them, so a
+/// recipient the author meant to add would silently not be one.
 pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
     if let Some(groups) = &spec.key_groups {
+        let flat = [
+            ("age", &spec.age),
+            ("kms", &spec.kms),
+            ("hc_vault_transit_uri", &spec.hc_vault_transit_uri),
+            ("hc_vault", &spec.hc_vault),
+            ("azure_keyvault", &spec.azure_keyvault),
+            ("pgp", &spec.pgp),
+            ("gcp_kms", &spec.gcp_kms),
+            ("hckms", &spec.hckms),
+        ];
+        let given = |v: &Option<J>| match v {
+            None | Some(J::Null) => false,
+            Some(J::String(s)) => !s.trim().is_empty(),
+            Some(J::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        if let Some((name, _)) = flat.iter().find(|(_, v)| given(v)) {
+            return Err(format!(
+                "`{name}:` next to `key_groups:` would be ignored (only key_groups is read when both are given); move those keys into a key group"
+            ));
+        }
         let mut out = Vec::new();
         for (i, g) in groups.iter().enumerate() {
             let mut gs: KeySpec =

@@ -5,6 +5,8 @@ use crate::sops::tree::{Map, MapItem, Value};
 
 pub fn parse(src: &str) -> Result<Map, StoreError> {
     let mut m = Map::default();
+    // Keys seen so far: a hash set keeps the duplicate check linear.
+    let mut seen = std::collections::HashSet::new();
     for (n, line) in src.split('\n').enumerate() {
         if line.is_empty() {
             continue;
@@ -21,7 +23,7 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
                 msg: "expected KEY=VALUE".into(),
             });
         };
-        if m.contains_key(k) {
+        if !seen.insert(k) {
             return Err(StoreError::Syntax {
                 format: "dotenv",
                 line: n + 1,
@@ -76,4 +78,17 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_found_in_linear_time() {
+        let src: String = (0..200_000).map(|i| format!("K{i}=v\n")).collect();
+        assert_eq!(parse(&src).unwrap().pairs().count(), 200_000);
+        let e = parse(&format!("{src}K9=again\n")).unwrap_err();
+        assert!(e.to_string().contains("duplicate key \"K9\""), "{e}");
+    }
 }

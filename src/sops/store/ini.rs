@@ -1,5 +1,7 @@
 //! INI store: each section is a top-level map of string values.
 
+use std::collections::{HashMap, HashSet};
+
 use super::StoreError;
 use crate::sops::tree::{Map, MapItem, Value};
 
@@ -11,11 +13,20 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
     let mut pending_comments: Vec<String> = Vec::new();
     let lines: Vec<&str> = src.split('\n').collect();
     let mut n = 0;
-    let section_map = |root: &mut Map, name: &str| -> () {
-        if !root.contains_key(name) {
-            root.0
-                .push(MapItem::Pair(name.to_string(), Value::Map(Map::default())));
+    // Section name → its position in `root` and the keys it holds: hash
+    // lookups keep the duplicate checks linear in the file size.
+    let mut index: HashMap<String, (usize, HashSet<String>)> = HashMap::new();
+    let section_map = |root: &mut Map,
+                       index: &mut HashMap<String, (usize, HashSet<String>)>,
+                       name: &str|
+     -> usize {
+        if let Some((at, _)) = index.get(name) {
+            return *at;
         }
+        root.0
+            .push(MapItem::Pair(name.to_string(), Value::Map(Map::default())));
+        index.insert(name.to_string(), (root.0.len() - 1, HashSet::new()));
+        root.0.len() - 1
     };
     while n < lines.len() {
         let raw = lines[n].trim_end_matches('\r');
@@ -36,7 +47,7 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
                 msg: "unterminated section header".into(),
             })?;
             // Like duplicate keys: which one would a reader take?
-            if root.contains_key(name) {
+            if index.contains_key(name) {
                 return Err(StoreError::Syntax {
                     format: "INI",
                     line: n,
@@ -47,15 +58,16 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
             // Comments right under a section that has no keys stay in it
             // (that is where `emit` writes them); otherwise they lead the
             // next section.
-            if let Some(Value::Map(prev)) = current.as_deref().and_then(|c| root.get_mut(c))
+            let prev_at = current.as_deref().and_then(|c| index.get(c)).map(|e| e.0);
+            if let Some(MapItem::Pair(_, Value::Map(prev))) = prev_at.map(|at| &mut root.0[at])
                 && prev.pairs().next().is_none()
             {
                 prev.0
                     .extend(pending_comments.drain(..).map(MapItem::Comment));
             }
-            section_map(&mut root, name);
+            let at = section_map(&mut root, &mut index, name);
             current = Some(name.to_string());
-            let Some(Value::Map(sec)) = root.get_mut(name) else {
+            let MapItem::Pair(_, Value::Map(sec)) = &mut root.0[at] else {
                 unreachable!()
             };
             sec.0
@@ -100,13 +112,14 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
         let section = current
             .clone()
             .unwrap_or_else(|| DEFAULT_SECTION.to_string());
-        section_map(&mut root, &section);
-        let Some(Value::Map(sec)) = root.get_mut(&section) else {
+        let at = section_map(&mut root, &mut index, &section);
+        let MapItem::Pair(_, Value::Map(sec)) = &mut root.0[at] else {
             unreachable!()
         };
         sec.0
             .extend(pending_comments.drain(..).map(MapItem::Comment));
-        if sec.contains_key(&key) {
+        let keys = &mut index.get_mut(&section).expect("indexed above").1;
+        if !keys.insert(key.clone()) {
             return Err(StoreError::Syntax {
                 format: "INI",
                 line: n,
@@ -231,4 +244,31 @@ fn quote(s: &str) -> Option<String> {
         !l.ends_with('\r') && (i == last || !l.ends_with("\"\"\"")) && (i > 0 || l.trim_end() == *l)
     });
     fits.then(|| format!("\"\"\"{s}\"\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_found_in_linear_time() {
+        // 200k keys and 1000 sections: the checks were quadratic.
+        let mut src = String::new();
+        for s in 0..1000 {
+            src.push_str(&format!("[s{s}]\n"));
+            src.extend((0..200).map(|k| format!("k{k} = v\n")));
+        }
+        let m = parse(&src).unwrap();
+        assert_eq!(m.pairs().count(), 1000);
+        let e = parse(&format!("{src}[s7]\n")).unwrap_err();
+        assert!(e.to_string().contains("duplicate section [s7]"), "{e}");
+        let e = parse(&format!("{src}k5 = again\n")).unwrap_err();
+        assert!(e.to_string().contains("duplicate key \"k5\""), "{e}");
+        // Comments under an empty section stay in it.
+        let m = parse("[a]\n; c\n[b]\nx = 1\n").unwrap();
+        assert_eq!(
+            m.get("a"),
+            Some(&Value::Map(Map(vec![MapItem::Comment("c".into())])))
+        );
+    }
 }

@@ -62,6 +62,14 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Shape(String),
+    /// A resource bound (alias expansion) refused the file before it was
+    /// built in memory; `doc` is the 0-based document index.
+    #[error("document {doc}, line {line}: {msg}")]
+    Limit {
+        doc: usize,
+        line: usize,
+        msg: String,
+    },
     #[error("the file starts with a byte-order mark; save it as UTF-8 without BOM")]
     Bom,
     #[error("the file is not valid UTF-8 (UTF-16 files must be converted to UTF-8 first)")]

@@ -5,7 +5,7 @@
 //! scalar spans and attached to the container open at that point, with an
 //! indentation rule for comments that trail a nested block.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -23,6 +23,142 @@ struct Comment {
     text: String,
 }
 
+/// An anchored node and what expanding it costs (its node count and scalar
+/// bytes, nested alias expansions included), so an alias is charged before
+/// it is cloned.
+struct Anchor {
+    value: Value,
+    nodes: usize,
+    bytes: usize,
+}
+
+/// Alias expansion below this many nodes per document is never refused.
+const ALIAS_RATIO_LOW: usize = 400_000;
+/// From this many nodes per document on, at most 10% may come from aliases.
+const ALIAS_RATIO_HIGH: usize = 4_000_000;
+/// Scalar bytes a whole file may add by alias expansion. yaml.v3 shares
+/// strings between an anchor and its aliases; here they are copied, so a long
+/// anchored scalar counts by its size too.
+pub const MAX_ALIAS_BYTES: usize = 16 << 20;
+/// Nodes (keys, values, expanded aliases) one file may build. Far above any
+/// manifest (it takes 16 MB of dense YAML); it caps memory wherever a file
+/// is read, the controller included, whose files are also at most
+/// 4 MiB (`controller::git::MAX_FILE_BYTES`).
+pub const MAX_NODES: usize = 8_000_000;
+
+/// The bound on alias expansion (billion-laughs files), the same rule as
+/// yaml.v3's "document contains excessive aliasing" that sops and kubectl
+/// inherit: per document, once more than 1000 nodes were decoded and more
+/// than 100 of them came from aliases, the share from aliases may not exceed
+/// 99% (up to 400k nodes), falling linearly to 10% at 4M nodes. Every alias
+/// is charged its whole expanded size before anything is copied, so memory
+/// stays proportional to the input.
+struct Expansion {
+    /// File-wide node cap ([`MAX_NODES`]).
+    max_nodes: usize,
+    /// Nodes built in the whole file.
+    total: usize,
+    doc: usize,
+    /// Nodes built in this document (keys, values, expanded aliases).
+    decoded: usize,
+    /// Of those, nodes that came from alias expansion.
+    aliased: usize,
+    /// Scalar bytes built so far, file-wide (to size anchors).
+    bytes: usize,
+    /// Of those, bytes that came from alias expansion.
+    alias_bytes: usize,
+}
+
+impl Expansion {
+    fn new(max_nodes: usize) -> Expansion {
+        Expansion {
+            max_nodes,
+            total: 0,
+            doc: 0,
+            decoded: 0,
+            aliased: 0,
+            bytes: 0,
+            alias_bytes: 0,
+        }
+    }
+
+    fn start_document(&mut self, doc: usize) {
+        self.doc = doc;
+        self.decoded = 0;
+        self.aliased = 0;
+    }
+
+    fn limit(&self, line: usize, msg: String) -> StoreError {
+        StoreError::Limit {
+            doc: self.doc,
+            line,
+            msg,
+        }
+    }
+
+    /// One node built from the source: `bytes` is its scalar text length.
+    fn node(&mut self, bytes: usize, line: usize) -> Result<(), StoreError> {
+        self.decoded += 1;
+        self.bytes += bytes;
+        self.total += 1;
+        self.check_total(line)
+    }
+
+    fn check_total(&self, line: usize) -> Result<(), StoreError> {
+        if self.total > self.max_nodes {
+            return Err(self.limit(
+                line,
+                format!(
+                    "more than {} YAML nodes in the file; refused",
+                    self.max_nodes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Charges an alias before it is expanded; refuses it over the bound.
+    fn alias(&mut self, a: &Anchor, line: usize) -> Result<(), StoreError> {
+        self.decoded = self.decoded.saturating_add(a.nodes);
+        self.aliased = self.aliased.saturating_add(a.nodes);
+        self.total = self.total.saturating_add(a.nodes);
+        self.bytes = self.bytes.saturating_add(a.bytes);
+        self.alias_bytes = self.alias_bytes.saturating_add(a.bytes);
+        let limit = |msg: String| self.limit(line, msg);
+        if self.excessive() {
+            return Err(limit(format!(
+                "excessive aliasing: {} of {} nodes come from alias expansion (a YAML alias bomb?); refused",
+                self.aliased, self.decoded
+            )));
+        }
+        if self.alias_bytes > MAX_ALIAS_BYTES {
+            return Err(limit(format!(
+                "excessive aliasing: alias expansion exceeds {MAX_ALIAS_BYTES} bytes of scalars; refused"
+            )));
+        }
+        self.check_total(line)
+    }
+
+    fn excessive(&self) -> bool {
+        self.aliased > 100
+            && self.decoded > 1000
+            && self.aliased as f64 / self.decoded as f64 > allowed_alias_ratio(self.decoded)
+    }
+}
+
+/// The share of a document's nodes that may come from aliases (yaml.v3's
+/// `allowedAliasRatio`).
+fn allowed_alias_ratio(decoded: usize) -> f64 {
+    if decoded <= ALIAS_RATIO_LOW {
+        0.99
+    } else if decoded >= ALIAS_RATIO_HIGH {
+        0.10
+    } else {
+        let span = (ALIAS_RATIO_HIGH - ALIAS_RATIO_LOW) as f64;
+        0.99 - 0.89 * ((decoded - ALIAS_RATIO_LOW) as f64 / span)
+    }
+}
+
 struct Builder<'s> {
     src: &'s str,
     events: Vec<(Event<'s>, Span)>,
@@ -31,7 +167,8 @@ struct Builder<'s> {
     char_bytes: Option<Vec<usize>>,
     comments: Vec<Comment>,
     next_comment: usize,
-    anchors: HashMap<usize, Value>,
+    anchors: HashMap<usize, Anchor>,
+    expansion: Expansion,
 }
 
 fn syntax(line: usize, col: usize, msg: impl Into<String>) -> StoreError {
@@ -118,12 +255,19 @@ impl<'s> Builder<'s> {
                 Event::StreamStart => {}
                 Event::StreamEnd => break,
                 Event::DocumentStart(_) => {
+                    self.expansion.start_document(docs.len());
                     let (ev, span) = self.next()?;
                     let mut root = match ev {
                         Event::MappingStart(anchor, _) => {
+                            let mark = self.mark();
                             let m = self.mapping(span, 0)?;
                             if anchor > 0 {
-                                self.anchors.insert(anchor, Value::Map(m.clone()));
+                                self.record(
+                                    anchor,
+                                    mark,
+                                    Value::Map(m.clone()),
+                                    span.start.line(),
+                                )?;
                             }
                             m
                         }
@@ -178,44 +322,82 @@ impl<'s> Builder<'s> {
         Ok(docs)
     }
 
+    /// Builds one node (counted), recording it under its anchor.
+    fn anchored(
+        &mut self,
+        anchor: usize,
+        line: usize,
+        build: impl FnOnce(&mut Self) -> Result<Value, StoreError>,
+    ) -> Result<Value, StoreError> {
+        let mark = self.mark();
+        let value = build(self)?;
+        if anchor > 0 {
+            self.record(anchor, mark, value.clone(), line)?;
+        }
+        Ok(value)
+    }
+
+    /// The counters before a node is built (see [`Builder::record`]).
+    fn mark(&self) -> (usize, usize) {
+        (self.expansion.decoded, self.expansion.bytes)
+    }
+
+    /// Records an anchored node with what expanding it costs: the nodes and
+    /// scalar bytes built since `mark`. The copy kept counts toward the
+    /// file's node cap (nested anchors would otherwise copy quadratically).
+    fn record(
+        &mut self,
+        anchor: usize,
+        mark: (usize, usize),
+        value: Value,
+        line: usize,
+    ) -> Result<(), StoreError> {
+        let a = Anchor {
+            value,
+            nodes: self.expansion.decoded.saturating_sub(mark.0),
+            bytes: self.expansion.bytes.saturating_sub(mark.1),
+        };
+        self.expansion.total = self.expansion.total.saturating_add(a.nodes);
+        self.expansion.check_total(line)?;
+        self.anchors.insert(anchor, a);
+        Ok(())
+    }
+
+    /// The anchor an alias names, charged to the expansion bound (before the
+    /// caller clones it).
+    fn alias(&mut self, id: usize, span: Span) -> Result<&Value, StoreError> {
+        let a = self.anchors.get(&id).ok_or_else(|| {
+            syntax(
+                span.start.line(),
+                span.start.col(),
+                "alias to an unknown anchor",
+            )
+        })?;
+        self.expansion.alias(a, span.start.line())?;
+        Ok(&a.value)
+    }
+
     fn node(&mut self, ev: Event<'s>, span: Span) -> Result<Value, StoreError> {
         match ev {
-            Event::Scalar(s, style, anchor, tag) => {
-                let v = scalar_value(
+            Event::Scalar(s, style, anchor, tag) => self.anchored(anchor, span.start.line(), |b| {
+                b.expansion.node(s.len(), span.start.line())?;
+                scalar_value(
                     &s,
                     style,
                     tag.as_deref()
                         .map(|t| (t.handle.as_str(), t.suffix.as_str())),
                 )
-                .map_err(|m| syntax(span.start.line(), span.start.col(), m))?;
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
-                Ok(v)
-            }
-            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| {
-                syntax(
-                    span.start.line(),
-                    span.start.col(),
-                    "alias to an unknown anchor",
-                )
+                .map_err(|m| syntax(span.start.line(), span.start.col(), m))
             }),
-            Event::SequenceStart(anchor, _) => {
-                let s = self.sequence(span)?;
-                let v = Value::Seq(s);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
-                Ok(v)
-            }
-            Event::MappingStart(anchor, _) => {
-                let m = self.mapping(span, span.start.col())?;
-                let v = Value::Map(m);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
-                Ok(v)
-            }
+            Event::Alias(id) => self.alias(id, span).cloned(),
+            Event::SequenceStart(anchor, _) => self.anchored(anchor, span.start.line(), |b| {
+                b.expansion.node(0, span.start.line())?;
+                b.sequence(span).map(Value::Seq)
+            }),
+            Event::MappingStart(anchor, _) => self.anchored(anchor, span.start.line(), |b| {
+                b.expansion.node(0, span.start.line())?;
+                b.mapping(span, span.start.col()).map(Value::Map)
+            }),
             _ => Err(syntax(
                 span.start.line(),
                 span.start.col(),
@@ -226,6 +408,8 @@ impl<'s> Builder<'s> {
 
     fn mapping(&mut self, _start: Span, _col: usize) -> Result<Map, StoreError> {
         let mut m = Map::default();
+        // Keys seen so far: a hash set keeps the duplicate check linear.
+        let mut seen: HashSet<String> = HashSet::new();
         let mut indent: Option<usize> = None;
         loop {
             let (ev, span) = self.next()?;
@@ -263,10 +447,11 @@ impl<'s> Builder<'s> {
                             }
                         }
                     }
+                    self.expansion.node(s.len(), span.start.line())?;
                     s.into_owned()
                 }
-                Event::Alias(id) => match self.anchors.get(&id) {
-                    Some(Value::Str(s)) => s.clone(),
+                Event::Alias(id) => match self.alias(id, span)? {
+                    Value::Str(s) => s.clone(),
                     _ => {
                         return Err(syntax(
                             span.start.line(),
@@ -283,7 +468,7 @@ impl<'s> Builder<'s> {
                     ));
                 }
             };
-            if m.contains_key(&key) {
+            if !seen.insert(key.clone()) {
                 return Err(syntax(
                     span.start.line(),
                     span.start.col(),
@@ -413,6 +598,11 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
 }
 
 pub fn parse(src: &str) -> Result<Documents, StoreError> {
+    parse_capped(src, MAX_NODES)
+}
+
+/// [`parse`] with a node cap of `max_nodes` for the whole file.
+fn parse_capped(src: &str, max_nodes: usize) -> Result<Documents, StoreError> {
     let mut events = Vec::new();
     for r in Parser::new_from_str(src) {
         let (ev, span) =
@@ -446,6 +636,7 @@ pub fn parse(src: &str) -> Result<Documents, StoreError> {
         comments,
         next_comment: 0,
         anchors: HashMap::new(),
+        expansion: Expansion::new(max_nodes),
     };
     Ok(Documents(b.documents()?))
 }
@@ -835,6 +1026,144 @@ mod tests {
             let out = emit(&docs, 4);
             assert_eq!(parse(&out).unwrap(), docs, "{s:?} -> {out}");
         }
+    }
+
+    /// The billion-laughs file: 540 bytes, 10^9 leaves expanded.
+    fn lol() -> String {
+        let mut s = String::from(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData:\n  a0: &a0 x\n",
+        );
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(",");
+            s.push_str(&format!("  a{i}: &a{i} [{refs}]\n"));
+        }
+        s
+    }
+
+    fn nodes(v: &Value) -> usize {
+        1 + match v {
+            Value::Map(m) => m.pairs().map(|(_, v)| 1 + nodes(v)).sum(),
+            Value::Seq(s) => s.elems().map(nodes).sum(),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn alias_bomb_is_refused_before_it_is_built() {
+        let src = lol();
+        assert_eq!(src.len(), 540);
+        let e = parse(&src).unwrap_err();
+        let StoreError::Limit { doc, line, .. } = &e else {
+            panic!("{e}");
+        };
+        assert_eq!(*doc, 0);
+        assert!(*line >= 6, "{e}");
+        assert!(e.to_string().contains("excessive aliasing"), "{e}");
+        // In a later document the error names that document.
+        let e = parse(&format!("a: 1\n---\n{src}")).unwrap_err();
+        assert!(matches!(e, StoreError::Limit { doc: 1, .. }), "{e}");
+    }
+
+    #[test]
+    fn alias_bomb_in_keys_and_long_scalars_is_refused() {
+        // A long anchored scalar counts by its bytes, not as one node.
+        let big = "x".repeat(1 << 20);
+        let refs = vec!["*s"; 40].join(", ");
+        let src = format!("a: &s {big}\nb: [{refs}]\n");
+        let e = parse(&src).unwrap_err();
+        assert!(matches!(e, StoreError::Limit { .. }), "{e}");
+    }
+
+    #[test]
+    fn ordinary_aliasing_is_accepted() {
+        // yaml.v3 accepts this (at most 100 alias nodes), and so must ksec.
+        let mut src = String::from("base: &b {a: 1, b: 2, c: 3, d: 4}\n");
+        for i in 0..20 {
+            src.push_str(&format!("k{i}: *b\n"));
+        }
+        let docs = parse(&src).unwrap();
+        assert_eq!(docs.0[0].get("k19"), docs.0[0].get("base"));
+        // Over 100 alias nodes is fine while they are under 99% of the document.
+        let mut src = String::from("base: &b {a: 1, b: 2}\n");
+        src.push_str(&(0..600).map(|i| format!("p{i}: 1\n")).collect::<String>());
+        src.push_str(&(0..200).map(|i| format!("k{i}: *b\n")).collect::<String>());
+        assert!(parse(&src).is_ok());
+    }
+
+    #[test]
+    fn alias_ratio_follows_yaml_v3() {
+        assert_eq!(allowed_alias_ratio(1000), 0.99);
+        assert_eq!(allowed_alias_ratio(ALIAS_RATIO_HIGH), 0.10);
+        let mid = allowed_alias_ratio((ALIAS_RATIO_LOW + ALIAS_RATIO_HIGH) / 2);
+        assert!((mid - 0.545).abs() < 1e-9, "{mid}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Nested anchors and aliases (in lists, maps and keys), padded with
+        /// plain nodes: either parsed with a node count bounded by the
+        /// source size, or refused with the limit error, never expanded.
+        #[test]
+        fn alias_expansion_is_bounded(
+            levels in 1usize..10,
+            fanout in 1usize..12,
+            width in 0usize..64,
+            as_maps in proptest::prelude::any::<bool>(),
+            pad in 0usize..1500,
+        ) {
+            let mut src = format!("k0: &a0 {}\n", "x".repeat(width.max(1)));
+            src.push_str("kk: &kk key\n");
+            for i in 1..=levels {
+                let refs: Vec<String> = (0..fanout)
+                    .map(|j| if as_maps { format!("m{j}: *a{}", i - 1) } else { format!("*a{}", i - 1) })
+                    .collect();
+                let (open, close) = if as_maps { ('{', '}') } else { ('[', ']') };
+                src.push_str(&format!("k{i}: &a{i} {open}{}{close}\n", refs.join(", ")));
+            }
+            src.push_str(&format!("keys: {{*kk : {}}}\n", levels));
+            src.push_str(&format!("pad: [{}]\n", vec!["1"; pad].join(",")));
+            match parse(&src) {
+                Ok(docs) => {
+                    let n: usize = docs.0.iter().map(|d| nodes(&Value::Map(d.clone()))).sum();
+                    proptest::prop_assert!(n <= 1000 + 100 * src.len(), "{n} nodes from {} bytes", src.len());
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, StoreError::Limit { doc: 0, .. }), "{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn node_count_is_capped_per_file() {
+        let src = "a: [1, 2, 3]\n---\nb: {c: 1}\n";
+        // 5 nodes in document 0 (a, the list, 3 items), 4 in document 1.
+        assert!(parse_capped(src, 9).is_ok());
+        let e = parse_capped(src, 8).unwrap_err();
+        assert!(matches!(e, StoreError::Limit { doc: 1, .. }), "{e}");
+        assert!(e.to_string().contains("more than 8 YAML nodes"), "{e}");
+    }
+
+    #[test]
+    fn anchored_copies_count_toward_the_node_cap() {
+        // 4 nodes built; the anchors keep copies of 3 (x) and 2 (y) more.
+        let src = "a: &x [&y [1]]\n";
+        assert!(parse_capped(src, 9).is_ok());
+        let e = parse_capped(src, 8).unwrap_err();
+        assert!(matches!(e, StoreError::Limit { doc: 0, .. }), "{e}");
+    }
+
+    #[test]
+    fn many_keys_parse_in_linear_time() {
+        // 200k keys: quadratic duplicate checks took minutes here.
+        let n = 200_000;
+        let mut src: String = (0..n).map(|i| format!("key{i}: v\n")).collect();
+        let docs = parse(&src).unwrap();
+        assert_eq!(docs.0[0].pairs().count(), n);
+        src.push_str("key123: again\n");
+        let e = parse(&src).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("duplicate key \"key123\""), "{msg}");
+        assert!(msg.contains(&format!("line {}", n + 1)), "{msg}");
     }
 
     #[test]
