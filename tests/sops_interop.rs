@@ -617,3 +617,90 @@ fn ssh_rsa_and_ed25519_recipients_both_ways() {
         );
     }
 }
+
+/// An encrypted YAML file's body with every `ENC[…]` masked and the `sops`
+/// block dropped: the layout both tools must write alike.
+fn yaml_layout(enc: &str) -> String {
+    let body = enc.split("\nsops:\n").next().unwrap_or(enc);
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("ENC[") {
+        out.push_str(&rest[..i]);
+        out.push_str("ENC");
+        rest = rest[i..].find(']').map_or("", |j| &rest[i + j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// sops and ksec agree byte for byte on `content` (its format from `name`):
+/// each tool decrypts the other's encrypted file exactly as sops decrypts
+/// its own, and the encrypted YAML matches outside the ENC values.
+fn assert_same_bytes_as_sops(e: &Env, name: &str, content: &str) {
+    let keys = e.keys_file(&[&e.k1]);
+    let plain = e.write(name, content);
+    let mut c = common::sops_cmd().unwrap();
+    let o = run(c.args(["encrypt", "--age", &e.k1.recipient]).arg(&plain));
+    assert!(o.status.success(), "sops encrypt {name}: {}", stderr(&o));
+    let by_sops = e.write(&format!("sops-{name}"), &stdout(&o));
+    let o = run(ksec()
+        .args(["encrypt", "--age", &e.k1.recipient])
+        .arg(&plain));
+    assert!(o.status.success(), "ksec encrypt {name}: {}", stderr(&o));
+    let by_ksec = e.write(&format!("ksec-{name}"), &stdout(&o));
+    let want = sops_decrypt(&by_sops, &keys);
+    assert!(
+        want.status.success(),
+        "sops decrypt {name}: {}",
+        stderr(&want)
+    );
+    let want = stdout(&want);
+    for (who, f, out) in [
+        (
+            "ksec decrypt of sops's file",
+            &by_sops,
+            ksec_decrypt(&by_sops, &keys),
+        ),
+        (
+            "sops decrypt of ksec's file",
+            &by_ksec,
+            sops_decrypt(&by_ksec, &keys),
+        ),
+        (
+            "ksec decrypt of ksec's file",
+            &by_ksec,
+            ksec_decrypt(&by_ksec, &keys),
+        ),
+    ] {
+        assert!(out.status.success(), "{who} {f:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), want, "{who}, for {content:?}");
+    }
+    if Format::from_path(Path::new(name)) == Format::Yaml {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(
+            yaml_layout(&read(&by_ksec)),
+            yaml_layout(&read(&by_sops)),
+            "encrypted layout, for {content:?}"
+        );
+    }
+}
+
+#[test]
+fn comments_in_lists_match_sops_byte_for_byte() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    for (i, content) in [
+        "l:\n  - a\n  # c\n  - b\n",
+        // sops's functional-tests/res/comments_list.yaml (no final newline)
+        "lorem:\n- foo\n#this-is-a-comment\n- bar",
+        "# top\nl:\n  # first\n  - a\n  # mid\n  - b\n  # last\nm:\n  - x: 1\n    # in map\n    y: 2\n  # between\n  - z: 3\n",
+        "outer:\n  inner:\n    - - a\n      # deep\n      - b\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_same_bytes_as_sops(&e, &format!("c{i}.yaml"), content);
+    }
+}
