@@ -704,3 +704,59 @@ fn comments_in_lists_match_sops_byte_for_byte() {
         assert_same_bytes_as_sops(&e, &format!("c{i}.yaml"), content);
     }
 }
+
+#[test]
+fn floats_are_written_as_sops_writes_them() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    let floats = [
+        "1.0",
+        "1e3",
+        "1.5e-7",
+        "-0.0",
+        "0.0",
+        "1e21",
+        "1234568000.0",
+        "100000.0",
+        "1000000.0",
+        "999999.0",
+        "0.0001",
+        "0.00001",
+        "123456789.5",
+        ".5",
+        "3.25",
+        "1e20",
+        "-1.5e10",
+        "1.7976931348623157e308",
+        "5e-324",
+        "9.99e-7",
+        "1e-6",
+        "1_000.5",
+        ".inf",
+        "-.inf",
+        ".nan",
+    ];
+    let yaml: String = floats
+        .iter()
+        .enumerate()
+        // In clear, `-0.0` is written `-0`, which re-reads as the integer 0:
+        // sops then fails its own MAC, so it is only tested encrypted.
+        .map(|(i, f)| match *f {
+            "-0.0" => format!("f{i}: {f}\n"),
+            _ => format!("f{i}: {f}\nf{i}_unencrypted: {f}\n"),
+        })
+        .collect();
+    assert_same_bytes_as_sops(&e, "floats.yaml", &yaml);
+    let json: Vec<String> = floats
+        .iter()
+        .filter(|f| !f.contains(['_', 'i', 'n']) && !f.starts_with('.'))
+        .enumerate()
+        .map(|(i, f)| match *f {
+            "-0.0" => format!("\"f{i}\": {f}"),
+            _ => format!("\"f{i}\": {f}, \"f{i}_unencrypted\": {f}"),
+        })
+        .collect();
+    assert_same_bytes_as_sops(&e, "floats.json", &format!("{{{}}}\n", json.join(", ")));
+}

@@ -631,8 +631,9 @@ fn leaf_text(v: &Value, block_indent: usize) -> String {
                     "-.inf".into()
                 }
             } else {
-                // Debug always keeps a '.' or an exponent, so it re-reads as a float.
-                format!("{f:?}")
+                // yaml.v3's float encoding: `1.0` is written `1` (and re-reads
+                // as an integer, as it does after sops).
+                scalar::format_float_g(*f)
             }
         }
         Value::Time(t) => scalar::format_time(t),
