@@ -760,3 +760,25 @@ fn floats_are_written_as_sops_writes_them() {
         .collect();
     assert_same_bytes_as_sops(&e, "floats.json", &format!("{{{}}}\n", json.join(", ")));
 }
+
+#[test]
+fn block_scalar_at_end_of_file_without_newline_matches_sops() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    for (i, content) in [
+        "m: |\n  a\n  b",
+        "m: >\n  a\n  b",
+        "m: |+\n  a\n  b",
+        "m: |-\n  a\n  b",
+        "m: |\n  a\n  b\n  ",
+        "l:\n  k: |\n    a\n    b",
+        "m: |\n  a\n  b\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_same_bytes_as_sops(&e, &format!("b{i}.yaml"), content);
+    }
+}

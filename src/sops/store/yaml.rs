@@ -360,6 +360,50 @@ fn scalar_value(s: &str, style: ScalarStyle, tag: Option<(&str, &str)>) -> Resul
         .ok_or_else(|| "integer out of the int64 range (sops cannot represent it)".to_string())
 }
 
+/// A block scalar that runs to the end of a file without a final line break
+/// has no line break to keep (YAML 1.2 §8.1.1.2: clip and keep chomping
+/// preserve the breaks that are there), but saphyr-parser reads one in: so
+/// `m: |` + `  a` at the very end would be `"a\n"` where yaml.v3 (sops) reads
+/// `"a"`. Its trailing breaks are recounted from the source.
+fn fix_block_scalar_at_eof(src: &str, events: &mut [(Event<'_>, Span)]) {
+    if src.ends_with(['\n', '\r']) {
+        return;
+    }
+    let chars = src.chars().count();
+    for (ev, span) in events.iter_mut() {
+        let Event::Scalar(v, ScalarStyle::Literal | ScalarStyle::Folded, ..) = ev else {
+            continue;
+        };
+        if span.end.index() != chars {
+            continue;
+        }
+        let header_at = src
+            .char_indices()
+            .nth(span.start.index())
+            .map_or(src.len(), |(b, _)| b);
+        let header = src[..header_at]
+            .rfind(['|', '>'])
+            .map_or(String::new(), |h| {
+                src[h..header_at]
+                    .chars()
+                    .take_while(|c| "|>+-0123456789".contains(*c))
+                    .collect()
+            });
+        let tail = &src[src.trim_end().len()..];
+        let breaks = tail.matches('\n').count().max(tail.matches('\r').count());
+        let breaks = if header.contains('+') {
+            breaks
+        } else if header.contains('-') {
+            0
+        } else {
+            breaks.min(1)
+        };
+        let mut fixed = v.trim_end_matches('\n').to_string();
+        fixed.extend(std::iter::repeat_n('\n', breaks));
+        *v = std::borrow::Cow::Owned(fixed);
+    }
+}
+
 /// Finds `#` comments outside scalar spans.
 fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
     let bytes = src.as_bytes();
@@ -419,6 +463,7 @@ pub fn parse(src: &str) -> Result<Documents, StoreError> {
             r.map_err(|e| syntax(e.marker().line(), e.marker().col(), e.info().to_string()))?;
         events.push((ev, span));
     }
+    fix_block_scalar_at_eof(src, &mut events);
     let char_bytes = if src.is_ascii() {
         None
     } else {
@@ -835,6 +880,36 @@ mod tests {
             let docs = Documents(vec![m]);
             let out = emit(&docs, 4);
             assert_eq!(parse(&out).unwrap(), docs, "{s:?} -> {out}");
+        }
+    }
+
+    #[test]
+    fn block_scalar_at_eof_keeps_only_the_breaks_that_are_there() {
+        for (src, want) in [
+            ("m: |\n  a\n  b", "a\nb"),
+            ("m: >\n  a\n  b", "a b"),
+            ("m: |+\n  a\n  b", "a\nb"),
+            ("m: |-\n  a\n  b", "a\nb"),
+            ("m: |\n  a\n  b\n  ", "a\nb\n"),
+            ("m: |+\n  a\n  b\n  ", "a\nb\n"),
+            ("m: |\n  a\n  b  ", "a\nb  "),
+            ("m: |\n  a\n  b\n", "a\nb\n"),
+            ("m: |+\n  a\n\n", "a\n\n"),
+            ("l:\n  - |\n    a\n    b", ""),
+        ] {
+            let d = parse(src).unwrap();
+            let got = match d.0[0].get("m") {
+                Some(v) => v.clone(),
+                None => match d.0[0].get("l") {
+                    Some(Value::Seq(s)) => match &s.0[0] {
+                        SeqItem::Elem(v) => v.clone(),
+                        _ => unreachable!(),
+                    },
+                    _ => unreachable!(),
+                },
+            };
+            let want = if want.is_empty() { "a\nb" } else { want };
+            assert_eq!(got, Value::Str(want.into()), "{src:?}");
         }
     }
 
