@@ -782,3 +782,22 @@ fn block_scalar_at_end_of_file_without_newline_matches_sops() {
         assert_same_bytes_as_sops(&e, &format!("b{i}.yaml"), content);
     }
 }
+
+#[test]
+fn ini_comments_stay_where_sops_puts_them() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    for (i, content) in [
+        "; top comment\n[db]\npassword = x\n",
+        "; top comment\n# hash comment\n[db]\npassword = x\n; in db\nuser = admin\n\n[other]\nkey = v\n",
+        "; top\n\n;  two  \n[db]\n# after header\na = 1\n;k1\n#k2\nb = 2\n",
+        "a = 1\n[s]\n; c\nb = 2\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_same_bytes_as_sops(&e, &format!("i{i}.ini"), content);
+    }
+}
