@@ -801,3 +801,45 @@ fn ini_comments_stay_where_sops_puts_them() {
         assert_same_bytes_as_sops(&e, &format!("i{i}.ini"), content);
     }
 }
+
+#[test]
+fn converting_to_ini_and_dotenv_writes_values_as_sops_does() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    let leaves = "t: true\nf: false\none: 1.0\nhalf: 2.5\nbig: 1e21\ntiny: 1.5e-7\nn: null\ni: 5\n\
+                  s: str\nd: 2024-01-02T03:04:05.5Z\ne: \"\"\n";
+    let nested: String = leaves.lines().map(|l| format!("  {l}\n")).collect();
+    for (name, content, output) in [
+        ("flat.yaml", leaves.to_string(), "dotenv"),
+        ("sec.yaml", format!("sec:\n{nested}"), "ini"),
+        (
+            "sec.json",
+            "{\"sec\": {\"t\": true, \"one\": 1.0, \"n\": null, \"big\": 1e21}}".into(),
+            "ini",
+        ),
+        (
+            "flat.json",
+            "{\"t\": true, \"one\": 1.0, \"n\": null, \"tiny\": 1.5e-7}".into(),
+            "dotenv",
+        ),
+    ] {
+        let plain = e.write(name, &content);
+        let mut c = common::sops_cmd().unwrap();
+        let o = run(c.args(["encrypt", "--age", &e.k1.recipient]).arg(&plain));
+        assert!(o.status.success(), "sops encrypt {name}: {}", stderr(&o));
+        let enc = e.write(&format!("enc-{name}"), &stdout(&o));
+        let mut c = common::sops_cmd().unwrap();
+        c.args(["decrypt", "--output-type", output]).arg(&enc);
+        let want = run(c.env("SOPS_AGE_KEY_FILE", &keys));
+        assert!(want.status.success(), "sops {name}: {}", stderr(&want));
+        let got = run(ksec()
+            .args(["decrypt", "--output-type", output])
+            .arg(&enc)
+            .env("SOPS_AGE_KEY_FILE", &keys));
+        assert!(got.status.success(), "ksec {name}: {}", stderr(&got));
+        assert_eq!(stdout(&got), stdout(&want), "{name} as {output}");
+    }
+}

@@ -188,17 +188,10 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
                                     "INI cannot hold key {k:?} in section [{name}]"
                                 )));
                             }
-                            let s = match v {
-                                Value::Str(s) => s.clone(),
-                                Value::Map(_) | Value::Seq(_) => {
-                                    return Err(StoreError::Shape(format!(
-                                        "INI cannot hold nested values ([{name}] {k})"
-                                    )));
-                                }
-                                other => String::from_utf8_lossy(
-                                    &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
-                                )
-                                .into_owned(),
+                            let Some(s) = crate::sops::scalar::flat_text(v) else {
+                                return Err(StoreError::Shape(format!(
+                                    "INI cannot hold nested values ([{name}] {k})"
+                                )));
                             };
                             let s = if name == "sops" {
                                 s.replace('\n', "\\n")
