@@ -637,14 +637,23 @@ fn yaml_layout(enc: &str) -> String {
 /// each tool decrypts the other's encrypted file exactly as sops decrypts
 /// its own, and the encrypted YAML matches outside the ENC values.
 fn assert_same_bytes_as_sops(e: &Env, name: &str, content: &str) {
+    assert_same_bytes_as_sops_with(e, name, content, &[]);
+}
+
+/// The same, with extra `encrypt` flags for both tools.
+fn assert_same_bytes_as_sops_with(e: &Env, name: &str, content: &str, flags: &[&str]) {
     let keys = e.keys_file(&[&e.k1]);
     let plain = e.write(name, content);
     let mut c = common::sops_cmd().unwrap();
-    let o = run(c.args(["encrypt", "--age", &e.k1.recipient]).arg(&plain));
+    let o = run(c
+        .args(["encrypt", "--age", &e.k1.recipient])
+        .args(flags)
+        .arg(&plain));
     assert!(o.status.success(), "sops encrypt {name}: {}", stderr(&o));
     let by_sops = e.write(&format!("sops-{name}"), &stdout(&o));
     let o = run(ksec()
         .args(["encrypt", "--age", &e.k1.recipient])
+        .args(flags)
         .arg(&plain));
     assert!(o.status.success(), "ksec encrypt {name}: {}", stderr(&o));
     let by_ksec = e.write(&format!("ksec-{name}"), &stdout(&o));
@@ -993,4 +1002,8 @@ fn yaml_layout_and_quoting_match_sops_byte_for_byte() {
     }
     let e = env();
     assert_same_bytes_as_sops(&e, "layout.yaml", LAYOUT_YAML);
+    // Kubernetes manifests: ksec's default selection, given to sops too.
+    let k8s = ["--encrypted-regex", "^(data|stringData)$"];
+    assert_same_bytes_as_sops_with(&e, "every.yaml", EVERY_TYPE_YAML, &k8s);
+    assert_same_bytes_as_sops_with(&e, "secret.yaml", common::SECRET_YAML, &k8s);
 }
