@@ -222,10 +222,20 @@ fn comment_text(i: &MapItem) -> Option<&String> {
 
 /// Writes a comment as go-ini does: a line that starts with `;` or `#`
 /// keeps that character, then one space and the rest trimmed; any other
-/// line gets `; ` (a key's comment lines are trimmed too).
+/// line gets `; ` (a key's comment lines are trimmed too). Except a first
+/// line that starts with `;` or `#`: go-ini's form would lose that
+/// character when read back, so it gets the other comment character.
 fn comment(out: &mut String, c: &str, of_key: bool) {
-    for line in c.split(['\n', '\r']) {
+    for (i, line) in c.split(['\n', '\r']).enumerate() {
         match line.chars().next() {
+            Some('#') if i == 0 => {
+                out.push_str("; ");
+                out.push_str(line);
+            }
+            Some(';') if i == 0 => {
+                out.push_str("# ");
+                out.push_str(line);
+            }
             Some(ch @ (';' | '#')) => {
                 out.push(ch);
                 out.push(' ');
@@ -267,4 +277,26 @@ fn quote(s: &str) -> Option<String> {
         !l.ends_with('\r') && (i == last || !l.ends_with("\"\"\"")) && (i > 0 || l.trim_end() == *l)
     });
     fits.then(|| format!("\"\"\"{s}\"\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `ksec decrypt` writes re-encrypts to the same text (the
+    /// fuzz target's invariant), comments included.
+    #[test]
+    fn comments_are_a_fixed_point_after_one_round() {
+        for src in [
+            "; #x\n[s]\na = 1\n",
+            "# ;x\n[s]\na = 1\n",
+            ";\n[s]\na = 1\n",
+            "; top\n\n;  two  \n[db]\n# after header\na = 1\n;k1\n#k2\nb = 2\n",
+            "; c\na = 1\n[s]\n; d\nb = 2\n",
+        ] {
+            let first = emit(&parse(src).unwrap()).unwrap();
+            let second = emit(&parse(&first).unwrap()).unwrap();
+            assert_eq!(first, second, "{src:?}");
+        }
+    }
 }

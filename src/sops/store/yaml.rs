@@ -681,6 +681,10 @@ fn leaf_text(v: &Value, block_indent: usize, hint: Option<usize>) -> String {
                 } else {
                     "-.inf".into()
                 }
+            } else if *f == 0.0 && f.is_sign_negative() {
+                // yaml.v3 writes `-0`, which re-reads as the integer 0 (and
+                // fails the MAC when in clear); ksec keeps it a float.
+                "-0.0".into()
             } else {
                 // yaml.v3's float encoding: `1.0` is written `1` (and re-reads
                 // as an integer, as it does after sops).
