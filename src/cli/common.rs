@@ -197,6 +197,23 @@ impl TypeArgs {
     pub fn input(&self, path: &Path) -> Format {
         self.input_type.unwrap_or_else(|| Format::from_path(path))
     }
+
+    /// The format of a file changed in place. An `--output-type` other than
+    /// it is refused rather than ignored: sops 3.11 honours it and writes,
+    /// say, YAML into `x.json`, which neither tool then reads by extension.
+    pub fn in_place(&self, path: &Path, cmd: &str) -> anyhow::Result<Format> {
+        let input = self.input(path);
+        match self.output_type {
+            Some(out) if out != input => Err(usage(format!(
+                "{}: `ksec {cmd}` rewrites the file in its own format ({}); \
+                 --output-type {} is not supported here",
+                path.display(),
+                input.name(),
+                out.name()
+            ))),
+            _ => Ok(input),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -134,13 +134,14 @@ fn unset_in(v: &mut Value, path: &[PathSeg]) -> bool {
 }
 
 fn change(
+    cmd: &str,
     file: &PathBuf,
     ids: &IdentityArgs,
     types: &TypeArgs,
     f: impl FnOnce(&mut Value) -> Result<bool>,
 ) -> Result<i32> {
     let name = file.display().to_string();
-    let format = types.input(file);
+    let format = types.in_place(file, cmd)?;
     let bytes = ops::read(file).with_context(|| format!("cannot read {name}"))?;
     let ring = common::keyring(ids, true)?;
     let mut opened =
@@ -172,7 +173,7 @@ pub fn run_set(a: &SetArgs, _g: &GlobalArgs) -> Result<i32> {
     let json: serde_json::Value = serde_json::from_str(raw.trim())
         .map_err(|_| usage("the value is not valid JSON (a string needs quotes: '\"text\"')"))?;
     let new = Value::from_json(&json);
-    change(&a.file, &a.ids, &a.types, |root| {
+    change("set", &a.file, &a.ids, &a.types, |root| {
         if a.idempotent && get(root, &path) == Some(&new) {
             return Ok(false);
         }
@@ -195,7 +196,7 @@ fn get<'a>(v: &'a Value, path: &[PathSeg]) -> Option<&'a Value> {
 
 pub fn run_unset(a: &UnsetArgs, _g: &GlobalArgs) -> Result<i32> {
     let path = common::parse_tree_path(&a.path)?;
-    change(&a.file, &a.ids, &a.types, |root| {
+    change("unset", &a.file, &a.ids, &a.types, |root| {
         if unset_in(root, &path) {
             Ok(true)
         } else if a.idempotent {

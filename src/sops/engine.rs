@@ -130,7 +130,9 @@ impl Walker<'_> {
         self.comments.push(Vec::new());
         for item in m.0.iter_mut() {
             match item {
-                MapItem::Comment(c) => self.comment(c)?,
+                MapItem::Comment(c) => {
+                    self.comment(c)?;
+                }
                 MapItem::Pair(k, v) => {
                     self.path.push(k.clone());
                     self.value(v)?;
@@ -146,8 +148,17 @@ impl Walker<'_> {
     fn seq(&mut self, s: &mut Seq) -> Result<(), WalkError> {
         self.comments.push(Vec::new());
         for item in s.0.iter_mut() {
+            if let Some(c) = self.list_comment_item(item) {
+                *item = SeqItem::Comment(c);
+            }
             match item {
-                SeqItem::Comment(c) => self.comment(c)?,
+                // When encrypting, a list comment that was encrypted becomes
+                // a list item, as sops writes it; one left in clear stays.
+                SeqItem::Comment(c) => {
+                    if self.comment(c)? {
+                        *item = SeqItem::Elem(Value::Str(std::mem::take(c)));
+                    }
+                }
                 SeqItem::Elem(v) => {
                     self.value(v)?;
                     self.comments.last_mut().expect("level pushed").clear();
@@ -158,7 +169,22 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn comment(&mut self, c: &mut String) -> Result<(), WalkError> {
+    /// sops writes an encrypted comment of a list as a list item
+    /// (`- ENC[…,type:comment]`), and reads it back as a comment that is not
+    /// in the MAC. When decrypting, such an item is taken as a comment.
+    fn list_comment_item(&self, item: &SeqItem) -> Option<String> {
+        match (&self.mode, item) {
+            (Mode::Decrypt { .. }, SeqItem::Elem(Value::Str(s)))
+                if cipher::EncValue::parse(s).is_ok_and(|e| e.typ == "comment") =>
+            {
+                Some(s.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Encrypts or decrypts a comment in place; true if it was encrypted.
+    fn comment(&mut self, c: &mut String) -> Result<bool, WalkError> {
         let aad = self.aad();
         let at = self.at();
         match &mut self.mode {
@@ -173,6 +199,7 @@ impl Walker<'_> {
                         }
                     }
                     *c = enc;
+                    return Ok(true);
                 }
             }
             Mode::Decrypt { stash, warnings } => {
@@ -205,7 +232,7 @@ impl Walker<'_> {
                 self.comments.last_mut().expect("level").push(c.clone());
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn value(&mut self, v: &mut Value) -> Result<(), WalkError> {

@@ -206,6 +206,51 @@ pub fn format_float_f(v: f64) -> String {
     }
 }
 
+/// `strconv.FormatFloat(v, 'g', -1, 64)`, as yaml.v3 writes a float: the
+/// shortest round-trip digits, in exponent form (`1e+06`, `1.5e-07`: sign
+/// and at least two digits) when the decimal exponent is below -4 or at
+/// least 6 (Go's rule for the shortest precision), else plain (`1`, `-0`).
+/// Non-finite values come out as Go writes them; YAML callers map them.
+pub fn format_float_g(v: f64) -> String {
+    if !v.is_finite() {
+        return format_float_f(v);
+    }
+    // Rust's `{:e}` is shortest round-trip too: `-1.5e-7`, `1e21`, `0e0`.
+    let e = format!("{v:e}");
+    let (mantissa, exp) = e.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    if (-4..6).contains(&exp) {
+        return format_float_f(v);
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+/// sops's `stores.ValToString`: how a non-string leaf is written into a
+/// flat file (INI, dotenv) when converting to one. Floats keep a decimal
+/// point or an `E` (`1.0`, `1E+21`), times drop their fraction, null is
+/// Go's `<nil>`. `None` for containers.
+pub fn flat_text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Str(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "<nil>".into(),
+        Value::Time(t) => format_rfc3339_seconds(t),
+        Value::Float(f) if f.is_finite() => {
+            let g = format_float_g(*f).replace('e', "E");
+            if g.contains(['.', 'E']) {
+                g
+            } else {
+                format!("{g}.0")
+            }
+        }
+        Value::Float(f) => format_float_f(*f),
+        Value::Map(_) | Value::Seq(_) => return None,
+    })
+}
+
 /// `time.MarshalText`: RFC 3339 with nanoseconds, trailing zeros dropped, `Z` for offset 0.
 pub fn format_time(t: &DateTime<FixedOffset>) -> String {
     let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
@@ -430,5 +475,46 @@ mod tests {
         assert_eq!(format_float_f(-0.0), "-0");
         assert_eq!(format_float_f(1234568000.0), "1234568000");
         assert_eq!(format_float_f(25.4), "25.4");
+    }
+
+    #[test]
+    fn flat_text_is_sops_val_to_string() {
+        let t = resolve_plain("2024-01-02T03:04:05.5Z").unwrap();
+        for (v, want) in [
+            (Value::Bool(true), "true"),
+            (Value::Float(1.0), "1.0"),
+            (Value::Float(-0.0), "-0.0"),
+            (Value::Float(2.5), "2.5"),
+            (Value::Float(1e21), "1E+21"),
+            (Value::Float(1.5e-7), "1.5E-07"),
+            (Value::Float(f64::INFINITY), "+Inf"),
+            (Value::Null, "<nil>"),
+            (Value::Int(5), "5"),
+            (t, "2024-01-02T03:04:05Z"),
+        ] {
+            assert_eq!(flat_text(&v).unwrap(), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn go_float_g_formatting() {
+        for (v, want) in [
+            (1.0, "1"),
+            (1e3, "1000"),
+            (1.5e-7, "1.5e-07"),
+            (-0.0, "-0"),
+            (0.0, "0"),
+            (1e21, "1e+21"),
+            (1234568000.0, "1.234568e+09"),
+            (999999.0, "999999"),
+            (1e6, "1e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-1.5e10, "-1.5e+10"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+        ] {
+            assert_eq!(format_float_g(v), want, "{v:?}");
+        }
     }
 }

@@ -57,18 +57,10 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
                         "dotenv cannot hold the key {k:?}"
                     )));
                 }
-                let s = match v {
-                    Value::Str(s) => s.clone(),
-                    Value::Map(_) | Value::Seq(_) => {
-                        return Err(StoreError::Shape(format!(
-                            "dotenv cannot hold nested values (key {k:?})"
-                        )));
-                    }
-                    Value::Null => String::new(),
-                    other => String::from_utf8_lossy(
-                        &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
-                    )
-                    .into_owned(),
+                let Some(s) = crate::sops::scalar::flat_text(v) else {
+                    return Err(StoreError::Shape(format!(
+                        "dotenv cannot hold nested values (key {k:?})"
+                    )));
                 };
                 out.push_str(k);
                 out.push('=');

@@ -1,9 +1,8 @@
 //! INI store: each section is a top-level map of string values.
 
-use std::collections::{HashMap, HashSet};
-
 use super::StoreError;
 use crate::sops::tree::{Map, MapItem, Value};
+use std::collections::{HashMap, HashSet};
 
 pub const DEFAULT_SECTION: &str = "DEFAULT";
 
@@ -36,7 +35,7 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
             continue;
         }
         if line.starts_with(';') || line.starts_with('#') {
-            pending_comments.push(line.trim_start_matches([';', '#', ' ']).to_string());
+            pending_comments.push(line.to_string());
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
@@ -55,23 +54,14 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
                     msg: format!("duplicate section [{name}]"),
                 });
             }
-            // Comments right under a section that has no keys stay in it
-            // (that is where `emit` writes them); otherwise they lead the
-            // next section.
-            let prev_at = current.as_deref().and_then(|c| index.get(c)).map(|e| e.0);
-            if let Some(MapItem::Pair(_, Value::Map(prev))) = prev_at.map(|at| &mut root.0[at])
-                && prev.pairs().next().is_none()
-            {
-                prev.0
-                    .extend(pending_comments.drain(..).map(MapItem::Comment));
-            }
             let at = section_map(&mut root, &mut index, name);
             current = Some(name.to_string());
             let MapItem::Pair(_, Value::Map(sec)) = &mut root.0[at] else {
                 unreachable!()
             };
-            sec.0
-                .extend(pending_comments.drain(..).map(MapItem::Comment));
+            // The comment lines above a header are the section's comment:
+            // its first item, as sops's tree has it.
+            sec.0.extend(joined_comment(&mut pending_comments));
             continue;
         }
         let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
@@ -116,8 +106,6 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
         let MapItem::Pair(_, Value::Map(sec)) = &mut root.0[at] else {
             unreachable!()
         };
-        sec.0
-            .extend(pending_comments.drain(..).map(MapItem::Comment));
         let keys = &mut index.get_mut(&section).expect("indexed above").1;
         if !keys.insert(key.clone()) {
             return Err(StoreError::Syntax {
@@ -133,14 +121,29 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
             val
         };
         sec.0.push(MapItem::Pair(key, Value::Str(val)));
+        // The comment lines above a key are its comment, which sops's tree
+        // holds right after the key.
+        sec.0.extend(joined_comment(&mut pending_comments));
     }
-    if !pending_comments.is_empty() {
-        if let Some(MapItem::Pair(_, Value::Map(sec))) = root.0.last_mut() {
-            sec.0
-                .extend(pending_comments.drain(..).map(MapItem::Comment));
-        }
-    }
+    // Comment lines after the last key belong to nothing: go-ini (so sops)
+    // drops them.
     Ok(root)
+}
+
+/// go-ini's comment: consecutive comment lines (blank lines between them
+/// too) are one comment, joined by line breaks; sops then strips the first
+/// line's `;` or `#` and the spaces after it, and keeps the other lines as
+/// they are.
+fn joined_comment(lines: &mut Vec<String>) -> Option<MapItem> {
+    if lines.is_empty() {
+        return None;
+    }
+    let joined = lines.drain(..).collect::<Vec<_>>().join("\n");
+    let stripped = match joined.as_bytes()[0] {
+        b';' => joined.trim_start_matches([';', ' ']),
+        _ => joined.trim_start_matches(['#', ' ']),
+    };
+    Some(MapItem::Comment(stripped.to_string()))
 }
 
 /// Writes what `parse` reads back unchanged, or says which entry INI cannot hold.
@@ -149,44 +152,57 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
     let mut first = true;
     for item in &m.0 {
         match item {
-            MapItem::Comment(c) => comment(&mut out, c),
+            // Top-level comments have no place in INI (sops skips them too).
+            MapItem::Comment(_) => {}
             MapItem::Pair(name, v) => {
-                if !first {
+                let leading = std::mem::replace(&mut first, false);
+                if !leading {
                     out.push('\n');
                 }
-                first = false;
                 if name.is_empty() || name.contains([']', '\n', '\r']) || name.trim() != name {
                     return Err(StoreError::Shape(format!(
                         "INI cannot hold section name {name:?}"
                     )));
                 }
-                out.push_str(&format!("[{name}]\n"));
                 let Value::Map(sec) = v else {
                     return Err(StoreError::Shape(format!(
                         "INI section [{name}] must be a map of values"
                     )));
                 };
+                // The comments ahead of the first key are the section's,
+                // written above its header; a key's comments follow it in
+                // the tree and are written above it (as go-ini does).
+                let lead = sec
+                    .0
+                    .iter()
+                    .take_while(|i| matches!(i, MapItem::Comment(_)))
+                    .count();
+                for c in sec.0[..lead].iter().filter_map(comment_text) {
+                    comment(&mut out, c, false);
+                }
+                // go-ini writes the default section, first, without a
+                // header; elsewhere its keys would join the section above.
+                if name != DEFAULT_SECTION || !leading {
+                    out.push_str(&format!("[{name}]\n"));
+                }
                 let width = sec.pairs().map(|(k, _)| k.len()).max().unwrap_or(0);
-                for item in &sec.0 {
+                for (i, item) in sec.0.iter().enumerate().skip(lead) {
                     match item {
-                        MapItem::Comment(c) => comment(&mut out, c),
+                        MapItem::Comment(_) => {}
                         MapItem::Pair(k, v) => {
+                            let after = sec.0[i + 1..].iter().map_while(comment_text);
+                            for c in after {
+                                comment(&mut out, c, true);
+                            }
                             if !key_ok(k) {
                                 return Err(StoreError::Shape(format!(
                                     "INI cannot hold key {k:?} in section [{name}]"
                                 )));
                             }
-                            let s = match v {
-                                Value::Str(s) => s.clone(),
-                                Value::Map(_) | Value::Seq(_) => {
-                                    return Err(StoreError::Shape(format!(
-                                        "INI cannot hold nested values ([{name}] {k})"
-                                    )));
-                                }
-                                other => String::from_utf8_lossy(
-                                    &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
-                                )
-                                .into_owned(),
+                            let Some(s) = crate::sops::scalar::flat_text(v) else {
+                                return Err(StoreError::Shape(format!(
+                                    "INI cannot hold nested values ([{name}] {k})"
+                                )));
                             };
                             let s = if name == "sops" {
                                 s.replace('\n', "\\n")
@@ -208,11 +224,39 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
     Ok(out)
 }
 
-/// One `; ` line per line of `c`, in the form `parse` reads back unchanged.
-fn comment(out: &mut String, c: &str) {
-    for line in c.split(['\n', '\r']) {
-        out.push_str("; ");
-        out.push_str(line.trim_start_matches([';', '#', ' ']).trim_end());
+fn comment_text(i: &MapItem) -> Option<&String> {
+    match i {
+        MapItem::Comment(c) => Some(c),
+        MapItem::Pair(..) => None,
+    }
+}
+
+/// Writes a comment as go-ini does: a line that starts with `;` or `#`
+/// keeps that character, then one space and the rest trimmed; any other
+/// line gets `; ` (a key's comment lines are trimmed too). Except a first
+/// line that starts with `;` or `#`: go-ini's form would lose that
+/// character when read back, so it gets the other comment character.
+fn comment(out: &mut String, c: &str, of_key: bool) {
+    for (i, line) in c.split(['\n', '\r']).enumerate() {
+        match line.chars().next() {
+            Some('#') if i == 0 => {
+                out.push_str("; ");
+                out.push_str(line);
+            }
+            Some(';') if i == 0 => {
+                out.push_str("# ");
+                out.push_str(line);
+            }
+            Some(ch @ (';' | '#')) => {
+                out.push(ch);
+                out.push(' ');
+                out.push_str(line[1..].trim());
+            }
+            _ => {
+                out.push_str("; ");
+                out.push_str(if of_key { line.trim() } else { line });
+            }
+        }
         out.push('\n');
     }
 }
@@ -250,6 +294,23 @@ fn quote(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// What `ksec decrypt` writes re-encrypts to the same text (the
+    /// fuzz target's invariant), comments included.
+    #[test]
+    fn comments_are_a_fixed_point_after_one_round() {
+        for src in [
+            "; #x\n[s]\na = 1\n",
+            "# ;x\n[s]\na = 1\n",
+            ";\n[s]\na = 1\n",
+            "; top\n\n;  two  \n[db]\n# after header\na = 1\n;k1\n#k2\nb = 2\n",
+            "; c\na = 1\n[s]\n; d\nb = 2\n",
+        ] {
+            let first = emit(&parse(src).unwrap()).unwrap();
+            let second = emit(&parse(&first).unwrap()).unwrap();
+            assert_eq!(first, second, "{src:?}");
+        }
+    }
+
     #[test]
     fn duplicates_are_found_in_linear_time() {
         // 200k keys and 1000 sections: the checks were quadratic.
@@ -264,11 +325,5 @@ mod tests {
         assert!(e.to_string().contains("duplicate section [s7]"), "{e}");
         let e = parse(&format!("{src}k5 = again\n")).unwrap_err();
         assert!(e.to_string().contains("duplicate key \"k5\""), "{e}");
-        // Comments under an empty section stay in it.
-        let m = parse("[a]\n; c\n[b]\nx = 1\n").unwrap();
-        assert_eq!(
-            m.get("a"),
-            Some(&Value::Map(Map(vec![MapItem::Comment("c".into())])))
-        );
     }
 }

@@ -83,7 +83,10 @@ fn value(out: &mut String, v: &Value, unit: &str, depth: usize) {
         Value::Float(f) if f.is_finite() && (*f == 0.0 || (f.abs() >= 1e-6 && f.abs() < 1e21)) => {
             out.push_str(&crate::sops::scalar::format_float_f(*f))
         }
-        Value::Float(f) if f.is_finite() => out.push_str(&format!("{f:e}")),
+        // Go's encoding/json: `1e+21`, `1e-7` (sign always, no zero padding).
+        Value::Float(f) if f.is_finite() => {
+            out.push_str(&format!("{f:e}").replacen("e", "e+", 1).replace("e+-", "e-"))
+        }
         Value::Float(f) => string(out, &crate::sops::scalar::format_float_f(*f)),
         Value::Str(s) => string(out, s),
         Value::Bytes(b) => string(out, &String::from_utf8_lossy(b)),

@@ -545,6 +545,50 @@ fn scalar_value(s: &str, style: ScalarStyle, tag: Option<(&str, &str)>) -> Resul
         .ok_or_else(|| "integer out of the int64 range (sops cannot represent it)".to_string())
 }
 
+/// A block scalar that runs to the end of a file without a final line break
+/// has no line break to keep (YAML 1.2 §8.1.1.2: clip and keep chomping
+/// preserve the breaks that are there), but saphyr-parser reads one in: so
+/// `m: |` + `  a` at the very end would be `"a\n"` where yaml.v3 (sops) reads
+/// `"a"`. Its trailing breaks are recounted from the source.
+fn fix_block_scalar_at_eof(src: &str, events: &mut [(Event<'_>, Span)]) {
+    if src.ends_with(['\n', '\r']) {
+        return;
+    }
+    let chars = src.chars().count();
+    for (ev, span) in events.iter_mut() {
+        let Event::Scalar(v, ScalarStyle::Literal | ScalarStyle::Folded, ..) = ev else {
+            continue;
+        };
+        if span.end.index() != chars {
+            continue;
+        }
+        let header_at = src
+            .char_indices()
+            .nth(span.start.index())
+            .map_or(src.len(), |(b, _)| b);
+        let header = src[..header_at]
+            .rfind(['|', '>'])
+            .map_or(String::new(), |h| {
+                src[h..header_at]
+                    .chars()
+                    .take_while(|c| "|>+-0123456789".contains(*c))
+                    .collect()
+            });
+        let tail = &src[src.trim_end().len()..];
+        let breaks = tail.matches('\n').count().max(tail.matches('\r').count());
+        let breaks = if header.contains('+') {
+            breaks
+        } else if header.contains('-') {
+            0
+        } else {
+            breaks.min(1)
+        };
+        let mut fixed = v.trim_end_matches('\n').to_string();
+        fixed.extend(std::iter::repeat_n('\n', breaks));
+        *v = std::borrow::Cow::Owned(fixed);
+    }
+}
+
 /// Finds `#` comments outside scalar spans.
 fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
     let bytes = src.as_bytes();
@@ -609,6 +653,7 @@ fn parse_capped(src: &str, max_nodes: usize) -> Result<Documents, StoreError> {
             r.map_err(|e| syntax(e.marker().line(), e.marker().col(), e.info().to_string()))?;
         events.push((ev, span));
     }
+    fix_block_scalar_at_eof(src, &mut events);
     let char_bytes = if src.is_ascii() {
         None
     } else {
@@ -676,15 +721,18 @@ fn emit_map(out: &mut String, m: &[MapItem], at: usize, step: usize, mut inline_
                 out.push('\n');
             }
             MapItem::Pair(k, v) => {
-                // yaml.v3 writes keys over 128 bytes as explicit `? key`
-                // (an implicit key may not exceed 1024 characters).
-                if k.len() > 128 {
+                // yaml.v3 writes keys over 128 bytes (an implicit key may
+                // not exceed 1024 characters) and multi-line keys as
+                // explicit `? key`, styled as values are.
+                if k.len() > 128 || k.contains(is_break) {
+                    let inner = next_indent(at, step);
+                    let hint = (inner == at + step).then_some(step);
                     out.push_str("? ");
-                    out.push_str(&scalar_text(k, at + step, true));
+                    out.push_str(&scalar_text(k, inner, false, hint));
                     out.push('\n');
                     pad(out, at);
                 } else {
-                    out.push_str(&scalar_text(k, at + step, true));
+                    out.push_str(&scalar_text(k, at + step, true, None));
                 }
                 out.push(':');
                 emit_child(out, v, at, step, true);
@@ -774,40 +822,43 @@ fn leading_comments(mut v: &Value) -> Vec<&String> {
     }
 }
 
+/// Where yaml.v3 puts a block value nested under a key of a map at `at`:
+/// the next multiple of the indent step (so a map in a list item at 6
+/// has its children at 8, not 10).
+fn next_indent(at: usize, step: usize) -> usize {
+    step * ((at + step) / step)
+}
+
 /// Writes what follows `key:` or `-`.
 fn emit_child(out: &mut String, v: &Value, at: usize, step: usize, in_map: bool) {
+    // A list item's value goes past its `- `.
+    let inner = if in_map {
+        next_indent(at, step)
+    } else {
+        at + 2
+    };
     match v {
         Value::Map(m) if !m.0.is_empty() => {
             out.push('\n');
-            emit_map(
-                out,
-                &m.0,
-                if in_map { at + step } else { at + 2 },
-                step,
-                false,
-            );
+            emit_map(out, &m.0, inner, step, false);
         }
         Value::Seq(s) if !s.0.is_empty() => {
             out.push('\n');
-            emit_seq(
-                out,
-                &s.0,
-                if in_map { at + step } else { at + 2 },
-                step,
-                false,
-            );
+            emit_seq(out, &s.0, inner, step, false);
         }
         Value::Map(_) => out.push_str(" {}\n"),
         Value::Seq(_) => out.push_str(" []\n"),
         leaf => {
+            // A block scalar's indentation indicator counts from `at`.
+            let hint = (inner == at + step).then_some(step);
             out.push(' ');
-            out.push_str(&leaf_text(leaf, at + step));
+            out.push_str(&leaf_text(leaf, inner, hint));
             out.push('\n');
         }
     }
 }
 
-fn leaf_text(v: &Value, block_indent: usize) -> String {
+fn leaf_text(v: &Value, block_indent: usize, hint: Option<usize>) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
@@ -821,13 +872,18 @@ fn leaf_text(v: &Value, block_indent: usize) -> String {
                 } else {
                     "-.inf".into()
                 }
+            } else if *f == 0.0 && f.is_sign_negative() {
+                // yaml.v3 writes `-0`, which re-reads as the integer 0 (and
+                // fails the MAC when in clear); ksec keeps it a float.
+                "-0.0".into()
             } else {
-                // Debug always keeps a '.' or an exponent, so it re-reads as a float.
-                format!("{f:?}")
+                // yaml.v3's float encoding: `1.0` is written `1` (and re-reads
+                // as an integer, as it does after sops).
+                scalar::format_float_g(*f)
             }
         }
         Value::Time(t) => scalar::format_time(t),
-        Value::Str(s) => scalar_text(s, block_indent, false),
+        Value::Str(s) => scalar_text(s, block_indent, false, hint),
         Value::Bytes(b) => format!(
             "!!binary {}",
             base64::engine::general_purpose::STANDARD.encode(b)
@@ -836,59 +892,153 @@ fn leaf_text(v: &Value, block_indent: usize) -> String {
     }
 }
 
-/// Plain when it re-reads as the same string, a literal block for
-/// multi-line text, double-quoted otherwise.
-pub fn scalar_text(s: &str, block_indent: usize, is_key: bool) -> String {
-    if !is_key && s.contains('\n') && literal_ok(s) {
-        let chomp = if s.ends_with("\n\n") {
-            "+"
-        } else if s.ends_with('\n') {
-            ""
-        } else {
-            "-"
-        };
-        let mut out = format!("|{chomp}\n");
-        let body = s.strip_suffix('\n').unwrap_or(s);
-        let body = if chomp == "+" {
-            s.strip_suffix('\n').unwrap_or(s)
-        } else {
-            body
-        };
-        for (i, line) in body.split('\n').enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
-            if !line.is_empty() {
-                out.extend(std::iter::repeat_n(' ', block_indent));
-                out.push_str(line);
-            }
+/// How yaml.v3 writes a string (its `stringv` and the emitter's
+/// `analyze_scalar` / `select_scalar_style`), so that ksec's files match
+/// sops's byte for byte: plain when it re-reads as the same string and has
+/// no indicator, a literal block for multi-line text, single-quoted when
+/// only the indicators stand in the way, double-quoted otherwise.
+/// `block_indent` is where a literal's lines go; `hint` is the indentation
+/// indicator that says so to a reader, if one can: yaml.v3 always writes its
+/// indent step, which misplaces the text inside lists (sops cannot read
+/// that back), so ksec double-quotes those few strings instead.
+pub fn scalar_text(s: &str, block_indent: usize, is_key: bool, hint: Option<usize>) -> String {
+    let a = Analysis::of(s);
+    let plain_ok = resolves_to_str(s) && !is_old_bool(s) && !is_base60_float(s);
+    let style = if s.contains('\n') {
+        Style::Literal
+    } else if plain_ok {
+        Style::Plain
+    } else {
+        Style::Double
+    };
+    let style = match style {
+        Style::Literal
+            if !a.block_allowed
+                || is_key
+                || (hint.is_none() && s.starts_with(|c: char| c == ' ' || is_break(c))) =>
+        {
+            Style::Double
         }
-        return out;
+        Style::Plain if !a.block_plain_allowed => Style::Single,
+        other => other,
+    };
+    let style = match style {
+        Style::Single if !a.single_quoted_allowed => Style::Double,
+        other => other,
+    };
+    match style {
+        Style::Plain => s.to_string(),
+        Style::Single => format!("'{}'", s.replace('\'', "''")),
+        Style::Double => double_quoted(s),
+        Style::Literal => literal(s, block_indent, hint.unwrap_or(0)),
     }
-    if plain_ok(s) {
-        return s.to_string();
-    }
-    double_quoted(s)
 }
 
-fn literal_ok(s: &str) -> bool {
-    let first = s.split('\n').next().unwrap_or("");
-    !first.starts_with([' ', '\t'])
-        && !s.starts_with('\n')
-        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-        && !s.contains('\u{feff}')
-        && s.split('\n').all(|l| l.is_empty() || !l.trim().is_empty())
+enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
 }
 
-fn plain_ok(s: &str) -> bool {
-    if s.is_empty() || s.trim() != s {
-        return false;
+/// yaml.v3's `analyze_scalar` verdicts (block context, unicode output).
+struct Analysis {
+    block_plain_allowed: bool,
+    single_quoted_allowed: bool,
+    block_allowed: bool,
+}
+
+fn is_break(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// libyaml's `is_printable`, which (checking UTF-8 bytes) takes no
+/// character outside the Basic Multilingual Plane: yaml.v3 escapes those.
+fn is_printable(c: char) -> bool {
+    matches!(c, '\n' | '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+        && c != '\u{feff}'
+}
+
+impl Analysis {
+    fn of(s: &str) -> Analysis {
+        if s.is_empty() {
+            return Analysis {
+                block_plain_allowed: true,
+                single_quoted_allowed: true,
+                block_allowed: false,
+            };
+        }
+        let chars: Vec<char> = s.chars().collect();
+        let mut block_indicators = s.starts_with("---") || s.starts_with("...");
+        let (mut line_breaks, mut special, mut tabs) = (false, false, false);
+        let (mut leading_space, mut leading_break) = (false, false);
+        let (mut trailing_space, mut trailing_break) = (false, false);
+        let (mut break_space, mut space_break) = (false, false);
+        let (mut prev_space, mut prev_break) = (false, false);
+        let mut preceded_by_ws = true;
+        for (i, &c) in chars.iter().enumerate() {
+            let last = i + 1 == chars.len();
+            let followed_by_ws = last || matches!(chars[i + 1], ' ' | '\t');
+            if i == 0 {
+                match c {
+                    '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\''
+                    | '"' | '%' | '@' | '`' => block_indicators = true,
+                    '?' | ':' | '-' if followed_by_ws => block_indicators = true,
+                    _ => {}
+                }
+            } else {
+                match c {
+                    ':' if followed_by_ws => block_indicators = true,
+                    '#' if preceded_by_ws => block_indicators = true,
+                    _ => {}
+                }
+            }
+            if c == '\t' {
+                tabs = true;
+            } else if !is_printable(c) {
+                special = true;
+            }
+            if c == ' ' {
+                leading_space |= i == 0;
+                trailing_space |= last;
+                break_space |= prev_break;
+                (prev_space, prev_break) = (true, false);
+            } else if is_break(c) {
+                line_breaks = true;
+                leading_break |= i == 0;
+                trailing_break |= last;
+                space_break |= prev_space;
+                (prev_space, prev_break) = (false, true);
+            } else {
+                (prev_space, prev_break) = (false, false);
+            }
+            preceded_by_ws = matches!(c, ' ' | '\t') || is_break(c);
+        }
+        let no_plain = leading_space
+            || leading_break
+            || trailing_space
+            || trailing_break
+            || break_space
+            || space_break
+            || tabs
+            || special
+            || line_breaks
+            || block_indicators;
+        Analysis {
+            block_plain_allowed: !no_plain,
+            single_quoted_allowed: !(break_space || space_break || tabs || special),
+            block_allowed: !(trailing_space || space_break || special),
+        }
     }
-    if !matches!(scalar::resolve_plain(s), Some(Value::Str(_))) {
-        return false;
-    }
-    // YAML 1.1 booleans: yaml.v3 quotes them for older readers.
-    if matches!(
+}
+
+fn resolves_to_str(s: &str) -> bool {
+    !s.is_empty() && matches!(scalar::resolve_plain(s), Some(Value::Str(_))) && s != "<<"
+}
+
+/// YAML 1.1 booleans: yaml.v3 quotes them for older readers.
+fn is_old_bool(s: &str) -> bool {
+    matches!(
         s,
         "y" | "Y"
             | "yes"
@@ -905,54 +1055,102 @@ fn plain_ok(s: &str) -> bool {
             | "off"
             | "Off"
             | "OFF"
-    ) {
-        return false;
-    }
-    let first = s.chars().next().unwrap();
-    if "[]{},#&*!|>'\"%@`".contains(first) {
-        return false;
-    }
-    if matches!(first, '-' | '?' | ':') && (s.len() == 1 || s[1..].starts_with([' ', '\t'])) {
-        return false;
-    }
-    if s.starts_with("---") || s.starts_with("...") {
-        return false;
-    }
-    if s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.contains(":\t") {
-        return false;
-    }
-    // base-60 floats (1:20) resolve to numbers in YAML 1.1.
-    if s.contains(':')
-        && s.chars()
-            .all(|c| c.is_ascii_digit() || c == ':' || c == '.' || c == '_')
-    {
-        return false;
-    }
-    s.chars()
-        .all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}')
+    )
 }
 
+/// YAML 1.1 base-60 floats (`1:20`), which yaml.v3 quotes:
+/// `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`.
+fn is_base60_float(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (int_part, frac) = match body.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (body, None),
+    };
+    if frac.is_some_and(|f| !f.chars().all(|c| c.is_ascii_digit() || c == '_')) {
+        return false;
+    }
+    let mut parts = int_part.split(':');
+    let head = parts.next().unwrap_or("");
+    let head_ok = head.starts_with(|c: char| c.is_ascii_digit())
+        && head.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let sexa: Vec<&str> = parts.collect();
+    head_ok
+        && !sexa.is_empty()
+        && sexa.iter().all(|p| match p.as_bytes() {
+            [d] => d.is_ascii_digit(),
+            [t, d] => (b'0'..=b'5').contains(t) && d.is_ascii_digit(),
+            _ => false,
+        })
+}
+
+/// A literal block as yaml.v3 writes it: `|`, the indentation indicator
+/// when the text starts with a space or a break, then the chomping
+/// indicator (`-` no final break, none for one, `+` for more).
+fn literal(s: &str, block_indent: usize, hint: usize) -> String {
+    let mut out = String::from("|");
+    if s.starts_with(|c: char| c == ' ' || is_break(c)) {
+        out.push_str(&hint.to_string());
+    }
+    let body = s.trim_end_matches(is_break);
+    let trailing = s.len() - body.len();
+    out.push_str(if trailing == 0 {
+        "-"
+    } else if trailing == 1 && !body.is_empty() {
+        ""
+    } else {
+        "+"
+    });
+    out.push('\n');
+    let body = s.strip_suffix('\n').unwrap_or(s);
+    for (i, line) in body.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if !line.is_empty() {
+            out.extend(std::iter::repeat_n(' ', block_indent));
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// yaml.v3's double-quoted form: its short escapes, else `\xXX`, `\uXXXX`
+/// or `\UXXXXXXXX` (upper-case hex) for what it does not print as is.
 fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\0' => out.push_str("\\0"),
-            c if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' => {
-                let n = c as u32;
-                if n <= 0xff {
-                    out.push_str(&format!("\\x{n:02x}"));
-                } else {
-                    out.push_str(&format!("\\u{n:04x}"));
-                }
+        let short = match c {
+            '\0' => '0',
+            '\u{7}' => 'a',
+            '\u{8}' => 'b',
+            '\t' => 't',
+            '\n' => 'n',
+            '\u{b}' => 'v',
+            '\u{c}' => 'f',
+            '\r' => 'r',
+            '\u{1b}' => 'e',
+            '"' => '"',
+            '\\' => '\\',
+            '\u{85}' => 'N',
+            '\u{2028}' => 'L',
+            '\u{2029}' => 'P',
+            c if is_printable(c) => {
+                out.push(c);
+                continue;
             }
-            c => out.push(c),
-        }
+            c => {
+                let n = c as u32;
+                out.push_str(&match n {
+                    0..=0xff => format!("\\x{n:02X}"),
+                    0x100..=0xffff => format!("\\u{n:04X}"),
+                    _ => format!("\\U{n:08X}"),
+                });
+                continue;
+            }
+        };
+        out.push('\\');
+        out.push(short);
     }
     out.push('"');
     out
@@ -1164,6 +1362,81 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("duplicate key \"key123\""), "{msg}");
         assert!(msg.contains(&format!("line {}", n + 1)), "{msg}");
+    }
+
+    #[test]
+    fn block_scalar_at_eof_keeps_only_the_breaks_that_are_there() {
+        for (src, want) in [
+            ("m: |\n  a\n  b", "a\nb"),
+            ("m: >\n  a\n  b", "a b"),
+            ("m: |+\n  a\n  b", "a\nb"),
+            ("m: |-\n  a\n  b", "a\nb"),
+            ("m: |\n  a\n  b\n  ", "a\nb\n"),
+            ("m: |+\n  a\n  b\n  ", "a\nb\n"),
+            ("m: |\n  a\n  b  ", "a\nb  "),
+            ("m: |\n  a\n  b\n", "a\nb\n"),
+            ("m: |+\n  a\n\n", "a\n\n"),
+            ("l:\n  - |\n    a\n    b", ""),
+        ] {
+            let d = parse(src).unwrap();
+            let got = match d.0[0].get("m") {
+                Some(v) => v.clone(),
+                None => match d.0[0].get("l") {
+                    Some(Value::Seq(s)) => match &s.0[0] {
+                        SeqItem::Elem(v) => v.clone(),
+                        _ => unreachable!(),
+                    },
+                    _ => unreachable!(),
+                },
+            };
+            let want = if want.is_empty() { "a\nb" } else { want };
+            assert_eq!(got, Value::Str(want.into()), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn yaml_v3_styles_read_back() {
+        for s in [
+            "x: y",
+            "'q'",
+            "\"dq\"",
+            "  lead",
+            "trail  ",
+            "\nlead",
+            "  lead\nml",
+            "\n",
+            "\n\n",
+            "a\n\n\n",
+            "h\u{1F510}",
+            "a\u{85}b",
+            "a\tb\nc\n",
+            "line  \nnext",
+            "multi\nkey",
+            "a'b",
+            "1:20",
+            "-",
+            "? q",
+            "\u{feff}x",
+            "a\r\nb",
+        ] {
+            let v = Value::Str(s.to_string());
+            let mut top = Map::default();
+            top.insert("k", v.clone());
+            top.insert(s, Value::Int(1));
+            let mut item = Map::default();
+            item.insert("k", v.clone());
+            item.insert("n", Value::Map(top.clone()));
+            let mut root = top.clone();
+            root.insert(
+                "l",
+                Value::Seq(Seq(vec![SeqItem::Elem(Value::Map(item)), SeqItem::Elem(v)])),
+            );
+            let docs = Documents(vec![root]);
+            for step in [2, 4] {
+                let out = emit(&docs, step);
+                assert_eq!(parse(&out).unwrap(), docs, "{s:?}\n{out}");
+            }
+        }
     }
 
     #[test]
