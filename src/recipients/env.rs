@@ -520,7 +520,11 @@ mod strict_tests {
         let cfg = format!(
             "creation_rules:\n  - path_regex: .*\n    age: {a}\n    key_groups:\n      - age: [{b}]\n"
         );
-        let e = super::super::SopsConfig::parse(Path::new(".sops.yaml"), cfg.as_bytes())
+        // Only when the rule is the one that applies (sops evaluates no other).
+        let parsed = super::super::SopsConfig::parse(Path::new(".sops.yaml"), cfg.as_bytes())
+            .expect("a rule's keys are checked when it applies");
+        let e = parsed
+            .rule_for(Path::new("x.yaml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("`age:` next to `key_groups:`"), "{e}");
