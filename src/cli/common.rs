@@ -11,8 +11,9 @@ use ksec::ops::OpError;
 use ksec::recipients::{ConfigError, Overrides};
 use ksec::sops::{Format, Rule};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
+    #[default]
     Text,
     Json,
     /// SARIF 2.1.0 (doctor, check): for CI code annotations
@@ -21,14 +22,9 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
-    /// Report format: human text, or JSON for CI
-    #[arg(
-        short = 'o',
-        long = "output",
-        global = true,
-        value_enum,
-        default_value = "text"
-    )]
+    /// The report format of the command that runs (its [`ReportArgs`]);
+    /// text for commands without one.
+    #[arg(skip)]
     pub output: OutputFormat,
     /// Say which recipient opened a file, which config chose the recipients, and more
     #[arg(short, long, global = true)]
@@ -36,6 +32,47 @@ pub struct GlobalArgs {
     /// Only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// ksec's own commands (check, doctor, apply, …): `-o/--output FORMAT`, kubectl style.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ReportArgs {
+    /// Report format: human text, JSON for CI, or SARIF (doctor, check)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// The sops-surface commands' report (`encrypt -i DIR`): `--output` is a file there.
+#[derive(Args, Debug, Default, Clone)]
+pub struct BulkReportArgs {
+    /// Report format for several files: human text, or JSON for CI
+    #[arg(long = "report", value_enum, default_value = "text")]
+    pub report: OutputFormat,
+}
+
+/// sops's `--output FILE` (encrypt, decrypt, rotate): the result goes to
+/// FILE, written atomically, instead of stdout.
+#[derive(Args, Debug, Default, Clone)]
+pub struct OutputFileArgs {
+    /// Write the result to FILE (atomically; plaintext 0600) instead of stdout
+    #[arg(long = "output", value_name = "FILE", alias = "output-file")]
+    pub output: Option<PathBuf>,
+}
+
+impl OutputFileArgs {
+    /// Writes `bytes` to `--output` (plaintext: 0600), else to stdout.
+    pub fn emit(&self, bytes: &[u8], plaintext: bool) -> Result<()> {
+        use std::io::Write;
+        let Some(path) = &self.output else {
+            return Ok(std::io::stdout().write_all(bytes)?);
+        };
+        let write = if plaintext {
+            ksec::fsio::write_private
+        } else {
+            ksec::fsio::write_atomic
+        };
+        write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 /// Recipients and encryption options, in sops's spellings.
@@ -191,9 +228,46 @@ pub struct TypeArgs {
 }
 
 impl TypeArgs {
+    /// `--input-type`, else by extension; stdin without either is JSON, as in sops.
     pub fn input(&self, path: &Path) -> Format {
-        self.input_type.unwrap_or_else(|| Format::from_path(path))
+        self.input_type.unwrap_or_else(|| {
+            if is_stdin(path) {
+                Format::Json
+            } else {
+                Format::from_path(path)
+            }
+        })
     }
+}
+
+/// sops's `--filename-override NAME` (3.9+): the creation rules and the
+/// store format come from NAME instead of the file read (or stdin).
+#[derive(Args, Debug, Default, Clone)]
+pub struct NameArgs {
+    /// Use NAME instead of the file's name for .sops.yaml rules and the file format (needed for stdin)
+    #[arg(long = "filename-override", value_name = "NAME")]
+    pub filename_override: Option<PathBuf>,
+}
+
+impl NameArgs {
+    /// The name rules and formats are chosen by.
+    pub fn name_for<'a>(&'a self, path: &'a Path) -> &'a Path {
+        self.filename_override.as_deref().unwrap_or(path)
+    }
+
+    /// The files to read: stdin (`-`) when none is given.
+    pub fn inputs(&self, files: &[PathBuf]) -> Vec<PathBuf> {
+        if files.is_empty() {
+            vec![PathBuf::from("-")]
+        } else {
+            files.to_vec()
+        }
+    }
+}
+
+/// `-` stands for standard input.
+pub fn is_stdin(p: &Path) -> bool {
+    p == Path::new("-")
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,28 +1,30 @@
 //! `ksec decrypt`: MAC verified, `--extract` a subtree, stdout or in place.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use super::common::{self, GlobalArgs, IdentityArgs, PathSeg, TypeArgs, usage};
+use super::common::{
+    self, GlobalArgs, IdentityArgs, NameArgs, OutputFileArgs, PathSeg, TypeArgs, usage,
+};
 use ksec::ops::{self, OpenOptions};
 use ksec::sops::store;
 use ksec::sops::{Documents, Format, Map, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The encrypted file ('-' for stdin, with --input-type)
-    pub file: PathBuf,
+    /// The encrypted file (none or '-': stdin, with --input-type or --filename-override)
+    pub file: Option<PathBuf>,
     /// Replace the file with its plaintext (crash-safe)
-    #[arg(short = 'i', long = "in-place", conflicts_with = "output_file")]
+    #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,
     /// Print only this subtree, e.g. '["data"]["password"]'
     #[arg(long)]
     pub extract: Option<String>,
-    /// Write the plaintext to this file (0600) instead of stdout
-    #[arg(long = "output-file", value_name = "FILE")]
-    pub output_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputFileArgs,
+    #[command(flatten)]
+    pub name: NameArgs,
     /// Decrypt even if the MAC does not verify (dangerous; says so loudly)
     #[arg(long)]
     pub ignore_mac: bool,
@@ -33,9 +35,13 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let name = a.file.display().to_string();
-    let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
-    let format = a.types.input(&a.file);
+    let file = a.file.clone().unwrap_or_else(|| PathBuf::from("-"));
+    if a.in_place && common::is_stdin(&file) {
+        return Err(usage("-i/--in-place needs a file, not stdin"));
+    }
+    let name = file.display().to_string();
+    let bytes = ops::read(&file).with_context(|| format!("cannot read {name}"))?;
+    let format = a.types.input(a.name.name_for(&file));
     let ring = common::keyring(&a.ids, true)?;
     let f = ops::open(
         &bytes,
@@ -70,12 +76,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         }
     };
     if a.in_place {
-        ksec::fsio::write_atomic(&a.file, &out).with_context(|| format!("cannot write {name}"))?;
-    } else if let Some(o) = &a.output_file {
-        ksec::fsio::write_atomic(o, &out)
-            .with_context(|| format!("cannot write {}", o.display()))?;
+        ksec::fsio::write_atomic(&file, &out).with_context(|| format!("cannot write {name}"))?;
     } else {
-        std::io::stdout().write_all(&out)?;
+        a.out.emit(&out, true)?;
     }
     Ok(0)
 }

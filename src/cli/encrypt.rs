@@ -1,26 +1,33 @@
 //! `ksec encrypt`: recipients chosen per file (flags, recipients/ by
 //! namespace, .sops.yaml), directories walked and encrypted in parallel.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeArgs, usage};
+use super::common::{
+    self, BulkReportArgs, GlobalArgs, IdentityArgs, KeyArgs, NameArgs, OutputFileArgs,
+    OutputFormat, TypeArgs, usage,
+};
 use ksec::ops::{self, OpError};
 use ksec::recipients;
 use ksec::sops::store::{self, StoreError};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files or directories (directories: every Secret manifest below, in place)
-    #[arg(required = true)]
+    /// Files or directories (directories: every Secret manifest below, in place); none or '-': stdin
     pub files: Vec<PathBuf>,
     /// Write the result back to the file (crash-safe) instead of stdout
-    #[arg(short = 'i', long = "in-place")]
+    #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,
+    #[command(flatten)]
+    pub out: OutputFileArgs,
+    #[command(flatten)]
+    pub name: NameArgs,
+    #[command(flatten)]
+    pub report: BulkReportArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -40,12 +47,21 @@ enum Outcome {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let files = common::expand(&a.files)?;
+    let files = common::expand(&a.name.inputs(&a.files))?;
     let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
     if multi && !a.in_place {
         return Err(usage(
             "several files or a directory: pass -i/--in-place (output would be ambiguous on stdout)",
         ));
+    }
+    let stdin = common::is_stdin(&files[0].0);
+    if stdin && a.name.filename_override.is_none() {
+        return Err(usage(
+            "must specify --filename-override when reading from stdin",
+        ));
+    }
+    if stdin && a.in_place {
+        return Err(usage("-i/--in-place needs a file, not stdin"));
     }
     let ov = a.keys.overrides()?;
     let ring = common::keyring(&a.ids, false)?;
@@ -55,7 +71,8 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             let r = (|| -> Result<Outcome> {
                 let bytes =
                     ops::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let format = a.types.input(path);
+                let named = a.name.name_for(path);
+                let format = a.types.input(named);
                 let docs = match store::load_plain(format, &bytes) {
                     Ok(d) => d,
                     Err(StoreError::AlreadyEncrypted) if *from_dir => {
@@ -67,7 +84,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 if *from_dir && !ksec::manifest::has_secret(&docs) {
                     return Ok(Outcome::Skipped("no Secret in it"));
                 }
-                let mut plan = recipients::plan_for(path, &docs, &ov)?;
+                let mut plan = recipients::plan_for(named, &docs, &ov)?;
                 if let Some(i) = a.types.indent {
                     plan.yaml_indent = Some(i);
                 }
@@ -99,7 +116,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 out,
             }) => {
                 if let Some(out) = out {
-                    std::io::stdout().write_all(&out)?;
+                    a.out.emit(&out, false)?;
                 }
                 if g.verbose {
                     eprintln!("{}: recipients from {source}", path.display());

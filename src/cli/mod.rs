@@ -77,15 +77,58 @@ pub enum Command {
     /// Run the guard over every blob in the git history
     Scan(scan::Args),
     /// Print shell completions
+    #[command(alias = "completion")]
     Completions(completions::CompletionArgs),
     /// Write the man pages
     Man(completions::ManArgs),
 }
 
+impl Command {
+    /// The `-o/--output FORMAT` of ksec's own commands (and `encrypt --report`); text elsewhere.
+    fn report_format(&self) -> common::OutputFormat {
+        let r = match self {
+            Command::Apply(a) => &a.report,
+            Command::Check(a) => &a.report,
+            Command::Diff(a) => &a.report,
+            Command::Doctor(a) => &a.report,
+            Command::Rbac(a) => &a.report,
+            Command::Export(a) => &a.report,
+            Command::Scan(a) => &a.report,
+            Command::Updatekeys(a) => &a.report,
+            Command::Encrypt(a) => return a.report.report,
+            _ => return common::OutputFormat::Text,
+        };
+        r.output
+    }
+}
+
+/// The process arguments, with sops's pre-subcommand syntax (`-d FILE`,
+/// `--set '…' FILE`, a bare `FILE` to edit) rewritten into subcommands.
+fn argv() -> Result<Vec<std::ffi::OsString>, ksec::sops::argv::ArgvError> {
+    use clap::CommandFactory;
+    let mut args = std::env::args_os();
+    let prog = args.next().unwrap_or_else(|| "ksec".into());
+    let cmd = Cli::command();
+    let known: Vec<&str> = cmd
+        .get_subcommands()
+        .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
+        .collect();
+    let mut out = vec![prog];
+    out.extend(ksec::sops::argv::rewrite(args.collect(), &known)?);
+    Ok(out)
+}
+
 /// Runs the CLI and returns the process exit code (0 ok, 1 failure, 2 usage/config).
 pub fn main() -> i32 {
     common::install_panic_hook();
-    let cli = match Cli::try_parse() {
+    let args = match argv() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ksec: error: {e}");
+            return 2;
+        }
+    };
+    let mut cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -93,6 +136,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    cli.global.output = cli.command.report_format();
     common::init_logging(&cli.global);
     let g = &cli.global;
     let res = match &cli.command {

@@ -1,12 +1,13 @@
 //! `ksec rotate`: new data key, every value re-encrypted (IVs reused so the
 //! diff shows which values changed: none), recipients added or removed.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeArgs, usage};
+use super::common::{
+    self, GlobalArgs, IdentityArgs, KeyArgs, OutputFileArgs, OutputFormat, TypeArgs, usage,
+};
 use ksec::keys::Recipient;
 use ksec::ops::{self, OpenOptions};
 use ksec::sops::DataKey;
@@ -15,8 +16,13 @@ use ksec::sops::DataKey;
 pub struct Args {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    #[arg(short = 'i', long = "in-place")]
+    #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,
+    #[command(flatten)]
+    pub out: OutputFileArgs,
+    /// KMS encryption context for the added KMS keys (`key:value,key2:value2`)
+    #[arg(long = "encryption-context")]
+    pub encryption_context: Option<String>,
     /// age recipients to add to the first key group
     #[arg(long = "add-age", value_delimiter = ',')]
     pub add_age: Vec<String>,
@@ -67,6 +73,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         kms: a.add_kms.clone(),
         hc_vault_transit: a.add_vault.clone(),
         azure_kv: a.add_azure.clone(),
+        encryption_context: a.encryption_context.clone(),
         ..Default::default()
     }
     .recipients()?;
@@ -129,7 +136,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 eprintln!("rotated {name}");
             }
         } else {
-            std::io::stdout().write_all(&out)?;
+            a.out.emit(&out, false)?;
         }
     }
     Ok(0)

@@ -1,5 +1,6 @@
 //! The SOPS file format: tree, stores, `ENC[]` codec, MAC and metadata.
 
+pub mod argv;
 pub mod cipher;
 pub mod engine;
 pub mod metadata;

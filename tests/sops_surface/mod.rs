@@ -1,0 +1,183 @@
+//! ksec as a drop-in `sops` binary: the command lines sops users and their
+//! scripts type (old `-d/-e/-r/--set` syntax, `--output FILE`, stdin,
+//! `set/unset`, `exec-env/exec-file`, `groups`), run the same way against
+//! real sops where the output must match.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::common::{self, AgeKey, age_key, ksec, run, stderr, stdout};
+
+/// A folder with a `.sops.yaml` naming one age key; commands run in it,
+/// as sops users run them from their repository.
+pub struct SopsDir {
+    pub dir: tempfile::TempDir,
+    pub key: AgeKey,
+}
+
+pub fn sops_dir() -> SopsDir {
+    let dir = common::tempdir();
+    let key = age_key(dir.path(), "key");
+    std::fs::write(
+        dir.path().join(".sops.yaml"),
+        format!("creation_rules:\n  - age: {}\n", key.recipient),
+    )
+    .unwrap();
+    SopsDir { dir, key }
+}
+
+impl SopsDir {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+
+    fn prepare(&self, mut c: Command) -> Command {
+        c.current_dir(self.dir.path())
+            .env("SOPS_AGE_KEY_FILE", &self.key.identity_file);
+        c
+    }
+
+    pub fn ksec_cmd(&self) -> Command {
+        self.prepare(ksec())
+    }
+
+    pub fn ksec(&self, args: &[&str]) -> Output {
+        run(self.ksec_cmd().args(args))
+    }
+
+    /// Real sops, or None (skip) when it is not installed.
+    pub fn sops(&self, args: &[&str]) -> Option<Output> {
+        let c = common::sops_cmd()?;
+        Some(run(self.prepare(c).args(args)))
+    }
+
+    /// Runs ksec with `input` on stdin.
+    pub fn ksec_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .ksec_cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+#[track_caller]
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The old syntax (`-e -i`, `--set '["a"] v' -i`, `-d -i`, `-d --extract`,
+/// `-r -i`) does what sops does, with the same output.
+#[test]
+fn old_sops_syntax_works_like_sops() {
+    let d = sops_dir();
+    for tool in ["ksec", "sops"] {
+        let f = format!("{tool}.yaml");
+        d.write(&f, "a: 2\nb: ba\n");
+        let go = |args: &[&str]| -> Option<Output> {
+            let mut all: Vec<&str> = args.to_vec();
+            all.push(&f);
+            if tool == "ksec" {
+                Some(d.ksec(&all))
+            } else {
+                d.sops(&all)
+            }
+        };
+        let Some(o) = go(&["-e", "-i"]) else { return };
+        ok(&o);
+        assert!(
+            d.read(&f).contains("sops:"),
+            "{tool}: -e -i encrypts in place"
+        );
+        ok(&go(&["--set", "[\"a\"] \"aaa\"", "-i"]).unwrap());
+        ok(&go(&["-r", "-i"]).unwrap());
+        let o = go(&["-d", "--extract", "[\"a\"]"]).unwrap();
+        ok(&o);
+        assert_eq!(stdout(&o), "aaa", "{tool}");
+        let o = go(&["--decrypt"]).unwrap();
+        ok(&o);
+        assert_eq!(stdout(&o), "a: aaa\nb: ba\n", "{tool}");
+        ok(&go(&["-d", "-i"]).unwrap());
+        assert_eq!(d.read(&f), "a: aaa\nb: ba\n", "{tool}");
+    }
+}
+
+#[test]
+fn old_syntax_refuses_two_modes_as_a_usage_error() {
+    let d = sops_dir();
+    d.write("f.yaml", "a: 1\n");
+    let o = d.ksec(&["-e", "-d", "f.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("conflicting"), "{}", stderr(&o));
+}
+
+/// `--output FILE` on encrypt, decrypt and rotate: nothing on stdout, the
+/// result in FILE; plaintext is 0600 even over a readable file.
+#[test]
+fn output_flag_writes_the_result_to_a_file() {
+    let d = sops_dir();
+    d.write("p.yaml", "a: secret\n");
+    let o = d.ksec(&["encrypt", "--output", "e.yaml", "p.yaml"]);
+    ok(&o);
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    assert!(d.read("e.yaml").contains("ENC["));
+    assert_eq!(d.read("p.yaml"), "a: secret\n", "the input is untouched");
+
+    d.write("plain.out", "old");
+    std::fs::set_permissions(
+        d.path("plain.out"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let o = d.ksec(&["decrypt", "--output", "plain.out", "e.yaml"]);
+    ok(&o);
+    assert!(o.stdout.is_empty());
+    assert_eq!(d.read("plain.out"), "a: secret\n");
+    assert_eq!(mode(&d.path("plain.out")), 0o600, "plaintext is private");
+
+    let o = d.ksec(&["rotate", "--output", "r.yaml", "e.yaml"]);
+    ok(&o);
+    assert!(o.stdout.is_empty());
+    let o = d.ksec(&["decrypt", "r.yaml"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "a: secret\n");
+    assert_ne!(d.read("r.yaml"), d.read("e.yaml"), "a new data key");
+
+    // the old spelling still works
+    let o = d.ksec(&["decrypt", "--output-file", "again.yaml", "e.yaml"]);
+    ok(&o);
+    assert_eq!(d.read("again.yaml"), "a: secret\n");
+    // and ksec's own commands keep -o/--output FORMAT
+    let o = d.ksec(&["check", "--output", "json", "e.yaml"]);
+    ok(&o);
+    assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok());
+    let o = d.ksec(&["decrypt", "-i", "--output", "x", "e.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "-i and --output conflict");
+}
