@@ -240,6 +240,19 @@ impl TypeArgs {
     }
 }
 
+impl TypeArgs {
+    /// `--output-type`, else by extension (sops: not the input type); stdin keeps the input's.
+    pub fn output(&self, path: &Path, input: Format) -> Format {
+        self.output_type.unwrap_or_else(|| {
+            if is_stdin(path) {
+                input
+            } else {
+                Format::from_path(path)
+            }
+        })
+    }
+}
+
 /// sops's `--filename-override NAME` (3.9+): the creation rules and the
 /// store format come from NAME instead of the file read (or stdin).
 #[derive(Args, Debug, Default, Clone)]
@@ -433,46 +446,12 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
     Ok(out)
 }
 
-/// Parses a sops path like `["data"]["key"][0]`.
+/// Parses a sops path like `["data"]["key"][0]` (a usage error if it does not).
 pub fn parse_tree_path(s: &str) -> Result<Vec<PathSeg>> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    while !rest.is_empty() {
-        let inner = rest
-            .strip_prefix('[')
-            .ok_or_else(|| usage(format!("invalid path {s:?}: expected [\"key\"] or [index]")))?;
-        if let Some(q) = inner.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            let end = inner[1..]
-                .find(q)
-                .ok_or_else(|| usage(format!("invalid path {s:?}: unterminated quote")))?
-                + 1;
-            out.push(PathSeg::Key(inner[1..end].to_string()));
-            rest = inner[end + 1..]
-                .strip_prefix(']')
-                .ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
-        } else {
-            let end = inner
-                .find(']')
-                .ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
-            let n: usize = inner[..end]
-                .trim()
-                .parse()
-                .map_err(|_| usage(format!("invalid path {s:?}: index must be a number")))?;
-            out.push(PathSeg::Index(n));
-            rest = &inner[end + 1..];
-        }
-    }
-    if out.is_empty() {
-        bail!(usage("empty path"));
-    }
-    Ok(out)
+    ksec::sops::tree::parse_path(s).map_err(|e| usage(e.to_string()))
 }
 
-#[derive(Debug, Clone)]
-pub enum PathSeg {
-    Key(String),
-    Index(usize),
-}
+pub use ksec::sops::PathSeg;
 
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("json"));

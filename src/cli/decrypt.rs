@@ -63,7 +63,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             );
         }
     }
-    let out_format = a.types.output_type.unwrap_or(format);
+    let out_format = a.types.output(a.name.name_for(&file), format);
     let out = match &a.extract {
         Some(p) => extract(
             &f.docs,
@@ -90,16 +90,11 @@ fn extract(
     format: Format,
     indent: Option<usize>,
 ) -> Result<Vec<u8>> {
-    let root = docs.0.first().ok_or_else(|| usage("empty file"))?;
-    let mut cur = Value::Map(root.clone());
-    for seg in path {
-        cur = match (seg, &cur) {
-            (PathSeg::Key(k), Value::Map(m)) => m.get(k).cloned(),
-            (PathSeg::Index(i), Value::Seq(s)) => s.elems().nth(*i).cloned(),
-            _ => None,
-        }
-        .ok_or_else(|| anyhow::anyhow!("--extract: component {seg:?} not found"))?;
-    }
+    let root = Value::Map(docs.0.first().ok_or_else(|| usage("empty file"))?.clone());
+    let cur = root.get_path(path).cloned().ok_or_else(|| {
+        let p: String = path.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("--extract: {p} not found")
+    })?;
     Ok(match cur {
         Value::Str(s) => s.into_bytes(),
         Value::Bytes(b) => b,

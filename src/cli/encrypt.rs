@@ -88,7 +88,8 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 if let Some(i) = a.types.indent {
                     plan.yaml_indent = Some(i);
                 }
-                let out = ops::encrypt(&bytes, format, &plan, &ring)?;
+                let out_format = a.types.output(named, format);
+                let out = ops::encrypt_to(&bytes, format, out_format, &plan, &ring)?;
                 if a.in_place {
                     ksec::fsio::write_atomic(path, &out)
                         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -13,4 +13,4 @@ pub use cipher::DataKey;
 pub use metadata::{KeyGroup, Metadata, Stanza};
 pub use rules::Rule;
 pub use store::Format;
-pub use tree::{Documents, Map, MapItem, Seq, SeqItem, Value};
+pub use tree::{Documents, Map, MapItem, PathSeg, Seq, SeqItem, Value};

@@ -181,3 +181,134 @@ fn output_flag_writes_the_result_to_a_file() {
     let o = d.ksec(&["decrypt", "-i", "--output", "x", "e.yaml"]);
     assert_eq!(o.status.code(), Some(2), "-i and --output conflict");
 }
+
+/// Runs the same command with ksec and, when installed, real sops, on
+/// copies `ksec-NAME` / `sops-NAME` of a file; returns both outputs.
+fn both(d: &SopsDir, name: &str, args: &[&str], tail: &[&str]) -> Vec<(String, Output)> {
+    let mut out = Vec::new();
+    for tool in ["ksec", "sops"] {
+        let f = format!("{tool}-{name}");
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&f);
+        all.extend_from_slice(tail);
+        let o = if tool == "ksec" {
+            Some(d.ksec(&all))
+        } else {
+            d.sops(&all)
+        };
+        if let Some(o) = o {
+            out.push((f, o));
+        }
+    }
+    out
+}
+
+/// `set FILE PATH JSON` (maps, strings, numbers, --value-file, --output-type)
+/// and `unset` leave the same plaintext as sops.
+#[test]
+fn set_and_unset_match_sops() {
+    let d = sops_dir();
+    d.write("value.json", r#"{"cc": "ccc"}"#);
+    for tool in ["ksec", "sops"] {
+        d.write(
+            &format!("{tool}-s.json"),
+            r#"{"a": 2, "b": "ba", "c": [1, 2]}"#,
+        );
+    }
+    let steps: &[(&[&str], &[&str])] = &[
+        (&["encrypt", "-i"], &[]),
+        (&["set"], &[r#"["a"]"#, r#"{"aa": "aaa"}"#]),
+        (&["set"], &[r#"["n"]"#, "1.5"]),
+        (&["set"], &[r#"["c"][5]"#, r#""appended""#]),
+        (&["set", "--value-file"], &[r#"["v"]"#, "value.json"]),
+        (&["unset"], &[r#"["b"]"#]),
+        (&["unset"], &[r#"["c"][0]"#]),
+        (&["set", "--output-type", "yaml"], &[r#"["b"]"#, r#""new""#]),
+    ];
+    for (args, tail) in steps {
+        for (f, o) in both(&d, "s.json", args, tail) {
+            assert!(o.status.success(), "{f} {args:?}: {}", stderr(&o));
+        }
+    }
+    let plain: Vec<String> = both(&d, "s.json", &["decrypt", "--input-type", "yaml"], &[])
+        .into_iter()
+        .map(|(_, o)| stdout(&o))
+        .collect();
+    assert!(
+        plain[0].starts_with("{\n\t\"a\": {\n\t\t\"aa\": \"aaa\""),
+        "the output type follows the name (.json), not --input-type: {}",
+        plain[0]
+    );
+    assert!(
+        d.read("ksec-s.json").starts_with("a:"),
+        "--output-type yaml"
+    );
+    if plain.len() == 2 {
+        assert_eq!(plain[0], plain[1], "ksec and sops agree");
+    }
+}
+
+#[test]
+fn set_reads_the_value_from_stdin() {
+    let d = sops_dir();
+    d.write("s.json", r#"{"a": 2}"#);
+    ok(&d.ksec(&["encrypt", "-i", "s.json"]));
+    let o = d.ksec_stdin(
+        &["set", "--value-stdin", "s.json", r#"["c"]"#],
+        br#"{"cc": "ccc"}"#,
+    );
+    ok(&o);
+    let o = d.ksec(&["decrypt", "--extract", r#"["c"]["cc"]"#, "s.json"]);
+    assert_eq!(stdout(&o), "ccc");
+}
+
+/// `--idempotent`: no write (byte-identical file, exit 0) when nothing
+/// changes; without it `set` always rewrites; `unset` of a missing path
+/// fails (exit 1) unless idempotent.
+#[test]
+fn idempotent_set_and_unset_do_not_write() {
+    let d = sops_dir();
+    d.write("s.json", r#"{"a": 2, "b": "ba"}"#);
+    ok(&d.ksec(&["encrypt", "-i", "s.json"]));
+    let before = d.read("s.json");
+    ok(&d.ksec(&["set", "--idempotent", "s.json", r#"["b"]"#, r#""ba""#]));
+    assert_eq!(d.read("s.json"), before);
+    ok(&d.ksec(&["set", "s.json", r#"["b"]"#, r#""ba""#]));
+    assert_ne!(
+        d.read("s.json"),
+        before,
+        "sops rewrites without --idempotent"
+    );
+    let before = d.read("s.json");
+    let o = d.ksec(&["unset", "s.json", r#"["zz"]"#]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    ok(&d.ksec(&["unset", "--idempotent", "s.json", r#"["zz"]"#]));
+    assert_eq!(d.read("s.json"), before);
+    if let Some(o) = d.sops(&["unset", "s.json", r#"["zz"]"#]) {
+        assert_eq!(o.status.code(), Some(1), "sops agrees");
+    }
+}
+
+/// A file whose MAC does not verify is refused by set/unset unless
+/// `--ignore-mac` is given (which writes a fresh MAC).
+#[test]
+fn set_and_unset_refuse_a_bad_mac_unless_told() {
+    let d = sops_dir();
+    d.write("s.yaml", "a: 1\nb: 2\n");
+    ok(&d.ksec(&["encrypt", "-i", "s.yaml"]));
+    let text = d.read("s.yaml");
+    let mac_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("mac:"))
+        .unwrap();
+    let forged = text.replace(mac_line, "    mac: ENC[AES256_GCM,data:AAAA,iv:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]");
+    d.write("s.yaml", &forged);
+    let o = d.ksec(&["set", "s.yaml", r#"["a"]"#, "3"]);
+    assert!(!o.status.success());
+    let o = d.ksec(&["unset", "s.yaml", r#"["a"]"#]);
+    assert!(!o.status.success());
+    ok(&d.ksec(&["set", "--ignore-mac", "s.yaml", r#"["a"]"#, "3"]));
+    let o = d.ksec(&["decrypt", "s.yaml"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "a: 3\nb: 2\n");
+}
