@@ -75,12 +75,25 @@ pub fn recipients_dir_for(
     }
 }
 
+/// The `.sops.yaml` above the file, else (as sops looks) above the working
+/// directory: `sops -e /tmp/x.yaml` run in a repository uses its rules.
+fn find_sops_config(file: &Path) -> Result<Option<SopsConfig>, ConfigError> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match SopsConfig::find(dir)? {
+        Some(c) => Ok(Some(c)),
+        None => SopsConfig::find(Path::new(".")),
+    }
+}
+
 /// Resolves the recipients for `file`: flags, then `recipients/` (by
 /// namespace, then path), then `.sops.yaml`.
 pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, ConfigError> {
     let sops_cfg = match &ov.sops_config {
         Some(p) => Some(SopsConfig::load(p)?),
-        None => SopsConfig::find(file.parent().unwrap_or(Path::new(".")))?,
+        None => find_sops_config(file)?,
     };
     let indent = sops_cfg.as_ref().and_then(|c| c.yaml_indent);
     if !ov.recipients.is_empty() {

@@ -312,3 +312,72 @@ fn set_and_unset_refuse_a_bad_mac_unless_told() {
     ok(&o);
     assert_eq!(stdout(&o), "a: 3\nb: 2\n");
 }
+
+/// `encrypt`/`decrypt` with no file (or `-`) read stdin; `--filename-override`
+/// picks the rules and formats; encrypting stdin without a name is refused.
+#[test]
+fn stdin_and_filename_override_work_like_sops() {
+    let d = sops_dir();
+    let o = d.ksec_stdin(
+        &[
+            "encrypt",
+            "--filename-override",
+            "x.yaml",
+            "--output-type",
+            "json",
+        ],
+        b"foo: 2\nbar: baz\n",
+    );
+    ok(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["foo"].as_str().unwrap().starts_with("ENC["));
+    assert!(j["sops"].is_object());
+    d.write("enc.json", &stdout(&o));
+
+    let o = d.ksec_stdin(&["encrypt"], b"a: 1\n");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--filename-override"), "{}", stderr(&o));
+
+    let enc = std::fs::read(d.path("enc.json")).unwrap();
+    for args in [
+        &["decrypt", "--input-type", "json", "--output-type", "yaml"][..],
+        &[
+            "decrypt",
+            "--filename-override",
+            "y.json",
+            "--output-type",
+            "yaml",
+            "-",
+        ],
+    ] {
+        let o = d.ksec_stdin(args, &enc);
+        ok(&o);
+        assert_eq!(stdout(&o), "foo: 2\nbar: baz\n", "{args:?}");
+    }
+    // a file read under another name: .yaml content in a .txt file
+    d.write("q.txt", "a: 1\n");
+    ok(&d.ksec(&["encrypt", "-i", "--filename-override", "q.yaml", "q.txt"]));
+    assert!(
+        d.read("q.txt").starts_with("a: ENC["),
+        "{}",
+        d.read("q.txt")
+    );
+    let o = d.ksec(&["decrypt", "--filename-override", "q.yaml", "q.txt"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "a: 1\n");
+}
+
+/// sops finds `.sops.yaml` from the working directory: a file elsewhere is
+/// encrypted with the rules of the folder the command runs in.
+#[test]
+fn sops_yaml_of_the_working_directory_applies_to_files_elsewhere() {
+    let d = sops_dir();
+    let elsewhere = common::tempdir();
+    let f = elsewhere.path().join("s.yaml");
+    std::fs::write(&f, "a: 1\n").unwrap();
+    let o = run(d.ksec_cmd().args(["encrypt", "-i"]).arg(&f));
+    ok(&o);
+    let o = run(d.ksec_cmd().arg("decrypt").arg(&f));
+    ok(&o);
+    assert_eq!(stdout(&o), "a: 1\n");
+}
