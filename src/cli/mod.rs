@@ -2,6 +2,7 @@
 //! flattened where needed, so `--age` means the same everywhere.
 
 mod apply;
+mod buffer;
 mod check;
 mod common;
 mod completions;
@@ -12,6 +13,7 @@ mod diff;
 mod doctor;
 mod edit;
 mod encrypt;
+mod exec;
 mod export;
 mod filestatus;
 mod hook;
@@ -54,6 +56,10 @@ pub enum Command {
     Updatekeys(updatekeys::Args),
     /// Generate a new data key and re-encrypt every value
     Rotate(rotate::Args),
+    /// Run a command with the decrypted values in its environment (sops exec-env)
+    ExecEnv(exec::EnvArgs),
+    /// Run a command with the plaintext as a FIFO/file, `{}` in CMD naming it (sops exec-file)
+    ExecFile(exec::FileArgs),
     /// Print whether a file is encrypted ({"encrypted": true|false})
     Filestatus(filestatus::Args),
     /// Find broken Secret references, environment parity gaps, recipient drift and overdue rotations
@@ -148,6 +154,8 @@ pub fn main() -> i32 {
         Command::Updatekeys(a) => updatekeys::run(a, g),
         Command::Rotate(a) => rotate::run(a, g),
         Command::Filestatus(a) => filestatus::run(a, g),
+        Command::ExecEnv(a) => exec::run_env(a, g),
+        Command::ExecFile(a) => exec::run_file(a, g),
         Command::Doctor(a) => doctor::run(a, g),
         Command::Rbac(a) => doctor::run_rbac(a, g),
         Command::Runbook(a) => doctor::run_runbook(a, g),

@@ -1,6 +1,8 @@
 //! File-level operations the CLI and the cluster code share: encrypt a
 //! plaintext file, open an encrypted one, re-encrypt after a change.
 
+pub mod exec;
+
 use std::path::Path;
 
 use chrono::Utc;

@@ -381,3 +381,119 @@ fn sops_yaml_of_the_working_directory_applies_to_files_elsewhere() {
     ok(&o);
     assert_eq!(stdout(&o), "a: 1\n");
 }
+
+fn encrypted_env_file(d: &SopsDir) {
+    d.write("e.yaml", "foo: bar\nbar: |-\n  baz\n  bam\n");
+    ok(&d.ksec(&["encrypt", "-i", "e.yaml"]));
+}
+
+/// exec-env: values in the command's environment (same output as sops),
+/// the command's exit code, --pristine, and complex values refused by key.
+#[test]
+fn exec_env_passes_values_and_the_exit_code() {
+    let d = sops_dir();
+    encrypted_env_file(&d);
+    for tool in ["ksec", "sops"] {
+        let args = ["exec-env", "e.yaml", r#"printf '%s\n' "${foo}" "${bar}""#];
+        let o = if tool == "ksec" {
+            d.ksec(&args)
+        } else {
+            match d.sops(&args) {
+                Some(o) => o,
+                None => continue,
+            }
+        };
+        ok(&o);
+        assert_eq!(stdout(&o), "bar\nbaz\nbam\n", "{tool}");
+    }
+    let o = d.ksec(&["exec-env", "e.yaml", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let o = d.ksec(&["exec-env", "--pristine", "e.yaml", "env"]);
+    ok(&o);
+    assert!(!stdout(&o).contains("SOPS_AGE_KEY_FILE"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("foo=bar"));
+    d.write("m.yaml", "a: CANARY-m\nm:\n  x: 1\n");
+    ok(&d.ksec(&["encrypt", "-i", "m.yaml"]));
+    let o = d.ksec(&["exec-env", "m.yaml", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("offending key m"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("CANARY"));
+}
+
+/// exec-file: a FIFO by default (never a file on disk), `{}` substituted,
+/// --output-type; a command that never reads it does not hang ksec.
+#[test]
+fn exec_file_streams_through_a_fifo() {
+    let d = sops_dir();
+    encrypted_env_file(&d);
+    let o = d.ksec(&[
+        "exec-file",
+        "--output-type",
+        "json",
+        "e.yaml",
+        "test -p {} && stat -c %a {} && cat {}",
+    ]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "600\n{\n\t\"foo\": \"bar\",\n\t\"bar\": \"baz\\nbam\"\n}\n"
+    );
+    let o = d.ksec(&["exec-file", "e.yaml", "exit 4"]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "no reader: no hang, the exit code"
+    );
+    if let Some(o) = d.sops(&["exec-file", "--output-type", "json", "e.yaml", "cat {}"]) {
+        let k = d.ksec(&["exec-file", "--output-type", "json", "e.yaml", "cat {}"]);
+        assert_eq!(stdout(&k), stdout(&o), "same plaintext as sops");
+    }
+}
+
+/// --no-fifo: a 0600 file named by --filename in a 0700 folder, removed
+/// when the command ends.
+#[test]
+fn exec_file_no_fifo_uses_a_private_file_then_removes_it() {
+    let d = sops_dir();
+    encrypted_env_file(&d);
+    let o = d.ksec(&[
+        "exec-file",
+        "--no-fifo",
+        "--filename",
+        "foobar",
+        "e.yaml",
+        "stat -c %a {} && stat -c %a $(dirname {}) && echo {}",
+    ]);
+    ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["600", "700"], "{out}");
+    assert!(lines[2].ends_with("/foobar"), "{out}");
+    assert!(!Path::new(lines[2]).exists(), "removed afterwards");
+    assert!(!Path::new(lines[2]).parent().unwrap().exists());
+}
+
+/// A signal while the command runs still removes the plaintext file.
+#[test]
+fn exec_file_no_fifo_removes_the_file_on_sigterm() {
+    use std::io::BufRead;
+    let d = sops_dir();
+    encrypted_env_file(&d);
+    let mut child = d
+        .ksec_cmd()
+        .args(["exec-file", "--no-fifo", "e.yaml", "echo {}; sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let path = PathBuf::from(line.trim());
+    assert!(path.exists(), "{line}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert!(!path.exists(), "plaintext left behind");
+    assert!(!path.parent().unwrap().exists());
+}
