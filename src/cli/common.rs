@@ -384,6 +384,24 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     1
 }
 
+/// Prints a failure: `ksec: error: …`, or sops's exact line where sops's
+/// users (and its test suite) match it, with ksec's detail on --verbose.
+pub fn print_error(e: &anyhow::Error, verbose: bool) {
+    let exact = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<ConfigError>())
+        .find_map(|c| c.detail().map(|d| (c.to_string(), d)));
+    match exact {
+        Some((line, detail)) => {
+            eprintln!("{line}");
+            if verbose {
+                eprintln!("ksec: {e:#}\nksec: {detail}");
+            }
+        }
+        None => eprintln!("ksec: error: {e:#}"),
+    }
+}
+
 /// Panic messages may carry data; print only where it happened.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {

@@ -139,7 +139,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 failed += 1;
                 worst = worst.max(common::exit_code(&e));
                 if g.output == OutputFormat::Text {
-                    eprintln!("ksec: error: {e:#}");
+                    common::print_error(&e, g.verbose);
                 }
                 report.push(json!({"file": path, "status": "error", "error": format!("{e:#}")}));
             }

@@ -172,7 +172,7 @@ pub fn main() -> i32 {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ksec: error: {e:#}");
+            common::print_error(&e, g.verbose);
             common::exit_code(&e)
         }
     }

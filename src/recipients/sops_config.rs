@@ -191,6 +191,16 @@ fn group_from(spec: &KeySpec) -> Result<Vec<Recipient>, String> {
 
 /// Groups from a spec: `key_groups` when present (flat fields ignored, as sops does), else one group.
 pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
+    let groups = parse_groups_allow_empty(spec)?;
+    if let Some(i) = groups.iter().position(Vec::is_empty) {
+        return Err(format!("key_groups[{i}] is empty"));
+    }
+    Ok(groups)
+}
+
+/// [`parse_groups`], keeping empty groups: a `.sops.yaml` rule may name
+/// one, and sops fails only when that rule is used.
+fn parse_groups_allow_empty(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
     if let Some(groups) = &spec.key_groups {
         let mut out = Vec::new();
         for (i, g) in groups.iter().enumerate() {
@@ -211,9 +221,6 @@ pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
                         }
                     }
                 }
-            }
-            if group.is_empty() {
-                return Err(format!("key_groups[{i}] is empty"));
             }
             out.push(group);
         }
@@ -312,8 +319,8 @@ impl SopsConfig {
                 ),
                 None => None,
             };
-            let groups =
-                parse_groups(&raw.keys).map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
+            let groups = parse_groups_allow_empty(&raw.keys)
+                .map_err(|e| err(format!("creation_rules[{i}]: {e}")))?;
             let rule = Rule::from_fields([
                 ("unencrypted_suffix", raw.unencrypted_suffix.as_deref()),
                 ("encrypted_suffix", raw.encrypted_suffix.as_deref()),
@@ -358,13 +365,10 @@ impl SopsConfig {
         let rel_s = rel.to_string_lossy();
         for (i, r) in self.rules.iter().enumerate() {
             if r.path_regex.as_ref().is_none_or(|re| re.is_match(&rel_s)) {
-                if r.groups.is_empty() {
-                    return Err(ConfigError::File {
-                        file: self.path.clone(),
-                        msg: format!(
-                            "creation_rules[{i}] matches {} but names no keys",
-                            file.display()
-                        ),
+                if r.groups.is_empty() || r.groups.iter().any(Vec::is_empty) {
+                    return Err(ConfigError::EmptyKeyGroup {
+                        config: self.path.clone(),
+                        rule: i,
                     });
                 }
                 return Ok(Some((i, r)));

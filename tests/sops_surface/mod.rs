@@ -497,3 +497,62 @@ fn exec_file_no_fifo_removes_the_file_on_sigterm() {
     assert!(!path.exists(), "plaintext left behind");
     assert!(!path.parent().unwrap().exists());
 }
+
+/// Plaintext in the flat stores (INI, dotenv) prints scalars as sops does
+/// (booleans `true`, dates as RFC 3339).
+#[test]
+fn flat_stores_print_scalars_like_sops() {
+    let d = sops_dir();
+    let plain = "the_section:\n  int: 123\n  float: 1.23\n  bool: true\n  date: 2025-01-02\n  string: this is a string\n";
+    d.write("ksec-v.yaml", plain);
+    ok(&d.ksec(&["encrypt", "-i", "ksec-v.yaml"]));
+    let o = d.ksec(&["decrypt", "--output-type", "ini", "ksec-v.yaml"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "[the_section]\nint    = 123\nfloat  = 1.23\nbool   = true\ndate   = 2025-01-02T00:00:00Z\nstring = this is a string\n"
+    );
+    d.write("flat.yaml", "b: true\nf: 1.50\n");
+    ok(&d.ksec(&["encrypt", "-i", "flat.yaml"]));
+    let o = d.ksec(&["decrypt", "--output-type", "dotenv", "flat.yaml"]);
+    assert_eq!(stdout(&o), "b=true\nf=1.5\n");
+    for (args, file) in [
+        (&["decrypt", "--output-type", "ini"][..], "ksec-v.yaml"),
+        (&["decrypt", "--output-type", "dotenv"], "flat.yaml"),
+    ] {
+        let all: Vec<&str> = args.iter().copied().chain([file]).collect();
+        if let Some(s) = d.sops(&all) {
+            assert_eq!(stdout(&d.ksec(&all)), stdout(&s), "{args:?}");
+        }
+    }
+}
+
+/// A `.sops.yaml` rule with no keys or an empty key group fails when used,
+/// with sops's exact message; the other rules of that file still work.
+#[test]
+fn empty_key_groups_fail_with_sops_words_only_when_used() {
+    let d = sops_dir();
+    std::fs::write(
+        d.path(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - path_regex: none\\.yaml\n  - path_regex: zero\\.yaml\n    key_groups: []\n  - path_regex: empty\\.yaml\n    key_groups:\n      - {{}}\n  - age: {}\n",
+            d.key.recipient
+        ),
+    )
+    .unwrap();
+    for name in ["none.yaml", "zero.yaml", "empty.yaml"] {
+        d.write(name, "a: secret\n");
+        let o = d.ksec(&["encrypt", "-i", name]);
+        assert!(!o.status.success(), "{name}");
+        assert_eq!(
+            stderr(&o),
+            "Could not generate data key: [empty key group provided]\n",
+            "{name}"
+        );
+        if let Some(s) = d.sops(&["encrypt", "-i", name]) {
+            assert_eq!(stderr(&s), stderr(&o), "{name}: as sops says it");
+        }
+    }
+    d.write("ok.yaml", "a: secret\n");
+    ok(&d.ksec(&["encrypt", "-i", "ok.yaml"]));
+}

@@ -171,7 +171,7 @@ pub fn emit(m: &Map) -> Result<String, StoreError> {
                                     )));
                                 }
                                 other => String::from_utf8_lossy(
-                                    &crate::sops::scalar::to_bytes(other).unwrap_or_default(),
+                                    &crate::sops::scalar::to_text(other).unwrap_or_default(),
                                 )
                                 .into_owned(),
                             };
