@@ -16,6 +16,7 @@ mod encrypt;
 mod exec;
 mod export;
 mod filestatus;
+mod groups;
 mod hook;
 mod rotate;
 mod scan;
@@ -60,6 +61,8 @@ pub enum Command {
     ExecEnv(exec::EnvArgs),
     /// Run a command with the plaintext as a FIFO/file, `{}` in CMD naming it (sops exec-file)
     ExecFile(exec::FileArgs),
+    /// Add or delete key groups of an encrypted file (sops groups add|delete --file F)
+    Groups(groups::Args),
     /// Print whether a file is encrypted ({"encrypted": true|false})
     Filestatus(filestatus::Args),
     /// Find broken Secret references, environment parity gaps, recipient drift and overdue rotations
@@ -155,6 +158,7 @@ pub fn main() -> i32 {
         Command::Rotate(a) => rotate::run(a, g),
         Command::Filestatus(a) => filestatus::run(a, g),
         Command::ExecEnv(a) => exec::run_env(a, g),
+        Command::Groups(a) => groups::run(a, g),
         Command::ExecFile(a) => exec::run_file(a, g),
         Command::Doctor(a) => doctor::run(a, g),
         Command::Rbac(a) => doctor::run_rbac(a, g),

@@ -556,3 +556,81 @@ fn empty_key_groups_fail_with_sops_words_only_when_used() {
     d.write("ok.yaml", "a: secret\n");
     ok(&d.ksec(&["encrypt", "-i", "ok.yaml"]));
 }
+
+/// `groups add --file F --age R` splits the data key across the groups
+/// (both keys then needed); `groups delete --file F INDEX` (alias `remove`)
+/// takes one away, refusing a threshold the rest cannot meet, like sops.
+#[test]
+fn groups_add_and_delete_work_like_sops() {
+    let d = sops_dir();
+    let second = age_key(d.dir.path(), "second");
+    let both = d.path("both.txt");
+    std::fs::write(
+        &both,
+        std::fs::read_to_string(&d.key.identity_file).unwrap()
+            + &std::fs::read_to_string(&second.identity_file).unwrap(),
+    )
+    .unwrap();
+    for tool in ["ksec", "sops"] {
+        let f = format!("{tool}-g.yaml");
+        d.write(&f, "a: secret\n");
+        let go = |args: &[&str], key: &Path| -> Option<Output> {
+            let mut c = if tool == "ksec" {
+                d.ksec_cmd()
+            } else {
+                d.prepare(common::sops_cmd()?)
+            };
+            Some(run(c.env("SOPS_AGE_KEY_FILE", key).args(args)))
+        };
+        let Some(o) = go(&["encrypt", "-i", &f], &d.key.identity_file) else {
+            return;
+        };
+        ok(&o);
+        let add = [
+            "groups",
+            "add",
+            "--file",
+            &f,
+            "-i",
+            "--age",
+            &second.recipient,
+        ];
+        ok(&go(&add, &d.key.identity_file).unwrap());
+        let dec = ["decrypt", f.as_str()];
+        let o = go(&dec, &d.key.identity_file).unwrap();
+        assert!(!o.status.success(), "{tool}: one group is not enough");
+        let o = go(&dec, &both).unwrap();
+        ok(&o);
+        assert_eq!(stdout(&o), "a: secret\n", "{tool}");
+        let del = ["groups", "delete", "--file", &f, "-i", "0"];
+        let o = go(&del, &both).unwrap();
+        assert!(
+            !o.status.success(),
+            "{tool}: threshold 2 with one group left"
+        );
+        let del = [
+            "groups",
+            "delete",
+            "--file",
+            &f,
+            "-i",
+            "--shamir-secret-sharing-threshold",
+            "1",
+            "0",
+        ];
+        ok(&go(&del, &both).unwrap());
+        let o = go(&dec, &second.identity_file).unwrap();
+        ok(&o);
+        assert_eq!(stdout(&o), "a: secret\n", "{tool}: the second key alone");
+    }
+    // `remove` is an alias; a group that does not exist is a usage error
+    let o = run(d.ksec_cmd().env("SOPS_AGE_KEY_FILE", &both).args([
+        "groups",
+        "remove",
+        "--file",
+        "ksec-g.yaml",
+        "7",
+    ]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no key group 7"), "{}", stderr(&o));
+}
