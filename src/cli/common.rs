@@ -212,6 +212,14 @@ pub struct IdentityArgs {
     /// age identity file or OpenSSH private key (repeatable); also SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Key types to try first, in order (e.g. age,kms)
+    #[arg(
+        long = "decryption-order",
+        env = "SOPS_DECRYPTION_ORDER",
+        value_delimiter = ',',
+        value_name = "TYPES"
+    )]
+    pub decryption_order: Vec<String>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -362,7 +370,15 @@ pub fn keyring(ids: &IdentityArgs, need_identities: bool) -> Result<KeyRing> {
     let opts = IdentityOptions {
         files: ids.identity.clone(),
     };
-    Ok(ksec::keys::keyring_from_env(&opts, need_identities)?)
+    let mut ring = ksec::keys::keyring_from_env(&opts, need_identities)?;
+    let order: Vec<String> = ids
+        .decryption_order
+        .iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    ring.set_decryption_order(&order)?;
+    Ok(ring)
 }
 
 /// Maps an error to the documented exit code.

@@ -21,6 +21,9 @@ pub struct Args {
     /// Print only this subtree, e.g. '["data"]["password"]'
     #[arg(long)]
     pub extract: Option<String>,
+    /// Keep the sops metadata (key groups, MAC) in the plaintext output
+    #[arg(short = 's', long = "show-master-keys", conflicts_with = "extract")]
+    pub show_master_keys: bool,
     #[command(flatten)]
     pub out: OutputFileArgs,
     #[command(flatten)]
@@ -71,6 +74,11 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             out_format,
             a.types.indent,
         )?,
+        None if a.show_master_keys => {
+            store::emit_encrypted(out_format, &f.docs, &f.meta, a.types.indent)
+                .map_err(ksec::ops::OpError::from)
+                .with_context(|| name.clone())?
+        }
         None => {
             store::emit_plain(out_format, &f.docs, a.types.indent).with_context(|| name.clone())?
         }

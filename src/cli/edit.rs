@@ -19,6 +19,9 @@ pub struct Args {
     pub file: PathBuf,
     #[arg(long)]
     pub ignore_mac: bool,
+    /// Show the sops metadata (key groups, MAC) in the editor; changes to it are ignored
+    #[arg(short = 's', long = "show-master-keys")]
+    pub show_master_keys: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -57,6 +60,19 @@ fn template(format: Format) -> &'static [u8] {
     }
 }
 
+/// The edited documents; with `--show-master-keys` the metadata shown is
+/// dropped (the file's own is kept), as sops does.
+fn load_edited(
+    format: Format,
+    edited: &[u8],
+    with_meta: bool,
+) -> Result<ksec::sops::Documents, store::StoreError> {
+    if with_meta && let Ok((docs, _)) = store::load_encrypted(format, edited) {
+        return Ok(docs);
+    }
+    store::load_plain(format, edited)
+}
+
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let name = a.file.display().to_string();
     let format = a.types.input(&a.file);
@@ -84,6 +100,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         None
     };
     let original = match &opened {
+        Some(f) if a.show_master_keys => {
+            store::emit_encrypted(format, &f.docs, &f.meta, a.types.indent)?
+        }
         Some(f) => store::emit_plain(format, &f.docs, a.types.indent)?,
         None => template(format).to_vec(),
     };
@@ -98,7 +117,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             }
             return Ok(0);
         }
-        let docs = match store::load_plain(format, &edited) {
+        let docs = match load_edited(format, &edited, a.show_master_keys) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("ksec: {name}: {e}");

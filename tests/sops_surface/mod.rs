@@ -634,3 +634,61 @@ fn groups_add_and_delete_work_like_sops() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no key group 7"), "{}", stderr(&o));
 }
+
+/// `-s/--show-master-keys`: decrypt keeps the sops metadata in its output;
+/// edit shows it in the buffer and ignores changes to it.
+#[test]
+fn show_master_keys_in_decrypt_and_edit() {
+    let d = sops_dir();
+    d.write("s.yaml", "a: secret\n");
+    ok(&d.ksec(&["encrypt", "-i", "s.yaml"]));
+    for args in [&["decrypt", "--show-master-keys"][..], &["-d", "-s"]] {
+        let all: Vec<&str> = args.iter().copied().chain(["s.yaml"]).collect();
+        let o = d.ksec(&all);
+        ok(&o);
+        let out = stdout(&o);
+        assert!(out.starts_with("a: secret\nsops:\n"), "{args:?}: {out}");
+        assert!(out.contains(&d.key.recipient));
+    }
+    let editor = d.write(
+        "editor.sh",
+        "#!/bin/sh\ngrep -q '^sops:' \"$1\" || exit 9\nsed -i 's/secret/changed/; s/version: .*/version: 0.0.1/' \"$1\"\n",
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = run(d
+        .ksec_cmd()
+        .env("EDITOR", &editor)
+        .args(["edit", "-s", "s.yaml"]));
+    ok(&o);
+    let o = d.ksec(&["decrypt", "s.yaml"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "a: changed\n");
+    assert!(
+        !d.read("s.yaml").contains("version: 0.0.1"),
+        "metadata edits are ignored"
+    );
+}
+
+/// `--decryption-order` (and SOPS_DECRYPTION_ORDER) takes sops's key type
+/// names; an unknown one is a usage error. `completion` is `completions`.
+#[test]
+fn decryption_order_and_completion_alias() {
+    let d = sops_dir();
+    d.write("s.yaml", "a: secret\n");
+    ok(&d.ksec(&["encrypt", "-i", "s.yaml"]));
+    ok(&d.ksec(&["decrypt", "--decryption-order", "kms,age", "s.yaml"]));
+    let o = d.ksec(&["decrypt", "--decryption-order", "gpg", "s.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(d
+        .ksec_cmd()
+        .env("SOPS_DECRYPTION_ORDER", "bogus")
+        .args(["decrypt", "s.yaml"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = d.ksec(&["completion", "bash"]);
+    ok(&o);
+    assert!(stdout(&o).contains("ksec"));
+    // rotate takes --encryption-context (for the KMS keys it adds)
+    let o = d.ksec(&["rotate", "-i", "--encryption-context", "nocolon", "s.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    ok(&d.ksec(&["rotate", "-i", "--encryption-context", "app:web", "s.yaml"]));
+}
