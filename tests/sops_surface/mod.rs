@@ -692,3 +692,39 @@ fn decryption_order_and_completion_alias() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     ok(&d.ksec(&["rotate", "-i", "--encryption-context", "app:web", "s.yaml"]));
 }
+
+/// The command lines helm-secrets' sops backend runs, verbatim.
+#[test]
+fn helm_secrets_command_lines_work() {
+    let d = sops_dir();
+    d.write("values.yaml", "db:\n    password: s3cret\n");
+    let y = ["--input-type", "yaml", "--output-type", "yaml"];
+    let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
+        head.iter()
+            .chain(y.iter())
+            .chain(tail.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = with(&["--encrypt"], &["--output", "secrets.yaml", "values.yaml"]);
+    ok(&d.ksec(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let args = with(&["--decrypt"], &["--output", "dec.yaml", "secrets.yaml"]);
+    ok(&d.ksec(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(d.read("dec.yaml"), "db:\n    password: s3cret\n");
+    let args = with(&["--decrypt"], &["/dev/stdin"]);
+    let o = d.ksec_stdin(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &std::fs::read(d.path("secrets.yaml")).unwrap(),
+    );
+    ok(&o);
+    assert_eq!(stdout(&o), "db:\n    password: s3cret\n");
+    std::fs::copy(d.path("secrets.yaml"), d.path("inplace.yaml")).unwrap();
+    let args = with(&["--decrypt"], &["--in-place", "inplace.yaml"]);
+    ok(&d.ksec(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(d.read("inplace.yaml"), "db:\n    password: s3cret\n");
+    // edit: `sops --input-type yaml --output-type yaml FILE`
+    let before = d.read("secrets.yaml");
+    let o = run(d.ksec_cmd().env("EDITOR", "true").args(with(&[], &["secrets.yaml"])));
+    ok(&o);
+    assert_eq!(d.read("secrets.yaml"), before, "no change, no write");
+}
