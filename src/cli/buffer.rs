@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::{Result, bail};
 
-use super::common;
-
 static BUF_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
 static DIR_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -53,20 +51,20 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// `kind` names the folder (`edit`, `exec`); `name` is the file's name in it.
-    pub fn new(kind: &str, name: &str, content: Content) -> Result<Buffer> {
+    /// `kind` names the folder (`edit`, `exec`); `name` is the file's name
+    /// in it; `base` is where (see `common::private_tmp_base`).
+    pub fn new(kind: &str, name: &str, content: Content, base: &Path) -> Result<Buffer> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             bail!("invalid buffer file name {name:?}: a plain file name is needed");
         }
-        let base = common::private_tmp_base();
-        reap_orphans(&base);
+        reap_orphans(base);
         // Created 0700 in one step (tempfile's default follows the umask).
         let dir = {
             use std::os::unix::fs::PermissionsExt;
             tempfile::Builder::new()
                 .prefix(&format!("ksec-{kind}-{}-", std::process::id()))
                 .permissions(std::fs::Permissions::from_mode(0o700))
-                .tempdir_in(&base)?
+                .tempdir_in(base)?
         };
         let path = dir.path().join(name);
         let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");

@@ -491,6 +491,18 @@ pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("json"));
 }
 
+/// Where plaintext may be buffered for a command run as another user: a
+/// tmpfs every user can enter (the buffer's own folder is still 0700, owned
+/// by that user), else the temp folder.
+pub fn shared_tmp_base() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Where plaintext may be buffered for an editor: tmpfs if there is one.
 pub fn private_tmp_base() -> PathBuf {
     // access(2), not a probe directory: a probe left behind by a killed run would litter the folder.

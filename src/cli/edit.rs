@@ -107,7 +107,12 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         None => template(format).to_vec(),
     };
     let original = zeroize::Zeroizing::new(original);
-    let buf = Buffer::new("edit", &format!("secret{ext}"), Content::File(&original))?;
+    let buf = Buffer::new(
+        "edit",
+        &format!("secret{ext}"),
+        Content::File(&original),
+        &common::private_tmp_base(),
+    )?;
     loop {
         run_editor(&buf.path)?;
         let edited = zeroize::Zeroizing::new(std::fs::read(&buf.path)?);

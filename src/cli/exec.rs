@@ -144,7 +144,12 @@ pub fn run_file(a: &FileArgs, _g: &GlobalArgs) -> Result<i32> {
     } else {
         Content::Fifo
     };
-    let buf = Buffer::new("exec", &a.filename, content)?;
+    // Another user cannot enter the owner's $XDG_RUNTIME_DIR: use a shared tmpfs.
+    let base = match user {
+        Some(_) => common::shared_tmp_base(),
+        None => common::private_tmp_base(),
+    };
+    let buf = Buffer::new("exec", &a.filename, content, &base)?;
     if let Some((uid, gid)) = user {
         buf.chown(uid, gid)?;
     }

@@ -724,7 +724,39 @@ fn helm_secrets_command_lines_work() {
     assert_eq!(d.read("inplace.yaml"), "db:\n    password: s3cret\n");
     // edit: `sops --input-type yaml --output-type yaml FILE`
     let before = d.read("secrets.yaml");
-    let o = run(d.ksec_cmd().env("EDITOR", "true").args(with(&[], &["secrets.yaml"])));
+    let o = run(d
+        .ksec_cmd()
+        .env("EDITOR", "true")
+        .args(with(&[], &["secrets.yaml"])));
     ok(&o);
     assert_eq!(d.read("secrets.yaml"), before, "no change, no write");
+}
+
+/// `--user`: the command runs as that user and can read the plaintext
+/// (FIFO or file handed to it). Needs root; skipped otherwise.
+#[test]
+fn exec_user_runs_the_command_as_that_user() {
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("SKIP: --user needs root");
+        return;
+    }
+    let d = sops_dir();
+    encrypted_env_file(&d);
+    let o = d.ksec(&["exec-env", "--user", "nobody", "e.yaml", "id -u; echo $foo"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "65534\nbar\n");
+    for fifo in [&[][..], &["--no-fifo"]] {
+        let mut args = vec!["exec-file", "--user", "nobody"];
+        args.extend_from_slice(fifo);
+        args.extend(["e.yaml", "id -u; head -1 {}"]);
+        // the owner's runtime folder (0700) is no place for another user's buffer
+        let o = run(d
+            .ksec_cmd()
+            .env("XDG_RUNTIME_DIR", d.dir.path())
+            .args(&args));
+        ok(&o);
+        assert_eq!(stdout(&o), "65534\nfoo: bar\n", "{fifo:?}");
+    }
+    let o = d.ksec(&["exec-env", "--user", "no-such-user-h5", "e.yaml", "true"]);
+    assert_eq!(o.status.code(), Some(2));
 }
