@@ -95,25 +95,125 @@ pub fn rewrite(args: Vec<OsString>, known: &[&str]) -> Result<Vec<OsString>, Arg
             mode = Some((m, s));
             continue;
         }
-        if s == "--extract" {
-            // Its value stays next to it, even one that looks like a mode flag.
-            rest.push(a);
-            rest.extend(it.next());
-            continue;
-        }
-        rest.push(match s.as_str() {
+        let a: OsString = match s.as_str() {
             "-a" => "--age".into(),
             "-k" => "--kms".into(),
             "-p" => "--pgp".into(),
             "-s" => "--show-master-keys".into(),
             _ => a,
-        });
+        };
+        // A flag's value stays next to it, even one that looks like a mode flag.
+        let value = takes_value(&a.to_string_lossy());
+        rest.push(a);
+        if value {
+            rest.extend(it.next());
+        }
     }
+    let mode = mode.map(|(m, _)| m);
+    let rest = drop_ignored(mode, rest);
     match mode {
         None => Ok(prepend("edit", rest)),
-        Some((Mode::Set, _)) => set_form(set_expr.unwrap_or_default(), rest),
-        Some((m, _)) => Ok(prepend(m.name(), rest)),
+        Some(Mode::Set) => set_form(set_expr.unwrap_or_default(), rest),
+        Some(m) => Ok(prepend(m.name(), rest)),
     }
+}
+
+/// Key and rule flags take a value; sops's old syntax accepts (and ignores)
+/// them in modes that do not encrypt anew.
+const KEY_FLAGS: &[&str] = &[
+    "--age",
+    "--pgp",
+    "--kms",
+    "--gcp-kms",
+    "--hckms",
+    "--azure-kv",
+    "--hc-vault-transit",
+    "--aws-profile",
+    "--encryption-context",
+    "--shamir-secret-sharing-threshold",
+    "--unencrypted-suffix",
+    "--encrypted-suffix",
+    "--unencrypted-regex",
+    "--encrypted-regex",
+    "--unencrypted-comment-regex",
+    "--encrypted-comment-regex",
+    "--config",
+];
+
+/// Flags of sops's old syntax with no effect in ksec: (flag, takes a value).
+const IGNORED_EVERYWHERE: &[(&str, bool)] = &[
+    ("--keyservice", true),
+    ("--enable-local-keyservice", false),
+    ("--disable-version-check", false),
+    ("--check-for-updates", false),
+];
+
+/// Flags that take a value, so the next argument is never read as a flag.
+fn takes_value(flag: &str) -> bool {
+    KEY_FLAGS.contains(&flag)
+        || flag.starts_with("--add-")
+        || flag.starts_with("--rm-")
+        || [
+            "--extract",
+            "--output",
+            "--output-file",
+            "--input-type",
+            "--output-type",
+            "--filename-override",
+            "--indent",
+            "--identity",
+            "--decryption-order",
+            "--env",
+            "--recipients-dir",
+            "--move-env",
+        ]
+        .contains(&flag)
+}
+
+/// Whether `flag` (without `=value`) is ignored in `mode`, and takes a value.
+fn ignored(mode: Option<Mode>, flag: &str) -> Option<bool> {
+    if let Some((_, v)) = IGNORED_EVERYWHERE.iter().find(|(f, _)| *f == flag) {
+        return Some(*v);
+    }
+    let rekey = flag.starts_with("--add-") || flag.starts_with("--rm-");
+    match mode {
+        Some(Mode::Rotate) if rekey || flag == "--encryption-context" => None,
+        _ if rekey => Some(true),
+        Some(Mode::Decrypt | Mode::Set | Mode::Rotate) if KEY_FLAGS.contains(&flag) => Some(true),
+        Some(Mode::Decrypt | Mode::Set | Mode::Rotate) if flag == "--mac-only-encrypted" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// Removes the flags (and their values) sops's old syntax would ignore in
+/// this mode, so the subcommand's parser does not refuse them.
+fn drop_ignored(mode: Option<Mode>, rest: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(rest.len());
+    let mut it = rest.into_iter();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        let (flag, inline) = match s.split_once('=') {
+            Some((f, _)) if f.starts_with("--") => (f, true),
+            _ => (s.as_ref(), false),
+        };
+        match ignored(mode, flag) {
+            Some(takes_value) => {
+                if takes_value && !inline {
+                    it.next();
+                }
+            }
+            None => {
+                let value = !inline && takes_value(flag);
+                out.push(a);
+                if value {
+                    out.extend(it.next());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn prepend(sub: &str, rest: Vec<OsString>) -> Vec<OsString> {
@@ -213,6 +313,10 @@ mod tests {
             rw(&["--extract", "-e", "-d", "f"]).unwrap(),
             ["decrypt", "--extract", "-e", "f"]
         );
+        assert_eq!(
+            rw(&["-e", "--output", "-d", "f"]).unwrap(),
+            ["encrypt", "--output", "-d", "f"]
+        );
     }
 
     #[test]
@@ -241,6 +345,66 @@ mod tests {
         );
         assert_eq!(rw(&["--set", "[\"a\"]", "f"]), Err(ArgvError::SetFormat));
         assert_eq!(rw(&["--set", "[\"a\"] 1"]), Err(ArgvError::SetNoFile));
+    }
+
+    #[test]
+    fn flags_sops_ignores_in_a_mode_are_dropped() {
+        assert_eq!(
+            rw(&[
+                "-d",
+                "-a",
+                "age1x",
+                "--kms=arn",
+                "--enable-local-keyservice",
+                "f"
+            ])
+            .unwrap(),
+            ["decrypt", "f"]
+        );
+        assert_eq!(
+            rw(&[
+                "-r",
+                "--age",
+                "x",
+                "--add-age",
+                "y",
+                "--encryption-context",
+                "a:b",
+                "f"
+            ])
+            .unwrap(),
+            [
+                "rotate",
+                "--add-age",
+                "y",
+                "--encryption-context",
+                "a:b",
+                "f"
+            ]
+        );
+        assert_eq!(
+            rw(&[
+                "-e",
+                "--age",
+                "x",
+                "--rm-age",
+                "y",
+                "--keyservice",
+                "tcp://k",
+                "f"
+            ])
+            .unwrap(),
+            ["encrypt", "--age", "x", "f"]
+        );
+        assert_eq!(
+            rw(&["--set", "[\"a\"] 1", "--age", "x", "f"]).unwrap(),
+            ["set", "f", "[\"a\"]", "1"]
+        );
+        assert_eq!(
+            rw(&["-d", "--extract", "--age", "f"]).unwrap(),
+            ["decrypt", "--extract", "--age", "f"],
+            "a value is never taken for a flag"
+        );
     }
 
     #[test]

@@ -760,3 +760,19 @@ fn exec_user_runs_the_command_as_that_user() {
     let o = d.ksec(&["exec-env", "--user", "no-such-user-h5", "e.yaml", "true"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Old-syntax scripts that pass key flags everywhere (`$SOPS -d` with
+/// SOPS="sops --age KEY") still work: sops ignores them when decrypting.
+#[test]
+fn old_syntax_ignores_key_flags_where_sops_does() {
+    let d = sops_dir();
+    d.write("s.yaml", "a: 1\n");
+    let r = d.key.recipient.clone();
+    ok(&d.ksec(&["--age", &r, "-e", "-i", "s.yaml"]));
+    let o = d.ksec(&["--age", &r, "--enable-local-keyservice", "-d", "s.yaml"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "a: 1\n");
+    if let Some(s) = d.sops(&["--age", &r, "--enable-local-keyservice", "-d", "s.yaml"]) {
+        assert_eq!(stdout(&s), stdout(&o));
+    }
+}
