@@ -246,9 +246,7 @@ impl TypeArgs {
             }
         })
     }
-}
 
-impl TypeArgs {
     /// `--output-type`, else by extension (sops: not the input type); stdin keeps the input's.
     pub fn output(&self, path: &Path, input: Format) -> Format {
         self.output_type.unwrap_or_else(|| {
