@@ -2,6 +2,7 @@
 //! sops-style commands, and clear errors with the documented exit codes.
 
 mod common;
+mod sops_surface;
 
 use std::path::{Path, PathBuf};
 
@@ -538,7 +539,7 @@ fn directories_are_walked_in_parallel_with_a_json_report() {
     }
     r.file("tree/README.md", "not a manifest");
     let o = run(ksec()
-        .args(["encrypt", "-i", "-o", "json"])
+        .args(["encrypt", "-i", "--report", "json"])
         .arg(r.dir.path().join("tree")));
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -561,7 +562,7 @@ fn directories_are_walked_in_parallel_with_a_json_report() {
     );
     // running again skips what is already encrypted
     let o = run(ksec()
-        .args(["encrypt", "-i", "-o", "json"])
+        .args(["encrypt", "-i", "--report", "json"])
         .arg(r.dir.path().join("tree")));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(

@@ -40,6 +40,8 @@ pub enum DryRun {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     /// Encrypted manifests, or directories of them
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,

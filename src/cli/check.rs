@@ -16,6 +16,8 @@ const WALK_MAX_BYTES: u64 = 16 << 20;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     /// Files and directories to check (directories are walked; .git is skipped)
     #[arg(conflicts_with = "staged")]
     pub paths: Vec<PathBuf>,

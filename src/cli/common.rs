@@ -11,8 +11,9 @@ use ksec::ops::OpError;
 use ksec::recipients::{ConfigError, Overrides};
 use ksec::sops::{Format, Rule};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
+    #[default]
     Text,
     Json,
     /// SARIF 2.1.0 (doctor, check): for CI code annotations
@@ -21,14 +22,9 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
-    /// Report format: human text, or JSON for CI
-    #[arg(
-        short = 'o',
-        long = "output",
-        global = true,
-        value_enum,
-        default_value = "text"
-    )]
+    /// The report format of the command that runs (its [`ReportArgs`]);
+    /// text for commands without one.
+    #[arg(skip)]
     pub output: OutputFormat,
     /// Say which recipient opened a file, which config chose the recipients, and more
     #[arg(short, long, global = true)]
@@ -36,6 +32,47 @@ pub struct GlobalArgs {
     /// Only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// ksec's own commands (check, doctor, apply, …): `-o/--output FORMAT`, kubectl style.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ReportArgs {
+    /// Report format: human text, JSON for CI, or SARIF (doctor, check)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// The sops-surface commands' report (`encrypt -i DIR`): `--output` is a file there.
+#[derive(Args, Debug, Default, Clone)]
+pub struct BulkReportArgs {
+    /// Report format for several files: human text, or JSON for CI
+    #[arg(long = "report", value_enum, default_value = "text")]
+    pub report: OutputFormat,
+}
+
+/// sops's `--output FILE` (encrypt, decrypt, rotate): the result goes to
+/// FILE, written atomically, instead of stdout.
+#[derive(Args, Debug, Default, Clone)]
+pub struct OutputFileArgs {
+    /// Write the result to FILE (atomically; plaintext 0600) instead of stdout
+    #[arg(long = "output", value_name = "FILE", alias = "output-file")]
+    pub output: Option<PathBuf>,
+}
+
+impl OutputFileArgs {
+    /// Writes `bytes` to `--output` (plaintext: 0600), else to stdout.
+    pub fn emit(&self, bytes: &[u8], plaintext: bool) -> Result<()> {
+        use std::io::Write;
+        let Some(path) = &self.output else {
+            return Ok(std::io::stdout().write_all(bytes)?);
+        };
+        let write = if plaintext {
+            ksec::fsio::write_private
+        } else {
+            ksec::fsio::write_atomic
+        };
+        write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 /// Recipients and encryption options, in sops's spellings.
@@ -178,6 +215,14 @@ pub struct IdentityArgs {
     /// age identity file or OpenSSH private key (repeatable); also SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, ~/.config/sops/age/keys.txt
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Key types to try first, in order (e.g. age,kms)
+    #[arg(
+        long = "decryption-order",
+        env = "SOPS_DECRYPTION_ORDER",
+        value_delimiter = ',',
+        value_name = "TYPES"
+    )]
+    pub decryption_order: Vec<String>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -194,26 +239,57 @@ pub struct TypeArgs {
 }
 
 impl TypeArgs {
+    /// `--input-type`, else by extension; stdin without either is JSON, as in sops.
     pub fn input(&self, path: &Path) -> Format {
-        self.input_type.unwrap_or_else(|| Format::from_path(path))
+        self.input_type.unwrap_or_else(|| {
+            if is_stdin(path) {
+                Format::Json
+            } else {
+                Format::from_path(path)
+            }
+        })
     }
 
-    /// The format of a file changed in place. An `--output-type` other than
-    /// it is refused rather than ignored: sops 3.11 honours it and writes,
-    /// say, YAML into `x.json`, which neither tool then reads by extension.
-    pub fn in_place(&self, path: &Path, cmd: &str) -> anyhow::Result<Format> {
-        let input = self.input(path);
-        match self.output_type {
-            Some(out) if out != input => Err(usage(format!(
-                "{}: `ksec {cmd}` rewrites the file in its own format ({}); \
-                 --output-type {} is not supported here",
-                path.display(),
-                input.name(),
-                out.name()
-            ))),
-            _ => Ok(input),
+    /// `--output-type`, else by extension (sops: not the input type); stdin keeps the input's.
+    pub fn output(&self, path: &Path, input: Format) -> Format {
+        self.output_type.unwrap_or_else(|| {
+            if is_stdin(path) {
+                input
+            } else {
+                Format::from_path(path)
+            }
+        })
+    }
+}
+
+/// sops's `--filename-override NAME` (3.9+): the creation rules and the
+/// store format come from NAME instead of the file read (or stdin).
+#[derive(Args, Debug, Default, Clone)]
+pub struct NameArgs {
+    /// Use NAME instead of the file's name for .sops.yaml rules and the file format (needed for stdin)
+    #[arg(long = "filename-override", value_name = "NAME")]
+    pub filename_override: Option<PathBuf>,
+}
+
+impl NameArgs {
+    /// The name rules and formats are chosen by.
+    pub fn name_for<'a>(&'a self, path: &'a Path) -> &'a Path {
+        self.filename_override.as_deref().unwrap_or(path)
+    }
+
+    /// The files to read: stdin (`-`) when none is given.
+    pub fn inputs(&self, files: &[PathBuf]) -> Vec<PathBuf> {
+        if files.is_empty() {
+            vec![PathBuf::from("-")]
+        } else {
+            files.to_vec()
         }
     }
+}
+
+/// `-` stands for standard input.
+pub fn is_stdin(p: &Path) -> bool {
+    p == Path::new("-")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,7 +377,15 @@ pub fn keyring(ids: &IdentityArgs, need_identities: bool) -> Result<KeyRing> {
     let opts = IdentityOptions {
         files: ids.identity.clone(),
     };
-    Ok(ksec::keys::keyring_from_env(&opts, need_identities)?)
+    let mut ring = ksec::keys::keyring_from_env(&opts, need_identities)?;
+    let order: Vec<String> = ids
+        .decryption_order
+        .iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    ring.set_decryption_order(&order)?;
+    Ok(ring)
 }
 
 /// Maps an error to the documented exit code.
@@ -321,6 +405,24 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         }
     }
     1
+}
+
+/// Prints a failure: `ksec: error: …`, or sops's exact line where sops's
+/// users (and its test suite) match it, with ksec's detail on --verbose.
+pub fn print_error(e: &anyhow::Error, verbose: bool) {
+    let exact = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<ConfigError>())
+        .find_map(|c| c.detail().map(|d| (c.to_string(), d)));
+    match exact {
+        Some((line, detail)) => {
+            eprintln!("{line}");
+            if verbose {
+                eprintln!("ksec: {e:#}\nksec: {detail}");
+            }
+        }
+        None => eprintln!("ksec: error: {e:#}"),
+    }
 }
 
 /// Panic messages may carry data; print only where it happened.
@@ -385,49 +487,27 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
     Ok(out)
 }
 
-/// Parses a sops path like `["data"]["key"][0]`.
+/// Parses a sops path like `["data"]["key"][0]` (a usage error if it does not).
 pub fn parse_tree_path(s: &str) -> Result<Vec<PathSeg>> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    while !rest.is_empty() {
-        let inner = rest
-            .strip_prefix('[')
-            .ok_or_else(|| usage(format!("invalid path {s:?}: expected [\"key\"] or [index]")))?;
-        if let Some(q) = inner.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            let end = inner[1..]
-                .find(q)
-                .ok_or_else(|| usage(format!("invalid path {s:?}: unterminated quote")))?
-                + 1;
-            out.push(PathSeg::Key(inner[1..end].to_string()));
-            rest = inner[end + 1..]
-                .strip_prefix(']')
-                .ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
-        } else {
-            let end = inner
-                .find(']')
-                .ok_or_else(|| usage(format!("invalid path {s:?}: expected ]")))?;
-            let n: usize = inner[..end]
-                .trim()
-                .parse()
-                .map_err(|_| usage(format!("invalid path {s:?}: index must be a number")))?;
-            out.push(PathSeg::Index(n));
-            rest = &inner[end + 1..];
-        }
-    }
-    if out.is_empty() {
-        bail!(usage("empty path"));
-    }
-    Ok(out)
+    ksec::sops::tree::parse_path(s).map_err(|e| usage(e.to_string()))
 }
 
-#[derive(Debug, Clone)]
-pub enum PathSeg {
-    Key(String),
-    Index(usize),
-}
+pub use ksec::sops::PathSeg;
 
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("json"));
+}
+
+/// Where plaintext may be buffered for a command run as another user: a
+/// tmpfs every user can enter (the buffer's own folder is still 0700, owned
+/// by that user), else the temp folder.
+pub fn shared_tmp_base() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 /// Where plaintext may be buffered for an editor: tmpfs if there is one.

@@ -1,32 +1,33 @@
 //! `ksec decrypt`: MAC verified, `--extract` a subtree, stdout or in place.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use super::common::{self, GlobalArgs, IdentityArgs, PathSeg, TypeArgs, usage};
+use super::common::{
+    self, GlobalArgs, IdentityArgs, NameArgs, OutputFileArgs, PathSeg, TypeArgs, usage,
+};
 use ksec::ops::{self, OpenOptions};
 use ksec::sops::store;
 use ksec::sops::{Documents, Format, Map, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The encrypted file; none or '-' reads standard input
-    #[arg(default_value = "-")]
-    pub file: PathBuf,
-    /// Take the store format from this name instead of the file's (as sops 3.9+)
-    #[arg(long = "filename-override", value_name = "NAME")]
-    pub filename_override: Option<PathBuf>,
+    /// The encrypted file (none or '-': stdin, with --input-type or --filename-override)
+    pub file: Option<PathBuf>,
     /// Replace the file with its plaintext (crash-safe)
-    #[arg(short = 'i', long = "in-place", conflicts_with = "output_file")]
+    #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,
     /// Print only this subtree, e.g. '["data"]["password"]'
     #[arg(long)]
     pub extract: Option<String>,
-    /// Write the plaintext to this file (0600) instead of stdout
-    #[arg(long = "output-file", value_name = "FILE")]
-    pub output_file: Option<PathBuf>,
+    /// Keep the sops metadata (key groups, MAC) in the plaintext output
+    #[arg(short = 's', long = "show-master-keys", conflicts_with = "extract")]
+    pub show_master_keys: bool,
+    #[command(flatten)]
+    pub out: OutputFileArgs,
+    #[command(flatten)]
+    pub name: NameArgs,
     /// Decrypt even if the MAC does not verify (dangerous; says so loudly)
     #[arg(long)]
     pub ignore_mac: bool,
@@ -37,16 +38,13 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let name = a.file.display().to_string();
-    if a.in_place && a.file.as_os_str() == "-" {
-        return Err(usage(
-            "cannot use --in-place when reading from standard input",
-        ));
+    let file = a.file.clone().unwrap_or_else(|| PathBuf::from("-"));
+    if a.in_place && common::is_stdin(&file) {
+        return Err(usage("-i/--in-place needs a file, not stdin"));
     }
-    let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
-    let format = a
-        .types
-        .input(a.filename_override.as_deref().unwrap_or(&a.file));
+    let name = file.display().to_string();
+    let bytes = ops::read(&file).with_context(|| format!("cannot read {name}"))?;
+    let format = a.types.input(a.name.name_for(&file));
     let ring = common::keyring(&a.ids, true)?;
     let f = ops::open(
         &bytes,
@@ -69,7 +67,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             );
         }
     }
-    let out_format = a.types.output_type.unwrap_or(format);
+    let out_format = a.types.output(a.name.name_for(&file), format);
     let out = match &a.extract {
         Some(p) => extract(
             &f.docs,
@@ -77,17 +75,19 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             out_format,
             a.types.indent,
         )?,
+        None if a.show_master_keys => {
+            store::emit_encrypted(out_format, &f.docs, &f.meta, a.types.indent)
+                .map_err(ksec::ops::OpError::from)
+                .with_context(|| name.clone())?
+        }
         None => {
             store::emit_plain(out_format, &f.docs, a.types.indent).with_context(|| name.clone())?
         }
     };
     if a.in_place {
-        ksec::fsio::write_atomic(&a.file, &out).with_context(|| format!("cannot write {name}"))?;
-    } else if let Some(o) = &a.output_file {
-        ksec::fsio::write_atomic(o, &out)
-            .with_context(|| format!("cannot write {}", o.display()))?;
+        ksec::fsio::write_atomic(&file, &out).with_context(|| format!("cannot write {name}"))?;
     } else {
-        std::io::stdout().write_all(&out)?;
+        a.out.emit(&out, true)?;
     }
     Ok(0)
 }
@@ -99,16 +99,11 @@ fn extract(
     format: Format,
     indent: Option<usize>,
 ) -> Result<Vec<u8>> {
-    let root = docs.0.first().ok_or_else(|| usage("empty file"))?;
-    let mut cur = Value::Map(root.clone());
-    for seg in path {
-        cur = match (seg, &cur) {
-            (PathSeg::Key(k), Value::Map(m)) => m.get(k).cloned(),
-            (PathSeg::Index(i), Value::Seq(s)) => s.elems().nth(*i).cloned(),
-            _ => None,
-        }
-        .ok_or_else(|| anyhow::anyhow!("--extract: component {seg:?} not found"))?;
-    }
+    let root = Value::Map(docs.0.first().ok_or_else(|| usage("empty file"))?.clone());
+    let cur = root.get_path(path).cloned().ok_or_else(|| {
+        let p: String = path.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("--extract: {p} not found")
+    })?;
     Ok(match cur {
         Value::Str(s) => s.into_bytes(),
         Value::Bytes(b) => b,

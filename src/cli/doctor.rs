@@ -10,6 +10,8 @@ use ksec::recipients::RecipientsDir;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     /// Manifest files or directories ('-' reads rendered manifests, e.g. `helm template`, from stdin).
     /// A directory with a kustomization is rendered with kustomize/kubectl when installed.
     #[arg(default_value = ".")]
@@ -45,6 +47,8 @@ pub struct Args {
 
 #[derive(clap::Args, Debug)]
 pub struct RbacArgs {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
     #[arg(long, default_value = "default")]

@@ -1,14 +1,12 @@
-//! `ksec edit`: decrypt into a private 0600 buffer (tmpfs when available),
-//! run $EDITOR, re-encrypt with the same data key. The buffer is removed on
-//! every path out, including SIGINT/SIGTERM/SIGHUP.
+//! `ksec edit`: decrypt into a private 0600 buffer (tmpfs when available,
+//! see `buffer`), run $EDITOR, re-encrypt with the same data key.
 
-use std::ffi::CString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use super::buffer::{self, Buffer, Content};
 use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, TypeArgs};
 use ksec::ops::{self, OpenOptions};
 use ksec::recipients;
@@ -21,121 +19,15 @@ pub struct Args {
     pub file: PathBuf,
     #[arg(long)]
     pub ignore_mac: bool,
+    /// Show the sops metadata (key groups, MAC) in the editor; changes to it are ignored
+    #[arg(short = 's', long = "show-master-keys")]
+    pub show_master_keys: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
     pub ids: IdentityArgs,
     #[command(flatten)]
     pub types: TypeArgs,
-}
-
-static BUF_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-static DIR_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe calls: unlink, rmdir, kill, _exit.
-    unsafe {
-        let b = BUF_PATH.load(Ordering::SeqCst);
-        if !b.is_null() {
-            libc::unlink(b);
-        }
-        let d = DIR_PATH.load(Ordering::SeqCst);
-        if !d.is_null() {
-            libc::rmdir(d);
-        }
-        let c = CHILD.load(Ordering::SeqCst);
-        if c > 0 {
-            libc::kill(c, libc::SIGTERM);
-        }
-        libc::_exit(128 + sig);
-    }
-}
-
-/// Owns the buffer; removes it (and its folder) when dropped.
-struct Buffer {
-    dir: Option<tempfile::TempDir>,
-    path: PathBuf,
-}
-
-impl Buffer {
-    fn new(ext: &str, content: &[u8]) -> Result<Buffer> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let base = common::private_tmp_base();
-        reap_orphans(&base);
-        // Created 0700 in one step (tempfile's default follows the umask).
-        let dir = {
-            use std::os::unix::fs::PermissionsExt;
-            tempfile::Builder::new()
-                .prefix(&format!("ksec-edit-{}-", std::process::id()))
-                .permissions(std::fs::Permissions::from_mode(0o700))
-                .tempdir_in(&base)?
-        };
-        let path = dir.path().join(format!("secret{ext}"));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        std::io::Write::write_all(&mut f, content)?;
-        f.sync_all()?;
-        let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
-        let d = CString::new(dir.path().as_os_str().as_encoded_bytes()).expect("path has no NUL");
-        BUF_PATH.store(c.into_raw(), Ordering::SeqCst);
-        DIR_PATH.store(d.into_raw(), Ordering::SeqCst);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            unsafe {
-                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-            }
-        }
-        Ok(Buffer {
-            dir: Some(dir),
-            path,
-        })
-    }
-}
-
-/// Removes buffers of `ksec edit` runs that were SIGKILLed (the one signal
-/// that cannot be handled): their folder names carry the dead process's pid.
-fn reap_orphans(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix("ksec-edit-") else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        // kill(pid, 0) fails with ESRCH when no such process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-        if !alive {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            unsafe {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let _ = std::fs::remove_file(&self.path);
-        if let Some(d) = self.dir.take() {
-            let _ = d.close();
-        }
-        for p in [&BUF_PATH, &DIR_PATH] {
-            let raw = p.swap(std::ptr::null_mut(), Ordering::SeqCst);
-            if !raw.is_null() {
-                drop(unsafe { CString::from_raw(raw) });
-            }
-        }
-    }
 }
 
 fn run_editor(path: &Path) -> Result<()> {
@@ -149,9 +41,9 @@ fn run_editor(path: &Path) -> Result<()> {
         .arg(path)
         .spawn()
         .with_context(|| format!("cannot start the editor {editor:?}"))?;
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    buffer::set_child(Some(child.id()));
     let status = child.wait()?;
-    CHILD.store(0, Ordering::SeqCst);
+    buffer::set_child(None);
     if !status.success() {
         bail!("the editor exited with {status}; the file was not changed");
     }
@@ -166,6 +58,19 @@ fn template(format: Format) -> &'static [u8] {
         Format::Ini => b"[section]\nkey = value\n",
         Format::Binary => b"",
     }
+}
+
+/// The edited documents; with `--show-master-keys` the metadata shown is
+/// dropped (the file's own is kept), as sops does.
+fn load_edited(
+    format: Format,
+    edited: &[u8],
+    with_meta: bool,
+) -> Result<ksec::sops::Documents, store::StoreError> {
+    if with_meta && let Ok((docs, _)) = store::load_encrypted(format, edited) {
+        return Ok(docs);
+    }
+    store::load_plain(format, edited)
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
@@ -195,11 +100,19 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         None
     };
     let original = match &opened {
+        Some(f) if a.show_master_keys => {
+            store::emit_encrypted(format, &f.docs, &f.meta, a.types.indent)?
+        }
         Some(f) => store::emit_plain(format, &f.docs, a.types.indent)?,
         None => template(format).to_vec(),
     };
     let original = zeroize::Zeroizing::new(original);
-    let buf = Buffer::new(&ext, &original)?;
+    let buf = Buffer::new(
+        "edit",
+        &format!("secret{ext}"),
+        Content::File(&original),
+        &common::private_tmp_base(),
+    )?;
     loop {
         run_editor(&buf.path)?;
         let edited = zeroize::Zeroizing::new(std::fs::read(&buf.path)?);
@@ -209,7 +122,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             }
             return Ok(0);
         }
-        let docs = match store::load_plain(format, &edited) {
+        let docs = match load_edited(format, &edited, a.show_master_keys) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("ksec: {name}: {e}");

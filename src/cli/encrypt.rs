@@ -1,30 +1,37 @@
 //! `ksec encrypt`: recipients chosen per file (flags, recipients/ by
 //! namespace, .sops.yaml), directories walked and encrypted in parallel.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeArgs, usage};
+use super::common::{
+    self, BulkReportArgs, GlobalArgs, IdentityArgs, KeyArgs, NameArgs, OutputFileArgs,
+    OutputFormat, TypeArgs, usage,
+};
 use ksec::ops::{self, OpError};
 use ksec::recipients;
 use ksec::sops::store::{self, StoreError};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files or directories (directories: every Secret manifest below, in place);
-    /// none or '-' reads standard input (then --filename-override is needed)
+    /// Files or directories (directories: every Secret manifest below, in place); none or '-': stdin
     pub files: Vec<PathBuf>,
     /// Take the .sops.yaml rule, recipients/ routing and store format from this
     /// name instead of the file's (as sops 3.9+); needed when reading stdin
     #[arg(long = "filename-override", value_name = "NAME")]
     pub filename_override: Option<PathBuf>,
     /// Write the result back to the file (crash-safe) instead of stdout
-    #[arg(short = 'i', long = "in-place")]
+    #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,
+    #[command(flatten)]
+    pub out: OutputFileArgs,
+    #[command(flatten)]
+    pub name: NameArgs,
+    #[command(flatten)]
+    pub report: BulkReportArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -44,32 +51,21 @@ enum Outcome {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let stdin = a.files.is_empty() || a.files.iter().any(|f| f.as_os_str() == "-");
-    if (stdin || a.filename_override.is_some()) && a.files.len() > 1 {
-        return Err(usage(
-            "standard input and --filename-override take a single file",
-        ));
-    }
-    if stdin && a.in_place {
-        return Err(usage(
-            "cannot use --in-place when reading from standard input",
-        ));
-    }
-    if stdin && a.filename_override.is_none() {
-        return Err(usage(
-            "reading from standard input: pass --filename-override NAME (it picks the .sops.yaml rule and the format)",
-        ));
-    }
-    let files = if stdin {
-        vec![(PathBuf::from("-"), false)]
-    } else {
-        common::expand(&a.files)?
-    };
+    let files = common::expand(&a.name.inputs(&a.files))?;
     let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
     if multi && !a.in_place {
         return Err(usage(
             "several files or a directory: pass -i/--in-place (output would be ambiguous on stdout)",
         ));
+    }
+    let stdin = common::is_stdin(&files[0].0);
+    if stdin && a.name.filename_override.is_none() {
+        return Err(usage(
+            "must specify --filename-override when reading from stdin",
+        ));
+    }
+    if stdin && a.in_place {
+        return Err(usage("-i/--in-place needs a file, not stdin"));
     }
     let ov = a.keys.overrides()?;
     let ring = common::keyring(&a.ids, false)?;
@@ -79,8 +75,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             let r = (|| -> Result<Outcome> {
                 let bytes =
                     ops::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                // What rules, routing and format see: the override, else the file.
-                let named = a.filename_override.as_deref().unwrap_or(path);
+                let named = a.name.name_for(path);
                 let format = a.types.input(named);
                 let docs = match store::load_plain(format, &bytes) {
                     Ok(d) => d,
@@ -97,7 +92,8 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 if let Some(i) = a.types.indent {
                     plan.yaml_indent = Some(i);
                 }
-                let out = ops::encrypt(&bytes, format, &plan, &ring)?;
+                let out_format = a.types.output(named, format);
+                let out = ops::encrypt_to(&bytes, format, out_format, &plan, &ring)?;
                 if a.in_place {
                     ksec::fsio::write_atomic(path, &out)
                         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -125,7 +121,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 out,
             }) => {
                 if let Some(out) = out {
-                    std::io::stdout().write_all(&out)?;
+                    a.out.emit(&out, false)?;
                 }
                 if g.verbose {
                     eprintln!("{}: recipients from {source}", path.display());
@@ -147,7 +143,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 failed += 1;
                 worst = worst.max(common::exit_code(&e));
                 if g.output == OutputFormat::Text {
-                    eprintln!("ksec: error: {e:#}");
+                    common::print_error(&e, g.verbose);
                 }
                 report.push(json!({"file": path, "status": "error", "error": format!("{e:#}")}));
             }

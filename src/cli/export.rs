@@ -26,6 +26,8 @@ pub enum Policy {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     /// Encrypted manifests, or directories of them
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,

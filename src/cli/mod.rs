@@ -2,6 +2,7 @@
 //! flattened where needed, so `--age` means the same everywhere.
 
 mod apply;
+mod buffer;
 mod check;
 mod common;
 mod completions;
@@ -12,8 +13,10 @@ mod diff;
 mod doctor;
 mod edit;
 mod encrypt;
+mod exec;
 mod export;
 mod filestatus;
+mod groups;
 mod hook;
 mod rotate;
 mod scan;
@@ -54,6 +57,12 @@ pub enum Command {
     Updatekeys(updatekeys::Args),
     /// Generate a new data key and re-encrypt every value
     Rotate(rotate::Args),
+    /// Run a command with the decrypted values in its environment (sops exec-env)
+    ExecEnv(exec::EnvArgs),
+    /// Run a command with the plaintext as a FIFO/file, `{}` in CMD naming it (sops exec-file)
+    ExecFile(exec::FileArgs),
+    /// Add or delete key groups of an encrypted file (sops groups add|delete --file F)
+    Groups(groups::Args),
     /// Print whether a file is encrypted ({"encrypted": true|false})
     Filestatus(filestatus::Args),
     /// Find broken Secret references, environment parity gaps, recipient drift and overdue rotations
@@ -77,15 +86,58 @@ pub enum Command {
     /// Run the guard over every blob in the git history
     Scan(scan::Args),
     /// Print shell completions
+    #[command(alias = "completion")]
     Completions(completions::CompletionArgs),
     /// Write the man pages
     Man(completions::ManArgs),
 }
 
+impl Command {
+    /// The `-o/--output FORMAT` of ksec's own commands (and `encrypt --report`); text elsewhere.
+    fn report_format(&self) -> common::OutputFormat {
+        let r = match self {
+            Command::Apply(a) => &a.report,
+            Command::Check(a) => &a.report,
+            Command::Diff(a) => &a.report,
+            Command::Doctor(a) => &a.report,
+            Command::Rbac(a) => &a.report,
+            Command::Export(a) => &a.report,
+            Command::Scan(a) => &a.report,
+            Command::Updatekeys(a) => &a.report,
+            Command::Encrypt(a) => return a.report.report,
+            _ => return common::OutputFormat::Text,
+        };
+        r.output
+    }
+}
+
+/// The process arguments, with sops's pre-subcommand syntax (`-d FILE`,
+/// `--set '…' FILE`, a bare `FILE` to edit) rewritten into subcommands.
+fn argv() -> Result<Vec<std::ffi::OsString>, ksec::sops::argv::ArgvError> {
+    use clap::CommandFactory;
+    let mut args = std::env::args_os();
+    let prog = args.next().unwrap_or_else(|| "ksec".into());
+    let cmd = Cli::command();
+    let known: Vec<&str> = cmd
+        .get_subcommands()
+        .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
+        .collect();
+    let mut out = vec![prog];
+    out.extend(ksec::sops::argv::rewrite(args.collect(), &known)?);
+    Ok(out)
+}
+
 /// Runs the CLI and returns the process exit code (0 ok, 1 failure, 2 usage/config).
 pub fn main() -> i32 {
     common::install_panic_hook();
-    let cli = match Cli::try_parse() {
+    let args = match argv() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ksec: error: {e}");
+            return 2;
+        }
+    };
+    let mut cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -93,6 +145,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    cli.global.output = cli.command.report_format();
     common::init_logging(&cli.global);
     let g = &cli.global;
     let res = match &cli.command {
@@ -104,6 +157,9 @@ pub fn main() -> i32 {
         Command::Updatekeys(a) => updatekeys::run(a, g),
         Command::Rotate(a) => rotate::run(a, g),
         Command::Filestatus(a) => filestatus::run(a, g),
+        Command::ExecEnv(a) => exec::run_env(a, g),
+        Command::Groups(a) => groups::run(a, g),
+        Command::ExecFile(a) => exec::run_file(a, g),
         Command::Doctor(a) => doctor::run(a, g),
         Command::Rbac(a) => doctor::run_rbac(a, g),
         Command::Runbook(a) => doctor::run_runbook(a, g),
@@ -120,7 +176,7 @@ pub fn main() -> i32 {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ksec: error: {e:#}");
+            common::print_error(&e, g.verbose);
             common::exit_code(&e)
         }
     }

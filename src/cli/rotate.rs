@@ -1,12 +1,13 @@
 //! `ksec rotate`: new data key, every value re-encrypted (IVs reused so the
 //! diff shows which values changed: none), recipients added or removed.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, OutputFormat, TypeArgs, usage};
+use super::common::{
+    self, GlobalArgs, IdentityArgs, KeyArgs, OutputFileArgs, OutputFormat, TypeArgs, usage,
+};
 use ksec::keys::Recipient;
 use ksec::ops::{self, OpenOptions};
 use ksec::sops::DataKey;
@@ -15,8 +16,13 @@ use ksec::sops::DataKey;
 pub struct Args {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    #[arg(short = 'i', long = "in-place")]
+    #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,
+    #[command(flatten)]
+    pub out: OutputFileArgs,
+    /// KMS encryption context for the added KMS keys (`key:value,key2:value2`)
+    #[arg(long = "encryption-context")]
+    pub encryption_context: Option<String>,
     /// age recipients to add to the first key group
     #[arg(long = "add-age", value_delimiter = ',')]
     pub add_age: Vec<String>,
@@ -74,6 +80,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         kms: a.add_kms.clone(),
         hc_vault_transit: a.add_vault.clone(),
         azure_kv: a.add_azure.clone(),
+        encryption_context: a.encryption_context.clone(),
         ..Default::default()
     }
     .recipients()?;
@@ -105,28 +112,23 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         let bytes = ops::read(file).with_context(|| format!("cannot read {name}"))?;
         let mut f = ops::open(&bytes, format, &ring, OpenOptions::default())
             .with_context(|| name.clone())?;
-        let mut groups: Vec<Vec<Recipient>> = Vec::new();
-        for grp in &f.meta.key_groups {
-            let mut rs = Vec::new();
-            for st in &grp.0 {
-                let r = Recipient::from_stanza(st).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{name}: cannot rotate: the file has a {} recipient ksec cannot wrap for",
-                        st.kind()
-                    )
-                })?;
-                if !rm.contains(&r.id()) {
-                    rs.push(r);
-                }
-            }
-            groups.push(rs);
+        let mut groups = file_groups(&name, &f.meta).context("cannot rotate")?;
+        for g in &mut groups {
+            g.retain(|r| !rm.contains(&r.id()));
         }
         for r in &add {
             if !groups[0].iter().any(|x| x.id() == r.id()) {
                 groups[0].push(r.clone());
             }
         }
-        admit(file, &f.meta, &groups, a).with_context(|| name.clone())?;
+        admit(
+            file,
+            &f.meta,
+            &groups,
+            a.recipients_dir.clone(),
+            a.move_env.as_ref(),
+        )
+        .with_context(|| name.clone())?;
         let key = DataKey::generate();
         let (kg, threshold) = ring
             .wrap(&groups, f.meta.shamir_threshold, &key)
@@ -142,21 +144,23 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 eprintln!("rotated {name}");
             }
         } else {
-            std::io::stdout().write_all(&out)?;
+            a.out.emit(&out, false)?;
         }
     }
     Ok(0)
 }
 
-/// Refuses added recipients that belong to another environment than the file's.
-fn admit(
+/// Refuses added recipients that belong to another environment than the
+/// file's (rotate, groups add).
+pub(super) fn admit(
     file: &std::path::Path,
     meta: &ksec::sops::Metadata,
     groups: &[Vec<Recipient>],
-    a: &Args,
+    recipients_dir: Option<PathBuf>,
+    move_env: Option<&ksec::recipients::EnvMove>,
 ) -> Result<()> {
     let ov = ksec::recipients::Overrides {
-        recipients_dir: a.recipients_dir.clone(),
+        recipients_dir,
         ..Default::default()
     };
     let Some(rdir) = ksec::recipients::recipients_dir_for(file, &ov)? else {
@@ -164,6 +168,27 @@ fn admit(
     };
     let old = ksec::recipients::boundary::file_recipients(meta);
     let new = groups.iter().flatten().map(Recipient::id).collect();
-    rdir.admit_rekey(&old, &new, a.move_env.as_ref())?;
+    rdir.admit_rekey(&old, &new, move_env)?;
     Ok(())
+}
+
+/// The recipients of a file's key groups, for re-wrapping; a stanza ksec
+/// cannot wrap for is an error naming the file.
+pub(super) fn file_groups(name: &str, meta: &ksec::sops::Metadata) -> Result<Vec<Vec<Recipient>>> {
+    meta.key_groups
+        .iter()
+        .map(|grp| {
+            grp.0
+                .iter()
+                .map(|st| {
+                    Recipient::from_stanza(st).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{name}: the file has a {} recipient ksec cannot wrap for",
+                            st.kind()
+                        )
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -10,6 +10,8 @@ use ksec::guard::{self, GuardConfig, Options, git};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     /// Scan the commit history (the only mode; required so the intent is explicit)
     #[arg(long)]
     pub history: bool,

@@ -14,6 +14,8 @@ use ksec::sops::store;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub report: super::common::ReportArgs,
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Do not ask for confirmation

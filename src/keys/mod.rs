@@ -358,6 +358,27 @@ pub trait KeySource: Send + Sync {
 #[derive(Default)]
 pub struct KeyRing {
     sources: Vec<Box<dyn KeySource>>,
+    /// sops's `--decryption-order`: key kinds tried first, in this order.
+    order: Vec<String>,
+}
+
+/// The key kinds `--decryption-order` may name (sops's identifiers).
+pub const DECRYPTION_KINDS: &[&str] = &[
+    "age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms",
+];
+
+/// A group's stanzas in the order they are tried: the kinds of `order`
+/// first, in that order, then age, then the rest as stored.
+fn try_order<'a>(stanzas: &'a [Stanza], order: &[String]) -> Vec<&'a Stanza> {
+    let rank = |s: &Stanza| {
+        order
+            .iter()
+            .position(|k| k == s.kind())
+            .unwrap_or(order.len() + usize::from(s.kind() != "age"))
+    };
+    let mut out: Vec<&Stanza> = stanzas.iter().collect();
+    out.sort_by_key(|s| rank(s));
+    out
 }
 
 /// Which stanza opened the file (`--verbose`).
@@ -386,6 +407,22 @@ impl KeyRing {
 
     pub fn add(&mut self, s: Box<dyn KeySource>) {
         self.sources.push(s);
+    }
+
+    /// Tries these key kinds first when recovering a data key (sops's
+    /// `--decryption-order`); an unknown kind is a configuration error.
+    pub fn set_decryption_order(&mut self, kinds: &[String]) -> Result<(), KeyError> {
+        if let Some(k) = kinds
+            .iter()
+            .find(|k| !DECRYPTION_KINDS.contains(&k.as_str()))
+        {
+            return Err(KeyError::Config(format!(
+                "--decryption-order: unknown key type {k:?} (known: {})",
+                DECRYPTION_KINDS.join(", ")
+            )));
+        }
+        self.order = kinds.to_vec();
+        Ok(())
     }
 
     fn source(&self, kind: &str) -> Option<&dyn KeySource> {
@@ -485,9 +522,7 @@ impl KeyRing {
             if parts.len() >= needed {
                 break;
             }
-            let mut order: Vec<&Stanza> = g.0.iter().filter(|s| s.kind() == "age").collect();
-            order.extend(g.0.iter().filter(|s| s.kind() != "age"));
-            for st in order {
+            for st in try_order(&g.0, &self.order) {
                 let res = match self.source(st.kind()) {
                     Some(src) => src.unwrap(st),
                     None => Err(KeyError::Unsupported(st.kind().to_string())),
@@ -566,4 +601,57 @@ fn hint_for(meta: &Metadata) -> String {
         );
     }
     out.join("; or ")
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    fn st(kind: &str, r: &str) -> Stanza {
+        match kind {
+            "age" => Stanza::Age {
+                recipient: r.into(),
+                enc: String::new(),
+            },
+            k => Stanza::Other {
+                kind: k.into(),
+                fields: Default::default(),
+            },
+        }
+    }
+
+    fn kinds(order: &[&str]) -> Vec<String> {
+        let g = [
+            st("pgp", "p"),
+            st("kms", "k"),
+            st("age", "a1"),
+            st("age", "a2"),
+        ];
+        let order: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+        try_order(&g, &order)
+            .into_iter()
+            .map(|s| format!("{}:{}", s.kind(), s.recipient()))
+            .collect()
+    }
+
+    #[test]
+    fn age_first_by_default_then_the_decryption_order() {
+        let by_kind = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .map(|s| s.split(':').next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(by_kind(kinds(&[])), ["age", "age", "pgp", "kms"]);
+        assert_eq!(
+            by_kind(kinds(&["kms", "pgp"])),
+            ["kms", "pgp", "age", "age"]
+        );
+        assert_eq!(by_kind(kinds(&["pgp"])), ["pgp", "age", "age", "kms"]);
+        let mut ring = KeyRing::new();
+        assert!(ring.set_decryption_order(&["gpg".to_string()]).is_err());
+        assert!(
+            ring.set_decryption_order(&["age".to_string(), "hc_vault".to_string()])
+                .is_ok()
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! File-level operations the CLI and the cluster code share: encrypt a
 //! plaintext file, open an encrypted one, re-encrypt after a change.
 
+pub mod exec;
+
 use std::path::Path;
 
 use chrono::Utc;
@@ -85,6 +87,17 @@ pub fn encrypt(
     plan: &Plan,
     ring: &KeyRing,
 ) -> Result<Vec<u8>, OpError> {
+    encrypt_to(bytes, format, format, plan, ring)
+}
+
+/// [`encrypt`], writing the result in another store format (sops's `--output-type`).
+pub fn encrypt_to(
+    bytes: &[u8],
+    format: Format,
+    out_format: Format,
+    plan: &Plan,
+    ring: &KeyRing,
+) -> Result<Vec<u8>, OpError> {
     let mut docs = store::load_plain(format, bytes)?;
     refuse_unbindable(&docs)?;
     let rule = if format == Format::Binary {
@@ -99,7 +112,7 @@ pub fn encrypt(
     let mut meta = Metadata::new(groups, threshold, rule, plan.mac_only_encrypted);
     seal(&mut docs, &mut meta, &key, None)?;
     Ok(store::emit_encrypted(
-        format,
+        out_format,
         &docs,
         &meta,
         plan.yaml_indent,

@@ -32,8 +32,25 @@ pub enum ConfigError {
     MixedEnvironments(String),
     #[error("{0}")]
     NoRecipients(String),
+    /// sops's exact words (scripts and its test suite match them); the
+    /// rule is named by [`ConfigError::detail`].
+    #[error("Could not generate data key: [empty key group provided]")]
+    EmptyKeyGroup { config: PathBuf, rule: usize },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl ConfigError {
+    /// Where an error with sops's fixed wording comes from.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            ConfigError::EmptyKeyGroup { config, rule } => Some(format!(
+                "{}: creation_rules[{rule}] matches the file but names no keys (or an empty key group)",
+                config.display()
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// What to encrypt a file for, and why.

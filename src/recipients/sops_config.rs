@@ -220,6 +220,16 @@ fn id_list(v: &Option<J>, field: &str) -> Result<Vec<String>, String> {
 /// fields beside `key_groups` are an error: sops would ignore them, so a
 /// recipient the author meant to add would silently not be one.
 pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
+    let groups = parse_groups_allow_empty(spec)?;
+    if let Some(i) = groups.iter().position(Vec::is_empty) {
+        return Err(format!("key_groups[{i}] is empty"));
+    }
+    Ok(groups)
+}
+
+/// [`parse_groups`], keeping empty groups: a `.sops.yaml` rule may name
+/// one, and sops fails only when that rule is used.
+fn parse_groups_allow_empty(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
     if let Some(groups) = &spec.key_groups {
         let flat = [
             ("age", &spec.age),
@@ -261,9 +271,6 @@ pub fn parse_groups(spec: &KeySpec) -> Result<Vec<Vec<Recipient>>, String> {
                         }
                     }
                 }
-            }
-            if group.is_empty() {
-                return Err(format!("key_groups[{i}] is empty"));
             }
             out.push(group);
         }

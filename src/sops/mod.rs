@@ -1,5 +1,6 @@
 //! The SOPS file format: tree, stores, `ENC[]` codec, MAC and metadata.
 
+pub mod argv;
 pub mod cipher;
 pub mod engine;
 pub mod metadata;
@@ -12,4 +13,4 @@ pub use cipher::DataKey;
 pub use metadata::{KeyGroup, Metadata, Stanza};
 pub use rules::Rule;
 pub use store::Format;
-pub use tree::{Documents, Map, MapItem, Seq, SeqItem, Value};
+pub use tree::{Documents, Map, MapItem, PathSeg, Seq, SeqItem, Value};

@@ -401,6 +401,19 @@ pub fn to_bytes(v: &Value) -> Option<std::borrow::Cow<'_, [u8]>> {
     })
 }
 
+/// The text the flat stores (dotenv, INI) write for a leaf: [`to_bytes`],
+/// except that booleans are `true`/`false`, as sops prints them.
+pub fn to_text(v: &Value) -> Option<std::borrow::Cow<'_, [u8]>> {
+    match v {
+        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b {
+            b"true"
+        } else {
+            b"false"
+        })),
+        other => to_bytes(other),
+    }
+}
+
 /// The `type:` tag sops writes for a leaf.
 pub fn type_tag(v: &Value) -> &'static str {
     match v {

@@ -641,6 +641,27 @@ fn find_comments(src: &str, scalar_spans: &[(usize, usize)]) -> Vec<Comment> {
     out
 }
 
+/// A block scalar on the file's last line, with no line break after it,
+/// has no final line break to keep (YAML 1.2 §8.1.1.2; yaml.v3 agrees, so
+/// `sops --extract` prints `multi\nline`); saphyr adds one.
+fn unclip_at_eof(src: &str, events: &mut [(Event<'_>, Span)]) {
+    // The last line is indented content (not a new key) and the block
+    // scalar is the last scalar: that line is its last line.
+    let last_line = src.rsplit('\n').next().unwrap_or(src);
+    if src.ends_with('\n') || !last_line.starts_with([' ', '\t']) || last_line.trim().is_empty() {
+        return;
+    }
+    let last = events.iter_mut().rev().find_map(|(ev, _)| match ev {
+        Event::Scalar(s, style, ..) => Some((s, *style)),
+        _ => None,
+    });
+    if let Some((s, ScalarStyle::Literal | ScalarStyle::Folded)) = last
+        && s.ends_with('\n')
+    {
+        s.to_mut().pop();
+    }
+}
+
 pub fn parse(src: &str) -> Result<Documents, StoreError> {
     parse_capped(src, MAX_NODES)
 }
@@ -665,6 +686,7 @@ fn parse_capped(src: &str, max_nodes: usize) -> Result<Documents, StoreError> {
         None => ci,
         Some(v) => v.get(ci).copied().unwrap_or(src.len()),
     };
+    unclip_at_eof(src, &mut events);
     let mut spans: Vec<(usize, usize)> = events
         .iter()
         .filter(|(e, _)| matches!(e, Event::Scalar(..)))
@@ -1158,6 +1180,22 @@ fn double_quoted(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn block_scalar_on_the_last_line_keeps_no_line_break_it_does_not_have() {
+        let get = |src: &str| {
+            super::parse(src).unwrap().0[0]
+                .get("m")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap()
+        };
+        assert_eq!(get("m: |\n  multi\n  line"), "multi\nline");
+        assert_eq!(get("m: |\n  multi\n  line\n"), "multi\nline\n");
+        assert_eq!(get("m: |+\n  a\n  b"), "a\nb");
+        assert_eq!(get("m: >\n  a\n  b"), "a b");
+        assert_eq!(get("m: |\n  a\nn: x"), "a\n", "not the last line");
+        assert_eq!(get("m: |\n  a\n# c"), "a\n", "a comment follows");
+    }
+
     use super::*;
 
     fn rt(src: &str) -> String {

@@ -1,0 +1,164 @@
+//! A private place for plaintext that must reach another program through
+//! the file system (`ksec edit`'s editor buffer, `ksec exec-file`): a 0700
+//! folder (tmpfs when available) holding one 0600 file or FIFO. It is
+//! removed on every path out, including SIGINT/SIGTERM/SIGHUP (the child is
+//! sent SIGTERM), and after a SIGKILL by the next run (the folder names
+//! carry the owner's pid).
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+
+use anyhow::{Result, bail};
+
+static BUF_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+static DIR_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Folder prefixes of buffers (older runs' orphans are reaped by either).
+const PREFIXES: &[&str] = &["ksec-edit-", "ksec-exec-"];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only async-signal-safe calls: unlink, rmdir, kill, _exit.
+    unsafe {
+        let b = BUF_PATH.load(Ordering::SeqCst);
+        if !b.is_null() {
+            libc::unlink(b);
+        }
+        let d = DIR_PATH.load(Ordering::SeqCst);
+        if !d.is_null() {
+            libc::rmdir(d);
+        }
+        let c = CHILD.load(Ordering::SeqCst);
+        if c > 0 {
+            libc::kill(c, libc::SIGTERM);
+        }
+        libc::_exit(128 + sig);
+    }
+}
+
+/// What the buffer holds: a regular file with this content, or a FIFO the
+/// caller writes to (nothing is ever stored on disk).
+pub enum Content<'a> {
+    File(&'a [u8]),
+    Fifo,
+}
+
+/// Owns the buffer; removes it (and its folder) when dropped.
+pub struct Buffer {
+    dir: Option<tempfile::TempDir>,
+    pub path: PathBuf,
+}
+
+impl Buffer {
+    /// `kind` names the folder (`edit`, `exec`); `name` is the file's name
+    /// in it; `base` is where (see `common::private_tmp_base`).
+    pub fn new(kind: &str, name: &str, content: Content, base: &Path) -> Result<Buffer> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            bail!("invalid buffer file name {name:?}: a plain file name is needed");
+        }
+        reap_orphans(base);
+        // Created 0700 in one step (tempfile's default follows the umask).
+        let dir = {
+            use std::os::unix::fs::PermissionsExt;
+            tempfile::Builder::new()
+                .prefix(&format!("ksec-{kind}-{}-", std::process::id()))
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir_in(base)?
+        };
+        let path = dir.path().join(name);
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
+        let d = CString::new(dir.path().as_os_str().as_encoded_bytes()).expect("path has no NUL");
+        // Registered before the plaintext exists, so a signal never leaves it behind.
+        BUF_PATH.store(c.into_raw(), Ordering::SeqCst);
+        DIR_PATH.store(d.into_raw(), Ordering::SeqCst);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            unsafe {
+                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+            }
+        }
+        let buf = Buffer {
+            dir: Some(dir),
+            path,
+        };
+        match content {
+            Content::File(bytes) => write_private(&buf.path, bytes)?,
+            Content::Fifo => {
+                let c = CString::new(buf.path.as_os_str().as_encoded_bytes())?;
+                if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+                    return Err(std::io::Error::last_os_error().into());
+                }
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Hands the buffer (folder and file) to another user (`exec-file --user`).
+    pub fn chown(&self, uid: u32, gid: u32) -> Result<()> {
+        let dir = self.dir.as_ref().expect("live buffer").path();
+        for p in [dir, self.path.as_path()] {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_private(path: &Path, content: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, content)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The child a signal must stop too (0: none).
+pub fn set_child(pid: Option<u32>) {
+    CHILD.store(pid.map_or(0, |p| p as i32), Ordering::SeqCst);
+}
+
+/// Removes buffers of runs that were SIGKILLed (the one signal that cannot
+/// be handled): their folder names carry the dead process's pid.
+fn reap_orphans(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = PREFIXES.iter().find_map(|p| name.strip_prefix(p)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // kill(pid, 0) fails with ESRCH when no such process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(d) = self.dir.take() {
+            let _ = d.close();
+        }
+        for p in [&BUF_PATH, &DIR_PATH] {
+            let raw = p.swap(std::ptr::null_mut(), Ordering::SeqCst);
+            if !raw.is_null() {
+                drop(unsafe { CString::from_raw(raw) });
+            }
+        }
+    }
+}
