@@ -892,8 +892,10 @@ fn set_honours_the_output_type_as_sops_does() {
     let Some(mut sops) = common::sops_cmd() else {
         return;
     };
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.starts_with("a: ENC["), "written as YAML: {text}");
     let want = run(sops
-        .args(["decrypt", "--input-type", "yaml"])
+        .args(["decrypt", "--input-type", "yaml", "--output-type", "yaml"])
         .arg(&f)
         .env("SOPS_AGE_KEY_FILE", &keys));
     assert!(want.status.success(), "sops: {}", stderr(&want));

@@ -19,10 +19,6 @@ use ksec::sops::store::{self, StoreError};
 pub struct Args {
     /// Files or directories (directories: every Secret manifest below, in place); none or '-': stdin
     pub files: Vec<PathBuf>,
-    /// Take the .sops.yaml rule, recipients/ routing and store format from this
-    /// name instead of the file's (as sops 3.9+); needed when reading stdin
-    #[arg(long = "filename-override", value_name = "NAME")]
-    pub filename_override: Option<PathBuf>,
     /// Write the result back to the file (crash-safe) instead of stdout
     #[arg(short = 'i', long = "in-place", conflicts_with = "output")]
     pub in_place: bool,

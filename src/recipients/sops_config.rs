@@ -371,7 +371,7 @@ impl CreationRule {
             index,
             path_regex_src,
             path_regex,
-            groups: parse_groups(&raw.keys),
+            groups: parse_groups_allow_empty(&raw.keys),
             rule,
             shamir_threshold: raw.shamir_threshold.unwrap_or(0),
             mac_only_encrypted: raw.mac_only_encrypted.unwrap_or(false),
@@ -536,8 +536,12 @@ impl SopsConfig {
                 "correct the rule's *_suffix/*_regex field",
             )
         })?;
-        if groups.is_empty() {
-            return Err(fail("names no keys".into(), keys_fix));
+        if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+            // sops's own words (its functional tests and scripts match them).
+            return Err(ConfigError::EmptyKeyGroup {
+                config: self.path.clone(),
+                rule: r.index,
+            });
         }
         if let Some(u) = groups.iter().flatten().find(|x| !x.is_supported()) {
             return Err(fail(
