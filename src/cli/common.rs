@@ -228,10 +228,10 @@ pub struct IdentityArgs {
 #[derive(Args, Debug, Default, Clone)]
 pub struct TypeArgs {
     /// Input format (default: by file extension; unknown extensions are binary)
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = format_parser())]
     pub input_type: Option<Format>,
     /// Output format for decrypted data (default: same as input)
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = format_parser())]
     pub output_type: Option<Format>,
     /// YAML indentation (default 4, or .sops.yaml stores.yaml.indent)
     #[arg(long)]
@@ -529,4 +529,20 @@ pub fn private_tmp_base() -> PathBuf {
         }
     }
     std::env::temp_dir()
+}
+
+/// `--input-type`/`--output-type`: the library's formats, listed for
+/// completions (clap stays out of the library).
+pub fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Format::ALL.map(Format::name))
+        .map(|s| s.parse::<Format>().expect("a listed format"))
+}
+
+/// `--fail-on` and `--severity`: the library's severities.
+pub fn severity_parser() -> impl clap::builder::TypedValueParser<Value = ksec::doctor::Severity> {
+    use clap::builder::TypedValueParser;
+    use ksec::doctor::Severity;
+    clap::builder::PossibleValuesParser::new(Severity::ALL.map(Severity::name))
+        .map(|s| s.parse::<Severity>().expect("a listed severity"))
 }

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value = "default")]
     pub default_namespace: String,
     /// Exit 1 when a finding is at least this severe
-    #[arg(long, value_enum, default_value = "error")]
+    #[arg(long, value_parser = common::severity_parser(), default_value = "error")]
     pub fail_on: Severity,
     /// Change a check's severity: CHECK=error|warning|info (repeatable), e.g. rotation-age=error
     #[arg(long = "severity", value_name = "CHECK=LEVEL")]

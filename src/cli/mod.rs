@@ -181,3 +181,14 @@ pub fn main() -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every flag is defined once and every subcommand is well-formed (a
+    /// merge that declares a flag twice fails here, not at a user's prompt).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::metadata::Metadata;
 use super::tree::{Documents, Map, MapItem, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Yaml,
     Json,
@@ -40,6 +40,15 @@ impl Format {
         }
     }
 
+    /// Every format, by the name sops's `--input-type`/`--output-type` take.
+    pub const ALL: [Format; 5] = [
+        Format::Yaml,
+        Format::Json,
+        Format::Dotenv,
+        Format::Ini,
+        Format::Binary,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Yaml => "yaml",
@@ -48,6 +57,16 @@ impl Format {
             Format::Ini => "ini",
             Format::Binary => "binary",
         }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format {s:?} (yaml, json, dotenv, ini, binary)"))
     }
 }
 
