@@ -2,14 +2,13 @@
 //! run $EDITOR, re-encrypt with the same data key. The buffer is removed on
 //! every path out, including SIGINT/SIGTERM/SIGHUP.
 
-use std::ffi::CString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::{Context, Result, bail};
 
 use super::common::{self, GlobalArgs, IdentityArgs, KeyArgs, TypeArgs};
+use ksec::fsio::signals;
 use ksec::ops::{self, OpenOptions};
 use ksec::recipients;
 use ksec::sops::Format;
@@ -29,31 +28,10 @@ pub struct Args {
     pub types: TypeArgs,
 }
 
-static BUF_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-static DIR_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe calls: unlink, rmdir, kill, _exit.
-    unsafe {
-        let b = BUF_PATH.load(Ordering::SeqCst);
-        if !b.is_null() {
-            libc::unlink(b);
-        }
-        let d = DIR_PATH.load(Ordering::SeqCst);
-        if !d.is_null() {
-            libc::rmdir(d);
-        }
-        let c = CHILD.load(Ordering::SeqCst);
-        if c > 0 {
-            libc::kill(c, libc::SIGTERM);
-        }
-        libc::_exit(128 + sig);
-    }
-}
-
 /// Owns the buffer; removes it (and its folder) when dropped.
 struct Buffer {
+    // Unregistered after `drop` has removed the files.
+    _guards: [signals::Guard; 2],
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
 }
@@ -79,16 +57,9 @@ impl Buffer {
             .open(&path)?;
         std::io::Write::write_all(&mut f, content)?;
         f.sync_all()?;
-        let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
-        let d = CString::new(dir.path().as_os_str().as_encoded_bytes()).expect("path has no NUL");
-        BUF_PATH.store(c.into_raw(), Ordering::SeqCst);
-        DIR_PATH.store(d.into_raw(), Ordering::SeqCst);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            unsafe {
-                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-            }
-        }
+        let guards = [signals::guard_dir(dir.path())?, signals::guard_file(&path)?];
         Ok(Buffer {
+            _guards: guards,
             dir: Some(dir),
             path,
         })
@@ -109,10 +80,7 @@ fn reap_orphans(base: &Path) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        // kill(pid, 0) fails with ESRCH when no such process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-        if !alive {
+        if !ksec::fsio::alive(pid) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -120,20 +88,9 @@ fn reap_orphans(base: &Path) {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            unsafe {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
         let _ = std::fs::remove_file(&self.path);
         if let Some(d) = self.dir.take() {
             let _ = d.close();
-        }
-        for p in [&BUF_PATH, &DIR_PATH] {
-            let raw = p.swap(std::ptr::null_mut(), Ordering::SeqCst);
-            if !raw.is_null() {
-                drop(unsafe { CString::from_raw(raw) });
-            }
         }
     }
 }
@@ -149,9 +106,9 @@ fn run_editor(path: &Path) -> Result<()> {
         .arg(path)
         .spawn()
         .with_context(|| format!("cannot start the editor {editor:?}"))?;
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    signals::set_child(child.id() as i32);
     let status = child.wait()?;
-    CHILD.store(0, Ordering::SeqCst);
+    signals::set_child(0);
     if !status.success() {
         bail!("the editor exited with {status}; the file was not changed");
     }
