@@ -127,6 +127,66 @@ fn a_read_only_file_is_refused_and_a_rewrite_keeps_the_mode() {
 }
 
 #[test]
+fn in_place_on_stdin_is_a_usage_error() {
+    let r = repo();
+    for cmd in [["encrypt", "-i"], ["decrypt", "-i"], ["rotate", "-i"]] {
+        let o = run(ksec()
+            .args(cmd)
+            .arg("-")
+            .args(["--input-type", "yaml"])
+            .current_dir(r.dir.path())
+            .env("SOPS_AGE_KEY_FILE", &r.key.identity_file)
+            .stdin(std::process::Stdio::null()));
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+        assert!(
+            !r.dir.path().join("-").exists(),
+            "{cmd:?} created a file named -"
+        );
+    }
+}
+
+#[test]
+fn a_directory_walk_names_the_hidden_files_and_symlinks_it_skips() {
+    let r = repo();
+    r.file("apps/s.yaml", SECRET_YAML);
+    r.file("apps/.hidden.yaml", SECRET_YAML);
+    r.file("apps/.private/s.yaml", SECRET_YAML);
+    r.file("outside/t.yaml", SECRET_YAML);
+    std::os::unix::fs::symlink("../outside/t.yaml", r.dir.path().join("apps/link.yaml")).unwrap();
+    let apps = r.dir.path().join("apps");
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&apps));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    for name in [".hidden.yaml", ".private", "link.yaml"] {
+        assert!(
+            e.lines()
+                .any(|l| l.starts_with("skipped") && l.contains(name)),
+            "{name} not reported as skipped:\n{e}"
+        );
+    }
+    // and in the JSON report
+    r.file("apps/s.yaml", SECRET_YAML);
+    let o = run(ksec().args(["encrypt", "-i", "-o", "json"]).arg(&apps));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let skipped: Vec<String> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "skipped")
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    for name in [".hidden.yaml", ".private", "link.yaml"] {
+        assert!(
+            skipped.iter().any(|s| s.ends_with(name)),
+            "{name} not in {skipped:?}"
+        );
+    }
+}
+
+/// SIGTERM while `decrypt -i` waits for its key command: the file is
+/// untouched and no temp file is left.
+#[test]
 fn sigterm_during_decrypt_in_place_leaves_no_temp_file() {
     let r = repo();
     let f = r.file("s.yaml", SECRET_YAML);

@@ -33,6 +33,7 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
+    common::refuse_in_place_stdin(a.in_place, &a.file)?;
     let name = a.file.display().to_string();
     let bytes = ops::read(&a.file).with_context(|| format!("cannot read {name}"))?;
     let format = a.types.input(&a.file);

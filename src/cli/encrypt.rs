@@ -40,7 +40,11 @@ enum Outcome {
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let files = common::expand(&a.files)?;
+    for f in &a.files {
+        common::refuse_in_place_stdin(a.in_place, f)?;
+    }
+    let walk = common::expand_walk(&a.files)?;
+    let files = walk.files;
     let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
     if multi && !a.in_place {
         return Err(usage(
@@ -90,6 +94,12 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let mut failed = 0;
     let mut worst = 0;
     let mut report = Vec::new();
+    for (path, why) in &walk.skipped {
+        if !g.quiet && g.output == OutputFormat::Text {
+            eprintln!("skipped {} ({why})", path.display());
+        }
+        report.push(json!({"file": path, "status": "skipped", "reason": why}));
+    }
     for (path, r) in results {
         match r {
             Ok(Outcome::Encrypted {
