@@ -34,6 +34,8 @@ enum Outcome {
         source: String,
         environment: Option<String>,
         notes: Vec<String>,
+        /// Last-applied annotations dropped (they hold the values in clear).
+        removed: Vec<String>,
         out: Option<Vec<u8>>,
     },
     Skipped(&'static str),
@@ -75,7 +77,13 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 if let Some(i) = a.types.indent {
                     plan.yaml_indent = Some(i);
                 }
-                let out = ops::encrypt(&bytes, format, &plan, &ring)?;
+                let sealed = ops::encrypt(&bytes, format, &plan, &ring)?;
+                let removed = sealed
+                    .dropped
+                    .iter()
+                    .map(|(doc, kp)| format!("document {doc}: removed {kp}"))
+                    .collect();
+                let out = sealed.bytes;
                 if a.in_place {
                     ksec::fsio::write_atomic(path, &out)
                         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -84,6 +92,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                     source: plan.source,
                     environment: plan.environment,
                     notes: plan.notes,
+                    removed,
                     out: (!a.in_place).then_some(out),
                 })
             })();
@@ -106,8 +115,17 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 source,
                 environment,
                 notes,
+                removed,
                 out,
             }) => {
+                if !g.quiet && g.output == OutputFormat::Text {
+                    for r in &removed {
+                        eprintln!(
+                            "ksec: {}: {r} (it holds the Secret's values in clear text; kubectl writes it again on apply)",
+                            path.display()
+                        );
+                    }
+                }
                 if let Some(out) = out {
                     std::io::stdout().write_all(&out)?;
                 }
@@ -119,7 +137,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 } else if a.in_place && !g.quiet && g.output == OutputFormat::Text {
                     eprintln!("encrypted {}", path.display());
                 }
-                report.push(json!({"file": path, "status": "encrypted", "recipients_from": source, "environment": environment, "notes": notes}));
+                report.push(json!({"file": path, "status": "encrypted", "recipients_from": source, "environment": environment, "notes": notes, "removed": removed}));
             }
             Ok(Outcome::Skipped(why)) => {
                 if g.verbose {

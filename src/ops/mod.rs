@@ -76,14 +76,29 @@ pub fn seal(
     Ok(())
 }
 
-/// Encrypts a plaintext file's bytes according to `plan`.
+/// The annotation `kubectl apply` writes: the whole object as JSON, so on a
+/// Secret its values in plaintext. Never needed in Git (kubectl rewrites it).
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// An encrypted file, and what was dropped from the plaintext on the way.
+#[derive(Debug)]
+pub struct Sealed {
+    pub bytes: Vec<u8>,
+    /// (document index, key path) of each last-applied annotation removed.
+    pub dropped: Vec<(usize, String)>,
+}
+
+/// Encrypts a plaintext file's bytes according to `plan`. A Secret's
+/// last-applied annotation is removed first: it would stay in clear text
+/// (only data/stringData are encrypted) while holding every value.
 pub fn encrypt(
     bytes: &[u8],
     format: Format,
     plan: &Plan,
     ring: &KeyRing,
-) -> Result<Vec<u8>, OpError> {
+) -> Result<Sealed, OpError> {
     let mut docs = store::load_plain(format, bytes)?;
+    let dropped = drop_last_applied(&mut docs);
     let rule = if format == Format::Binary {
         Rule::None
     } else {
@@ -95,12 +110,56 @@ pub fn encrypt(
     let (groups, threshold) = ring.wrap(&plan.groups, plan.threshold, &key)?;
     let mut meta = Metadata::new(groups, threshold, rule, plan.mac_only_encrypted);
     seal(&mut docs, &mut meta, &key, None)?;
-    Ok(store::emit_encrypted(
-        format,
-        &docs,
-        &meta,
-        plan.yaml_indent,
-    )?)
+    let bytes = store::emit_encrypted(format, &docs, &meta, plan.yaml_indent)?;
+    Ok(Sealed { bytes, dropped })
+}
+
+/// Removes the last-applied annotation from every Secret (and Secret item
+/// of a `*List`); returns where each one was.
+pub fn drop_last_applied(docs: &mut Documents) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (di, d) in docs.0.iter_mut().enumerate() {
+        if drop_from(d) {
+            out.push((di, format!("metadata.annotations.{LAST_APPLIED}")));
+        }
+        if !d.str_of("kind").is_some_and(|k| k.ends_with("List")) {
+            continue;
+        }
+        if let Some(crate::sops::Value::Seq(items)) = d.get_mut("items") {
+            let elems = items.0.iter_mut().filter_map(|i| match i {
+                crate::sops::SeqItem::Elem(v) => Some(v),
+                crate::sops::SeqItem::Comment(_) => None,
+            });
+            for (ii, v) in elems.enumerate() {
+                if let crate::sops::Value::Map(m) = v
+                    && drop_from(m)
+                {
+                    out.push((
+                        di,
+                        format!("items[{ii}].metadata.annotations.{LAST_APPLIED}"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn drop_from(obj: &mut crate::sops::Map) -> bool {
+    if !recipients::is_secret(obj) {
+        return false;
+    }
+    let Some(crate::sops::Value::Map(meta)) = obj.get_mut("metadata") else {
+        return false;
+    };
+    let Some(crate::sops::Value::Map(ann)) = meta.get_mut("annotations") else {
+        return false;
+    };
+    let removed = ann.remove(LAST_APPLIED).is_some();
+    if removed && ann.pairs().next().is_none() {
+        meta.remove("annotations");
+    }
+    removed
 }
 
 /// An opened (decrypted) file, with what is needed to write it back.
