@@ -58,6 +58,7 @@ pub enum RuleId {
     HighEntropyComment,
     PathPolicy,
     ConfigmapSensitiveKey,
+    PlaintextCredential,
     CrlfLineEndings,
     ByteOrderMark,
     Utf16,
@@ -66,7 +67,7 @@ pub enum RuleId {
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 25] = [
+    pub const ALL: [RuleId; 26] = [
         RuleId::PlaintextSecretValue,
         RuleId::PlaintextInEncryptedScope,
         RuleId::EncMalformed,
@@ -87,6 +88,7 @@ impl RuleId {
         RuleId::HighEntropyComment,
         RuleId::PathPolicy,
         RuleId::ConfigmapSensitiveKey,
+        RuleId::PlaintextCredential,
         RuleId::CrlfLineEndings,
         RuleId::ByteOrderMark,
         RuleId::Utf16,
@@ -116,6 +118,7 @@ impl RuleId {
             RuleId::HighEntropyComment => "high-entropy-comment",
             RuleId::PathPolicy => "path-policy",
             RuleId::ConfigmapSensitiveKey => "configmap-sensitive-key",
+            RuleId::PlaintextCredential => "plaintext-credential",
             RuleId::CrlfLineEndings => "crlf-line-endings",
             RuleId::ByteOrderMark => "byte-order-mark",
             RuleId::Utf16 => "utf16",
@@ -161,6 +164,9 @@ impl RuleId {
                 "a .sops.yaml rule or recipients/ path glob says the file must be encrypted"
             }
             RuleId::ConfigmapSensitiveKey => "a ConfigMap key named like a credential",
+            RuleId::PlaintextCredential => {
+                "a PEM private key or AWS key pair in a ConfigMap or plain env file"
+            }
             RuleId::CrlfLineEndings => "CRLF line endings in a sops file",
             RuleId::ByteOrderMark => "a byte-order mark sops cannot read",
             RuleId::Utf16 => "UTF-16 text sops and kubectl cannot read",
