@@ -1,13 +1,14 @@
 //! Crash-safe file writes: a temp file in the target's folder, 0600 while
-//! it is written, fsync, the target's mode, rename. A reader (or a crash)
-//! only ever sees the old or the new complete file.
+//! it is written, fsync, rename, then the target's old mode. A reader (or a
+//! crash) only ever sees the old or the new complete file.
 //!
 //! Through a symlink the link's target is rewritten (as sops does), never
-//! the link replaced. A file with other hard links, or without its owner's
-//! write bit, is refused: a rename would leave the other names with the old
-//! content, and a read-only file says "do not rewrite me". The temp file is
-//! removed on SIGINT/SIGTERM/SIGHUP (`signals`); one left by SIGKILL is
-//! removed by the next write in that folder (its name carries the pid).
+//! the link replaced. Refused: a file with other hard links (a rename would
+//! leave the other names with the old content) and a file the user may not
+//! write (no write bit at all counts too, also for root: it says "do not
+//! rewrite me", and sops refuses it). The temp file is removed on
+//! SIGINT/SIGTERM/SIGHUP (`signals`); one left by SIGKILL is removed by the
+//! next write in that folder (its name carries the dead writer's pid).
 
 pub mod signals;
 
@@ -20,6 +21,7 @@ const TMP_SUFFIX: &str = ".tmp";
 /// Symlink hops before giving up (Linux's own limit).
 const MAX_LINKS: usize = 40;
 
+/// Writes `bytes` to `path` (or the file its symlinks lead to) atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let target = resolve_links(path)?;
     let mode = check_target(&target)?;
@@ -155,7 +157,7 @@ fn check_target(target: &Path) -> std::io::Result<Option<u32>> {
         )));
     }
     let mode = m.permissions().mode() & 0o7777;
-    if mode & 0o200 == 0 || !writable(target) {
+    if mode & 0o222 == 0 || !writable(target) {
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
