@@ -1717,7 +1717,13 @@ fn judge_by_content(
     if !docs.0.iter().any(manifest) {
         return false;
     }
+    let start = out.len();
     judge_docs(path, bytes, dec, fmt, &docs, opts, 0, out);
+    for f in &mut out[start..] {
+        f.message.push_str(
+            " (judged by content: the name is not a manifest's; if this is a stray copy, delete it)",
+        );
+    }
     true
 }
 
