@@ -359,6 +359,7 @@ fn judge_docs(
                         }
                     }
                 }
+                Some("template") => template_defaults(path, di, &prefix, obj, &mut secret_out),
                 Some("configmap") => {
                     configmap_keys(path, di, &prefix, obj, out);
                     configmap_credentials(path, di, &prefix, obj, out);
@@ -688,6 +689,70 @@ fn objects(d: &Map, prefix: String, depth: usize) -> Vec<(String, &Map)> {
         }
     }
     v
+}
+
+/// An OpenShift Template parameter with a literal `value:` that a Secret of
+/// the template uses as a whole value (`${NAME}`, `${{NAME}}`): the default
+/// is the Secret's value whenever the parameter is not given, in clear.
+fn template_defaults(file: &str, doc: usize, prefix: &str, obj: &Map, out: &mut Vec<Finding>) {
+    let Some(Value::Seq(params)) = obj.get("parameters") else {
+        return;
+    };
+    let Some(Value::Seq(objs)) = obj.get("objects") else {
+        return;
+    };
+    let mut used = std::collections::HashSet::new();
+    for o in objs.elems().filter_map(Value::as_map) {
+        if obj_kind(o).as_deref() != Some("secret") {
+            continue;
+        }
+        for f in ["data", "stringData"] {
+            if let Some(v) = o.get(f) {
+                whole_refs(v, 0, &mut used);
+            }
+        }
+    }
+    for (i, p) in params.elems().enumerate() {
+        let Some(p) = p.as_map() else { continue };
+        let (Some(name), Some(Value::Str(v))) = (p.str_of("name"), p.get("value")) else {
+            continue;
+        };
+        if v.is_empty() || v.starts_with("ENC[") || !used.contains(name) {
+            continue;
+        }
+        out.push(Finding::new(
+            file,
+            doc,
+            format!("{}parameters[{i}].value", dotted(prefix)),
+            RuleId::PlaintextSecretValue,
+            Severity::Error,
+            format!(
+                "the default of Template parameter {name:?} is a Secret's value whenever the parameter is not given, in clear text: remove `value:` (or use `generate:`)"
+            ),
+        ));
+    }
+}
+
+/// Parameter names a value refers to as a whole: `${NAME}` or `${{NAME}}`.
+fn whole_refs(v: &Value, depth: usize, out: &mut std::collections::HashSet<String>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match v {
+        Value::Str(s) => {
+            let t = s.trim();
+            let inner = t
+                .strip_prefix("${{")
+                .and_then(|r| r.strip_suffix("}}"))
+                .or_else(|| t.strip_prefix("${").and_then(|r| r.strip_suffix('}')));
+            if let Some(n) = inner {
+                out.insert(n.to_string());
+            }
+        }
+        Value::Map(m) => m.pairs().for_each(|(_, c)| whole_refs(c, depth + 1, out)),
+        Value::Seq(q) => q.elems().for_each(|c| whole_refs(c, depth + 1, out)),
+        _ => {}
+    }
 }
 
 /// kubectl's `last-applied-configuration` (the whole object as JSON), and any
@@ -1897,14 +1962,20 @@ mod tests {
     fn an_openshift_template_holding_a_plaintext_secret_is_a_finding() {
         let f = judge(
             "t.yaml",
-            "apiVersion: template.openshift.io/v1\nkind: Template\nmetadata:\n  name: t\nobjects:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: db\n    stringData:\n      password: hunter2\n      user: ${DB_USER}\n      n: ${{REPLICAS}}\nparameters:\n  - name: DB_USER\n",
+            "apiVersion: template.openshift.io/v1\nkind: Template\nmetadata:\n  name: t\nobjects:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: db\n    stringData:\n      password: hunter2\n      user: ${DB_USER}\n      token: ${{TOKEN}}\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: c\n    data:\n      region: ${REGION}\nparameters:\n  - name: DB_USER\n  - name: TOKEN\n    value: hunter2\n  - name: REGION\n    value: eu-west-1\n  - name: PASS\n    generate: expression\n    from: \"[a-z]{16}\"\n",
         );
         assert_eq!(
             f,
-            vec![(
-                "objects[0].stringData.password".to_string(),
-                RuleId::PlaintextSecretValue
-            )]
+            vec![
+                (
+                    "parameters[1].value".to_string(),
+                    RuleId::PlaintextSecretValue
+                ),
+                (
+                    "objects[0].stringData.password".to_string(),
+                    RuleId::PlaintextSecretValue
+                ),
+            ]
         );
     }
 
