@@ -854,3 +854,42 @@ fn files_over_the_size_limit_block_unless_the_limit_is_raised() {
     assert!(out.contains("plaintext-secret-value"), "{out}");
     assert!(!out.contains("not-judged"), "{out}");
 }
+
+/// `kubectl get secret -o yaml` output carries the whole Secret, values in
+/// clear, in the last-applied annotation: encrypt drops it and says so
+/// (file, document, key path; no value), and check then passes.
+#[test]
+fn encrypt_drops_the_last_applied_annotation_of_a_secret() {
+    let r = repo();
+    let json = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"prod"},"stringData":{"password":"CANARY-last-applied-77"}}"#;
+    let text = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {json}\n    team: db\nstringData:\n  password: CANARY-last-applied-77\n"
+    );
+    let f = r.file("s.yaml", &text);
+    let o = run(ksec().args(["check"]).arg(&f));
+    assert_eq!(o.status.code(), Some(1), "check must flag it before");
+    let o = run(ksec().args(["encrypt", "-i"]).arg(&f));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("s.yaml")
+            && e.contains("document 0")
+            && e.contains("metadata.annotations.kubectl.kubernetes.io/last-applied-configuration"),
+        "{e}"
+    );
+    assert!(!e.contains("CANARY"));
+    let out = std::fs::read_to_string(&f).unwrap();
+    assert!(
+        !out.contains("CANARY"),
+        "plaintext left in the file:\n{out}"
+    );
+    assert!(!out.contains("last-applied-configuration"));
+    assert!(out.contains("team: db"), "other annotations stay");
+    let o = run(ksec().args(["check"]).arg(&f));
+    assert!(o.status.success(), "{}", stdout(&o));
+    let o = run(ksec()
+        .args(["decrypt"])
+        .arg(&f)
+        .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
+    assert!(stdout(&o).contains("CANARY-last-applied-77"));
+}

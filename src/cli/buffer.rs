@@ -7,35 +7,12 @@
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::{Result, bail};
-
-static BUF_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-static DIR_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-static CHILD: AtomicI32 = AtomicI32::new(0);
+use ksec::fsio::signals;
 
 /// Folder prefixes of buffers (older runs' orphans are reaped by either).
 const PREFIXES: &[&str] = &["ksec-edit-", "ksec-exec-"];
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe calls: unlink, rmdir, kill, _exit.
-    unsafe {
-        let b = BUF_PATH.load(Ordering::SeqCst);
-        if !b.is_null() {
-            libc::unlink(b);
-        }
-        let d = DIR_PATH.load(Ordering::SeqCst);
-        if !d.is_null() {
-            libc::rmdir(d);
-        }
-        let c = CHILD.load(Ordering::SeqCst);
-        if c > 0 {
-            libc::kill(c, libc::SIGTERM);
-        }
-        libc::_exit(128 + sig);
-    }
-}
 
 /// What the buffer holds: a regular file with this content, or a FIFO the
 /// caller writes to (nothing is ever stored on disk).
@@ -46,6 +23,8 @@ pub enum Content<'a> {
 
 /// Owns the buffer; removes it (and its folder) when dropped.
 pub struct Buffer {
+    // Unregistered after `drop` has removed the files (fields drop in order).
+    _guards: [signals::Guard; 2],
     dir: Option<tempfile::TempDir>,
     pub path: PathBuf,
 }
@@ -67,17 +46,10 @@ impl Buffer {
                 .tempdir_in(base)?
         };
         let path = dir.path().join(name);
-        let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has no NUL");
-        let d = CString::new(dir.path().as_os_str().as_encoded_bytes()).expect("path has no NUL");
         // Registered before the plaintext exists, so a signal never leaves it behind.
-        BUF_PATH.store(c.into_raw(), Ordering::SeqCst);
-        DIR_PATH.store(d.into_raw(), Ordering::SeqCst);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            unsafe {
-                libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-            }
-        }
+        let guards = [signals::guard_dir(dir.path())?, signals::guard_file(&path)?];
         let buf = Buffer {
+            _guards: guards,
             dir: Some(dir),
             path,
         };
@@ -117,7 +89,7 @@ fn write_private(path: &Path, content: &[u8]) -> Result<()> {
 
 /// The child a signal must stop too (0: none).
 pub fn set_child(pid: Option<u32>) {
-    CHILD.store(pid.map_or(0, |p| p as i32), Ordering::SeqCst);
+    signals::set_child(pid.map_or(0, |p| p as i32));
 }
 
 /// Removes buffers of runs that were SIGKILLed (the one signal that cannot
@@ -134,10 +106,7 @@ fn reap_orphans(base: &Path) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        // kill(pid, 0) fails with ESRCH when no such process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-        if !alive {
+        if !ksec::fsio::alive(pid) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -145,20 +114,9 @@ fn reap_orphans(base: &Path) {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            unsafe {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
         let _ = std::fs::remove_file(&self.path);
         if let Some(d) = self.dir.take() {
             let _ = d.close();
-        }
-        for p in [&BUF_PATH, &DIR_PATH] {
-            let raw = p.swap(std::ptr::null_mut(), Ordering::SeqCst);
-            if !raw.is_null() {
-                drop(unsafe { CString::from_raw(raw) });
-            }
         }
     }
 }

@@ -460,31 +460,102 @@ pub fn init_logging(g: &GlobalArgs) {
 
 /// Expands directory arguments into manifest files (YAML/JSON), sorted.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
+    let files = expand_walk(paths)?.files;
+    if files.is_empty() {
+        bail!(usage("no files given"));
+    }
+    Ok(files)
+}
+
+/// What a directory walk found, and what it passed over and why.
+pub struct Walk {
+    /// Files, each with whether it came from a directory.
+    pub files: Vec<(PathBuf, bool)>,
+    pub skipped: Vec<(PathBuf, &'static str)>,
+}
+
+/// Like `expand`, also naming the hidden entries and symlinks a walk does
+/// not enter, so a caller can report them instead of passing them silently.
+pub fn expand_walk(paths: &[PathBuf]) -> Result<Walk> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for p in paths {
         if p.is_dir() {
             let mut found = Vec::new();
-            for e in walkdir::WalkDir::new(p).into_iter().filter_entry(|e| {
+            let mut passed = Vec::new();
+            let mut hidden = Vec::new();
+            let walk = walkdir::WalkDir::new(p).into_iter().filter_entry(|e| {
                 let n = e.file_name().to_string_lossy();
-                e.depth() == 0 || !(n.starts_with('.') || n == "target" || n == "node_modules")
-            }) {
+                if e.depth() == 0 || n == "target" || n == "node_modules" {
+                    return e.depth() == 0;
+                }
+                if n.starts_with('.') {
+                    // `.git` is never a place for manifests; others are named.
+                    if n != ".git" && (e.file_type().is_dir() || is_manifest_name(e.path())) {
+                        hidden.push((e.path().to_path_buf(), hidden_reason(e)));
+                    }
+                    return false;
+                }
+                true
+            });
+            for e in walk {
                 let e = e.with_context(|| format!("walking {}", p.display()))?;
                 if e.file_type().is_file()
                     && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json)
                 {
                     found.push((e.into_path(), true));
+                } else if e.depth() > 0 && e.path_is_symlink() {
+                    passed.push((
+                        e.into_path(),
+                        "symlink, not followed: pass its target itself",
+                    ));
                 }
             }
+            passed.append(&mut hidden);
             found.sort();
+            passed.sort();
             out.extend(found);
+            skipped.extend(passed);
         } else {
             out.push((p.clone(), false));
         }
     }
-    if out.is_empty() {
+    if out.is_empty() && skipped.is_empty() {
         bail!(usage("no files given"));
     }
-    Ok(out)
+    Ok(Walk {
+        files: out,
+        skipped,
+    })
+}
+
+/// A hidden file a walk would have taken but for its dot (`.sops.yaml` is config).
+fn is_manifest_name(p: &Path) -> bool {
+    let n = p
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    n != ".sops.yaml"
+        && n != ".sops.yml"
+        && matches!(Format::from_path(p), Format::Yaml | Format::Json)
+}
+
+fn hidden_reason(e: &walkdir::DirEntry) -> &'static str {
+    if e.file_type().is_dir() {
+        "hidden folder, not walked: pass it explicitly"
+    } else {
+        "hidden file, not walked: pass it explicitly"
+    }
+}
+
+/// Refuses `-i -`: stdin has no file to write back to (it would create `./-`).
+pub fn refuse_in_place_stdin(in_place: bool, file: &Path) -> Result<()> {
+    if in_place && file == Path::new("-") {
+        bail!(usage(
+            "-i/--in-place needs a file: '-' (stdin) has none to write back to"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a sops path like `["data"]["key"][0]` (a usage error if it does not).

@@ -144,7 +144,13 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             }
             None => {
                 let plan = recipients::plan_for(&a.file, &docs, &a.keys.overrides()?)?;
-                ops::encrypt(&edited, format, &plan, &ring)?
+                let sealed = ops::encrypt(&edited, format, &plan, &ring)?;
+                for (doc, kp) in &sealed.dropped {
+                    eprintln!(
+                        "ksec: {name}: document {doc}: removed {kp} (it holds the Secret's values in clear text)"
+                    );
+                }
+                sealed.bytes
             }
         };
         drop(buf);

@@ -41,13 +41,19 @@ enum Outcome {
         source: String,
         environment: Option<String>,
         notes: Vec<String>,
+        /// Last-applied annotations dropped (they hold the values in clear).
+        removed: Vec<String>,
         out: Option<Vec<u8>>,
     },
     Skipped(&'static str),
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
-    let files = common::expand(&a.name.inputs(&a.files))?;
+    for f in &a.files {
+        common::refuse_in_place_stdin(a.in_place, f)?;
+    }
+    let walk = common::expand_walk(&a.name.inputs(&a.files))?;
+    let files = walk.files;
     let multi = files.len() > 1 || files.iter().any(|(_, from_dir)| *from_dir);
     if multi && !a.in_place {
         return Err(usage(
@@ -89,7 +95,13 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                     plan.yaml_indent = Some(i);
                 }
                 let out_format = a.types.output(named, format);
-                let out = ops::encrypt_to(&bytes, format, out_format, &plan, &ring)?;
+                let sealed = ops::encrypt_to(&bytes, format, out_format, &plan, &ring)?;
+                let removed = sealed
+                    .dropped
+                    .iter()
+                    .map(|(doc, kp)| format!("document {doc}: removed {kp}"))
+                    .collect();
+                let out = sealed.bytes;
                 if a.in_place {
                     ksec::fsio::write_atomic(path, &out)
                         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -98,6 +110,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                     source: plan.source,
                     environment: plan.environment,
                     notes: plan.notes,
+                    removed,
                     out: (!a.in_place).then_some(out),
                 })
             })();
@@ -108,14 +121,29 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let mut failed = 0;
     let mut worst = 0;
     let mut report = Vec::new();
+    for (path, why) in &walk.skipped {
+        if !g.quiet && g.output == OutputFormat::Text {
+            eprintln!("skipped {} ({why})", path.display());
+        }
+        report.push(json!({"file": path, "status": "skipped", "reason": why}));
+    }
     for (path, r) in results {
         match r {
             Ok(Outcome::Encrypted {
                 source,
                 environment,
                 notes,
+                removed,
                 out,
             }) => {
+                if !g.quiet && g.output == OutputFormat::Text {
+                    for r in &removed {
+                        eprintln!(
+                            "ksec: {}: {r} (it holds the Secret's values in clear text; kubectl writes it again on apply)",
+                            path.display()
+                        );
+                    }
+                }
                 if let Some(out) = out {
                     a.out.emit(&out, false)?;
                 }
@@ -127,7 +155,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 } else if a.in_place && !g.quiet && g.output == OutputFormat::Text {
                     eprintln!("encrypted {}", path.display());
                 }
-                report.push(json!({"file": path, "status": "encrypted", "recipients_from": source, "environment": environment, "notes": notes}));
+                report.push(json!({"file": path, "status": "encrypted", "recipients_from": source, "environment": environment, "notes": notes, "removed": removed}));
             }
             Ok(Outcome::Skipped(why)) => {
                 if g.verbose {

@@ -73,6 +73,9 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     if a.files.len() > 1 && !a.in_place {
         return Err(usage("several files: pass -i/--in-place"));
     }
+    for f in &a.files {
+        common::refuse_in_place_stdin(a.in_place, f)?;
+    }
     let ring = common::keyring(&a.ids, true)?;
     let add = KeyArgs {
         age: a.add_age.clone(),

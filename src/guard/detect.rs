@@ -325,6 +325,8 @@ fn judge_docs(
             } else {
                 obj_kind(obj)
             };
+            let is_secret = k.as_deref() == Some("secret");
+            annotations(path, di, &prefix, obj, is_secret, &mut secret_out);
             match k.as_deref() {
                 Some("secret") => {
                     secret_bearing = true;
@@ -376,7 +378,11 @@ fn judge_docs(
                         }
                     }
                 }
-                Some("configmap") => configmap_keys(path, di, &prefix, obj, out),
+                Some("template") => template_defaults(path, di, &prefix, obj, &mut secret_out),
+                Some("configmap") => {
+                    configmap_keys(path, di, &prefix, obj, out);
+                    configmap_credentials(path, di, &prefix, obj, out);
+                }
                 _ => {}
             }
         }
@@ -715,27 +721,181 @@ fn meta_checks(
     Some(meta)
 }
 
-/// A document and, for `*List` kinds, its items (recursively), with their key prefixes.
+/// A document and, for `*List` kinds, its items, and for an OpenShift
+/// `Template` its `objects` (recursively), with their key prefixes.
 fn objects(d: &Map, prefix: String, depth: usize) -> Vec<(String, &Map)> {
     let mut v = vec![(prefix.clone(), d)];
     if depth > 16 {
         return v;
     }
-    let is_list = obj_kind(d).is_some_and(|k| k.ends_with("list"));
-    if is_list {
-        if let Some(Value::Seq(items)) = d.get("items") {
-            for (i, it) in items.elems().enumerate() {
-                if let Some(m) = it.as_map() {
-                    v.extend(objects(
-                        m,
-                        format!("{}items[{i}]", dotted(&prefix)),
-                        depth + 1,
-                    ));
-                }
+    let kind = obj_kind(d);
+    let field = match kind.as_deref() {
+        Some(k) if k.ends_with("list") => "items",
+        Some("template") => "objects",
+        _ => return v,
+    };
+    if let Some(Value::Seq(items)) = d.get(field) {
+        for (i, it) in items.elems().enumerate() {
+            if let Some(m) = it.as_map() {
+                v.extend(objects(
+                    m,
+                    format!("{}{field}[{i}]", dotted(&prefix)),
+                    depth + 1,
+                ));
             }
         }
     }
     v
+}
+
+/// An OpenShift Template parameter with a literal `value:` that a Secret of
+/// the template uses as a whole value (`${NAME}`, `${{NAME}}`): the default
+/// is the Secret's value whenever the parameter is not given, in clear.
+fn template_defaults(file: &str, doc: usize, prefix: &str, obj: &Map, out: &mut Vec<Finding>) {
+    let Some(Value::Seq(params)) = obj.get("parameters") else {
+        return;
+    };
+    let Some(Value::Seq(objs)) = obj.get("objects") else {
+        return;
+    };
+    let mut used = std::collections::HashSet::new();
+    for o in objs.elems().filter_map(Value::as_map) {
+        if obj_kind(o).as_deref() != Some("secret") {
+            continue;
+        }
+        for f in ["data", "stringData"] {
+            if let Some(v) = o.get(f) {
+                whole_refs(v, 0, &mut used);
+            }
+        }
+    }
+    for (i, p) in params.elems().enumerate() {
+        let Some(p) = p.as_map() else { continue };
+        let (Some(name), Some(Value::Str(v))) = (p.str_of("name"), p.get("value")) else {
+            continue;
+        };
+        if v.is_empty() || v.starts_with("ENC[") || !used.contains(name) {
+            continue;
+        }
+        out.push(Finding::new(
+            file,
+            doc,
+            format!("{}parameters[{i}].value", dotted(prefix)),
+            RuleId::PlaintextSecretValue,
+            Severity::Error,
+            format!(
+                "the default of Template parameter {name:?} is a Secret's value whenever the parameter is not given, in clear text: remove `value:` (or use `generate:`)"
+            ),
+        ));
+    }
+}
+
+/// Parameter names a value refers to as a whole: `${NAME}` or `${{NAME}}`.
+fn whole_refs(v: &Value, depth: usize, out: &mut std::collections::HashSet<String>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match v {
+        Value::Str(s) => {
+            let t = s.trim();
+            let inner = t
+                .strip_prefix("${{")
+                .and_then(|r| r.strip_suffix("}}"))
+                .or_else(|| t.strip_prefix("${").and_then(|r| r.strip_suffix('}')));
+            if let Some(n) = inner {
+                out.insert(n.to_string());
+            }
+        }
+        Value::Map(m) => m.pairs().for_each(|(_, c)| whole_refs(c, depth + 1, out)),
+        Value::Seq(q) => q.elems().for_each(|c| whole_refs(c, depth + 1, out)),
+        _ => {}
+    }
+}
+
+/// kubectl's `last-applied-configuration` (the whole object as JSON), and any
+/// annotation whose value is the JSON of a Secret: plaintext values that the
+/// data/stringData rule never sees. On a Secret the annotation is a finding
+/// unless its JSON is readable and holds no plaintext value.
+fn annotations(
+    file: &str,
+    doc: usize,
+    prefix: &str,
+    obj: &Map,
+    is_secret: bool,
+    out: &mut Vec<Finding>,
+) {
+    let Some(Value::Map(ann)) = obj
+        .get("metadata")
+        .and_then(Value::as_map)
+        .and_then(|m| m.get("annotations"))
+    else {
+        return;
+    };
+    for (k, v) in ann.pairs() {
+        let Some(s) = v.as_str() else { continue };
+        let t = s.trim();
+        if t.is_empty() || t.starts_with("ENC[") {
+            continue;
+        }
+        let last_applied = k == crate::ops::LAST_APPLIED;
+        let leak = match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(j) => json_secret_plaintext(&j),
+            Err(_) => is_secret && last_applied,
+        };
+        if !leak {
+            continue;
+        }
+        let what = if last_applied {
+            "kubectl's last-applied-configuration annotation holds the Secret's values in clear text (sops leaves annotations plaintext): remove it; `ksec encrypt` drops it"
+        } else {
+            "this annotation holds a Secret (JSON) with plaintext values: remove it"
+        };
+        out.push(Finding::new(
+            file,
+            doc,
+            format!("{}metadata.annotations.{k}", dotted(prefix)),
+            RuleId::PlaintextSecretValue,
+            Severity::Error,
+            what,
+        ));
+    }
+}
+
+/// Whether JSON is a Secret (or a List of them) with a plaintext value
+/// under data/stringData.
+fn json_secret_plaintext(j: &serde_json::Value) -> bool {
+    let Some(o) = j.as_object() else { return false };
+    let kind = o
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .map(|k| k.trim().to_ascii_lowercase());
+    if kind.as_deref().is_some_and(|k| k.ends_with("list")) {
+        return o
+            .get("items")
+            .and_then(|i| i.as_array())
+            .is_some_and(|items| items.iter().any(json_secret_plaintext));
+    }
+    if kind.as_deref() != Some("secret") {
+        return false;
+    }
+    ["data", "stringData"]
+        .iter()
+        .filter_map(|f| o.get(*f))
+        .any(|v| json_plain_leaf(v, 0))
+}
+
+fn json_plain_leaf(v: &serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value as J;
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match v {
+        J::Null => false,
+        J::String(s) => !(s.is_empty() || s.starts_with("ENC[") || lines::is_placeholder(s)),
+        J::Object(m) => m.values().any(|c| json_plain_leaf(c, depth + 1)),
+        J::Array(a) => a.iter().any(|c| json_plain_leaf(c, depth + 1)),
+        _ => true,
+    }
 }
 
 /// `kind`, trimmed and lower-cased (kubectl would reject `secret`, but its value is leaked all the same).
@@ -899,6 +1059,35 @@ fn nested_sops(
             })
             .collect(),
     )
+}
+
+/// Credentials recognisable by shape in a ConfigMap's data, whatever the key
+/// is called (a PEM private key; an AWS key id with its secret key).
+fn configmap_credentials(file: &str, doc: usize, prefix: &str, obj: &Map, out: &mut Vec<Finding>) {
+    let Some(Value::Map(data)) = obj.get("data") else {
+        return;
+    };
+    let context: String = data
+        .pairs()
+        .filter_map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (k, v) in data.pairs() {
+        let Some(what) = v
+            .as_str()
+            .and_then(|s| lines::known_credential(s, &context))
+        else {
+            continue;
+        };
+        out.push(Finding::new(
+            file,
+            doc,
+            join_key(&join_key(prefix, "data"), k),
+            RuleId::PlaintextCredential,
+            Severity::Error,
+            format!("{what} in a ConfigMap (ConfigMaps are never encrypted): move it to an encrypted Secret"),
+        ));
+    }
 }
 
 fn configmap_keys(file: &str, doc: usize, prefix: &str, obj: &Map, out: &mut Vec<Finding>) {
@@ -1172,6 +1361,9 @@ fn judge_env(
     let via = referenced_by
         .map(|k| format!(" (a secretGenerator source of {k})"))
         .unwrap_or_default();
+    if !is_sops && referenced_by.is_none() {
+        env_credentials(path, &dec.text, out);
+    }
     let m = match dotenv::parse(&dec.text) {
         Ok(m) => m,
         Err(e) => {
@@ -1313,6 +1505,44 @@ fn judge_env(
                 format!("must be encrypted: {}", req.why),
             ));
         }
+    }
+}
+
+/// A plain env file (no sops, not a generator source, which is judged
+/// whole): credentials recognisable by shape, per `KEY=` line.
+fn env_credentials(path: &str, text: &str, out: &mut Vec<Finding>) {
+    if lines::known_credential(text, text).is_none() {
+        return;
+    }
+    // Per key where the file parses; the whole file where it does not (a
+    // multi-line PEM is not valid dotenv).
+    let mut found = false;
+    if let Ok(m) = dotenv::parse(text) {
+        for (k, v) in m.pairs() {
+            let Some(what) = v.as_str().and_then(|s| lines::known_credential(s, text)) else {
+                continue;
+            };
+            found = true;
+            out.push(Finding::new(
+                path,
+                0,
+                k,
+                RuleId::PlaintextCredential,
+                Severity::Error,
+                format!("{what} in a plaintext env file: encrypt it (`ksec encrypt -i {path}`)"),
+            ));
+        }
+    }
+    if !found {
+        let what = lines::known_credential(text, text).unwrap_or("a credential");
+        out.push(Finding::new(
+            path,
+            0,
+            "",
+            RuleId::PlaintextCredential,
+            Severity::Error,
+            format!("{what} in a plaintext env file: encrypt it (`ksec encrypt -i {path}`)"),
+        ));
     }
 }
 
@@ -1523,6 +1753,54 @@ fn referencing_kustomization(path: &str, src: &dyn Source) -> Option<String> {
     None
 }
 
+/// Names of documentation, which may show an example Secret (case G08).
+const DOC_EXTENSIONS: [&str; 7] = ["md", "markdown", "rst", "adoc", "txt", "html", "org"];
+
+/// A file whose name says nothing (`s.yaml.bak`, `.orig`, no extension) but
+/// whose content is a Kubernetes or sops manifest is judged as one: a backup
+/// copy of a plaintext Secret leaks just the same. Only content that parses
+/// into objects with `apiVersion` and `kind` (or a sops block) counts, so
+/// source code quoting a Secret does not. True when judged.
+fn judge_by_content(
+    path: &str,
+    bytes: &[u8],
+    dec: &Decoded,
+    opts: &Options,
+    out: &mut Vec<Finding>,
+) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    if DOC_EXTENSIONS.contains(&ext) {
+        return false;
+    }
+    if !(dec.text.contains("kind") || lines::looks_like_sops(&dec.text)) {
+        return false;
+    }
+    let (fmt, parsed) = if dec.text.trim_start().starts_with('{') {
+        (
+            Format::Json,
+            json::parse(&dec.text).map(|m| Documents(vec![m])),
+        )
+    } else {
+        (Format::Yaml, yaml::parse(&dec.text))
+    };
+    let Ok(docs) = parsed else { return false };
+    let manifest = |d: &Map| {
+        d.contains_key("sops") || (d.contains_key("kind") && d.contains_key("apiVersion"))
+    };
+    if !docs.0.iter().any(manifest) {
+        return false;
+    }
+    let start = out.len();
+    judge_docs(path, bytes, dec, fmt, &docs, opts, 0, out);
+    for f in &mut out[start..] {
+        f.message.push_str(
+            " (judged by content: the name is not a manifest's; if this is a stray copy, delete it)",
+        );
+    }
+    true
+}
+
 /// Files of no manifest type: judged only as secretGenerator `files:`
 /// sources, or when path policy names them.
 fn judge_other(
@@ -1544,6 +1822,9 @@ fn judge_other(
         );
         return;
     }
+    if judge_by_content(path, bytes, dec, opts, out) {
+        return;
+    }
     if let Some(req) = requirement(path, opts) {
         if req.secrets_only {
             return;
@@ -1559,5 +1840,173 @@ fn judge_other(
                 format!("must be encrypted: {}", req.why),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(path: &str, text: &str) -> Vec<(String, RuleId)> {
+        let b = Blob {
+            path: path.into(),
+            bytes: text.as_bytes().to_vec(),
+            symlink: false,
+        };
+        let opts = Options::default();
+        let f = check_blob(&b, &super::super::NoSource, &opts);
+        for x in &f {
+            assert!(!x.message.contains("hunter2"), "a value in a message");
+        }
+        f.into_iter().map(|f| (f.key_path, f.rule_id)).collect()
+    }
+
+    const LAST_APPLIED_JSON: &str = r#"{"apiVersion":"v1","data":{"password":"aHVudGVyMg=="},"kind":"Secret","metadata":{"annotations":{},"name":"db","namespace":"prod"},"type":"Opaque"}"#;
+
+    /// `kubectl get secret -o yaml` after encryption by the k8s rule: data is
+    /// ENC, the annotation still holds every value.
+    #[test]
+    fn last_applied_annotation_of_a_secret_is_a_finding() {
+        let text = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {LAST_APPLIED_JSON}\ndata:\n  password: \"\"\n"
+        );
+        let f = judge("s.yaml", &text);
+        assert!(
+            f.contains(&(
+                "metadata.annotations.kubectl.kubernetes.io/last-applied-configuration".into(),
+                RuleId::PlaintextSecretValue
+            )),
+            "{f:?}"
+        );
+        // unreadable JSON on a Secret: fail closed
+        let f = judge(
+            "s.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"data\": {\"pass'\n",
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+    }
+
+    #[test]
+    fn an_annotation_carrying_a_secret_in_any_object_is_a_finding() {
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  annotations:\n    backup: '{LAST_APPLIED_JSON}'\n    note: '{{\"kind\":\"Secret\",\"data\":{{\"a\":\"\"}}}}'\ndata:\n  k: v\n"
+        );
+        let f = judge("cm.yaml", &text);
+        assert_eq!(
+            f,
+            vec![(
+                "metadata.annotations.backup".to_string(),
+                RuleId::PlaintextSecretValue
+            )]
+        );
+        // A Deployment's own last-applied is not a Secret.
+        let f = judge(
+            "d.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"kind\":\"Deployment\"}'\n",
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\n    MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n    -----END RSA PRIVATE KEY-----";
+    const AWS_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    #[test]
+    fn credentials_in_a_configmap_are_findings() {
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  tls.pem: |\n    {PEM}\n  id: {AWS_ID}\n  key: {AWS_SECRET}\n  region: eu-west-1\n"
+        );
+        let f = judge("cm.yaml", &text);
+        assert_eq!(
+            f,
+            vec![
+                ("data.tls.pem".to_string(), RuleId::PlaintextCredential),
+                ("data.key".to_string(), RuleId::PlaintextCredential),
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_in_a_plain_env_file_are_findings() {
+        let f = judge(
+            "app.env",
+            &format!("AWS_ACCESS_KEY_ID={AWS_ID}\nAWS_SECRET_ACCESS_KEY={AWS_SECRET}\nREGION=eu\n"),
+        );
+        assert_eq!(
+            f,
+            vec![(
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                RuleId::PlaintextCredential
+            )]
+        );
+        let f = judge(
+            ".env",
+            &format!("KEY=\"{}\"\n", PEM.replace("\n    ", "\n")),
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].1, RuleId::PlaintextCredential);
+        assert!(judge(".env", "REGION=eu\nID=AKIAIOSFODNN7EXAMPLE\n").is_empty());
+    }
+
+    #[test]
+    fn shell_defaults_holding_a_literal_are_findings() {
+        let f = judge(
+            "s.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  a: ${DB_PASSWORD:=hunter2}\n  b: ${API_TOKEN:-hunter2}\n  c: ${PLAIN}\n  d: ${REQUIRED:?set it}\n",
+        );
+        assert_eq!(
+            f,
+            vec![
+                ("stringData.a".to_string(), RuleId::PlaintextSecretValue),
+                ("stringData.b".to_string(), RuleId::PlaintextSecretValue),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_openshift_template_holding_a_plaintext_secret_is_a_finding() {
+        let f = judge(
+            "t.yaml",
+            "apiVersion: template.openshift.io/v1\nkind: Template\nmetadata:\n  name: t\nobjects:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: db\n    stringData:\n      password: hunter2\n      user: ${DB_USER}\n      token: ${{TOKEN}}\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: c\n    data:\n      region: ${REGION}\nparameters:\n  - name: DB_USER\n  - name: TOKEN\n    value: hunter2\n  - name: REGION\n    value: eu-west-1\n  - name: PASS\n    generate: expression\n    from: \"[a-z]{16}\"\n",
+        );
+        assert_eq!(
+            f,
+            vec![
+                (
+                    "parameters[1].value".to_string(),
+                    RuleId::PlaintextSecretValue
+                ),
+                (
+                    "objects[0].stringData.password".to_string(),
+                    RuleId::PlaintextSecretValue
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn backup_copies_are_judged_by_content() {
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  password: hunter2\n";
+        for name in [
+            "s.yaml.bak",
+            "s.yaml.orig",
+            "secret",
+            "s.yaml~",
+            "dir/s.old",
+        ] {
+            let f = judge(name, secret);
+            assert_eq!(
+                f,
+                vec![(
+                    "stringData.password".to_string(),
+                    RuleId::PlaintextSecretValue
+                )],
+                "{name}"
+            );
+        }
+        // Documentation and source code quoting a Secret stay unjudged.
+        assert!(judge("README.md", secret).is_empty());
+        assert!(judge("main.rs", &format!("const S: &str = \"\n{secret}\";\n")).is_empty());
+        assert!(judge("notes", "kind of a note, not a manifest\n").is_empty());
     }
 }

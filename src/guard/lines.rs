@@ -18,18 +18,65 @@ fn re(cell: &'static std::sync::OnceLock<Regex>, pat: &str) -> &'static Regex {
 pub fn is_placeholder(s: &str) -> bool {
     static SUBST: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let t = s.trim();
-    if re(
+    // `${X}`, `${X:?message}`, OpenShift's `${{X}}`, and a default that is
+    // empty: `${X:-}`. A non-empty default (`${X:-hunter2}`, `${X:=…}`,
+    // `${X:+…}`) is the value whenever X is unset: a literal, not a placeholder.
+    if let Some(c) = re(
         &SUBST,
-        r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=?+])[^{}$]*)?\}$",
+        r"^\$\{(\{)?[A-Za-z_][A-Za-z0-9_]*(?:(:?[-=?+])([^{}$]*))?\}(\})?$",
     )
-    .is_match(t)
+    .captures(t)
     {
-        return true;
+        if c.get(1).is_some() != c.get(4).is_some() {
+            return false;
+        }
+        let op = c.get(2).map_or("", |m| m.as_str());
+        let default = c.get(3).map_or("", |m| m.as_str());
+        return op.ends_with('?') || default.is_empty();
     }
     if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
         return !inner.contains("}}") && !inner.contains("{{") && !inner.trim().is_empty();
     }
     false
+}
+
+/// A credential recognisable by its shape, wherever it sits: a PEM private
+/// key, or an AWS secret access key in text that also holds an access key
+/// id (`AKIA…`/`ASIA…`; the id alone is not secret). `context` is all the
+/// text the pair may be spread over (a ConfigMap's values, an env file).
+pub fn known_credential(value: &str, context: &str) -> Option<&'static str> {
+    if has_private_key(value) {
+        return Some("a PEM private key");
+    }
+    if has_aws_secret(value) && has_aws_key_id(context) {
+        return Some("an AWS secret access key (with its access key id)");
+    }
+    None
+}
+
+fn has_aws_key_id(s: &str) -> bool {
+    static ID: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    re(
+        &ID,
+        r"(?:^|[^A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?:[^A-Z0-9]|$)",
+    )
+    .is_match(s)
+}
+
+/// 40 characters of base64 alphabet with both cases and a digit, on its own.
+fn has_aws_secret(s: &str) -> bool {
+    static SECRET: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    re(
+        &SECRET,
+        r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+    )
+    .captures_iter(s)
+    .any(|c| {
+        let t = &c[1];
+        t.chars().any(|c| c.is_ascii_uppercase())
+            && t.chars().any(|c| c.is_ascii_lowercase())
+            && t.chars().any(|c| c.is_ascii_digit())
+    })
 }
 
 /// 1-based line of a byte offset.
@@ -365,11 +412,32 @@ mod tests {
     #[test]
     fn placeholders() {
         assert!(is_placeholder("${DB_PASSWORD}"));
-        assert!(is_placeholder("${X:=default}"));
+        assert!(is_placeholder("${X:-}"));
+        assert!(is_placeholder("${X:?set X}"));
+        assert!(is_placeholder("${{REPLICAS}}"));
+        // A non-empty default is the value whenever X is unset: a literal.
+        assert!(!is_placeholder("${X:=hunter2}"));
+        assert!(!is_placeholder("${DB_PASSWORD:-s3cr3t-Pa55}"));
+        assert!(!is_placeholder("${X-default}"));
+        assert!(!is_placeholder("${{X}"));
         assert!(is_placeholder("{{ .Values.pw | b64enc | quote }}"));
         assert!(!is_placeholder("{{ a }}{{ b }}"));
         assert!(!is_placeholder("pre-${X}"));
         assert!(!is_placeholder("hunter2"));
+    }
+
+    #[test]
+    fn credentials_by_shape() {
+        let id = "AKIAIOSFODNN7EXAMPLE";
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        assert!(known_credential(secret, &format!("{id} {secret}")).is_some());
+        assert!(known_credential(secret, secret).is_none(), "no id, no pair");
+        assert!(
+            known_credential(id, id).is_none(),
+            "the id alone is not secret"
+        );
+        assert!(known_credential("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n", "").is_some());
+        assert!(known_credential("-----BEGIN CERTIFICATE-----", "").is_none());
     }
 
     #[test]

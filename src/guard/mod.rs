@@ -59,6 +59,7 @@ pub enum RuleId {
     HighEntropyComment,
     PathPolicy,
     ConfigmapSensitiveKey,
+    PlaintextCredential,
     CrlfLineEndings,
     ByteOrderMark,
     Utf16,
@@ -90,6 +91,7 @@ impl RuleId {
         RuleId::HighEntropyComment,
         RuleId::PathPolicy,
         RuleId::ConfigmapSensitiveKey,
+        RuleId::PlaintextCredential,
         RuleId::CrlfLineEndings,
         RuleId::ByteOrderMark,
         RuleId::Utf16,
@@ -121,6 +123,7 @@ impl RuleId {
             RuleId::HighEntropyComment => "high-entropy-comment",
             RuleId::PathPolicy => "path-policy",
             RuleId::ConfigmapSensitiveKey => "configmap-sensitive-key",
+            RuleId::PlaintextCredential => "plaintext-credential",
             RuleId::CrlfLineEndings => "crlf-line-endings",
             RuleId::ByteOrderMark => "byte-order-mark",
             RuleId::Utf16 => "utf16",
@@ -170,6 +173,9 @@ impl RuleId {
                 "a .sops.yaml rule or recipients/ path glob says the file must be encrypted"
             }
             RuleId::ConfigmapSensitiveKey => "a ConfigMap key named like a credential",
+            RuleId::PlaintextCredential => {
+                "a PEM private key or AWS key pair in a ConfigMap or plain env file"
+            }
             RuleId::CrlfLineEndings => "CRLF line endings in a sops file",
             RuleId::ByteOrderMark => "a byte-order mark sops cannot read",
             RuleId::Utf16 => "UTF-16 text sops and kubectl cannot read",

@@ -80,13 +80,27 @@ pub fn seal(
     Ok(())
 }
 
-/// Encrypts a plaintext file's bytes according to `plan`.
+/// The annotation `kubectl apply` writes: the whole object as JSON, so on a
+/// Secret its values in plaintext. Never needed in Git (kubectl rewrites it).
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// An encrypted file, and what was dropped from the plaintext on the way.
+#[derive(Debug)]
+pub struct Sealed {
+    pub bytes: Vec<u8>,
+    /// (document index, key path) of each last-applied annotation removed.
+    pub dropped: Vec<(usize, String)>,
+}
+
+/// Encrypts a plaintext file's bytes according to `plan`. A Secret's
+/// last-applied annotation is removed first: it would stay in clear text
+/// (only data/stringData are encrypted) while holding every value.
 pub fn encrypt(
     bytes: &[u8],
     format: Format,
     plan: &Plan,
     ring: &KeyRing,
-) -> Result<Vec<u8>, OpError> {
+) -> Result<Sealed, OpError> {
     encrypt_to(bytes, format, format, plan, ring)
 }
 
@@ -97,9 +111,10 @@ pub fn encrypt_to(
     out_format: Format,
     plan: &Plan,
     ring: &KeyRing,
-) -> Result<Vec<u8>, OpError> {
+) -> Result<Sealed, OpError> {
     let mut docs = store::load_plain(format, bytes)?;
     refuse_unbindable(&docs)?;
+    let dropped = drop_last_applied(&mut docs);
     let rule = if format == Format::Binary {
         Rule::None
     } else {
@@ -111,12 +126,60 @@ pub fn encrypt_to(
     let (groups, threshold) = ring.wrap(&plan.groups, plan.threshold, &key)?;
     let mut meta = Metadata::new(groups, threshold, rule, plan.mac_only_encrypted);
     seal(&mut docs, &mut meta, &key, None)?;
-    Ok(store::emit_encrypted(
-        out_format,
-        &docs,
-        &meta,
-        plan.yaml_indent,
-    )?)
+    let bytes = store::emit_encrypted(out_format, &docs, &meta, plan.yaml_indent)?;
+    Ok(Sealed { bytes, dropped })
+}
+
+/// Removes the last-applied annotation from every Secret (and Secret item
+/// of a `*List`, at any depth); returns where each one was.
+pub fn drop_last_applied(docs: &mut Documents) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (di, d) in docs.0.iter_mut().enumerate() {
+        drop_in(d, di, String::new(), 0, &mut out);
+    }
+    out
+}
+
+fn drop_in(
+    obj: &mut crate::sops::Map,
+    doc: usize,
+    prefix: String,
+    depth: usize,
+    out: &mut Vec<(usize, String)>,
+) {
+    use crate::sops::{SeqItem, Value};
+    if drop_from(obj) {
+        out.push((doc, format!("{prefix}metadata.annotations.{LAST_APPLIED}")));
+    }
+    if depth > 32 || !obj.str_of("kind").is_some_and(|k| k.ends_with("List")) {
+        return;
+    }
+    if let Some(Value::Seq(items)) = obj.get_mut("items") {
+        let elems = items.0.iter_mut().filter_map(|i| match i {
+            SeqItem::Elem(Value::Map(m)) => Some(m),
+            _ => None,
+        });
+        for (ii, m) in elems.enumerate() {
+            drop_in(m, doc, format!("{prefix}items[{ii}]."), depth + 1, out);
+        }
+    }
+}
+
+fn drop_from(obj: &mut crate::sops::Map) -> bool {
+    if !crate::manifest::is_secret(obj) {
+        return false;
+    }
+    let Some(crate::sops::Value::Map(meta)) = obj.get_mut("metadata") else {
+        return false;
+    };
+    let Some(crate::sops::Value::Map(ann)) = meta.get_mut("annotations") else {
+        return false;
+    };
+    let removed = ann.remove(LAST_APPLIED).is_some();
+    if removed && ann.pairs().next().is_none() {
+        meta.remove("annotations");
+    }
+    removed
 }
 
 /// A Secret whose namespace comes from a merge key or is not a plain string

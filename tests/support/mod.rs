@@ -591,6 +591,7 @@ pub fn encrypt_secret(ring: &KeyRing, groups: Vec<Vec<Recipient>>, threshold: us
         ring,
     )
     .unwrap_or_else(|e| panic!("encrypt: {e}"))
+    .bytes
 }
 
 /// Decrypts and returns stringData.password, or the error text.
