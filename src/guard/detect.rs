@@ -760,7 +760,7 @@ fn secret_values(
             RuleId::PlaintextSecretValue,
             Severity::Error,
             format!(
-                "{what} in a Secret: values must be ENC[...], empty, or a whole placeholder (${{VAR}}, {{{{ … }}}}); run `ksec encrypt -i {file}`"
+                "{what} in a Secret: values must be ENC[...], empty, or a whole placeholder or reference (${{VAR}}, {{{{ … }}}}, op://…); run `ksec encrypt -i {file}`"
             ),
         )
     };

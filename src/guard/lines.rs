@@ -13,11 +13,15 @@ fn re(cell: &'static std::sync::OnceLock<Regex>, pat: &str) -> &'static Regex {
 }
 
 /// Whole-value placeholders filled at apply or render time: `${VAR}`
-/// (Flux post-build substitution, with `:=`/`:-` defaults) and one `{{ … }}`
-/// expression (Helm, Jinja, gomplate).
+/// (Flux post-build substitution, with `:=`/`:-` defaults), one `{{ … }}`
+/// expression (Helm, Jinja, gomplate), and references to a secret kept
+/// elsewhere ([`is_reference`]).
 pub fn is_placeholder(s: &str) -> bool {
     static SUBST: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let t = s.trim();
+    if is_reference(t) {
+        return true;
+    }
     if re(
         &SUBST,
         r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-=?+])[^{}$]*)?\}$",
@@ -30,6 +34,25 @@ pub fn is_placeholder(s: &str) -> bool {
         return !inner.contains("}}") && !inner.contains("{{") && !inner.trim().is_empty();
     }
     false
+}
+
+/// A whole value (after trimming, so a block scalar holding one line counts)
+/// that names a secret stored elsewhere and resolved at deploy time, so the
+/// file holds no secret: 1Password `op://vault/item/[section/]field`, vals
+/// `ref+<backend>://…`, argocd-vault-plugin `<path:…#key>`, bank-vaults
+/// `vault:path#key[#version]`. vals' `ref+echo://` is excluded: its "path" is
+/// the value itself. Anything around the reference makes it an ordinary value.
+pub fn is_reference(s: &str) -> bool {
+    static REF: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let t = s.trim();
+    if t.starts_with("ref+echo:") {
+        return false;
+    }
+    re(
+        &REF,
+        r"^(?:op://[^\s/]+/[^\s/]+(?:/[^\s/]+){1,2}(?:\?[^\s]*)?|ref\+[a-z0-9]+://\S+|<path:[^<>\s]+#[^<>\n]+>|(?:>>)?vault:[^\s#]+#[^\s#]+(?:#[0-9]+)?)$",
+    )
+    .is_match(t)
 }
 
 /// 1-based line of a byte offset.
@@ -222,42 +245,55 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
     // A leading `---` starts document 0; later ones start the next document.
     let mut seen_content = false;
     let mut block: Option<(usize, String)> = None; // (indent of the data: key, its name)
-    let mut in_scalar: Option<usize> = None; // indent of a multi-line value's key
+    let mut scalar: Option<BlockScalar> = None; // a multi-line value being read
     let width = |s: &str| {
         s.chars()
             .map(|c| if c == '\t' { 8 } else { 1 })
             .sum::<usize>()
     };
+    let plain = |doc: usize, key: String, lineno: usize, what: &str| {
+        Finding::new(
+            file,
+            doc,
+            key,
+            rule,
+            Severity::Error,
+            format!("{why}: {what}"),
+        )
+        .at_line(lineno)
+    };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         let lineno = n + 1;
+        let trimmed = line.trim();
+        let indent = width(&line[..line.len() - line.trim_start().len()]);
+        // A block scalar's body: every deeper (or blank) line is content,
+        // `#` lines included; it is judged whole when the scalar ends.
+        if let Some(sc) = &mut scalar {
+            if trimmed.is_empty() || (indent > sc.indent && !line.starts_with("---")) {
+                sc.body.push(trimmed.to_string());
+                continue;
+            }
+            let sc = scalar.take().expect("scalar");
+            if !sc.body_ok() {
+                out.push(plain(doc, sc.key, sc.line, "a plaintext block scalar"));
+            }
+        }
         if line.starts_with("---") {
             if seen_content {
                 doc += 1;
             }
             seen_content = false;
             block = None;
-            in_scalar = None;
             continue;
         }
-        let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         seen_content = true;
         // Template control lines ({{- if }}, {% for %}) carry no values.
-        if (trimmed.starts_with("{{") && trimmed.ends_with("}}") && is_placeholder(trimmed))
-            || trimmed.starts_with("{%")
-            || trimmed.starts_with("{{/*")
-        {
+        if is_template_line(trimmed) {
             continue;
-        }
-        let indent = width(&line[..line.len() - line.trim_start().len()]);
-        if let Some(ki) = in_scalar {
-            if indent > ki {
-                continue;
-            }
-            in_scalar = None;
         }
         if let Some(c) = head.captures(line) {
             let ind = width(&c[1]);
@@ -269,17 +305,12 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
                 for pair in inner.split(',') {
                     if let Some((k, v)) = pair.split_once(':') {
                         if !value_ok(v) {
-                            out.push(
-                                Finding::new(
-                                    file,
-                                    doc,
-                                    format!("{name}.{}", unquote(k.trim())),
-                                    rule,
-                                    Severity::Error,
-                                    format!("{why}: a plaintext value"),
-                                )
-                                .at_line(lineno),
-                            );
+                            out.push(plain(
+                                doc,
+                                format!("{name}.{}", unquote(k.trim())),
+                                lineno,
+                                "a plaintext value",
+                            ));
                         }
                     }
                 }
@@ -301,35 +332,56 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
         let v = c.get(3).map(|m| m.as_str()).unwrap_or("");
         let v = strip_comment(v);
         if v.starts_with('|') || v.starts_with('>') {
-            in_scalar = Some(indent);
-            out.push(
-                Finding::new(
-                    file,
-                    doc,
-                    format!("{name}.{key}"),
-                    rule,
-                    Severity::Error,
-                    format!("{why}: a plaintext block scalar"),
-                )
-                .at_line(lineno),
-            );
+            scalar = Some(BlockScalar {
+                indent,
+                key: format!("{name}.{key}"),
+                line: lineno,
+                body: vec![],
+            });
             continue;
         }
         if !value_ok(v) {
-            out.push(
-                Finding::new(
-                    file,
-                    doc,
-                    format!("{name}.{key}"),
-                    rule,
-                    Severity::Error,
-                    format!("{why}: a plaintext value"),
-                )
-                .at_line(lineno),
-            );
+            out.push(plain(
+                doc,
+                format!("{name}.{key}"),
+                lineno,
+                "a plaintext value",
+            ));
+        }
+    }
+    if let Some(sc) = scalar {
+        if !sc.body_ok() {
+            out.push(plain(doc, sc.key, sc.line, "a plaintext block scalar"));
         }
     }
     out
+}
+
+/// A `|`/`>` value met by the line scan: where it starts and its lines.
+struct BlockScalar {
+    /// Indent of the key that holds it; deeper lines are its body.
+    indent: usize,
+    key: String,
+    line: usize,
+    body: Vec<String>,
+}
+
+impl BlockScalar {
+    /// The body passes when it is empty or, trimmed, one whole placeholder
+    /// or reference (a block scalar holding only `op://…`).
+    fn body_ok(&self) -> bool {
+        let text = self.body.join("\n");
+        let t = text.trim();
+        t.is_empty() || is_placeholder(t)
+    }
+}
+
+/// A line that is only template syntax: control tags and comments
+/// (`{%- if %}`, `{{/* */}}`) or one whole `{{ … }}` expression.
+fn is_template_line(trimmed: &str) -> bool {
+    (trimmed.starts_with("{{") && trimmed.ends_with("}}") && is_placeholder(trimmed))
+        || trimmed.starts_with("{%")
+        || trimmed.starts_with("{{/*")
 }
 
 fn unquote(s: &str) -> String {
@@ -370,6 +422,36 @@ mod tests {
         assert!(!is_placeholder("{{ a }}{{ b }}"));
         assert!(!is_placeholder("pre-${X}"));
         assert!(!is_placeholder("hunter2"));
+    }
+
+    #[test]
+    fn references_are_whole_values_only() {
+        for r in [
+            "op://operations/1password/OP_SERVICE_ACCOUNT_TOKEN",
+            "op://Personal/52okh3ubjh/section/credentials-json",
+            "  op://kubernetes/cloudflare/TUNNEL_ID\n",
+            "ref+vault://secret/app#/password",
+            "ref+awssm://prod/db?region=eu-west-1#/pw",
+            "<path:secret/data/app#password>",
+            "<path:kv/data/app#pw | base64encode>",
+            "vault:secret/data/accounts/aws#AWS_SECRET_ACCESS_KEY",
+            "vault:secret/data/app#pw#2",
+        ] {
+            assert!(is_reference(r), "{r}");
+            assert!(is_placeholder(r), "{r}");
+        }
+        for r in [
+            "op://vault/item/field hunter2",
+            "hunter2 op://vault/item/field",
+            "op://only-vault",
+            "ref+echo://hunter2",
+            "prefix-ref+vault://secret/app#/pw",
+            "<path:secret/data/app>",
+            "vault:hunter2",
+            "https://vault.example.com/v1/secret",
+        ] {
+            assert!(!is_reference(r), "{r}");
+        }
     }
 
     #[test]
