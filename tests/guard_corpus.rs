@@ -154,6 +154,28 @@ fn valid_encrypted_cases_verify_with_keys() {
 }
 
 #[test]
+fn clear_values_block_although_the_mac_verifies() {
+    // R04–R07 are real sops output: the key opens them and the MAC holds,
+    // yet what the rule left in clear still blocks.
+    let ring = test_ring();
+    for t in [
+        "R04-talenv.sops.yaml",
+        "R05-clear-annotation.yaml",
+        "R06-partial.sops.env",
+        "R07-nothing.sops.env",
+    ] {
+        let f = judge(t, Some(&ring));
+        let rules: BTreeSet<&str> = f.iter().map(|f| f.rule_id.as_str()).collect();
+        assert!(
+            !rules.contains("verify-failed") && !rules.contains("mac-not-verified"),
+            "{t}: {f:?}"
+        );
+        assert!(rules.contains("unencrypted-credential"), "{t}: {f:?}");
+        assert_eq!(guard::exit_code(&f), 1, "{t}");
+    }
+}
+
+#[test]
 fn verify_without_keys_warns_mac_not_verified() {
     let empty = KeyRing::new();
     let f = judge("C14-tampered-mac.yaml", Some(&empty));

@@ -463,6 +463,10 @@ fn judge_docs(
         }
     }
 
+    if let Some(m) = &meta {
+        sops_clear_values(path, docs, &m.rule, has_enc, out);
+    }
+
     // Encoding problems sops itself trips over.
     if meta.is_some() || any_block {
         if dec.bom {
@@ -523,6 +527,103 @@ fn judge_docs(
 
     if let Some(m) = &meta {
         verify(path, bytes, dec, fmt, m, opts, out);
+    }
+}
+
+/// A sops block and MAC vouch for a file, but only the values its rule
+/// selected are encrypted: the rest sits in clear. Judges those by content
+/// ([`lines::credential_kind`]), and blocks a file whose rule encrypted no
+/// value at all (`encrypted_regex: ^(data|stringData)$` on a file that is
+/// not a Secret encrypts nothing, yet sops writes a valid block).
+fn sops_clear_values(
+    path: &str,
+    docs: &Documents,
+    rule: &Rule,
+    has_enc: bool,
+    out: &mut Vec<Finding>,
+) {
+    let mut clear = Vec::new();
+    for (di, d) in docs.0.iter().enumerate() {
+        for (k, v) in d.pairs().filter(|(k, _)| *k != "sops") {
+            clear_strings(di, k.to_string(), v, 0, &mut clear);
+        }
+    }
+    if !has_enc && !clear.is_empty() {
+        out.push(Finding::new(
+            path,
+            0,
+            "",
+            RuleId::SopsNothingEncrypted,
+            Severity::Error,
+            format!(
+                "a sops file with no encrypted value: its rule ({}) selects no key, so every value is in clear under a valid sops block and MAC{}; fix the rule, re-encrypt, and rotate any credential that was ever committed",
+                rule_text(rule),
+                if rule.pattern() == Some(crate::sops::rules::KUBERNETES_SECRET_REGEX) {
+                    " (that regex fits Kubernetes Secrets only)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let reported: std::collections::HashSet<(usize, String)> = out
+        .iter()
+        .filter(|f| f.file == path && f.severity == Severity::Error)
+        .map(|f| (f.doc_index, f.key_path.clone()))
+        .collect();
+    for (di, kp, s) in clear {
+        let Some(what) = lines::credential_kind(s) else {
+            continue;
+        };
+        if reported.contains(&(di, kp.clone())) {
+            continue;
+        }
+        out.push(Finding::new(
+            path,
+            di,
+            kp,
+            RuleId::UnencryptedCredential,
+            Severity::Error,
+            format!(
+                "{what} in a value this sops file leaves unencrypted (its rule, {}, does not select the key): widen the rule and re-encrypt; rotate the credential if it was ever committed",
+                rule_text(rule)
+            ),
+        ));
+    }
+}
+
+/// `encrypted_regex "^(data|stringData)$"`, for messages.
+fn rule_text(rule: &Rule) -> String {
+    match (rule.field(), rule.pattern()) {
+        (Some(f), Some(p)) => format!("{f} {p:?}"),
+        _ => "encrypt everything".to_string(),
+    }
+}
+
+/// Every non-empty string leaf that is not `ENC[...]`, with its key path.
+fn clear_strings<'v>(
+    doc: usize,
+    kp: String,
+    v: &'v Value,
+    depth: usize,
+    out: &mut Vec<(usize, String, &'v str)>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match v {
+        Value::Str(s) if !s.is_empty() && !s.starts_with("ENC[") => out.push((doc, kp, s)),
+        Value::Map(m) => {
+            for (k, c) in m.pairs() {
+                clear_strings(doc, join_key(&kp, k), c, depth + 1, out);
+            }
+        }
+        Value::Seq(sq) => {
+            for (i, c) in sq.elems().enumerate() {
+                clear_strings(doc, format!("{kp}[{i}]"), c, depth + 1, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1248,6 +1349,7 @@ fn judge_env(
             }
         }
         if let Some(meta) = &meta {
+            sops_env_clear_values(path, &m, &meta.rule, out);
             verify(path, bytes, dec, Format::Dotenv, meta, opts, out);
         }
         return;
@@ -1294,6 +1396,18 @@ fn judge_env(
             ));
         }
     }
+}
+
+/// [`sops_clear_values`] for a sops dotenv file (its `sops_*` lines are metadata).
+fn sops_env_clear_values(path: &str, m: &Map, rule: &Rule, out: &mut Vec<Finding>) {
+    let values = Map(m
+        .0
+        .iter()
+        .filter(|i| !matches!(i, MapItem::Pair(k, _) if k.starts_with("sops_")))
+        .cloned()
+        .collect());
+    let has_enc = map_has_enc(&values, 0, false);
+    sops_clear_values(path, &Documents(vec![values]), rule, has_enc, out);
 }
 
 fn judge_ini(path: &str, bytes: &[u8], dec: &Decoded, opts: &Options, out: &mut Vec<Finding>) {

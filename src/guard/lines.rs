@@ -176,6 +176,62 @@ pub fn high_entropy_token(comment: &str) -> bool {
         })
 }
 
+/// What a plaintext value is, when it is a credential by its content alone
+/// (no key name needed): a PEM private key, plain or base64-encoded (Talos
+/// and kubeconfig files keep keys as base64 PEM), a Kubernetes bootstrap
+/// token (`[a-z0-9]{6}.[a-z0-9]{16}`, Talos machine tokens), a token with a
+/// vendor prefix, or a high-entropy string. Public material (certificates,
+/// public keys, SSH public keys, base64 of either) is not a credential and
+/// is skipped before the entropy test, which it would pass.
+pub fn credential_kind(v: &str) -> Option<&'static str> {
+    static BOOTSTRAP: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static VENDOR: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let t = v.trim();
+    if t.len() < 16 || is_placeholder(t) {
+        return None;
+    }
+    if has_private_key(t) {
+        return Some("a private key");
+    }
+    if t.contains("-----BEGIN ") {
+        return None; // a certificate or public key
+    }
+    if let Some(pem) = base64_pem(t) {
+        return has_private_key(&pem).then_some("a base64-encoded private key");
+    }
+    if re(&BOOTSTRAP, r"^[a-z0-9]{6}\.[a-z0-9]{16}$").is_match(t) {
+        return Some("a bootstrap token");
+    }
+    if re(
+        &VENDOR,
+        r"(?:^|[^A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,}|glpat-[A-Za-z0-9_-]{20}|xox[abprs]-[A-Za-z0-9-]{10,})",
+    )
+    .is_match(t)
+    {
+        return Some("a vendor access token");
+    }
+    let public = ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"];
+    if public.iter().any(|p| t.starts_with(p)) {
+        return None;
+    }
+    high_entropy_token(t).then_some("a high-entropy token")
+}
+
+/// The PEM text a base64 value decodes to, if it is base64 of PEM.
+fn base64_pem(t: &str) -> Option<String> {
+    use base64::Engine;
+    // PEM text starts with "-----BEGIN", which base64 spells "LS0tLS1".
+    if !t.starts_with("LS0tLS1") {
+        return None;
+    }
+    let clean: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    text.contains("-----BEGIN ").then_some(text)
+}
+
 /// Checks one comment of a secret-bearing file.
 pub fn comment_findings(file: &str, doc: usize, key_path: &str, text: &str) -> Vec<Finding> {
     let t = text.trim();
@@ -465,6 +521,43 @@ mod tests {
         assert!(!high_entropy_token(
             "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         ));
+    }
+
+    #[test]
+    fn credentials_by_content() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let key =
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIFakeFakeFake\n-----END EC PRIVATE KEY-----\n";
+        let crt = "-----BEGIN CERTIFICATE-----\nMIIBiDCCAS+gAwIBAgIRAKx3Yq9Z\n-----END CERTIFICATE-----\n";
+        assert_eq!(credential_kind(key), Some("a private key"));
+        assert_eq!(
+            credential_kind(&b64(key)),
+            Some("a base64-encoded private key")
+        );
+        assert_eq!(credential_kind(crt), None);
+        assert_eq!(credential_kind(&b64(crt)), None);
+        assert_eq!(
+            credential_kind("q7x2k9.0a1b2c3d4e5f6a7b"),
+            Some("a bootstrap token")
+        );
+        assert_eq!(
+            credential_kind("ghp_Z3x9Qk2LmN8pR4sT6vW1yB5cD7fH0jKaBcDe"),
+            Some("a vendor access token")
+        );
+        assert_eq!(
+            credential_kind("Wm9vQmFyQmF6UXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWo="),
+            Some("a high-entropy token")
+        );
+        for clear in [
+            "home-cluster",
+            "https://10.0.0.10:6443",
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyFakeKey0123456789abcdefGHIJ user@host",
+            "${CLUSTER_SECRET}",
+        ] {
+            assert_eq!(credential_kind(clear), None, "{clear}");
+        }
     }
 
     #[test]

@@ -64,10 +64,12 @@ pub enum RuleId {
     Utf16,
     Symlink,
     AllowWithoutReason,
+    SopsNothingEncrypted,
+    UnencryptedCredential,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 26] = [
+    pub const ALL: [RuleId; 28] = [
         RuleId::PlaintextSecretValue,
         RuleId::PlaintextInEncryptedScope,
         RuleId::EncMalformed,
@@ -94,6 +96,8 @@ impl RuleId {
         RuleId::Utf16,
         RuleId::Symlink,
         RuleId::AllowWithoutReason,
+        RuleId::SopsNothingEncrypted,
+        RuleId::UnencryptedCredential,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +128,8 @@ impl RuleId {
             RuleId::Utf16 => "utf16",
             RuleId::Symlink => "symlink",
             RuleId::AllowWithoutReason => "allow-without-reason",
+            RuleId::SopsNothingEncrypted => "sops-nothing-encrypted",
+            RuleId::UnencryptedCredential => "unencrypted-credential",
         }
     }
 
@@ -172,6 +178,12 @@ impl RuleId {
             RuleId::Utf16 => "UTF-16 text sops and kubectl cannot read",
             RuleId::Symlink => "a staged symlink: its content is a path, not checked",
             RuleId::AllowWithoutReason => "a ksec:allow marker without reason=",
+            RuleId::SopsNothingEncrypted => {
+                "a sops file whose rules encrypted no value: everything sits in clear under a valid sops block"
+            }
+            RuleId::UnencryptedCredential => {
+                "a value a sops file leaves unencrypted looks like a credential (private key, token, high-entropy string)"
+            }
         }
     }
 }
