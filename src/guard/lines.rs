@@ -355,19 +355,18 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
             let ind = width(&c[1]);
             let name = c[2].to_string();
             let rest = c.get(3).map(|m| m.as_str()).unwrap_or("");
-            if rest.starts_with('{') {
-                // Flow style: `data: {a: b, c: d}`.
-                let inner = rest.trim_start_matches('{').trim_end_matches('}');
-                for pair in inner.split(',') {
-                    if let Some((k, v)) = pair.split_once(':') {
-                        if !value_ok(v) {
-                            out.push(plain(
-                                doc,
-                                format!("{name}.{}", unquote(k.trim())),
-                                lineno,
-                                "a plaintext value",
-                            ));
-                        }
+            if rest.starts_with("{{") && only_template(rest) {
+                // The whole mapping is rendered: `data: {{ toYaml .x | nindent 2 }}`.
+            } else if rest.starts_with('{') {
+                // Flow style: `data: {a: b, c: d}`; values may be `{{ … }}`.
+                for (k, v) in flow_pairs(rest) {
+                    if !value_ok(&v) {
+                        out.push(plain(
+                            doc,
+                            format!("{name}.{}", unquote(k.trim())),
+                            lineno,
+                            "a plaintext value",
+                        ));
                     }
                 }
                 block = None;
@@ -425,19 +424,102 @@ struct BlockScalar {
 impl BlockScalar {
     /// The body passes when it is empty or, trimmed, one whole placeholder
     /// or reference (a block scalar holding only `op://…`).
+    /// Lines that are only template syntax pass too: `{{ ENV.B | indent(4) }}`
+    /// is filled when the template is rendered.
     fn body_ok(&self) -> bool {
         let text = self.body.join("\n");
         let t = text.trim();
-        t.is_empty() || is_placeholder(t)
+        t.is_empty()
+            || is_placeholder(t)
+            || self.body.iter().all(|l| l.is_empty() || only_template(l))
     }
 }
 
 /// A line that is only template syntax: control tags and comments
-/// (`{%- if %}`, `{{/* */}}`) or one whole `{{ … }}` expression.
+/// (`{%- if %}`, `{{/* */}}`, `{# #}`) or whole `{{ … }}` expressions.
 fn is_template_line(trimmed: &str) -> bool {
-    (trimmed.starts_with("{{") && trimmed.ends_with("}}") && is_placeholder(trimmed))
-        || trimmed.starts_with("{%")
-        || trimmed.starts_with("{{/*")
+    only_template(trimmed) || trimmed.starts_with("{%") || trimmed.starts_with("{{/*")
+}
+
+/// Whether `s` is nothing but `{{ … }}`, `{% … %}` and `{# … #}` tags
+/// separated by blanks (at least one tag).
+fn only_template(s: &str) -> bool {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let close = if rest.starts_with("{{") {
+            "}}"
+        } else if rest.starts_with("{%") {
+            "%}"
+        } else if rest.starts_with("{#") {
+            "#}"
+        } else {
+            return false;
+        };
+        let Some(end) = rest[2..].find(close) else {
+            return false;
+        };
+        rest = rest[2 + end + 2..].trim_start();
+    }
+    true
+}
+
+/// The `key: value` pairs of a one-line flow mapping `{a: b, c: {{ x }}}`:
+/// the outer braces are stripped once, and commas and colons inside
+/// `{{ … }}`, nested brackets or quotes do not split.
+fn flow_pairs(rest: &str) -> Vec<(String, String)> {
+    let t = rest.trim();
+    let inner = t.strip_prefix('{').unwrap_or(t);
+    let inner = inner.strip_suffix('}').unwrap_or(inner);
+    let mut parts = Vec::new();
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    let mut cur = String::new();
+    for c in inner.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    parts
+        .into_iter()
+        .filter_map(|p| {
+            let (k, v) = split_flow_pair(&p)?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Splits `key: value` at the first colon outside quotes and `{…}`.
+fn split_flow_pair(p: &str) -> Option<(&str, &str)> {
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    for (i, c) in p.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                ':' if depth == 0 => return Some((&p[..i], &p[i + 1..])),
+                _ => {}
+            },
+        }
+    }
+    None
 }
 
 fn unquote(s: &str) -> String {
