@@ -377,3 +377,52 @@ fn config_excludes_and_path_policy() {
     cmd.current_dir(d).args(["check", "--no-path-policy", "."]);
     assert_eq!(common::run(&mut cmd).status.code(), Some(0));
 }
+
+#[test]
+fn template_folder_with_a_templated_sops_config() {
+    // R10 models a cluster template (flux-cluster-template's tmpl/): its
+    // .sops.yaml names only ${…} recipients, so it sets no path policy and
+    // its Secrets are templates: placeholders and the skeleton around them
+    // pass, a fixed user name warns, a credential blocks.
+    let neutral = neutral_config();
+    let mut cmd = common::ksec();
+    cmd.current_dir(root().join("R10-template-folder"))
+        .args(["check", "--output", "json", "--guard-config"])
+        .arg(&neutral)
+        .arg(".");
+    let o = common::run(&mut cmd);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got = |sev: &str| -> BTreeSet<String> {
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == sev)
+            .map(|f| {
+                format!(
+                    "{}:{}:{}",
+                    f["file"].as_str().unwrap(),
+                    f["key_path"].as_str().unwrap(),
+                    f["rule_id"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let want = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(o.status.code(), Some(1), "{j}");
+    assert_eq!(
+        got("error"),
+        want(&[
+            "kubernetes/leaked-secret.sops.yaml:stringData.api-token:plaintext-secret-value",
+            "kubernetes/leaked-secret.sops.yaml:stringData.webhook:plaintext-secret-value",
+        ]),
+        "{j}"
+    );
+    assert_eq!(
+        got("warning"),
+        want(&[
+            "kubernetes/grafana-admin-secret.sops.yaml:stringData.admin-user:plaintext-secret-value"
+        ]),
+        "{j}"
+    );
+}

@@ -908,6 +908,10 @@ fn secret_values(
                     return;
                 }
             }
+            if let Some(why) = opts.policy.and_then(|p| p.template(file)) {
+                out.extend(template_value(file, doc, kp, s, &why));
+                return;
+            }
             out.push(plain("a plaintext value"));
         }
         Value::Bytes(_) => out.push(plain("a plaintext binary value")),
@@ -916,6 +920,38 @@ fn secret_values(
         Value::Float(_) => out.push(plain("a plaintext number")),
         Value::Time(_) => out.push(plain("a plaintext timestamp")),
     }
+}
+
+/// A Secret value in a template folder ([`super::PathPolicy::template`]):
+/// the file is rendered (envsubst) and only the rendered copy is encrypted,
+/// so the template's literal text is the same for everyone who renders it.
+/// A credential in that text blocks (by content, or a literal under a key
+/// named like a credential); a fixed value under another key (`username:
+/// admin`) is a warning; the literal skeleton around placeholders (`ipv4.${DOMAIN}`,
+/// a JSON document of `${…}` fields) passes.
+fn template_value(file: &str, doc: usize, kp: &str, s: &str, why: &str) -> Option<Finding> {
+    let key = kp.rsplit('.').next().unwrap_or(kp);
+    let literal = lines::template_literal_text(s);
+    let text = literal.as_deref().unwrap_or(s);
+    let (severity, what) = if let Some(what) = lines::credential_kind(text) {
+        (Severity::Error, what)
+    } else if literal.is_none() && lines::credential_key_name(key) {
+        (Severity::Error, "a fixed value under a credential key")
+    } else if literal.is_none() {
+        (Severity::Warning, "a fixed value")
+    } else {
+        return None;
+    };
+    Some(Finding::new(
+        file,
+        doc,
+        kp,
+        RuleId::PlaintextSecretValue,
+        severity,
+        format!(
+            "{what} in a Secret template ({why}): every rendered Secret holds it; make it a ${{…}} placeholder, or allow it with `# ksec:allow key={kp} reason=…` if it is not secret"
+        ),
+    ))
 }
 
 /// A base64 `data` value that is itself a sops file (kustomize `files:` of

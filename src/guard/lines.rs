@@ -55,6 +55,36 @@ pub fn is_reference(s: &str) -> bool {
     .is_match(t)
 }
 
+/// `s` with every `${VAR}` and `{{ … }}` removed: the literal text a
+/// template value keeps whatever is rendered into it. `None` when `s` holds
+/// no placeholder at all.
+pub fn template_literal_text(s: &str) -> Option<String> {
+    static ANY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let r = re(
+        &ANY,
+        r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=?+][^{}$]*)?\}|\{\{[^{}]*\}\}",
+    );
+    r.is_match(s).then(|| r.replace_all(s, "").into_owned())
+}
+
+/// A key named like a credential (`admin-password`, `api_token`,
+/// `clientSecret`), as opposed to a user name or a setting.
+pub fn credential_key_name(key: &str) -> bool {
+    const WORDS: [&str; 9] = [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "private",
+        "credential",
+    ];
+    let k = key.to_ascii_lowercase();
+    WORDS.iter().any(|w| k.contains(w))
+}
+
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
