@@ -769,3 +769,32 @@ fn merge_keys_route_as_the_api_server_reads_them_and_are_not_encrypted() {
         vec![Some("prod".to_string())]
     );
 }
+
+#[test]
+fn pgp_only_file_gets_a_pgp_hint_and_one_kind_label() {
+    // A file whose only recipient is PGP (which ksec cannot use): the error
+    // names it once ("pgp FP", not "pgp pgp:FP") and does not suggest age
+    // key variables.
+    let c01 = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/guard/C01-full-enc.yaml"),
+    )
+    .unwrap();
+    let start = c01.find("    age:\n").unwrap();
+    let end = c01.find("    lastmodified:").unwrap();
+    let pgp = "    pgp:\n        - created_at: \"2026-11-28T04:06:59Z\"\n          enc: |\n              -----BEGIN PGP MESSAGE-----\n              hQEMAyUpShfNkFB/AQf+\n              -----END PGP MESSAGE-----\n          fp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4\n";
+    let text = format!("{}{pgp}{}", &c01[..start], &c01[end..]);
+    let dir = common::tempdir();
+    let f = dir.path().join("pgp.enc.yaml");
+    std::fs::write(&f, text).unwrap();
+    let o = common::run(common::ksec().arg("decrypt").arg(&f));
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pgp FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"),
+        "{err}"
+    );
+    assert!(!err.contains("pgp pgp:"), "{err}");
+    assert!(!err.contains("SOPS_AGE_KEY"), "{err}");
+    assert!(err.contains("cannot use pgp keys"), "{err}");
+}

@@ -176,6 +176,38 @@ fn clear_values_block_although_the_mac_verifies() {
 }
 
 #[test]
+fn comment_findings_carry_their_line() {
+    for (t, needle) in [
+        ("X02-private-key-comment.yaml", "# old key:"),
+        ("X03-entropy-comment.yaml", "# temp token"),
+    ] {
+        let text = std::fs::read_to_string(root().join(t)).unwrap();
+        let want = text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let f = judge(t, None);
+        let c: Vec<_> = f
+            .iter()
+            .filter(|f| f.rule_id.as_str().ends_with("-comment"))
+            .collect();
+        assert_eq!(c.len(), 1, "{t}: {f:?}");
+        assert_eq!(c[0].line, Some(want), "{t}: {f:?}");
+    }
+}
+
+#[test]
+fn mac_not_verified_names_the_recipients_tried() {
+    // The key ring's error spans lines; the warning keeps all of it.
+    let f = judge("C01-full-enc.yaml", Some(&KeyRing::new()));
+    let w = f
+        .iter()
+        .find(|f| f.rule_id.as_str() == "mac-not-verified")
+        .expect("warning");
+    assert!(!w.message.contains('\n'), "{}", w.message);
+    assert!(!w.message.ends_with(":)"), "{}", w.message);
+    assert!(w.message.contains("age age1"), "{}", w.message);
+    assert!(w.message.contains("SOPS_AGE_KEY_FILE"), "{}", w.message);
+}
+
+#[test]
 fn verify_without_keys_warns_mac_not_verified() {
     let empty = KeyRing::new();
     let f = judge("C14-tampered-mac.yaml", Some(&empty));

@@ -488,9 +488,12 @@ fn scan_history_finds_what_was_deleted() {
     assert_eq!(f[0]["commit"], leak.as_str());
     assert_eq!(f[0]["file"], "old/secret.yaml");
     assert_eq!(f[0]["key_path"], "data.password");
-    // A range that excludes the leak is clean.
+    // A range that excludes the leak is clean; the summary names the scan.
     let o = r.ksec(&["scan", "--history", &format!("{leak}..HEAD")]);
     assert_eq!(o.status.code(), Some(0), "{}", common::stdout(&o));
+    let out = common::stdout(&o);
+    assert!(out.starts_with("ksec scan: "), "{out}");
+    assert!(!out.contains("ksec check"), "{out}");
     // Not a repository: tool error.
     let d = tempfile::tempdir().unwrap();
     let mut c = common::ksec();

@@ -52,6 +52,6 @@ fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
     if !g.quiet && g.output == common::OutputFormat::Text {
         eprintln!("ksec scan: {commits} commit(s), {blobs} distinct blob(s)");
     }
-    super::check::print(&findings, blobs, g);
+    super::check::print_as("ksec scan", "blob(s)", &findings, blobs, g);
     Ok(guard::exit_code(&findings))
 }

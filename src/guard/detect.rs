@@ -458,8 +458,12 @@ fn judge_docs(
 
     // Comments of secret files stay plaintext unless sops encrypted them.
     if secret_bearing || meta.is_some() {
+        let mut at = CommentCursor {
+            text: &dec.text,
+            pos: 0,
+        };
         for (di, d) in docs.0.iter().enumerate() {
-            comments(path, di, "", d, 0, out);
+            comments(path, di, "", d, 0, &mut at, out);
         }
     }
 
@@ -662,7 +666,7 @@ fn verify(
             Severity::Warning,
             format!(
                 "MAC not verified: no key opened the file ({})",
-                first_line(&e.to_string())
+                one_line(&e.to_string())
             ),
         )),
         Err(e) => out.push(Finding::new(
@@ -714,8 +718,15 @@ fn tampering(path: &str, f: &ops::OpenedFile, out: &mut Vec<Finding>) {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
+/// A multi-line error (the key ring lists every recipient it tried) as one
+/// line, so a finding's message stays whole on one output line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace(":; ", ": ")
 }
 
 /// Completeness of one sops block; returns the metadata when it is usable.
@@ -1240,32 +1251,74 @@ impl ScopeWalk<'_, '_> {
     }
 }
 
+/// Finds comments in the file's text, in document order, for line numbers
+/// (the parsed tree keeps comments without positions).
+struct CommentCursor<'t> {
+    text: &'t str,
+    pos: usize,
+}
+
+impl CommentCursor<'_> {
+    /// Judges one comment and gives its findings the line it is on.
+    fn judge(&mut self, file: &str, doc: usize, kp: &str, c: &str) -> Vec<Finding> {
+        let found = lines::comment_findings(file, doc, kp, c);
+        let needle = c.trim();
+        if needle.is_empty() {
+            return found;
+        }
+        let hit = self.text[self.pos..]
+            .find(needle)
+            .map(|p| p + self.pos)
+            .or_else(|| self.text.find(needle));
+        let Some(p) = hit else { return found };
+        self.pos = p + needle.len();
+        let line = lines::line_of(self.text, p);
+        found.into_iter().map(|f| f.at_line(line)).collect()
+    }
+}
+
 /// Private keys and high-entropy tokens in comments.
-fn comments(file: &str, doc: usize, kp: &str, m: &Map, depth: usize, out: &mut Vec<Finding>) {
+fn comments(
+    file: &str,
+    doc: usize,
+    kp: &str,
+    m: &Map,
+    depth: usize,
+    at: &mut CommentCursor,
+    out: &mut Vec<Finding>,
+) {
     if depth > MAX_DEPTH {
         return;
     }
     for item in &m.0 {
         match item {
-            MapItem::Comment(c) => out.extend(lines::comment_findings(file, doc, kp, c)),
+            MapItem::Comment(c) => out.extend(at.judge(file, doc, kp, c)),
             MapItem::Pair(k, v) if !(depth == 0 && k == "sops") => {
-                comments_in(file, doc, &join_key(kp, k), v, depth + 1, out)
+                comments_in(file, doc, &join_key(kp, k), v, depth + 1, at, out)
             }
             MapItem::Pair(..) => {}
         }
     }
 }
 
-fn comments_in(file: &str, doc: usize, kp: &str, v: &Value, depth: usize, out: &mut Vec<Finding>) {
+fn comments_in(
+    file: &str,
+    doc: usize,
+    kp: &str,
+    v: &Value,
+    depth: usize,
+    at: &mut CommentCursor,
+    out: &mut Vec<Finding>,
+) {
     match v {
-        Value::Map(m) => comments(file, doc, kp, m, depth, out),
+        Value::Map(m) => comments(file, doc, kp, m, depth, at, out),
         Value::Seq(s) => {
             let mut i = 0;
             for item in &s.0 {
                 match item {
-                    SeqItem::Comment(c) => out.extend(lines::comment_findings(file, doc, kp, c)),
+                    SeqItem::Comment(c) => out.extend(at.judge(file, doc, kp, c)),
                     SeqItem::Elem(e) => {
-                        comments_in(file, doc, &format!("{kp}[{i}]"), e, depth + 1, out);
+                        comments_in(file, doc, &format!("{kp}[{i}]"), e, depth + 1, at, out);
                         i += 1;
                     }
                 }

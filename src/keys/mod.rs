@@ -224,6 +224,59 @@ pub enum KeyError {
     Shamir(#[from] shamir::ShamirError),
 }
 
+/// `age age1…`, `kms arn:…`, `pgp FBC7…`: the kind once, then the id
+/// (an unsupported stanza's recipient already carries its kind as a prefix).
+fn stanza_label(st: &Stanza) -> String {
+    let kind = st.kind();
+    let r = st.recipient();
+    let id = r
+        .strip_prefix(kind)
+        .and_then(|x| x.strip_prefix(':'))
+        .unwrap_or(&r);
+    format!("{kind} {id}")
+}
+
+/// What to do when no recipient opened the file, for the kinds it has:
+/// age variables only when there is an age recipient, cloud credentials
+/// only for key services, and for PGP (which ksec cannot use) the way out.
+fn no_key_hint(meta: &Metadata) -> String {
+    let kinds: std::collections::BTreeSet<&str> = meta
+        .key_groups
+        .iter()
+        .flat_map(|g| g.0.iter().map(|s| s.kind()))
+        .collect();
+    let mut hints = Vec::new();
+    if kinds.contains("age") {
+        hints.push("set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) or pass --identity FILE".to_string());
+    }
+    let cloud: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| matches!(*k, "kms" | "azure_kv" | "hc_vault"))
+        .collect();
+    if !cloud.is_empty() {
+        hints.push(format!(
+            "check the credentials for the {} recipient(s)",
+            cloud.join("/")
+        ));
+    }
+    let other: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "age" | "kms" | "azure_kv" | "hc_vault"))
+        .collect();
+    if !other.is_empty() {
+        hints.push(format!(
+            "ksec cannot use {} keys: decrypt with sops, then re-encrypt to an age or KMS recipient",
+            other.join("/")
+        ));
+    }
+    if hints.is_empty() {
+        hints.push("the file names no recipient".to_string());
+    }
+    hints.join("; ")
+}
+
 /// Builds the key ring from the environment: age identities (only when
 /// decrypting) and the cloud key services, whose clients are created lazily
 /// so a file with only age recipients never needs cloud credentials.
@@ -429,15 +482,11 @@ impl KeyRing {
                         parts.push(part);
                         break;
                     }
-                    Err(e) => attempts.push(format!(
-                        "  - group {gi}, {} {}: {e}",
-                        st.kind(),
-                        st.recipient()
-                    )),
+                    Err(e) => attempts.push(format!("  - group {gi}, {}: {e}", stanza_label(st))),
                 }
             }
         }
-        let hint = "set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY), pass --identity FILE, or check the cloud credentials of the KMS recipients".to_string();
+        let hint = no_key_hint(meta);
         if meta.key_groups.len() == 1 {
             let part = parts.pop().ok_or(KeyError::NoKey { attempts, hint })?;
             let key = DataKey::from_slice(&part).ok_or_else(|| {
