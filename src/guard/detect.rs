@@ -190,7 +190,10 @@ fn check_bytes(
     }
     match kind {
         Kind::Yaml | Kind::Json | Kind::Template => {
-            judge_manifest(path, bytes, &dec, kind, opts, nesting, out)
+            judge_manifest(path, bytes, &dec, kind, opts, nesting, out);
+            if kind == Kind::Yaml && kustomization_by_content(&dec.text) {
+                judge_kustomization(path, &dec.text, src, opts, out);
+            }
         }
         Kind::Kustomization => {
             judge_manifest(path, bytes, &dec, Kind::Yaml, opts, nesting, out);
@@ -1608,6 +1611,24 @@ fn generators(kpath: &str, text: &str, out: Option<&mut Vec<Finding>>) -> Vec<Ge
         o.extend(lits);
     }
     srcs
+}
+
+/// A kustomize `Kustomization` or `Component` under another file name
+/// (`components/db.yaml`, `base.yaml`): recognised by its `kind`, so its
+/// secretGenerator literals and sources are judged as in `kustomization.yaml`.
+fn kustomization_by_content(text: &str) -> bool {
+    if !text.contains("secretGenerator") {
+        return false;
+    }
+    let Ok(docs) = yaml::parse(text) else {
+        return false;
+    };
+    docs.0.first().is_some_and(|d| {
+        matches!(
+            obj_kind(d).as_deref(),
+            Some("component") | Some("kustomization")
+        ) && d.contains_key("secretGenerator")
+    })
 }
 
 fn judge_kustomization(
