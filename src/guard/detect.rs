@@ -912,7 +912,11 @@ fn secret_values(
             }
         }
         Value::Str(s) => {
-            if s.is_empty() || s.starts_with("ENC[") || lines::is_placeholder(s) {
+            if s.is_empty()
+                || s.starts_with("ENC[")
+                || lines::is_placeholder(s)
+                || lines::is_template_text(s)
+            {
                 // ENC grammar is checked for every string by the scope walk.
                 return;
             }

@@ -33,7 +33,20 @@ pub fn is_placeholder(s: &str) -> bool {
     if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
         return !inner.contains("}}") && !inner.contains("{{") && !inner.trim().is_empty();
     }
+    // makejinja's delimiters (onedr0p's cluster-template): `#{ expr }#`.
+    if let Some(inner) = t.strip_prefix("#{").and_then(|r| r.strip_suffix("}#")) {
+        return !inner.contains("}#") && !inner.contains("#{") && !inner.trim().is_empty();
+    }
     false
+}
+
+/// A multi-line value whose every non-blank line is only template syntax
+/// (a block scalar that a template fills: `#% filter indent %#` /
+/// `#{ key() }#` / `#% endfilter %#`). It holds no literal text.
+pub fn is_template_text(s: &str) -> bool {
+    s.contains('\n')
+        && s.lines().any(|l| !l.trim().is_empty())
+        && s.lines().all(|l| l.trim().is_empty() || only_template(l))
 }
 
 /// A whole value (after trimming, so a block scalar holding one line counts)
@@ -479,14 +492,15 @@ fn only_template(s: &str) -> bool {
         return false;
     }
     while !rest.is_empty() {
-        let close = if rest.starts_with("{{") {
-            "}}"
-        } else if rest.starts_with("{%") {
-            "%}"
-        } else if rest.starts_with("{#") {
-            "#}"
-        } else {
-            return false;
+        // Jinja/Helm tags, and makejinja's `#{ }#`, `#% %#`, `#| #|`.
+        let close = match rest.get(..2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            Some("{#") => "#}",
+            Some("#{") => "}#",
+            Some("#%") => "%#",
+            Some("#|") => "#|",
+            _ => return false,
         };
         let Some(end) = rest[2..].find(close) else {
             return false;
@@ -590,6 +604,15 @@ mod tests {
         assert!(!is_placeholder("{{ a }}{{ b }}"));
         assert!(!is_placeholder("pre-${X}"));
         assert!(!is_placeholder("hunter2"));
+        assert!(is_placeholder("#{ cloudflare_token }#"));
+        assert!(!is_placeholder("#{ a }# #{ b }#"));
+        assert!(is_template_text(
+            "#% filter indent(width=4) %#\n#{ deploy_key() }#\n#% endfilter %#\n"
+        ));
+        assert!(!is_template_text(
+            "#{ deploy_key() }#\nexport PASSWORD=hunter2\n"
+        ));
+        assert!(!is_template_text("{{ one_line }}"));
     }
 
     #[test]
