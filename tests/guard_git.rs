@@ -587,3 +587,47 @@ fn scan_history_survives_partial_and_shallow_clones() {
     let o = shallow.ksec(&["scan", "--history", "no-such-branch..HEAD"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
 }
+
+#[test]
+fn scan_history_judges_template_folders_as_check_does() {
+    // R10 (a cluster template whose .sops.yaml names ${…} recipients),
+    // committed under tmpl/: history has no path policy, but the commit's
+    // own .sops.yaml still makes its Secrets templates.
+    if !git_available() {
+        return;
+    }
+    let r = Repo::new();
+    for f in [
+        ".sops.yaml",
+        "kubernetes/grafana-admin-secret.sops.yaml",
+        "kubernetes/tunnel-secret.sops.yaml",
+        "kubernetes/leaked-secret.sops.yaml",
+    ] {
+        r.write(
+            &format!("tmpl/{f}"),
+            &fixture(&format!("R10-template-folder/{f}")),
+        );
+    }
+    r.commit_all("template");
+    let o = r.ksec(&["scan", "--history", "--output", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut e: Vec<String> = errors(&j)
+        .into_iter()
+        .map(|(f, k, _)| format!("{f}:{k}"))
+        .collect();
+    e.sort();
+    assert_eq!(
+        e,
+        vec![
+            "tmpl/kubernetes/leaked-secret.sops.yaml:stringData.api-token",
+            "tmpl/kubernetes/leaked-secret.sops.yaml:stringData.webhook",
+        ],
+        "{j}"
+    );
+    let warned = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["severity"] == "warning" && f["key_path"] == "stringData.admin-user");
+    assert!(warned, "{j}");
+}

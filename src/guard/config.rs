@@ -393,7 +393,7 @@ impl FsPolicy {
 /// beside it, with envsubst before anything is encrypted): sops cannot
 /// encrypt with it, so it sets no path policy, and the files it governs are
 /// templates whose values are filled at render time.
-fn template_rule(cfg: &SopsConfig, file: &Path) -> Option<String> {
+pub(crate) fn template_rule(cfg: &SopsConfig, file: &Path) -> Option<String> {
     let rel = rel_to_config(cfg, file);
     let (i, r) = cfg
         .rules

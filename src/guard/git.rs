@@ -348,6 +348,19 @@ pub fn scan_history(
                     commit: hb.commit,
                 };
                 let hex = hb.commit.to_hex().to_string();
+                let tmpl = template_in_commit(&blob, &src);
+                let tmpl_opts;
+                let opts = match &tmpl {
+                    Some(t) => {
+                        tmpl_opts = Options {
+                            config: opts.config.clone(),
+                            verify: opts.verify,
+                            policy: Some(t),
+                        };
+                        &tmpl_opts
+                    }
+                    None => opts,
+                };
                 Ok(Ok(super::detect::check_blob(&blob, &src, opts)
                     .into_iter()
                     .map(|mut f| {
@@ -373,6 +386,52 @@ pub fn scan_history(
         blobs: blobs.len(),
         warnings,
     })
+}
+
+/// History skips path policy, but a Secret under a templated `.sops.yaml`
+/// (as that commit had it) is still a template: judged as `check` judges it.
+struct CommitTemplate {
+    path: String,
+    why: String,
+}
+
+impl super::PathPolicy for CommitTemplate {
+    fn requirement(&self, _: &str) -> Option<super::config::Requirement> {
+        None
+    }
+
+    fn template(&self, path: &str) -> Option<String> {
+        (path == self.path).then(|| self.why.clone())
+    }
+}
+
+/// The nearest `.sops.yaml` above a Secret-looking blob in its commit, when
+/// its matching rule is a template ([`super::config::template_rule`]).
+fn template_in_commit(blob: &Blob, src: &CommitSource) -> Option<CommitTemplate> {
+    use super::Source;
+    if !super::lines::looks_like_secret(&String::from_utf8_lossy(&blob.bytes)) {
+        return None;
+    }
+    let mut dir = super::parent_of(&blob.path);
+    loop {
+        let p = if dir.is_empty() {
+            ".sops.yaml".to_string()
+        } else {
+            format!("{dir}/.sops.yaml")
+        };
+        if let Some(bytes) = src.read(&p) {
+            let cfg = crate::recipients::SopsConfig::parse(Path::new(&p), &bytes).ok()?;
+            let why = super::config::template_rule(&cfg, Path::new(&blob.path))?;
+            return Some(CommitTemplate {
+                path: blob.path.clone(),
+                why,
+            });
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = super::parent_of(dir);
+    }
 }
 
 /// An object, or `None` when this clone does not have it (a partial clone's
