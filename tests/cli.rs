@@ -893,3 +893,32 @@ fn encrypt_drops_the_last_applied_annotation_of_a_secret() {
         .env("SOPS_AGE_KEY_FILE", &r.prod.identity_file));
     assert!(stdout(&o).contains("CANARY-last-applied-77"));
 }
+
+#[test]
+fn pgp_only_file_gets_a_pgp_hint_and_one_kind_label() {
+    // A file whose only recipient is PGP and whose key is not in the
+    // keyring: the error names it once (not "pgp pgp:FP") and suggests
+    // importing the key, not age key variables.
+    let c01 = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/guard/C01-full-enc.yaml"),
+    )
+    .unwrap();
+    let start = c01.find("    age:\n").unwrap();
+    let end = c01.find("    lastmodified:").unwrap();
+    let pgp = "    pgp:\n        - created_at: \"2026-11-28T04:06:59Z\"\n          enc: |\n              -----BEGIN PGP MESSAGE-----\n              hQEMAyUpShfNkFB/AQf+\n              -----END PGP MESSAGE-----\n          fp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4\n";
+    let text = format!("{}{pgp}{}", &c01[..start], &c01[end..]);
+    let dir = common::tempdir();
+    let f = dir.path().join("pgp.enc.yaml");
+    std::fs::write(&f, text).unwrap();
+    let o = common::run(common::ksec().arg("decrypt").arg(&f));
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"),
+        "{err}"
+    );
+    assert!(!err.contains("pgp pgp:"), "{err}");
+    assert!(!err.contains("SOPS_AGE_KEY"), "{err}");
+    assert!(err.contains("gpg --import"), "{err}");
+}

@@ -154,6 +154,60 @@ fn valid_encrypted_cases_verify_with_keys() {
 }
 
 #[test]
+fn clear_values_block_although_the_mac_verifies() {
+    // R04–R07 are real sops output: the key opens them and the MAC holds,
+    // yet what the rule left in clear still blocks.
+    let ring = test_ring();
+    for t in [
+        "R04-talenv.sops.yaml",
+        "R05-clear-annotation.yaml",
+        "R06-partial.sops.env",
+        "R07-nothing.sops.env",
+    ] {
+        let f = judge(t, Some(&ring));
+        let rules: BTreeSet<&str> = f.iter().map(|f| f.rule_id.as_str()).collect();
+        assert!(
+            !rules.contains("verify-failed") && !rules.contains("mac-not-verified"),
+            "{t}: {f:?}"
+        );
+        assert!(rules.contains("unencrypted-credential"), "{t}: {f:?}");
+        assert_eq!(guard::exit_code(&f), 1, "{t}");
+    }
+}
+
+#[test]
+fn comment_findings_carry_their_line() {
+    for (t, needle) in [
+        ("X02-private-key-comment.yaml", "# old key:"),
+        ("X03-entropy-comment.yaml", "# temp token"),
+    ] {
+        let text = std::fs::read_to_string(root().join(t)).unwrap();
+        let want = text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let f = judge(t, None);
+        let c: Vec<_> = f
+            .iter()
+            .filter(|f| f.rule_id.as_str().ends_with("-comment"))
+            .collect();
+        assert_eq!(c.len(), 1, "{t}: {f:?}");
+        assert_eq!(c[0].line, Some(want), "{t}: {f:?}");
+    }
+}
+
+#[test]
+fn mac_not_verified_names_the_recipients_tried() {
+    // The key ring's error spans lines; the warning keeps all of it.
+    let f = judge("C01-full-enc.yaml", Some(&KeyRing::new()));
+    let w = f
+        .iter()
+        .find(|f| f.rule_id.as_str() == "mac-not-verified")
+        .expect("warning");
+    assert!(!w.message.contains('\n'), "{}", w.message);
+    assert!(!w.message.ends_with(":)"), "{}", w.message);
+    assert!(w.message.contains("age age1"), "{}", w.message);
+    assert!(w.message.contains("SOPS_AGE_KEY_FILE"), "{}", w.message);
+}
+
+#[test]
 fn verify_without_keys_warns_mac_not_verified() {
     let empty = KeyRing::new();
     let f = judge("C14-tampered-mac.yaml", Some(&empty));
@@ -354,4 +408,53 @@ fn config_excludes_and_path_policy() {
     let mut cmd = common::ksec();
     cmd.current_dir(d).args(["check", "--no-path-policy", "."]);
     assert_eq!(common::run(&mut cmd).status.code(), Some(0));
+}
+
+#[test]
+fn template_folder_with_a_templated_sops_config() {
+    // R10 models a cluster template (flux-cluster-template's tmpl/): its
+    // .sops.yaml names only ${…} recipients, so it sets no path policy and
+    // its Secrets are templates: placeholders and the skeleton around them
+    // pass, a fixed user name warns, a credential blocks.
+    let neutral = neutral_config();
+    let mut cmd = common::ksec();
+    cmd.current_dir(root().join("R10-template-folder"))
+        .args(["check", "--output", "json", "--guard-config"])
+        .arg(&neutral)
+        .arg(".");
+    let o = common::run(&mut cmd);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got = |sev: &str| -> BTreeSet<String> {
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == sev)
+            .map(|f| {
+                format!(
+                    "{}:{}:{}",
+                    f["file"].as_str().unwrap(),
+                    f["key_path"].as_str().unwrap(),
+                    f["rule_id"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let want = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(o.status.code(), Some(1), "{j}");
+    assert_eq!(
+        got("error"),
+        want(&[
+            "kubernetes/leaked-secret.sops.yaml:stringData.api-token:plaintext-secret-value",
+            "kubernetes/leaked-secret.sops.yaml:stringData.webhook:plaintext-secret-value",
+        ]),
+        "{j}"
+    );
+    assert_eq!(
+        got("warning"),
+        want(&[
+            "kubernetes/grafana-admin-secret.sops.yaml:stringData.admin-user:plaintext-secret-value"
+        ]),
+        "{j}"
+    );
 }

@@ -488,9 +488,12 @@ fn scan_history_finds_what_was_deleted() {
     assert_eq!(f[0]["commit"], leak.as_str());
     assert_eq!(f[0]["file"], "old/secret.yaml");
     assert_eq!(f[0]["key_path"], "data.password");
-    // A range that excludes the leak is clean.
+    // A range that excludes the leak is clean; the summary names the scan.
     let o = r.ksec(&["scan", "--history", &format!("{leak}..HEAD")]);
     assert_eq!(o.status.code(), Some(0), "{}", common::stdout(&o));
+    let out = common::stdout(&o);
+    assert!(out.starts_with("ksec scan: "), "{out}");
+    assert!(!out.contains("ksec check"), "{out}");
     // Not a repository: tool error.
     let d = tempfile::tempdir().unwrap();
     let mut c = common::ksec();
@@ -554,4 +557,135 @@ fn oversized_staged_and_historic_files_block_unless_the_limit_is_raised() {
         "{}",
         common::stdout(&o)
     );
+}
+
+/// A clone of `src` made with the real git over file:// (so --filter and
+/// --depth apply as they do against a server).
+fn clone_of(src: &Repo, args: &[&str]) -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clone");
+    let url = format!("file://{}", src.path.display());
+    let o = Command::new("git")
+        .args(["-c", "protocol.file.allow=always", "clone", "-q"])
+        .args(args)
+        .arg(&url)
+        .arg(&path)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Repo { _dir: dir, path }
+}
+
+fn head_id(r: &Repo, rev: &str) -> String {
+    String::from_utf8(r.git(&["rev-parse", rev]).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn scan_history_survives_partial_and_shallow_clones() {
+    if !git_available() {
+        return;
+    }
+    let src = Repo::new();
+    src.git(&["config", "uploadpack.allowFilter", "true"]);
+    src.write("a.txt", b"one\n");
+    src.commit_all("one");
+    // A plaintext Secret over 1 KiB, deleted again: a blob:limit=1k clone
+    // never fetches it (HEAD's checkout does not need it).
+    let mut big = String::from_utf8(fixture("A02-plain-stringdata.yaml")).unwrap();
+    big.push_str(&format!("  padding: \"{}\"\n", "x".repeat(2000)));
+    src.write("big/secret.yaml", big.as_bytes());
+    src.write("leak.yaml", &fixture("A01-plain-data.yaml"));
+    src.commit_all("leak");
+    let leak = head_id(&src, "HEAD");
+    src.git(&["rm", "-q", "-r", "big"]);
+    src.commit_all("drop big");
+    for n in 0..3 {
+        src.write("a.txt", format!("{n}\n").as_bytes());
+        src.commit_all("more");
+    }
+
+    // Partial clone: the missing blob is a warning naming commit and path.
+    let partial = clone_of(&src, &["--filter=blob:limit=1k"]);
+    let o = partial.ksec(&["scan", "--history", "--output", "json"]);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}{}", common::stdout(&o));
+    assert!(
+        err.contains(&format!("commit {}: big/secret.yaml", &leak[..12])),
+        "{err}"
+    );
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = j["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{j}");
+    assert_eq!(f[0]["file"], "leak.yaml");
+    // Already leaked: the fix is rotation, not encryption.
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(msg.contains("rotate"), "{msg}");
+    assert!(!msg.contains("ksec encrypt -i"), "{msg}");
+
+    // Shallow clone: a range reaching past the boundary is clipped (and
+    // leak.yaml, still in HEAD, is found within the clone).
+    let shallow = clone_of(&src, &["--depth", "2"]);
+    let o = shallow.ksec(&["scan", "--history", "HEAD~4..HEAD"]);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}{}", common::stdout(&o));
+    assert!(err.contains("shallow clone's boundary"), "{err}");
+    // The whole (shallow) history says where it stops; a typo stays an error.
+    let o = shallow.ksec(&["scan", "--history"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("boundary commit"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = shallow.ksec(&["scan", "--history", "no-such-branch..HEAD"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+}
+
+#[test]
+fn scan_history_judges_template_folders_as_check_does() {
+    // R10 (a cluster template whose .sops.yaml names ${…} recipients),
+    // committed under tmpl/: history has no path policy, but the commit's
+    // own .sops.yaml still makes its Secrets templates.
+    if !git_available() {
+        return;
+    }
+    let r = Repo::new();
+    for f in [
+        ".sops.yaml",
+        "kubernetes/grafana-admin-secret.sops.yaml",
+        "kubernetes/tunnel-secret.sops.yaml",
+        "kubernetes/leaked-secret.sops.yaml",
+    ] {
+        r.write(
+            &format!("tmpl/{f}"),
+            &fixture(&format!("R10-template-folder/{f}")),
+        );
+    }
+    r.commit_all("template");
+    let o = r.ksec(&["scan", "--history", "--output", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut e: Vec<String> = errors(&j)
+        .into_iter()
+        .map(|(f, k, _)| format!("{f}:{k}"))
+        .collect();
+    e.sort();
+    assert_eq!(
+        e,
+        vec![
+            "tmpl/kubernetes/leaked-secret.sops.yaml:stringData.api-token",
+            "tmpl/kubernetes/leaked-secret.sops.yaml:stringData.webhook",
+        ],
+        "{j}"
+    );
+    let warned = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["severity"] == "warning" && f["key_path"] == "stringData.admin-user");
+    assert!(warned, "{j}");
 }

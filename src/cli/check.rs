@@ -220,11 +220,22 @@ fn slash(p: &Path) -> String {
 }
 
 pub(super) fn print(findings: &[Finding], files: usize, g: &GlobalArgs) {
+    print_as("ksec check", "file(s)", findings, files, g)
+}
+
+/// [`print`] for another command's summary line (`ksec scan: N blob(s)`).
+pub(super) fn print_as(
+    command: &str,
+    unit: &str,
+    findings: &[Finding],
+    files: usize,
+    g: &GlobalArgs,
+) {
     match g.output {
         OutputFormat::Json => common::print_json(&report::json(findings, files)),
         OutputFormat::Sarif => common::print_json(&report::sarif(findings)),
         OutputFormat::Text => {
-            let t = report::text(findings, files, g.verbose);
+            let t = report::text_as(command, unit, findings, files, g.verbose);
             if g.quiet {
                 // Only the finding lines, no summary.
                 let mut lines: Vec<&str> = t.lines().collect();

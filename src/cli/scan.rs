@@ -54,10 +54,29 @@ fn run_inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
         policy: None,
         max_file_size: a.max_file_size,
     };
-    let (findings, commits, blobs) = git::scan_history(&repo, a.range.as_deref(), &opts)?;
+    let scan = git::scan_history(&repo, a.range.as_deref(), &opts)?;
+    print_warnings(&scan.warnings);
     if !g.quiet && g.output == common::OutputFormat::Text {
-        eprintln!("ksec scan: {commits} commit(s), {blobs} distinct blob(s)");
+        eprintln!(
+            "ksec scan: {} commit(s), {} distinct blob(s)",
+            scan.commits, scan.blobs
+        );
     }
-    super::check::print(&findings, blobs, g);
-    Ok(guard::exit_code(&findings))
+    super::check::print_as("ksec scan", "blob(s)", &scan.findings, scan.blobs, g);
+    Ok(guard::exit_code(&scan.findings))
+}
+
+/// Objects a partial clone lacks and clipped shallow ranges, on stderr
+/// (a long list is cut: a filtered clone can lack thousands of blobs).
+fn print_warnings(warnings: &[String]) {
+    const MAX: usize = 50;
+    for w in warnings.iter().take(MAX) {
+        eprintln!("ksec: warning: {w}");
+    }
+    if warnings.len() > MAX {
+        eprintln!(
+            "ksec: warning: … and {} more object(s) not in this clone",
+            warnings.len() - MAX
+        );
+    }
 }

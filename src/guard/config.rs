@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
 
+use super::lines::is_placeholder;
 use super::{Finding, GuardError, RuleId, Severity};
 use crate::recipients::{RecipientsDir, SopsConfig};
 use crate::sops::Rule;
@@ -307,6 +308,12 @@ pub struct Requirement {
 /// Answers "must this file be encrypted?" for the judge.
 pub trait PathPolicy: Sync {
     fn requirement(&self, path: &str) -> Option<Requirement>;
+
+    /// Why the file is a template rendered before encryption (its
+    /// `.sops.yaml` rule is itself a template), or `None`.
+    fn template(&self, _path: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Path policy precomputed from the working tree's `.sops.yaml` and
@@ -315,6 +322,7 @@ pub trait PathPolicy: Sync {
 #[derive(Default)]
 pub struct FsPolicy {
     reqs: HashMap<String, Requirement>,
+    templates: HashMap<String, String>,
 }
 
 impl FsPolicy {
@@ -323,6 +331,7 @@ impl FsPolicy {
         let mut sops_cache: HashMap<PathBuf, Option<SopsConfig>> = HashMap::new();
         let mut rdir_cache: HashMap<PathBuf, Option<RecipientsDir>> = HashMap::new();
         let mut reqs = HashMap::new();
+        let mut templates = HashMap::new();
         for (name, fs_path) in files {
             let base = fs_path
                 .file_name()
@@ -338,6 +347,10 @@ impl FsPolicy {
                 sops_cache.insert(dir.clone(), c);
             }
             if let Some(Some(cfg)) = sops_cache.get(&dir) {
+                if let Some(why) = template_rule(cfg, fs_path) {
+                    templates.insert(name.clone(), why);
+                    continue;
+                }
                 if let Some(req) = sops_requirement(cfg, fs_path) {
                     reqs.insert(name.clone(), req);
                     continue;
@@ -371,8 +384,28 @@ impl FsPolicy {
                 }
             }
         }
-        Ok(FsPolicy { reqs })
+        Ok(FsPolicy { reqs, templates })
     }
+}
+
+/// A `.sops.yaml` whose matching rule names only `${…}` recipients is a
+/// template of a configuration (cluster templates render it, and the files
+/// beside it, with envsubst before anything is encrypted): sops cannot
+/// encrypt with it, so it sets no path policy, and the files it governs are
+/// templates whose values are filled at render time.
+pub(crate) fn template_rule(cfg: &SopsConfig, file: &Path) -> Option<String> {
+    let r = cfg.matching(file, false).ok().flatten()?;
+    let i = r.index;
+    let groups = r.groups.as_ref().ok()?;
+    let mut ids = groups.iter().flatten().map(|r| r.id()).peekable();
+    ids.peek()?;
+    let all_placeholders = ids.all(|id| id.trim().starts_with("${") && is_placeholder(&id));
+    all_placeholders.then(|| {
+        format!(
+            "{} creation_rules[{i}] names only ${{…}} recipients: a template rendered before encryption",
+            cfg.path.display()
+        )
+    })
 }
 
 /// Only rules with an explicit `path_regex` make a promise about paths;
@@ -394,6 +427,10 @@ fn sops_requirement(cfg: &SopsConfig, file: &Path) -> Option<Requirement> {
 impl PathPolicy for FsPolicy {
     fn requirement(&self, path: &str) -> Option<Requirement> {
         self.reqs.get(path).cloned()
+    }
+
+    fn template(&self, path: &str) -> Option<String> {
+        self.templates.get(path).cloned()
     }
 }
 

@@ -193,7 +193,10 @@ fn check_bytes(
     }
     match kind {
         Kind::Yaml | Kind::Json | Kind::Template => {
-            judge_manifest(path, bytes, &dec, kind, opts, nesting, out)
+            judge_manifest(path, bytes, &dec, kind, opts, nesting, out);
+            if kind == Kind::Yaml && kustomization_by_content(&dec.text) {
+                judge_kustomization(path, &dec.text, src, opts, out);
+            }
         }
         Kind::Kustomization => {
             judge_manifest(path, bytes, &dec, Kind::Yaml, opts, nesting, out);
@@ -483,9 +486,17 @@ fn judge_docs(
 
     // Comments of secret files stay plaintext unless sops encrypted them.
     if secret_bearing || meta.is_some() {
+        let mut at = CommentCursor {
+            text: &dec.text,
+            pos: 0,
+        };
         for (di, d) in docs.0.iter().enumerate() {
-            comments(path, di, "", d, 0, out);
+            comments(path, di, "", d, 0, &mut at, out);
         }
+    }
+
+    if let Some(m) = &meta {
+        sops_clear_values(path, docs, &m.rule, has_enc, out);
     }
 
     // Encoding problems sops itself trips over.
@@ -551,6 +562,103 @@ fn judge_docs(
     }
 }
 
+/// A sops block and MAC vouch for a file, but only the values its rule
+/// selected are encrypted: the rest sits in clear. Judges those by content
+/// ([`lines::credential_kind`]), and blocks a file whose rule encrypted no
+/// value at all (`encrypted_regex: ^(data|stringData)$` on a file that is
+/// not a Secret encrypts nothing, yet sops writes a valid block).
+fn sops_clear_values(
+    path: &str,
+    docs: &Documents,
+    rule: &Rule,
+    has_enc: bool,
+    out: &mut Vec<Finding>,
+) {
+    let mut clear = Vec::new();
+    for (di, d) in docs.0.iter().enumerate() {
+        for (k, v) in d.pairs().filter(|(k, _)| *k != "sops") {
+            clear_strings(di, k.to_string(), v, 0, &mut clear);
+        }
+    }
+    if !has_enc && !clear.is_empty() {
+        out.push(Finding::new(
+            path,
+            0,
+            "",
+            RuleId::SopsNothingEncrypted,
+            Severity::Error,
+            format!(
+                "a sops file with no encrypted value: its rule ({}) selects no key, so every value is in clear under a valid sops block and MAC{}; fix the rule, re-encrypt, and rotate any credential that was ever committed",
+                rule_text(rule),
+                if rule.pattern() == Some(crate::sops::rules::KUBERNETES_SECRET_REGEX) {
+                    " (that regex fits Kubernetes Secrets only)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let reported: std::collections::HashSet<(usize, String)> = out
+        .iter()
+        .filter(|f| f.file == path && f.severity == Severity::Error)
+        .map(|f| (f.doc_index, f.key_path.clone()))
+        .collect();
+    for (di, kp, s) in clear {
+        let Some(what) = lines::credential_kind(s) else {
+            continue;
+        };
+        if reported.contains(&(di, kp.clone())) {
+            continue;
+        }
+        out.push(Finding::new(
+            path,
+            di,
+            kp,
+            RuleId::UnencryptedCredential,
+            Severity::Error,
+            format!(
+                "{what} in a value this sops file leaves unencrypted (its rule, {}, does not select the key): widen the rule and re-encrypt; rotate the credential if it was ever committed",
+                rule_text(rule)
+            ),
+        ));
+    }
+}
+
+/// `encrypted_regex "^(data|stringData)$"`, for messages.
+fn rule_text(rule: &Rule) -> String {
+    match (rule.field(), rule.pattern()) {
+        (Some(f), Some(p)) => format!("{f} {p:?}"),
+        _ => "encrypt everything".to_string(),
+    }
+}
+
+/// Every non-empty string leaf that is not `ENC[...]`, with its key path.
+fn clear_strings<'v>(
+    doc: usize,
+    kp: String,
+    v: &'v Value,
+    depth: usize,
+    out: &mut Vec<(usize, String, &'v str)>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match v {
+        Value::Str(s) if !s.is_empty() && !s.starts_with("ENC[") => out.push((doc, kp, s)),
+        Value::Map(m) => {
+            for (k, c) in m.pairs() {
+                clear_strings(doc, join_key(&kp, k), c, depth + 1, out);
+            }
+        }
+        Value::Seq(sq) => {
+            for (i, c) in sq.elems().enumerate() {
+                clear_strings(doc, format!("{kp}[{i}]"), c, depth + 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn requirement(path: &str, opts: &Options) -> Option<Requirement> {
     if !opts.config.path_policy {
         return None;
@@ -586,7 +694,7 @@ fn verify(
             Severity::Warning,
             format!(
                 "MAC not verified: no key opened the file ({})",
-                first_line(&e.to_string())
+                one_line(&e.to_string())
             ),
         )),
         Err(e) => out.push(Finding::new(
@@ -638,8 +746,15 @@ fn tampering(path: &str, f: &ops::OpenedFile, out: &mut Vec<Finding>) {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
+/// A multi-line error (the key ring lists every recipient it tried) as one
+/// line, so a finding's message stays whole on one output line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace(":; ", ": ")
 }
 
 /// Completeness of one sops block; returns the metadata when it is usable.
@@ -939,7 +1054,7 @@ fn secret_values(
             RuleId::PlaintextSecretValue,
             Severity::Error,
             format!(
-                "{what} in a Secret: values must be ENC[...], empty, or a whole placeholder (${{VAR}}, {{{{ … }}}}); run `ksec encrypt -i {file}`"
+                "{what} in a Secret: values must be ENC[...], empty, or a whole placeholder or reference (${{VAR}}, {{{{ … }}}}, op://…); run `ksec encrypt -i {file}`"
             ),
         )
     };
@@ -976,7 +1091,11 @@ fn secret_values(
             }
         }
         Value::Str(s) => {
-            if s.is_empty() || s.starts_with("ENC[") || lines::is_placeholder(s) {
+            if s.is_empty()
+                || s.starts_with("ENC[")
+                || lines::is_placeholder(s)
+                || lines::is_template_text(s)
+            {
                 // ENC grammar is checked for every string by the scope walk.
                 return;
             }
@@ -986,6 +1105,10 @@ fn secret_values(
                     return;
                 }
             }
+            if let Some(why) = opts.policy.and_then(|p| p.template(file)) {
+                out.extend(template_value(file, doc, kp, s, &why));
+                return;
+            }
             out.push(plain("a plaintext value"));
         }
         Value::Bytes(_) => out.push(plain("a plaintext binary value")),
@@ -994,6 +1117,38 @@ fn secret_values(
         Value::Float(_) => out.push(plain("a plaintext number")),
         Value::Time(_) => out.push(plain("a plaintext timestamp")),
     }
+}
+
+/// A Secret value in a template folder ([`super::PathPolicy::template`]):
+/// the file is rendered (envsubst) and only the rendered copy is encrypted,
+/// so the template's literal text is the same for everyone who renders it.
+/// A credential in that text blocks (by content, or a literal under a key
+/// named like a credential); a fixed value under another key (`username:
+/// admin`) is a warning; the literal skeleton around placeholders (`ipv4.${DOMAIN}`,
+/// a JSON document of `${…}` fields) passes.
+fn template_value(file: &str, doc: usize, kp: &str, s: &str, why: &str) -> Option<Finding> {
+    let key = kp.rsplit('.').next().unwrap_or(kp);
+    let literal = lines::template_literal_text(s);
+    let text = literal.as_deref().unwrap_or(s);
+    let (severity, what) = if let Some(what) = lines::credential_kind(text) {
+        (Severity::Error, what)
+    } else if literal.is_none() && lines::credential_key_name(key) {
+        (Severity::Error, "a fixed value under a credential key")
+    } else if literal.is_none() {
+        (Severity::Warning, "a fixed value")
+    } else {
+        return None;
+    };
+    Some(Finding::new(
+        file,
+        doc,
+        kp,
+        RuleId::PlaintextSecretValue,
+        severity,
+        format!(
+            "{what} in a Secret template ({why}): every rendered Secret holds it; make it a ${{…}} placeholder, or allow it with `# ksec:allow key={kp} reason=…` if it is not secret"
+        ),
+    ))
 }
 
 /// A base64 `data` value that is itself a sops file (kustomize `files:` of
@@ -1312,32 +1467,74 @@ impl ScopeWalk<'_, '_> {
     }
 }
 
+/// Finds comments in the file's text, in document order, for line numbers
+/// (the parsed tree keeps comments without positions).
+struct CommentCursor<'t> {
+    text: &'t str,
+    pos: usize,
+}
+
+impl CommentCursor<'_> {
+    /// Judges one comment and gives its findings the line it is on.
+    fn judge(&mut self, file: &str, doc: usize, kp: &str, c: &str) -> Vec<Finding> {
+        let found = lines::comment_findings(file, doc, kp, c);
+        let needle = c.trim();
+        if needle.is_empty() {
+            return found;
+        }
+        let hit = self.text[self.pos..]
+            .find(needle)
+            .map(|p| p + self.pos)
+            .or_else(|| self.text.find(needle));
+        let Some(p) = hit else { return found };
+        self.pos = p + needle.len();
+        let line = lines::line_of(self.text, p);
+        found.into_iter().map(|f| f.at_line(line)).collect()
+    }
+}
+
 /// Private keys and high-entropy tokens in comments.
-fn comments(file: &str, doc: usize, kp: &str, m: &Map, depth: usize, out: &mut Vec<Finding>) {
+fn comments(
+    file: &str,
+    doc: usize,
+    kp: &str,
+    m: &Map,
+    depth: usize,
+    at: &mut CommentCursor,
+    out: &mut Vec<Finding>,
+) {
     if depth > MAX_DEPTH {
         return;
     }
     for item in &m.0 {
         match item {
-            MapItem::Comment(c) => out.extend(lines::comment_findings(file, doc, kp, c)),
+            MapItem::Comment(c) => out.extend(at.judge(file, doc, kp, c)),
             MapItem::Pair(k, v) if !(depth == 0 && k == "sops") => {
-                comments_in(file, doc, &join_key(kp, k), v, depth + 1, out)
+                comments_in(file, doc, &join_key(kp, k), v, depth + 1, at, out)
             }
             MapItem::Pair(..) => {}
         }
     }
 }
 
-fn comments_in(file: &str, doc: usize, kp: &str, v: &Value, depth: usize, out: &mut Vec<Finding>) {
+fn comments_in(
+    file: &str,
+    doc: usize,
+    kp: &str,
+    v: &Value,
+    depth: usize,
+    at: &mut CommentCursor,
+    out: &mut Vec<Finding>,
+) {
     match v {
-        Value::Map(m) => comments(file, doc, kp, m, depth, out),
+        Value::Map(m) => comments(file, doc, kp, m, depth, at, out),
         Value::Seq(s) => {
             let mut i = 0;
             for item in &s.0 {
                 match item {
-                    SeqItem::Comment(c) => out.extend(lines::comment_findings(file, doc, kp, c)),
+                    SeqItem::Comment(c) => out.extend(at.judge(file, doc, kp, c)),
                     SeqItem::Elem(e) => {
-                        comments_in(file, doc, &format!("{kp}[{i}]"), e, depth + 1, out);
+                        comments_in(file, doc, &format!("{kp}[{i}]"), e, depth + 1, at, out);
                         i += 1;
                     }
                 }
@@ -1460,6 +1657,7 @@ fn judge_env(
             }
         }
         if let Some(meta) = &meta {
+            sops_env_clear_values(path, &m, &meta.rule, out);
             verify(path, bytes, dec, Format::Dotenv, meta, opts, out);
         }
         return;
@@ -1544,6 +1742,18 @@ fn env_credentials(path: &str, text: &str, out: &mut Vec<Finding>) {
             format!("{what} in a plaintext env file: encrypt it (`ksec encrypt -i {path}`)"),
         ));
     }
+}
+
+/// [`sops_clear_values`] for a sops dotenv file (its `sops_*` lines are metadata).
+fn sops_env_clear_values(path: &str, m: &Map, rule: &Rule, out: &mut Vec<Finding>) {
+    let values = Map(m
+        .0
+        .iter()
+        .filter(|i| !matches!(i, MapItem::Pair(k, _) if k.starts_with("sops_")))
+        .cloned()
+        .collect());
+    let has_enc = map_has_enc(&values, 0, false);
+    sops_clear_values(path, &Documents(vec![values]), rule, has_enc, out);
 }
 
 fn judge_ini(path: &str, bytes: &[u8], dec: &Decoded, opts: &Options, out: &mut Vec<Finding>) {
@@ -1655,6 +1865,24 @@ fn generators(kpath: &str, text: &str, out: Option<&mut Vec<Finding>>) -> Vec<Ge
         o.extend(lits);
     }
     srcs
+}
+
+/// A kustomize `Kustomization` or `Component` under another file name
+/// (`components/db.yaml`, `base.yaml`): recognised by its `kind`, so its
+/// secretGenerator literals and sources are judged as in `kustomization.yaml`.
+fn kustomization_by_content(text: &str) -> bool {
+    if !text.contains("secretGenerator") {
+        return false;
+    }
+    let Ok(docs) = yaml::parse(text) else {
+        return false;
+    };
+    docs.0.first().is_some_and(|d| {
+        matches!(
+            obj_kind(d).as_deref(),
+            Some("component") | Some("kustomization")
+        ) && d.contains_key("secretGenerator")
+    })
 }
 
 fn judge_kustomization(

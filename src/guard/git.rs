@@ -241,6 +241,7 @@ pub fn commits(repo: &gix::Repository, range: Option<&str>) -> Result<Vec<Object
 pub fn history_blobs(
     repo: &gix::Repository,
     commits: &[ObjectId],
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<HistoryBlob>, GuardError> {
     let mut seen_trees: HashSet<ObjectId> = HashSet::new();
     let mut seen_blobs: HashSet<ObjectId> = HashSet::new();
@@ -253,7 +254,11 @@ pub fn history_blobs(
             if !seen_trees.insert(t) {
                 continue;
             }
-            let tree = repo.find_tree(t).map_err(gerr)?;
+            let Some(tree) = find_present(repo, t)? else {
+                warnings.push(missing_warning(c, &prefix, "tree"));
+                continue;
+            };
+            let tree = tree.try_into_tree().map_err(gerr)?;
             let decoded = tree.decode().map_err(gerr)?;
             for e in &decoded.entries {
                 let name = e.filename.to_str_lossy();
@@ -298,47 +303,252 @@ impl Source for CommitSource<'_> {
     }
 }
 
-/// Judges every blob of the history in parallel; findings carry the commit.
+/// What a history scan found, and what it could not read.
+#[derive(Debug, Default)]
+pub struct HistoryScan {
+    pub findings: Vec<Finding>,
+    pub commits: usize,
+    pub blobs: usize,
+    /// Objects a partial clone lacks, and ranges clipped at a shallow
+    /// boundary: reported (commit and path), never fatal.
+    pub warnings: Vec<String>,
+}
+
+/// Judges every blob of the history in parallel; findings carry the commit
+/// and say the credential must be rotated (it is in the history already).
 pub fn scan_history(
     repo: &gix::Repository,
     range: Option<&str>,
     opts: &Options,
-) -> Result<(Vec<Finding>, usize, usize), GuardError> {
+) -> Result<HistoryScan, GuardError> {
     use rayon::prelude::*;
-    let commits = commits(repo, range)?;
-    let blobs = history_blobs(repo, &commits)?;
+    let mut warnings = Vec::new();
+    let commits = commits_clipped(repo, range, &mut warnings)?;
+    let blobs = history_blobs(repo, &commits, &mut warnings)?;
     let ts = repo.clone().into_sync();
-    let results: Result<Vec<Vec<Finding>>, GuardError> = blobs
+    let results: Result<Vec<Result<Vec<Finding>, String>>, GuardError> = blobs
         .par_iter()
         .filter(|hb| !opts.config.is_excluded(&hb.path))
         .map_init(
             || ts.to_thread_local(),
             |r, hb| {
-                let mut b = r.find_blob(hb.id).map_err(gerr)?;
+                let Some(obj) = find_present(r, hb.id)? else {
+                    return Ok(Err(missing_warning(&hb.commit, &hb.path, "blob")));
+                };
                 let blob = Blob {
                     path: hb.path.clone(),
-                    bytes: b.take_data(),
+                    bytes: obj.detach().data,
                     symlink: hb.symlink,
                 };
                 if blob.symlink {
-                    return Ok(vec![]);
+                    return Ok(Ok(vec![]));
                 }
                 let src = CommitSource {
                     repo: r,
                     commit: hb.commit,
                 };
                 let hex = hb.commit.to_hex().to_string();
-                Ok(super::detect::check_blob(&blob, &src, opts)
+                let tmpl = template_in_commit(&blob, &src);
+                let tmpl_opts;
+                let opts = match &tmpl {
+                    Some(t) => {
+                        tmpl_opts = Options {
+                            config: opts.config.clone(),
+                            verify: opts.verify,
+                            policy: Some(t),
+                            max_file_size: opts.max_file_size,
+                        };
+                        &tmpl_opts
+                    }
+                    None => opts,
+                };
+                Ok(Ok(super::detect::check_blob(&blob, &src, opts)
                     .into_iter()
                     .map(|mut f| {
                         f.commit = Some(hex.clone());
+                        history_advice(&mut f);
                         f
                     })
-                    .collect())
+                    .collect()))
             },
         )
         .collect();
-    let mut all: Vec<Finding> = results?.into_iter().flatten().collect();
+    let mut all = Vec::new();
+    for r in results? {
+        match r {
+            Ok(f) => all.extend(f),
+            Err(w) => warnings.push(w),
+        }
+    }
     super::finish(&mut all);
-    Ok((all, commits.len(), blobs.len()))
+    Ok(HistoryScan {
+        findings: all,
+        commits: commits.len(),
+        blobs: blobs.len(),
+        warnings,
+    })
+}
+
+/// History skips path policy, but a Secret under a templated `.sops.yaml`
+/// (as that commit had it) is still a template: judged as `check` judges it.
+struct CommitTemplate {
+    path: String,
+    why: String,
+}
+
+impl super::PathPolicy for CommitTemplate {
+    fn requirement(&self, _: &str) -> Option<super::config::Requirement> {
+        None
+    }
+
+    fn template(&self, path: &str) -> Option<String> {
+        (path == self.path).then(|| self.why.clone())
+    }
+}
+
+/// The nearest `.sops.yaml` above a Secret-looking blob in its commit, when
+/// its matching rule is a template ([`super::config::template_rule`]).
+fn template_in_commit(blob: &Blob, src: &CommitSource) -> Option<CommitTemplate> {
+    use super::Source;
+    if !super::lines::looks_like_secret(&String::from_utf8_lossy(&blob.bytes)) {
+        return None;
+    }
+    let mut dir = super::parent_of(&blob.path);
+    loop {
+        let p = if dir.is_empty() {
+            ".sops.yaml".to_string()
+        } else {
+            format!("{dir}/.sops.yaml")
+        };
+        if let Some(bytes) = src.read(&p) {
+            let cfg = crate::recipients::SopsConfig::parse(Path::new(&p), &bytes).ok()?;
+            let why = super::config::template_rule(&cfg, Path::new(&blob.path))?;
+            return Some(CommitTemplate {
+                path: blob.path.clone(),
+                why,
+            });
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = super::parent_of(dir);
+    }
+}
+
+/// An object, or `None` when this clone does not have it (a partial clone's
+/// filtered blob or tree, a pruned object); other read errors stay errors.
+fn find_present(
+    repo: &gix::Repository,
+    id: ObjectId,
+) -> Result<Option<gix::Object<'_>>, GuardError> {
+    repo.try_find_object(id).map_err(gerr)
+}
+
+fn missing_warning(commit: &ObjectId, path: &str, what: &str) -> String {
+    let path = if path.is_empty() { "(root)" } else { path };
+    format!(
+        "commit {}: {path}: {what} not in this clone (partial clone or missing object), not scanned (a clone without --filter scans it)",
+        commit.to_hex_with_len(12)
+    )
+}
+
+/// [`commits`], but a range whose start lies beyond a shallow clone's
+/// boundary is clipped there (with a warning) instead of failing, and a walk
+/// that reaches the boundary says what it could not see.
+pub fn commits_clipped(
+    repo: &gix::Repository,
+    range: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ObjectId>, GuardError> {
+    let boundary: HashSet<ObjectId> = repo
+        .shallow_commits()
+        .map_err(gerr)?
+        .map(|c| c.iter().copied().collect())
+        .unwrap_or_default();
+    let ids = match commits(repo, range) {
+        Ok(ids) => ids,
+        Err(e) if !boundary.is_empty() => {
+            let Some((from, to)) = range.and_then(split_range) else {
+                return Err(e);
+            };
+            if !beyond_boundary(repo, from) {
+                return Err(e);
+            }
+            let to = if to.is_empty() { "HEAD" } else { to };
+            let ids = commits(repo, Some(to))?;
+            warnings.push(format!(
+                "{from:?} is beyond this shallow clone's boundary: the range is clipped to everything {to} reaches in the clone (`git fetch --unshallow` for the full range)"
+            ));
+            return Ok(ids);
+        }
+        Err(e) => return Err(e),
+    };
+    let reached: Vec<String> = ids
+        .iter()
+        .filter(|c| boundary.contains(*c))
+        .map(|c| c.to_hex_with_len(12).to_string())
+        .collect();
+    if !reached.is_empty() {
+        warnings.push(format!(
+            "shallow clone: the scan stops at boundary commit(s) {}; older history is not in this clone (`git fetch --unshallow` to scan it)",
+            reached.join(", ")
+        ));
+    }
+    Ok(ids)
+}
+
+/// Whether a revision that does not resolve names history a shallow clone
+/// lacks: an ancestor (`X~N`, `X^`) of a revision that resolves, or a full
+/// commit id that is not here. A typo stays an error.
+fn beyond_boundary(repo: &gix::Repository, rev: &str) -> bool {
+    if repo.rev_parse_single(rev).is_ok() {
+        return false;
+    }
+    let base = rev.trim_end_matches(|c: char| c == '~' || c == '^' || c.is_ascii_digit());
+    if base.len() < rev.len() && !base.is_empty() && repo.rev_parse_single(base).is_ok() {
+        return true;
+    }
+    rev.len() == repo.object_hash().len_in_hex() && rev.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// `A..B` / `A...B` → (A, B); `None` for a single revision.
+fn split_range(spec: &str) -> Option<(&str, &str)> {
+    spec.split_once("...").or_else(|| spec.split_once(".."))
+}
+
+/// A finding in history is already leaked: encrypting the file now does
+/// not remove it from the commits, so the fix is to rotate the credential.
+/// Structural sops findings (metadata, grammar, encodings) leak nothing.
+fn history_advice(f: &mut Finding) {
+    use super::RuleId::*;
+    static ENCRYPT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = ENCRYPT.get_or_init(|| {
+        regex::Regex::new(r"[;,]?\s*(?:\(run |run |encrypt the file \()?`ksec encrypt -i [^`]*`\)?")
+            .expect("static regex")
+    });
+    let structural = matches!(
+        f.rule_id,
+        EncMalformed
+            | SopsMetadataMissing
+            | SopsMetadataNotFirst
+            | SopsMetadataInvalid
+            | SopsMetadataMismatch
+            | SopsMacMissing
+            | SopsNoRecipients
+            | SopsVersionMissing
+            | VerifyFailed
+            | MacNotVerified
+            | CrlfLineEndings
+            | ByteOrderMark
+            | Utf16
+            | Symlink
+            | AllowWithoutReason
+    );
+    if structural || f.severity != super::Severity::Error {
+        return;
+    }
+    let m = re.replace_all(&f.message, "").trim_end().to_string();
+    f.message = format!(
+        "{m}; it is in the Git history already: rotate the credential (encrypting the file now does not remove it from past commits)"
+    );
 }

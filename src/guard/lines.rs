@@ -13,11 +13,15 @@ fn re(cell: &'static std::sync::OnceLock<Regex>, pat: &str) -> &'static Regex {
 }
 
 /// Whole-value placeholders filled at apply or render time: `${VAR}`
-/// (Flux post-build substitution, with `:=`/`:-` defaults) and one `{{ … }}`
-/// expression (Helm, Jinja, gomplate).
+/// (Flux post-build substitution, with `:=`/`:-` defaults), one `{{ … }}`
+/// expression (Helm, Jinja, gomplate), and references to a secret kept
+/// elsewhere ([`is_reference`]).
 pub fn is_placeholder(s: &str) -> bool {
     static SUBST: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let t = s.trim();
+    if is_reference(t) {
+        return true;
+    }
     // `${X}`, `${X:?message}`, OpenShift's `${{X}}`, and a default that is
     // empty: `${X:-}`. A non-empty default (`${X:-hunter2}`, `${X:=…}`,
     // `${X:+…}`) is the value whenever X is unset: a literal, not a placeholder.
@@ -36,6 +40,10 @@ pub fn is_placeholder(s: &str) -> bool {
     }
     if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
         return !inner.contains("}}") && !inner.contains("{{") && !inner.trim().is_empty();
+    }
+    // makejinja's delimiters (onedr0p's cluster-template): `#{ expr }#`.
+    if let Some(inner) = t.strip_prefix("#{").and_then(|r| r.strip_suffix("}#")) {
+        return !inner.contains("}#") && !inner.contains("#{") && !inner.trim().is_empty();
     }
     false
 }
@@ -77,6 +85,64 @@ fn has_aws_secret(s: &str) -> bool {
             && t.chars().any(|c| c.is_ascii_lowercase())
             && t.chars().any(|c| c.is_ascii_digit())
     })
+}
+
+/// A multi-line value whose every non-blank line is only template syntax
+/// (a block scalar that a template fills: `#% filter indent %#` /
+/// `#{ key() }#` / `#% endfilter %#`). It holds no literal text.
+pub fn is_template_text(s: &str) -> bool {
+    s.contains('\n')
+        && s.lines().any(|l| !l.trim().is_empty())
+        && s.lines().all(|l| l.trim().is_empty() || only_template(l))
+}
+
+/// A whole value (after trimming, so a block scalar holding one line counts)
+/// that names a secret stored elsewhere and resolved at deploy time, so the
+/// file holds no secret: 1Password `op://vault/item/[section/]field`, vals
+/// `ref+<backend>://…`, argocd-vault-plugin `<path:…#key>`, bank-vaults
+/// `vault:path#key[#version]`. vals' `ref+echo://` is excluded: its "path" is
+/// the value itself. Anything around the reference makes it an ordinary value.
+pub fn is_reference(s: &str) -> bool {
+    static REF: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let t = s.trim();
+    if t.starts_with("ref+echo:") {
+        return false;
+    }
+    re(
+        &REF,
+        r"^(?:op://[^\s/]+/[^\s/]+(?:/[^\s/]+){1,2}(?:\?[^\s]*)?|ref\+[a-z0-9]+://\S+|<path:[^<>\s]+#[^<>\n]+>|(?:>>)?vault:[^\s#]+#[^\s#]+(?:#[0-9]+)?)$",
+    )
+    .is_match(t)
+}
+
+/// `s` with every `${VAR}` and `{{ … }}` removed: the literal text a
+/// template value keeps whatever is rendered into it. `None` when `s` holds
+/// no placeholder at all.
+pub fn template_literal_text(s: &str) -> Option<String> {
+    static ANY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let r = re(
+        &ANY,
+        r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=?+][^{}$]*)?\}|\{\{[^{}]*\}\}",
+    );
+    r.is_match(s).then(|| r.replace_all(s, "").into_owned())
+}
+
+/// A key named like a credential (`admin-password`, `api_token`,
+/// `clientSecret`), as opposed to a user name or a setting.
+pub fn credential_key_name(key: &str) -> bool {
+    const WORDS: [&str; 9] = [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "private",
+        "credential",
+    ];
+    let k = key.to_ascii_lowercase();
+    WORDS.iter().any(|w| k.contains(w))
 }
 
 /// 1-based line of a byte offset.
@@ -200,6 +266,62 @@ pub fn high_entropy_token(comment: &str) -> bool {
         })
 }
 
+/// What a plaintext value is, when it is a credential by its content alone
+/// (no key name needed): a PEM private key, plain or base64-encoded (Talos
+/// and kubeconfig files keep keys as base64 PEM), a Kubernetes bootstrap
+/// token (`[a-z0-9]{6}.[a-z0-9]{16}`, Talos machine tokens), a token with a
+/// vendor prefix, or a high-entropy string. Public material (certificates,
+/// public keys, SSH public keys, base64 of either) is not a credential and
+/// is skipped before the entropy test, which it would pass.
+pub fn credential_kind(v: &str) -> Option<&'static str> {
+    static BOOTSTRAP: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static VENDOR: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let t = v.trim();
+    if t.len() < 16 || is_placeholder(t) {
+        return None;
+    }
+    if has_private_key(t) {
+        return Some("a private key");
+    }
+    if t.contains("-----BEGIN ") {
+        return None; // a certificate or public key
+    }
+    if let Some(pem) = base64_pem(t) {
+        return has_private_key(&pem).then_some("a base64-encoded private key");
+    }
+    if re(&BOOTSTRAP, r"^[a-z0-9]{6}\.[a-z0-9]{16}$").is_match(t) {
+        return Some("a bootstrap token");
+    }
+    if re(
+        &VENDOR,
+        r"(?:^|[^A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,}|glpat-[A-Za-z0-9_-]{20}|xox[abprs]-[A-Za-z0-9-]{10,})",
+    )
+    .is_match(t)
+    {
+        return Some("a vendor access token");
+    }
+    let public = ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"];
+    if public.iter().any(|p| t.starts_with(p)) {
+        return None;
+    }
+    high_entropy_token(t).then_some("a high-entropy token")
+}
+
+/// The PEM text a base64 value decodes to, if it is base64 of PEM.
+fn base64_pem(t: &str) -> Option<String> {
+    use base64::Engine;
+    // PEM text starts with "-----BEGIN", which base64 spells "LS0tLS1".
+    if !t.starts_with("LS0tLS1") {
+        return None;
+    }
+    let clean: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    text.contains("-----BEGIN ").then_some(text)
+}
+
 /// Checks one comment of a secret-bearing file.
 pub fn comment_findings(file: &str, doc: usize, key_path: &str, text: &str) -> Vec<Finding> {
     let t = text.trim();
@@ -269,65 +391,72 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
     // A leading `---` starts document 0; later ones start the next document.
     let mut seen_content = false;
     let mut block: Option<(usize, String)> = None; // (indent of the data: key, its name)
-    let mut in_scalar: Option<usize> = None; // indent of a multi-line value's key
+    let mut scalar: Option<BlockScalar> = None; // a multi-line value being read
     let width = |s: &str| {
         s.chars()
             .map(|c| if c == '\t' { 8 } else { 1 })
             .sum::<usize>()
     };
+    let plain = |doc: usize, key: String, lineno: usize, what: &str| {
+        Finding::new(
+            file,
+            doc,
+            key,
+            rule,
+            Severity::Error,
+            format!("{why}: {what}"),
+        )
+        .at_line(lineno)
+    };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         let lineno = n + 1;
+        let trimmed = line.trim();
+        let indent = width(&line[..line.len() - line.trim_start().len()]);
+        // A block scalar's body: every deeper (or blank) line is content,
+        // `#` lines included; it is judged whole when the scalar ends.
+        if let Some(sc) = &mut scalar {
+            if trimmed.is_empty() || (indent > sc.indent && !line.starts_with("---")) {
+                sc.body.push(trimmed.to_string());
+                continue;
+            }
+            let sc = scalar.take().expect("scalar");
+            if !sc.body_ok() {
+                out.push(plain(doc, sc.key, sc.line, "a plaintext block scalar"));
+            }
+        }
         if line.starts_with("---") {
             if seen_content {
                 doc += 1;
             }
             seen_content = false;
             block = None;
-            in_scalar = None;
             continue;
         }
-        let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         seen_content = true;
         // Template control lines ({{- if }}, {% for %}) carry no values.
-        if (trimmed.starts_with("{{") && trimmed.ends_with("}}") && is_placeholder(trimmed))
-            || trimmed.starts_with("{%")
-            || trimmed.starts_with("{{/*")
-        {
+        if is_template_line(trimmed) {
             continue;
-        }
-        let indent = width(&line[..line.len() - line.trim_start().len()]);
-        if let Some(ki) = in_scalar {
-            if indent > ki {
-                continue;
-            }
-            in_scalar = None;
         }
         if let Some(c) = head.captures(line) {
             let ind = width(&c[1]);
             let name = c[2].to_string();
             let rest = c.get(3).map(|m| m.as_str()).unwrap_or("");
-            if rest.starts_with('{') {
-                // Flow style: `data: {a: b, c: d}`.
-                let inner = rest.trim_start_matches('{').trim_end_matches('}');
-                for pair in inner.split(',') {
-                    if let Some((k, v)) = pair.split_once(':') {
-                        if !value_ok(v) {
-                            out.push(
-                                Finding::new(
-                                    file,
-                                    doc,
-                                    format!("{name}.{}", unquote(k.trim())),
-                                    rule,
-                                    Severity::Error,
-                                    format!("{why}: a plaintext value"),
-                                )
-                                .at_line(lineno),
-                            );
-                        }
+            if rest.starts_with("{{") && only_template(rest) {
+                // The whole mapping is rendered: `data: {{ toYaml .x | nindent 2 }}`.
+            } else if rest.starts_with('{') {
+                // Flow style: `data: {a: b, c: d}`; values may be `{{ … }}`.
+                for (k, v) in flow_pairs(rest) {
+                    if !value_ok(&v) {
+                        out.push(plain(
+                            doc,
+                            format!("{name}.{}", unquote(k.trim())),
+                            lineno,
+                            "a plaintext value",
+                        ));
                     }
                 }
                 block = None;
@@ -348,35 +477,140 @@ pub fn line_scan(file: &str, text: &str, rule: RuleId, why: &str) -> Vec<Finding
         let v = c.get(3).map(|m| m.as_str()).unwrap_or("");
         let v = strip_comment(v);
         if v.starts_with('|') || v.starts_with('>') {
-            in_scalar = Some(indent);
-            out.push(
-                Finding::new(
-                    file,
-                    doc,
-                    format!("{name}.{key}"),
-                    rule,
-                    Severity::Error,
-                    format!("{why}: a plaintext block scalar"),
-                )
-                .at_line(lineno),
-            );
+            scalar = Some(BlockScalar {
+                indent,
+                key: format!("{name}.{key}"),
+                line: lineno,
+                body: vec![],
+            });
             continue;
         }
         if !value_ok(v) {
-            out.push(
-                Finding::new(
-                    file,
-                    doc,
-                    format!("{name}.{key}"),
-                    rule,
-                    Severity::Error,
-                    format!("{why}: a plaintext value"),
-                )
-                .at_line(lineno),
-            );
+            out.push(plain(
+                doc,
+                format!("{name}.{key}"),
+                lineno,
+                "a plaintext value",
+            ));
+        }
+    }
+    if let Some(sc) = scalar {
+        if !sc.body_ok() {
+            out.push(plain(doc, sc.key, sc.line, "a plaintext block scalar"));
         }
     }
     out
+}
+
+/// A `|`/`>` value met by the line scan: where it starts and its lines.
+struct BlockScalar {
+    /// Indent of the key that holds it; deeper lines are its body.
+    indent: usize,
+    key: String,
+    line: usize,
+    body: Vec<String>,
+}
+
+impl BlockScalar {
+    /// The body passes when it is empty or, trimmed, one whole placeholder
+    /// or reference (a block scalar holding only `op://…`).
+    /// Lines that are only template syntax pass too: `{{ ENV.B | indent(4) }}`
+    /// is filled when the template is rendered.
+    fn body_ok(&self) -> bool {
+        let text = self.body.join("\n");
+        let t = text.trim();
+        t.is_empty()
+            || is_placeholder(t)
+            || self.body.iter().all(|l| l.is_empty() || only_template(l))
+    }
+}
+
+/// A line that is only template syntax: control tags and comments
+/// (`{%- if %}`, `{{/* */}}`, `{# #}`) or whole `{{ … }}` expressions.
+fn is_template_line(trimmed: &str) -> bool {
+    only_template(trimmed) || trimmed.starts_with("{%") || trimmed.starts_with("{{/*")
+}
+
+/// Whether `s` is nothing but `{{ … }}`, `{% … %}` and `{# … #}` tags
+/// separated by blanks (at least one tag).
+fn only_template(s: &str) -> bool {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        // Jinja/Helm tags, and makejinja's `#{ }#`, `#% %#`, `#| #|`.
+        let close = match rest.get(..2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            Some("{#") => "#}",
+            Some("#{") => "}#",
+            Some("#%") => "%#",
+            Some("#|") => "#|",
+            _ => return false,
+        };
+        let Some(end) = rest[2..].find(close) else {
+            return false;
+        };
+        rest = rest[2 + end + 2..].trim_start();
+    }
+    true
+}
+
+/// The `key: value` pairs of a one-line flow mapping `{a: b, c: {{ x }}}`:
+/// the outer braces are stripped once, and commas and colons inside
+/// `{{ … }}`, nested brackets or quotes do not split.
+fn flow_pairs(rest: &str) -> Vec<(String, String)> {
+    let t = rest.trim();
+    let inner = t.strip_prefix('{').unwrap_or(t);
+    let inner = inner.strip_suffix('}').unwrap_or(inner);
+    let mut parts = Vec::new();
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    let mut cur = String::new();
+    for c in inner.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    parts
+        .into_iter()
+        .filter_map(|p| {
+            let (k, v) = split_flow_pair(&p)?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Splits `key: value` at the first colon outside quotes and `{…}`.
+fn split_flow_pair(p: &str) -> Option<(&str, &str)> {
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    for (i, c) in p.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                ':' if depth == 0 => return Some((&p[..i], &p[i + 1..])),
+                _ => {}
+            },
+        }
+    }
+    None
 }
 
 fn unquote(s: &str) -> String {
@@ -424,6 +658,45 @@ mod tests {
         assert!(!is_placeholder("{{ a }}{{ b }}"));
         assert!(!is_placeholder("pre-${X}"));
         assert!(!is_placeholder("hunter2"));
+        assert!(is_placeholder("#{ cloudflare_token }#"));
+        assert!(!is_placeholder("#{ a }# #{ b }#"));
+        assert!(is_template_text(
+            "#% filter indent(width=4) %#\n#{ deploy_key() }#\n#% endfilter %#\n"
+        ));
+        assert!(!is_template_text(
+            "#{ deploy_key() }#\nexport PASSWORD=hunter2\n"
+        ));
+        assert!(!is_template_text("{{ one_line }}"));
+    }
+
+    #[test]
+    fn references_are_whole_values_only() {
+        for r in [
+            "op://operations/1password/OP_SERVICE_ACCOUNT_TOKEN",
+            "op://Personal/52okh3ubjh/section/credentials-json",
+            "  op://kubernetes/cloudflare/TUNNEL_ID\n",
+            "ref+vault://secret/app#/password",
+            "ref+awssm://prod/db?region=eu-west-1#/pw",
+            "<path:secret/data/app#password>",
+            "<path:kv/data/app#pw | base64encode>",
+            "vault:secret/data/accounts/aws#AWS_SECRET_ACCESS_KEY",
+            "vault:secret/data/app#pw#2",
+        ] {
+            assert!(is_reference(r), "{r}");
+            assert!(is_placeholder(r), "{r}");
+        }
+        for r in [
+            "op://vault/item/field hunter2",
+            "hunter2 op://vault/item/field",
+            "op://only-vault",
+            "ref+echo://hunter2",
+            "prefix-ref+vault://secret/app#/pw",
+            "<path:secret/data/app>",
+            "vault:hunter2",
+            "https://vault.example.com/v1/secret",
+        ] {
+            assert!(!is_reference(r), "{r}");
+        }
     }
 
     #[test]
@@ -451,6 +724,43 @@ mod tests {
         assert!(!high_entropy_token(
             "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         ));
+    }
+
+    #[test]
+    fn credentials_by_content() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let key =
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIFakeFakeFake\n-----END EC PRIVATE KEY-----\n";
+        let crt = "-----BEGIN CERTIFICATE-----\nMIIBiDCCAS+gAwIBAgIRAKx3Yq9Z\n-----END CERTIFICATE-----\n";
+        assert_eq!(credential_kind(key), Some("a private key"));
+        assert_eq!(
+            credential_kind(&b64(key)),
+            Some("a base64-encoded private key")
+        );
+        assert_eq!(credential_kind(crt), None);
+        assert_eq!(credential_kind(&b64(crt)), None);
+        assert_eq!(
+            credential_kind("q7x2k9.0a1b2c3d4e5f6a7b"),
+            Some("a bootstrap token")
+        );
+        assert_eq!(
+            credential_kind("ghp_Z3x9Qk2LmN8pR4sT6vW1yB5cD7fH0jKaBcDe"),
+            Some("a vendor access token")
+        );
+        assert_eq!(
+            credential_kind("Wm9vQmFyQmF6UXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWo="),
+            Some("a high-entropy token")
+        );
+        for clear in [
+            "home-cluster",
+            "https://10.0.0.10:6443",
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyFakeKey0123456789abcdefGHIJ user@host",
+            "${CLUSTER_SECRET}",
+        ] {
+            assert_eq!(credential_kind(clear), None, "{clear}");
+        }
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum RuleId {
     Symlink,
     AllowWithoutReason,
     NotJudged,
+    SopsNothingEncrypted,
+    UnencryptedCredential,
 }
 
 impl RuleId {
@@ -98,6 +100,8 @@ impl RuleId {
         RuleId::Symlink,
         RuleId::AllowWithoutReason,
         RuleId::NotJudged,
+        RuleId::SopsNothingEncrypted,
+        RuleId::UnencryptedCredential,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +134,8 @@ impl RuleId {
             RuleId::Symlink => "symlink",
             RuleId::AllowWithoutReason => "allow-without-reason",
             RuleId::NotJudged => "not-judged",
+            RuleId::SopsNothingEncrypted => "sops-nothing-encrypted",
+            RuleId::UnencryptedCredential => "unencrypted-credential",
         }
     }
 
@@ -183,6 +189,12 @@ impl RuleId {
             RuleId::AllowWithoutReason => "a ksec:allow marker without reason=",
             RuleId::NotJudged => {
                 "the file is over a limit (size, YAML alias expansion) and was not judged (fail closed)"
+            }
+            RuleId::SopsNothingEncrypted => {
+                "a sops file whose rules encrypted no value: everything sits in clear under a valid sops block"
+            }
+            RuleId::UnencryptedCredential => {
+                "a value a sops file leaves unencrypted looks like a credential (private key, token, high-entropy string)"
             }
         }
     }

@@ -17,6 +17,18 @@ fn sev(s: Severity) -> &'static str {
 
 /// `file:doc N:key: [rule] severity: message`, then a summary line.
 pub fn text(findings: &[Finding], files_checked: usize, verbose: bool) -> String {
+    text_as("ksec check", "file(s)", findings, files_checked, verbose)
+}
+
+/// [`text`] with the summary naming the command and what it counted
+/// (`ksec scan: 120 blob(s), …`).
+pub fn text_as(
+    command: &str,
+    unit: &str,
+    findings: &[Finding],
+    files_checked: usize,
+    verbose: bool,
+) -> String {
     let mut out = String::new();
     for f in findings {
         if f.severity == Severity::Allowed && !verbose {
@@ -46,7 +58,7 @@ pub fn text(findings: &[Finding], files_checked: usize, verbose: bool) -> String
     let n = |s| findings.iter().filter(|f| f.severity == s).count();
     let _ = writeln!(
         out,
-        "ksec check: {} file(s), {} error(s), {} warning(s), {} allowed",
+        "{command}: {} {unit}, {} error(s), {} warning(s), {} allowed",
         files_checked,
         n(Severity::Error),
         n(Severity::Warning),
