@@ -32,6 +32,9 @@ pub struct Args {
     /// Azure Key Vault key URLs to add
     #[arg(long = "add-azure-kv", value_delimiter = ',')]
     pub add_azure: Vec<String>,
+    /// GCP KMS key resource IDs to add
+    #[arg(long = "add-gcp-kms", value_delimiter = ',')]
+    pub add_gcp: Vec<String>,
     /// age recipients to remove from every group
     #[arg(long = "rm-age", value_delimiter = ',')]
     pub rm_age: Vec<String>,
@@ -47,6 +50,9 @@ pub struct Args {
     /// Azure Key Vault key URLs to remove
     #[arg(long = "rm-azure-kv", value_delimiter = ',')]
     pub rm_azure: Vec<String>,
+    /// GCP KMS key resource IDs to remove
+    #[arg(long = "rm-gcp-kms", value_delimiter = ',')]
+    pub rm_gcp: Vec<String>,
     #[command(flatten)]
     pub ids: IdentityArgs,
     #[command(flatten)]
@@ -74,6 +80,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         kms: a.add_kms.clone(),
         hc_vault_transit: a.add_vault.clone(),
         azure_kv: a.add_azure.clone(),
+        gcp_kms: a.add_gcp.clone(),
         ..Default::default()
     }
     .recipients()?;
@@ -95,6 +102,13 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     for u in &a.rm_azure {
         rm.push(
             Recipient::azure_from_url(u)
+                .map_err(|e| usage(e.to_string()))?
+                .id(),
+        );
+    }
+    for id in a.rm_gcp.iter().filter(|s| !s.trim().is_empty()) {
+        rm.push(
+            Recipient::gcp_from_str(id)
                 .map_err(|e| usage(e.to_string()))?
                 .id(),
         );
