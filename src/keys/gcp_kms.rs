@@ -143,62 +143,65 @@ pub(crate) fn classify_status(status: u16, body: &J, decrypting: bool) -> (Error
     (class, detail)
 }
 
-/// One authenticated JSON POST with a single retry after a 401 (expired
-/// cached token); every failure names `key` and its class.
-pub(crate) async fn post_json(
+/// One authenticated JSON request, retried once after a 401 (an expired
+/// cached token). Returns the status and body of any answer; errors are the
+/// failures to get a token or an answer (class and sanitized detail).
+pub(crate) async fn send_json(
     s: &Session,
-    backend: &'static str,
-    key: &str,
+    method: reqwest::Method,
     url: &str,
-    body: &J,
-    decrypting: bool,
-) -> Result<J, KeyError> {
-    let e = |class, detail: String| KeyError::Backend {
-        backend,
-        key: key.to_string(),
-        class,
-        detail,
+    body: Option<&J>,
+) -> Result<(u16, J), (ErrorClass, String)> {
+    let net = |x: reqwest::Error| {
+        (
+            ErrorClass::Network,
+            service::sanitize(&gcp_auth::error_chain(&x)),
+        )
     };
-    for attempt in 0..2 {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let token = s
             .tokens
             .lock()
             .await
             .get(&s.http)
             .await
-            .map_err(|a| e(a.class, a.detail))?;
-        let r = s
+            .map_err(|a| (a.class, a.detail))?;
+        let mut req = s
             .http
-            .post(url)
-            .bearer_auth(token.as_str())
-            .json(body)
-            .send()
-            .await
-            .map_err(|x| {
-                e(
-                    ErrorClass::Network,
-                    service::sanitize(&gcp_auth::error_chain(&x)),
-                )
-            })?;
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.map_err(|x| {
-            e(
-                ErrorClass::Network,
-                service::sanitize(&gcp_auth::error_chain(&x)),
-            )
-        })?;
-        let v: J = serde_json::from_slice(&bytes).unwrap_or(J::Null);
-        if (200..300).contains(&status) {
-            return Ok(v);
+            .request(method.clone(), url)
+            .bearer_auth(token.as_str());
+        if let Some(b) = body {
+            req = req.json(b);
         }
-        if status == 401 && attempt == 0 {
+        let r = req.send().await.map_err(net)?;
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.map_err(net)?;
+        if status == 401 && attempt == 1 {
             s.tokens.lock().await.invalidate();
             continue;
         }
-        let (class, detail) = classify_status(status, &v, decrypting);
-        return Err(e(class, detail));
+        return Ok((status, serde_json::from_slice(&bytes).unwrap_or(J::Null)));
     }
-    unreachable!("the loop returns on its second attempt")
+}
+
+/// A KMS POST: any non-2xx answer is classified and names `key`.
+pub(crate) async fn post_json(
+    s: &Session,
+    key: &str,
+    url: &str,
+    body: &J,
+    decrypting: bool,
+) -> Result<J, KeyError> {
+    match send_json(s, reqwest::Method::POST, url, Some(body)).await {
+        Ok((status, v)) if (200..300).contains(&status) => Ok(v),
+        Ok((status, v)) => {
+            let (class, detail) = classify_status(status, &v, decrypting);
+            Err(err(key, class, detail))
+        }
+        Err((class, detail)) => Err(err(key, class, detail)),
+    }
 }
 
 impl GcpKmsSource {
@@ -218,7 +221,7 @@ impl GcpKmsSource {
         let endpoint = opts.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
         let url = format!("{}/v1/{id}:{op}", endpoint.trim_end_matches('/'));
         service::call(BACKEND, &id, true, || {
-            post_json(&s, BACKEND, &id, &url, &body, op == "decrypt")
+            post_json(&s, &id, &url, &body, op == "decrypt")
         })
         .await
     }

@@ -6,7 +6,7 @@ token endpoint and the GCE metadata server.
 No GCP emulator for KMS exists, so this reproduces the REST surface ksec uses;
 its wire format is checked with Google's own Python clients
 (google-cloud-kms / google-cloud-secret-manager with transport="rest",
-google-auth) in tests/kms_gcp.rs and tests/export_gcp.rs.
+google-auth) in tests/gcp.rs.
 
 * HTTPS with a throw-away CA (DIR/ca.pem, shared code with azure_kv_fake.py);
   every API call needs `Authorization: Bearer <token issued here>`: an unknown
@@ -24,7 +24,7 @@ google-auth) in tests/kms_gcp.rs and tests/export_gcp.rs.
   PERMISSION_DENIED for that key and operation ("" clears);
 * Secret Manager: POST /v1/projects/P/secrets?secretId=S, GET/PATCH
   (updateMask=labels) /v1/projects/P/secrets/S, GET /v1/projects/P/secrets
-  (pageSize/pageToken), POST .../secrets/S:addVersion, GET
+  (pageSize/pageToken), GET .../secrets/S/versions, POST .../secrets/S:addVersion, GET
   .../secrets/S/versions/{N|latest}:access (payload data + dataCrc32c);
   ids limited to [A-Za-z0-9_-]{1,255}; POST /_fake/fail-after {"adds": N}
   makes every addVersion after the next N fail with 503;
@@ -224,6 +224,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.add_version(name, self.json_body())
             if op == "access" and method == "GET":
                 return self.access(name)
+        m = re.match(r"^(projects/[^/]+/secrets/[^/]+)/versions$", rest)
+        if m and method == "GET":
+            return self.list_versions(m.group(1))
         m = re.match(r"^projects/([^/]+)/secrets(?:/([^/]+))?$", rest)
         if m:
             return self.secret(method, m.group(1), m.group(2), q)
@@ -397,6 +400,15 @@ class Handler(BaseHTTPRequestHandler):
             n = len(s["versions"])
         self.reply(200, {"name": f"{name}/versions/{n}", "createTime": s["createTime"], "state": "ENABLED",
                          "replicationStatus": {"automatic": {}}, "etag": "\"1\"", "clientSpecifiedPayloadChecksum": crc is not None})
+
+    def list_versions(self, name):
+        with self.st.lock:
+            s = self.st.secrets.get(name)
+            if s is None:
+                return self.reply(*google_error(404, "NOT_FOUND", f"Secret [{name}] not found."))
+            n = len(s["versions"])
+        self.reply(200, {"versions": [{"name": f"{name}/versions/{i}", "state": "ENABLED"}
+                                      for i in range(n, 0, -1)], "totalSize": n})
 
     def access(self, vname):
         st = self.st

@@ -1,11 +1,14 @@
-//! GCP KMS recipients against the in-repo fake (tests/support/gcp_fake.py:
-//! TLS, OAuth token endpoint, metadata server), whose wire format is checked
-//! with Google's own Python client (google-cloud-kms, REST transport). sops
+//! Google Cloud: KMS recipients and `ksec export --to gcp-sm://` against the
+//! in-repo fake (tests/support/gcp_fake.py: TLS, OAuth token endpoint,
+//! metadata server, Secret Manager), whose wire format is checked with
+//! Google's own Python clients (google-cloud-kms, google-cloud-secret-manager,
+//! REST transport). sops
 //! 3.11 (the pinned oracle) only speaks gRPC to KMS and has no endpoint
 //! override, so it cannot be pointed at the fake: interop is checked against
 //! stanzas made by Google's client instead.
 
 mod common;
+mod export_support;
 mod support;
 
 use std::sync::OnceLock;
@@ -360,4 +363,146 @@ fn multi_cloud_groups_and_shamir() {
     }
     let e = support::open_password(&support::ring(vec![gcp_src()]), &enc).unwrap_err();
     assert!(e.contains("only 1 of the 2 key groups"), "{e}");
+}
+
+// ------------------------------------------------------------------ export
+
+fn sm(f: &GcpFake, args: &[&str]) -> Option<serde_json::Value> {
+    let py = support::venv_python(
+        "google.cloud.secretmanager",
+        "reading Secret Manager back with Google's client",
+    )?;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gcp_secrets_check.py");
+    let o = common::run(
+        std::process::Command::new(&py)
+            .arg(script)
+            .arg(f.url())
+            .arg(&f.sa)
+            .arg("fake-project")
+            .args(args)
+            .env("REQUESTS_CA_BUNDLE", &f.ca),
+    );
+    assert!(o.status.success(), "python client: {}", common::stderr(&o));
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}
+
+fn export_env(f: &GcpFake) -> Vec<(&'static str, String)> {
+    let mut e = f.env();
+    e.push(("KSEC_GCP_SM_ENDPOINT", f.url().to_string()));
+    e
+}
+
+fn sm_id(path: &str) -> String {
+    ksec::export::gcp_sm::secret_id(path).unwrap()
+}
+
+#[test]
+fn export_to_secret_manager_reads_back_with_googles_client() {
+    let Some(f) = GcpFake::start() else { return };
+    let fx = export_support::Fixture::new(10);
+    let env = export_env(&f);
+    let to = "gcp-sm://fake-project/ksec";
+    let foreign = sm_id("ksec/dev/dev-app/app-2");
+    let Some(_) = sm(&f, &["set", &foreign, "{\"x\":\"theirs\"}"]) else {
+        return;
+    };
+
+    let (code, r, err) = fx.export(&["--to", to], &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(!r.to_string().contains("CANARY") && !err.contains("CANARY"));
+    let st = export_support::statuses(&r);
+    assert_eq!(
+        export_support::outcome(&r, "dev-app/app-2")["status"],
+        "skipped-foreign"
+    );
+    assert_eq!(st.get("exported"), Some(&(fx.count() - 1)), "{r}");
+    assert_eq!(
+        export_support::outcome(&r, "prod-web/registry-pull-secret")["entry"],
+        "projects/fake-project/secrets/ksec--prod--prod-web--registry-pull-secret"
+    );
+
+    let ids: Vec<String> = fx
+        .expected
+        .keys()
+        .map(|k| sm_id(&format!("ksec/{}/{}/{}", k.0, k.1, k.2)))
+        .collect();
+    let mut args = vec!["get"];
+    args.extend(ids.iter().map(String::as_str));
+    let got = sm(&f, &args).unwrap();
+    for (key, id) in fx.expected.keys().zip(&ids) {
+        let s = &got[id];
+        if *id == foreign {
+            assert_eq!(
+                s["value"], "{\"x\":\"theirs\"}",
+                "foreign secret overwritten"
+            );
+            continue;
+        }
+        let v: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(s["value"].as_str().unwrap()).unwrap();
+        assert_eq!(v, fx.stored(key), "{id}");
+        assert_eq!(s["labels"]["managed-by"], "ksec");
+        assert_eq!(s["versions"], 1);
+    }
+
+    // Compare first: a second run writes nothing.
+    let (_, r, _) = fx.export(&["--to", to], &env);
+    assert_eq!(
+        export_support::statuses(&r).get("unchanged"),
+        Some(&(fx.count() - 1)),
+        "{r}"
+    );
+    let again = sm(&f, &args).unwrap();
+    for id in &ids {
+        assert_eq!(
+            again[id]["versions"], got[id]["versions"],
+            "{id}: new version on a no-op run"
+        );
+    }
+
+    // --force claims the foreign secret, keeping its owner's other labels.
+    let (code, r, err) = fx.export(&["--to", to, "--force"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        export_support::outcome(&r, "dev-app/app-2")["status"],
+        "exported"
+    );
+    let s = &sm(&f, &["get", &foreign]).unwrap()[&foreign];
+    assert_eq!(s["labels"]["managed-by"], "ksec");
+    assert_eq!(s["labels"]["owner"], "team-x");
+    assert_eq!(s["versions"], 2);
+}
+
+#[test]
+fn secret_manager_failing_halfway_then_rerun_completes() {
+    let Some(f) = GcpFake::start() else { return };
+    let fx = export_support::Fixture::new(6);
+    let env = export_env(&f);
+    let to = "gcp-sm://fake-project";
+    f.control("fail-after", serde_json::json!({"adds": 7}));
+    let (code, r, err) = fx.export(&["--to", to, "--concurrency", "2"], &env);
+    assert_eq!(code, 1, "{err}");
+    let st = export_support::statuses(&r);
+    assert_eq!(st.get("exported"), Some(&7), "{r}");
+    assert_eq!(st.get("failed"), Some(&(fx.count() - 7)), "{r}");
+    for s in r["secrets"].as_array().unwrap() {
+        if s["status"] == "failed" {
+            assert_eq!(s["error_class"], "network", "{s}");
+        }
+    }
+    f.control("fail-after", serde_json::json!({}));
+    let (code, r, err) = fx.export(&["--to", to], &env);
+    assert_eq!(code, 0, "{err} {r}");
+    let st = export_support::statuses(&r);
+    assert_eq!(st.get("unchanged"), Some(&7), "{r}");
+    assert_eq!(st.get("exported"), Some(&(fx.count() - 7)), "{r}");
+    let remote = f.control("secrets", serde_json::json!({}));
+    for k in fx.expected.keys() {
+        let name = format!(
+            "projects/fake-project/secrets/{}",
+            sm_id(&format!("{}/{}/{}", k.0, k.1, k.2))
+        );
+        assert_eq!(remote[&name]["versions"], 1, "{name}: {remote}");
+    }
 }
