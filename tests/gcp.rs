@@ -506,3 +506,113 @@ fn secret_manager_failing_halfway_then_rerun_completes() {
         assert_eq!(remote[&name]["versions"], 1, "{name}: {remote}");
     }
 }
+
+fn load_yaml(p: &std::path::Path) -> serde_json::Value {
+    let bytes = std::fs::read(p).unwrap();
+    let docs = ksec::sops::store::load_plain(ksec::sops::Format::Yaml, &bytes).unwrap();
+    ksec::sops::Value::Map(docs.0[0].clone()).to_json()
+}
+
+/// `--eso-out` for gcp-sm: a gcpsm SecretStore (Workload Identity, or a
+/// key-file secret) that ESO's schema accepts, and IAM bindings on exactly
+/// the exported secrets, never on the project.
+#[test]
+fn eso_objects_for_secret_manager_validate_and_grant_exact_secrets() {
+    let Some(f) = GcpFake::start() else { return };
+    let fx = export_support::Fixture::new(2);
+    let env = export_env(&f);
+    let out = common::tempdir();
+    let eso = out.path().join("eso");
+    let (code, r, err) = fx.export(
+        &[
+            "--to",
+            "gcp-sm://fake-project",
+            "--eso-out",
+            eso.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err} {r}");
+    let store = load_yaml(&eso.join("prod-web/secretstore.yaml"));
+    let wi = &store["spec"]["provider"]["gcpsm"];
+    assert_eq!(wi["projectID"], "fake-project", "{store}");
+    assert_eq!(
+        wi["auth"]["workloadIdentity"]["serviceAccountRef"]["name"],
+        "prod-workload-sa"
+    );
+    let text = std::fs::read_to_string(eso.join("prod-web/secretstore.yaml")).unwrap();
+    assert!(
+        text.contains("iam.gke.io/gcp-service-account=prod-external-secrets@fake-project.iam.gserviceaccount.com"),
+        "{text}"
+    );
+    let es_file = std::fs::read_dir(eso.join("prod-web"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".externalsecret.yaml"))
+        .unwrap();
+    let es = load_yaml(&es_file);
+    let key = es["spec"]["data"][0]["remoteRef"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(key.starts_with("prod--prod-web--"), "{key}");
+
+    // IAM: one binding per exported secret of the environment, no project-wide grant.
+    let iam = std::fs::read_to_string(eso.join("policies/gcp-iam-prod.sh")).unwrap();
+    let prod: Vec<String> = fx
+        .expected
+        .keys()
+        .filter(|k| k.0 == "prod")
+        .map(|k| sm_id(&format!("{}/{}/{}", k.0, k.1, k.2)))
+        .collect();
+    assert_eq!(
+        iam.matches("gcloud secrets add-iam-policy-binding ")
+            .count(),
+        prod.len(),
+        "{iam}"
+    );
+    for id in &prod {
+        assert!(
+            iam.contains(&format!(
+                "add-iam-policy-binding {id} --project fake-project"
+            )),
+            "{iam}"
+        );
+    }
+    assert!(
+        !iam.contains("projects add-iam-policy-binding") && !iam.contains('*'),
+        "{iam}"
+    );
+
+    // The key-file variant.
+    let eso2 = out.path().join("eso2");
+    let (code, _, err) = fx.export(
+        &[
+            "--to",
+            "gcp-sm://fake-project",
+            "--eso-out",
+            eso2.to_str().unwrap(),
+            "--eso-gcp-key-secret",
+            "gcp-sm-key/key.json",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let store2 = load_yaml(&eso2.join("prod-web/secretstore.yaml"));
+    assert_eq!(
+        store2["spec"]["provider"]["gcpsm"]["auth"]["secretRef"]["secretAccessKeySecretRef"],
+        serde_json::json!({"name": "gcp-sm-key", "key": "key.json"})
+    );
+
+    let Some(res) = export_support::eso_validate(&[store.clone(), store2, es]) else {
+        return;
+    };
+    for r in &res {
+        assert_eq!(r["ok"], true, "ESO schema rejects {r}");
+    }
+    // The validator can fail: workloadIdentity without its service account.
+    let mut bad = store;
+    bad["spec"]["provider"]["gcpsm"]["auth"]["workloadIdentity"] = serde_json::json!({});
+    let res = export_support::eso_validate(&[bad]).unwrap();
+    assert_eq!(res[0]["ok"], false, "{res:?}");
+}
