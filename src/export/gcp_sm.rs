@@ -116,7 +116,22 @@ impl GcpSmStore {
             b.detail = format!("{what} {id}: {}", b.detail);
             b
         };
-        match send_json(&self.s, method, &url, body.as_ref()).await {
+        // Throttling and 5xx/network failures are retried with backoff; a
+        // repeated addVersion at worst adds an equal version.
+        let mut n = 0;
+        let answer = loop {
+            n += 1;
+            let r = send_json(&self.s, method.clone(), &url, body.as_ref()).await;
+            let transient = match &r {
+                Ok((status, _)) => *status == 429 || *status >= 500,
+                Err((class, _)) => *class == crate::keys::ErrorClass::Network,
+            };
+            if !transient || n >= crate::keys::service::MAX_ATTEMPTS {
+                break r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200 << (n - 1))).await;
+        };
+        match answer {
             Ok((status, v)) if (200..300).contains(&status) => Ok(Some(v)),
             Ok((404, _)) => Ok(None),
             Ok((409, v)) => Err(BackendError::new(
