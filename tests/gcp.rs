@@ -313,12 +313,20 @@ fn cli_with_each_credential_kind() {
     ok(decrypt(&mut ksec_env(f)), "after rotate");
 }
 
-/// age + GCP KMS in one group opens with either; a Shamir 2-of-3 across
-/// age, GCP KMS and Azure Key Vault opens with any two of them.
+/// age + GCP KMS + AWS KMS (moto) in one group opens with any one; a Shamir
+/// 2-of-3 across age, GCP KMS and Azure Key Vault opens with any two of them.
 #[test]
 fn multi_cloud_groups_and_shamir() {
     let Some(f) = fake() else { return };
     let Some(az) = AzureFake::start() else { return };
+    let Some(moto) = support::Moto::start() else {
+        return;
+    };
+    let arn = moto.create_key("us-east-1");
+    let k = Recipient::kms_from_str(&arn, Default::default(), "");
+    let aws_src = || -> Box<dyn KeySource> {
+        Box::new(ksec::keys::aws_kms::AwsKmsSource::new(moto.options()))
+    };
     let dir = common::tempdir();
     let age = common::age_key(dir.path(), "age");
     let gid = f.create_key("multi");
@@ -334,11 +342,16 @@ fn multi_cloud_groups_and_shamir() {
         Box::new(ksec::keys::azure_kv::AzureKvSource::new(az.options()))
     };
     let enc = support::encrypt_secret(
-        &support::ring(vec![age_src(), gcp_src()]),
-        vec![vec![a.clone(), g.clone()]],
+        &support::ring(vec![age_src(), gcp_src(), aws_src()]),
+        vec![vec![a.clone(), g.clone(), k]],
         0,
     );
-    for (name, only) in [("age", age_src()), ("gcp", gcp_src())] {
+    let text = String::from_utf8_lossy(&enc);
+    assert!(
+        text.contains("gcp_kms:") && text.contains("kms:") && text.contains("age:"),
+        "{text}"
+    );
+    for (name, only) in [("age", age_src()), ("gcp", gcp_src()), ("aws", aws_src())] {
         let r = support::ring(vec![only]);
         assert_eq!(
             support::open_password(&r, &enc).unwrap(),
