@@ -629,3 +629,43 @@ fn eso_objects_for_secret_manager_validate_and_grant_exact_secrets() {
     let res = export_support::eso_validate(&[bad]).unwrap();
     assert_eq!(res[0]["ok"], false, "{res:?}");
 }
+
+/// sops 3.11 cannot reach the fake, but it reads and rewrites files holding
+/// gcp_kms stanzas: it opens a ksec file through its age recipient, `sops
+/// set` re-emits the gcp_kms stanza from its own model, and ksec then opens
+/// the sops-written file through GCP KMS alone.
+#[test]
+fn sops_keeps_the_gcp_kms_stanza_ksec_wrote() {
+    let Some(f) = fake() else { return };
+    let Some(mut sops) = common::sops_cmd() else {
+        return;
+    };
+    let id = f.create_key("sops");
+    let dir = common::tempdir();
+    let age = common::age_key(dir.path(), "age");
+    let file = dir.path().join("s.yaml");
+    std::fs::write(&file, support::SECRET).unwrap();
+    let o = common::run(
+        ksec_env(f)
+            .args(["encrypt", "-i", "--age", &age.recipient, "--gcp-kms", &id])
+            .arg(&file),
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = common::run(
+        sops.args(["set"])
+            .arg(&file)
+            .args(["[\"stringData\"][\"user\"]", "\"sops-wrote-this\""])
+            .env("SOPS_AGE_KEY_FILE", &age.identity_file),
+    );
+    assert!(o.status.success(), "sops set: {}", common::stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("gcp_kms:") && text.contains(&id), "{text}");
+    let o = common::run(ksec_env(f).args(["decrypt", "-v"]).arg(&file));
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(common::stdout(&o).contains("sops-wrote-this"));
+    assert!(
+        common::stderr(&o).contains("gcp_kms"),
+        "{}",
+        common::stderr(&o)
+    );
+}
