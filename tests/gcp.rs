@@ -260,6 +260,11 @@ fn cli_with_each_credential_kind() {
         ),
         "gcloud ADC",
     );
+    // Workload identity federation: a file-sourced subject token, STS, impersonation.
+    ok(
+        decrypt(ksec_env(f).env("GOOGLE_APPLICATION_CREDENTIALS", &f.external)),
+        "external account",
+    );
     // The metadata server (GKE Workload Identity).
     ok(
         decrypt(

@@ -169,7 +169,11 @@ pub(crate) fn parse_json(json: &str, origin: &str) -> Result<Credential, AuthErr
         }),
         Some("external_account") => {
             let cs = &v["credential_source"];
-            let source = if let Some(f) = cs["file"].as_str() {
+            let source = if cs.get("environment_id").is_some() || cs.get("executable").is_some() {
+                return Err(bad(
+                    "only file- and URL-sourced external accounts are supported (no executable or AWS sources)",
+                ));
+            } else if let Some(f) = cs["file"].as_str() {
                 SubjectSource::File(PathBuf::from(f))
             } else if let Some(u) = cs["url"].as_str() {
                 SubjectSource::Url(u.to_string())
@@ -529,6 +533,14 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c, Credential::ExternalAccount { .. }));
+        // An AWS source also has a `url` (the metadata endpoint): refused, not misread.
+        let e = parse_json(
+            r#"{"type":"external_account","audience":"a","credential_source":{"environment_id":"aws1","url":"http://169.254.169.254/x"}}"#,
+            "x",
+        )
+        .err()
+        .unwrap();
+        assert!(e.detail.contains("no executable or AWS"), "{}", e.detail);
         let e = parse_json("not json secret-ish", "GOOGLE_CREDENTIALS")
             .err()
             .unwrap();

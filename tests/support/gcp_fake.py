@@ -28,6 +28,9 @@ google-auth) in tests/gcp.rs.
   .../secrets/S/versions/{N|latest}:access (payload data + dataCrc32c);
   ids limited to [A-Za-z0-9_-]{1,255}; POST /_fake/fail-after {"adds": N}
   makes every addVersion after the next N fail with 503;
+* POST /sts/v1/token (token exchange of DIR/oidc-token, as in workload
+  identity federation) and POST /iam/v1/projects/-/serviceAccounts/E:generateAccessToken
+  (impersonation); DIR/external.json is an external_account file using both;
 * metadata server (plain HTTP, second port): GET
   /computeMetadata/v1/instance/service-accounts/default/token with
   `Metadata-Flavor: Google`.
@@ -35,7 +38,7 @@ google-auth) in tests/gcp.rs.
 Fidelity is only as good as this file: no IAM beyond /_fake/deny, no
 CRC32C request checks, no key import, no regional endpoints.
 
-Usage: gcp_fake.py DIR   Prints {"port", "metadata_port", "ca", "sa", "user"}.
+Usage: gcp_fake.py DIR   Prints {"port", "metadata_port", "ca", "sa", "user", "external"}.
 """
 import base64
 import json
@@ -93,6 +96,7 @@ class State:
         self.sa_email = "ksec-test@fake-project.iam.gserviceaccount.com"
         self.refresh_token = "1//fake-refresh-" + secrets.token_hex(8)
         self.client_secret = "fake-client-secret-" + secrets.token_hex(4)
+        self.federated_subject = "eyJ-fake-oidc-" + secrets.token_hex(8)
 
     def issue(self):
         t = "ya29.fake-" + secrets.token_urlsafe(24)
@@ -208,6 +212,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.metadata(path)
         if path == "/token" and method == "POST":
             return self.token()
+        if path == "/sts/v1/token" and method == "POST":
+            return self.sts()
+        m = re.match(r"^/iam/v1/projects/-/serviceAccounts/([^/:]+):generateAccessToken$", path)
+        if m and method == "POST":
+            return self.impersonate(m.group(1))
         if path.startswith("/_fake/"):
             return self.control(path[7:], self.json_body())
         if not path.startswith("/v1/"):
@@ -248,6 +257,25 @@ class Handler(BaseHTTPRequestHandler):
         else:
             return self.reply(400, {"error": "unsupported_grant_type", "error_description": str(gt)})
         self.reply(200, self.st.issue())
+
+    def sts(self):
+        """RFC 8693 token exchange, as sts.googleapis.com/v1/token does it."""
+        form = {k: v[0] for k, v in parse_qs(self.body().decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange":
+            return self.reply(400, {"error": "invalid_request", "error_description": "grant_type"})
+        if form.get("subject_token") != self.st.federated_subject or not form.get("audience"):
+            return self.reply(400, {"error": "invalid_grant", "error_description": "The subject token is not trusted."})
+        t = self.st.issue()
+        t["issued_token_type"] = "urn:ietf:params:oauth:token-type:access_token"
+        self.reply(200, t)
+
+    def impersonate(self, email):
+        if not self.authed():
+            return
+        self.json_body()
+        t = self.st.issue()
+        expire = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        self.reply(200, {"accessToken": t["access_token"], "expireTime": expire})
 
     def metadata(self, path):
         if self.headers.get("Metadata-Flavor") != "Google":
@@ -465,8 +493,20 @@ def main():
         json.dump({"type": "authorized_user", "client_id": "fake-client.apps.googleusercontent.com",
                    "client_secret": st.client_secret, "refresh_token": st.refresh_token,
                    "token_uri": st.token_uri}, f)
+    subject_path = os.path.join(dir_, "oidc-token")
+    with open(subject_path, "w") as f:
+        f.write(st.federated_subject)
+    ext_path = os.path.join(dir_, "external.json")
+    with open(ext_path, "w") as f:
+        json.dump({"type": "external_account",
+                   "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s",
+                   "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                   "token_url": f"https://127.0.0.1:{port}/sts/v1/token",
+                   "service_account_impersonation_url":
+                       f"https://127.0.0.1:{port}/iam/v1/projects/-/serviceAccounts/{st.sa_email}:generateAccessToken",
+                   "credential_source": {"file": subject_path}}, f)
     print(json.dumps({"port": port, "metadata_port": md.server_address[1], "ca": ca,
-                      "sa": sa_path, "user": user_path}), flush=True)
+                      "sa": sa_path, "user": user_path, "external": ext_path}), flush=True)
     srv.serve_forever()
 
 

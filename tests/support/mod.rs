@@ -557,6 +557,8 @@ pub struct GcpFake {
     pub sa: PathBuf,
     /// An authorized_user (gcloud) file whose token_uri is the fake's.
     pub user: PathBuf,
+    /// An external_account (workload identity federation) file: STS + impersonation.
+    pub external: PathBuf,
 }
 
 /// The test venv's python when it has `modules`, else None (skip or panic).
@@ -609,6 +611,7 @@ impl GcpFake {
             ca: path("ca"),
             sa: path("sa"),
             user: path("user"),
+            external: path("external"),
         })
     }
 
