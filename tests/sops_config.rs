@@ -20,14 +20,14 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 /// Rules ksec cannot use, ahead of the one that applies to `*.yaml` files
-/// under `apps/`; the last rule (gcp only) applies to `gcp/`.
+/// under `apps/`; the `hk/` rule (HuaweiCloud KMS only) applies to `hk/`.
 fn mixed_config(age: &str) -> String {
     format!(
         "creation_rules:
   - path_regex: ^legacy/
     pgp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21
-  - path_regex: ^gcp/
-    gcp_kms: projects/p/locations/global/keyRings/r/cryptoKeys/k
+  - path_regex: ^hk/
+    hckms: tr-west-1:unusable
   - path_regex: ^empty/
     key_groups:
       - {{}}
@@ -73,7 +73,7 @@ fn the_applying_rule_is_named_with_its_problem_and_fix() {
     let a = age_key(dir.path(), "a");
     std::fs::write(dir.path().join(".sops.yaml"), mixed_config(&a.recipient)).unwrap();
     for (sub, needle) in [
-        ("gcp", "creation_rules[1] (path_regex \"^gcp/\")"),
+        ("hk", "creation_rules[1] (path_regex \"^hk/\")"),
         ("empty", "creation_rules[2]"),
         ("hw", "creation_rules[3] (path_regex \"^hw/\")"),
     ] {
@@ -111,16 +111,16 @@ fn check_judges_paths_even_when_the_applying_rule_is_unusable() {
     let dir = common::tempdir();
     let a = age_key(dir.path(), "a");
     std::fs::write(dir.path().join(".sops.yaml"), mixed_config(&a.recipient)).unwrap();
-    std::fs::create_dir_all(dir.path().join("gcp")).unwrap();
-    std::fs::write(dir.path().join("gcp/s.yaml"), "password: CANARY-pw\n").unwrap();
-    // The gcp rule applies and cannot encrypt, but it still says the file must be encrypted.
-    let o = run(ksec().current_dir(dir.path()).args(["check", "gcp/s.yaml"]));
+    std::fs::create_dir_all(dir.path().join("hk")).unwrap();
+    std::fs::write(dir.path().join("hk/s.yaml"), "password: CANARY-pw\n").unwrap();
+    // The hckms rule applies and cannot encrypt, but it still says the file must be encrypted.
+    let o = run(ksec().current_dir(dir.path()).args(["check", "hk/s.yaml"]));
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
     assert!(out.contains("creation_rules[1]"), "{out}");
     let o = run(ksec()
         .current_dir(dir.path())
-        .args(["check", "-o", "json", "gcp/s.yaml"]));
+        .args(["check", "-o", "json", "hk/s.yaml"]));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
     assert!(v.is_object(), "{v}");
@@ -153,7 +153,7 @@ fn a_config_error_is_said_once_and_json_is_still_printed() {
 }
 
 #[test]
-fn staged_check_passes_commits_in_a_repo_with_pgp_and_gcp_rules() {
+fn staged_check_passes_commits_in_a_repo_with_pgp_and_hckms_rules() {
     if common::tool("git").is_none() {
         return;
     }
@@ -348,13 +348,13 @@ fn stdin_with_filename_override_picks_the_rule_and_the_format() {
 }
 
 #[test]
-fn gcp_kms_recipients_load_and_only_encrypting_to_them_fails() {
+fn hckms_recipients_load_and_only_encrypting_to_them_fails() {
     let dir = common::tempdir();
     std::fs::create_dir_all(dir.path().join(".git")).unwrap();
     std::fs::create_dir_all(dir.path().join("recipients")).unwrap();
     std::fs::write(
         dir.path().join("recipients/prod.yaml"),
-        "namespaces: [prod]\ngcp_kms:\n  - resource_id: projects/p/locations/global/keyRings/r/cryptoKeys/k\n",
+        "namespaces: [prod]\nhckms:\n  - key_id: tr-west-1:abc\n",
     )
     .unwrap();
     let plain = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: prod\nstringData:\n  password: CANARY-gcp\n";
@@ -367,7 +367,7 @@ fn gcp_kms_recipients_load_and_only_encrypting_to_them_fails() {
     let err = stderr(&o);
     assert!(!o.status.success(), "{err}");
     assert!(
-        err.contains("gcp_kms keys are not supported by ksec yet"),
+        err.contains("hckms keys are not supported by ksec yet"),
         "{err}"
     );
     assert_eq!(

@@ -107,6 +107,9 @@ pub struct KeyArgs {
         value_delimiter = ','
     )]
     pub azure_kv: Vec<String>,
+    /// GCP KMS key resource IDs (projects/P/locations/L/keyRings/R/cryptoKeys/K)
+    #[arg(long = "gcp-kms", env = "SOPS_GCP_KMS_IDS", value_delimiter = ',')]
+    pub gcp_kms: Vec<String>,
     /// Shamir threshold across key groups
     #[arg(long = "shamir-secret-sharing-threshold")]
     pub shamir_threshold: Option<usize>,
@@ -339,6 +342,9 @@ impl KeyArgs {
         }
         for u in self.azure_kv.iter().filter(|s| !s.trim().is_empty()) {
             out.push(Recipient::azure_from_url(u).map_err(|e| usage(e.to_string()))?);
+        }
+        for id in self.gcp_kms.iter().filter(|s| !s.trim().is_empty()) {
+            out.push(Recipient::gcp_from_str(id).map_err(|e| usage(e.to_string()))?);
         }
         Ok(out)
     }

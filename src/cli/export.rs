@@ -31,7 +31,7 @@ pub struct Args {
     /// Encrypted manifests, or directories of them
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// vault://HOST:PORT/MOUNT[/PREFIX] (vault+http:// for plain HTTP), aws-sm://REGION[/PREFIX], azure-kv://VAULT[/PREFIX]
+    /// vault://HOST:PORT/MOUNT[/PREFIX] (vault+http:// for plain HTTP), aws-sm://REGION[/PREFIX], azure-kv://VAULT[/PREFIX], gcp-sm://PROJECT[/PREFIX]
     #[arg(long, value_name = "TARGET")]
     pub to: String,
     /// Entry path below the prefix; placeholders {env}, {namespace}, {name}
@@ -72,6 +72,15 @@ pub struct Args {
     /// Vault Kubernetes auth role for ESO ({env})
     #[arg(long, default_value = "{env}-secret-reader")]
     pub eso_vault_role: String,
+    /// Google service account ESO acts as via GKE Workload Identity ({env}, {project})
+    #[arg(
+        long,
+        default_value = "{env}-external-secrets@{project}.iam.gserviceaccount.com"
+    )]
+    pub eso_gcp_service_account: String,
+    /// Kubernetes Secret NAME[/KEY] with a GCP service-account key file, instead of Workload Identity
+    #[arg(long, value_name = "NAME[/KEY]")]
+    pub eso_gcp_key_secret: Option<String>,
     /// Vault Kubernetes auth mount for ESO
     #[arg(long, default_value = "kubernetes")]
     pub eso_vault_k8s_mount: String,
@@ -153,6 +162,10 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                     let b = export::azure_kv::AzureKvStore::connect(url, &azopts)?;
                     Ok(go(b, &items, &run_opts).await)
                 }
+                Target::GcpSm { project, .. } => {
+                    let b = export::gcp_sm::GcpSmStore::connect(project)?;
+                    Ok(go(b, &items, &run_opts).await)
+                }
             }
         })
         .map_err(|e: export::BackendError| {
@@ -181,6 +194,8 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 service_account: a.eso_service_account.clone(),
                 vault_k8s_mount: a.eso_vault_k8s_mount.clone(),
                 vault_role: a.eso_vault_role.clone(),
+                gcp_service_account: a.eso_gcp_service_account.clone(),
+                gcp_key_secret: a.eso_gcp_key_secret.clone(),
             };
             export::eso::write_all(dir, &target, &keep, &eso, a.aws_account_id.as_deref())?
         }

@@ -38,6 +38,9 @@ pub struct Args {
     /// Azure Key Vault key URLs to add
     #[arg(long = "add-azure-kv", value_delimiter = ',')]
     pub add_azure: Vec<String>,
+    /// GCP KMS key resource IDs to add
+    #[arg(long = "add-gcp-kms", value_delimiter = ',')]
+    pub add_gcp: Vec<String>,
     /// age recipients to remove from every group
     #[arg(long = "rm-age", value_delimiter = ',')]
     pub rm_age: Vec<String>,
@@ -53,6 +56,9 @@ pub struct Args {
     /// Azure Key Vault key URLs to remove
     #[arg(long = "rm-azure-kv", value_delimiter = ',')]
     pub rm_azure: Vec<String>,
+    /// GCP KMS key resource IDs to remove
+    #[arg(long = "rm-gcp-kms", value_delimiter = ',')]
+    pub rm_gcp: Vec<String>,
     #[command(flatten)]
     pub ids: IdentityArgs,
     #[command(flatten)]
@@ -84,6 +90,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         hc_vault_transit: a.add_vault.clone(),
         azure_kv: a.add_azure.clone(),
         encryption_context: a.encryption_context.clone(),
+        gcp_kms: a.add_gcp.clone(),
         ..Default::default()
     }
     .recipients()?;
@@ -105,6 +112,13 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     for u in &a.rm_azure {
         rm.push(
             Recipient::azure_from_url(u)
+                .map_err(|e| usage(e.to_string()))?
+                .id(),
+        );
+    }
+    for id in a.rm_gcp.iter().filter(|s| !s.trim().is_empty()) {
+        rm.push(
+            Recipient::gcp_from_str(id)
                 .map_err(|e| usage(e.to_string()))?
                 .id(),
         );

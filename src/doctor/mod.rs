@@ -612,6 +612,8 @@ fn recipients(inv: &Inventory, dir: &RecipientsDir, opts: &Options, out: &mut Ve
 fn rm_flag(id: &str) -> String {
     if let Some(fp) = id.strip_prefix("pgp:") {
         format!("--rm-pgp {fp}")
+    } else if let Some(rid) = id.strip_prefix("gcp_kms:") {
+        format!("--rm-gcp-kms {rid}")
     } else if id.starts_with("arn:") {
         format!("--rm-kms {id}")
     } else if id.contains("/v1/") && id.contains("/keys/") {
@@ -620,5 +622,17 @@ fn rm_flag(id: &str) -> String {
         format!("--rm-azure-kv {id}")
     } else {
         format!("--rm-age {id}")
+    }
+}
+
+#[cfg(test)]
+mod rm_flag_tests {
+    #[test]
+    fn gcp_kms_recipients_get_their_own_rotate_flag() {
+        let id = "gcp_kms:projects/p/locations/global/keyRings/r/cryptoKeys/k";
+        assert_eq!(
+            super::rm_flag(id),
+            "--rm-gcp-kms projects/p/locations/global/keyRings/r/cryptoKeys/k"
+        );
     }
 }

@@ -66,6 +66,12 @@ pub struct EsoOptions {
     /// Vault Kubernetes auth: mount and role (default `{env}-secret-reader`).
     pub vault_k8s_mount: String,
     pub vault_role: String,
+    /// Google service account ESO's Kubernetes service account acts as
+    /// (Workload Identity); `{project}` is replaced too.
+    pub gcp_service_account: String,
+    /// `NAME[/KEY]` of a Kubernetes Secret holding a service-account key
+    /// file: the SecretStore authenticates with it instead of Workload Identity.
+    pub gcp_key_secret: Option<String>,
 }
 
 impl Default for EsoOptions {
@@ -77,8 +83,15 @@ impl Default for EsoOptions {
             service_account: "{env}-workload-sa".into(),
             vault_k8s_mount: "kubernetes".into(),
             vault_role: "{env}-secret-reader".into(),
+            gcp_service_account: "{env}-external-secrets@{project}.iam.gserviceaccount.com".into(),
+            gcp_key_secret: None,
         }
     }
+}
+
+/// The Google service account email for `env` (`{env}`, `{namespace}`, `{project}` filled).
+pub fn gcp_sa(o: &EsoOptions, env: &str, ns: &str, project: &str) -> String {
+    fill(&o.gcp_service_account, env, ns).replace("{project}", project)
 }
 
 pub fn fill(tpl: &str, env: &str, ns: &str) -> String {
@@ -121,6 +134,16 @@ pub fn secret_store(target: &Target, env: &str, ns: &str, o: &EsoOptions) -> J {
             "vaultUrl": url,
             "serviceAccountRef": {"name": sa},
         }}),
+        Target::GcpSm { project, .. } => {
+            let auth = match &o.gcp_key_secret {
+                Some(s) => {
+                    let (name, key) = s.split_once('/').unwrap_or((s, "credentials.json"));
+                    json!({"secretRef": {"secretAccessKeySecretRef": {"name": name, "key": key}}})
+                }
+                None => json!({"workloadIdentity": {"serviceAccountRef": {"name": sa}}}),
+            };
+            json!({"gcpsm": {"projectID": project, "auth": auth}})
+        }
     };
     json!({
         "apiVersion": "external-secrets.io/v1",
@@ -263,6 +286,15 @@ pub fn secret_store_yaml(target: &Target, env: &str, ns: &str, o: &EsoOptions) -
         Target::AzureKv { .. } => format!(
             " Workload Identity: annotate service account {ns}/{sa} with azure.workload.identity/client-id; grant that identity \"Key Vault Secrets User\" on the vault (not the subscription)."
         ),
+        Target::GcpSm { project, .. } => match &o.gcp_key_secret {
+            Some(k) => format!(
+                " Service-account key in Secret {ns}/{k}: that service account needs roles/secretmanager.secretAccessor on each secret (policies/gcp-iam-{env}.sh), not on the project."
+            ),
+            None => format!(
+                " GKE Workload Identity: annotate service account {ns}/{sa} with iam.gke.io/gcp-service-account={}; policies/gcp-iam-{env}.sh grants it roles/secretmanager.secretAccessor on each exported secret, not on the project.",
+                gcp_sa(o, env, ns, project)
+            ),
+        },
     };
     yaml(
         &[

@@ -1,5 +1,6 @@
 //! `ksec export`: move decrypted Secrets into a central secrets manager
-//! (Vault/OpenBao KV v2, AWS Secrets Manager, Azure Key Vault) and write the
+//! (Vault/OpenBao KV v2, AWS Secrets Manager, Azure Key Vault, Google Secret
+//! Manager) and write the
 //! External Secrets Operator manifests that rebuild them (docs/export.md).
 //!
 //! One entry per Secret, a JSON object `key → value`, at a path rendered from
@@ -11,6 +12,7 @@
 pub mod aws_sm;
 pub mod azure_kv;
 pub mod eso;
+pub mod gcp_sm;
 pub mod policy;
 pub mod vault;
 
@@ -28,7 +30,7 @@ use zeroize::Zeroize;
 use crate::cluster::source::DesiredSecret;
 use crate::keys::KeyError;
 
-/// Ownership marker (KV v2 custom_metadata, Secrets Manager and Key Vault tags).
+/// Ownership marker (KV v2 custom_metadata, Secrets Manager and Key Vault tags, Secret Manager labels).
 pub const MARKER_KEY: &str = "managed-by";
 pub const MARKER_VALUE: &str = "ksec";
 /// Which Secret an entry holds (`namespace/name`), for audits and humans.
@@ -148,6 +150,8 @@ pub enum Target {
     /// `azure-kv://VAULT` (→ `https://VAULT.vault.azure.net`) or
     /// `azure-kv://HOST[:PORT]` (a full host: private endpoints, the test fake).
     AzureKv { url: String, prefix: String },
+    /// `gcp-sm://PROJECT[/PREFIX]` (Google Secret Manager).
+    GcpSm { project: String, prefix: String },
 }
 
 impl Target {
@@ -155,7 +159,7 @@ impl Target {
         let bad = |why: &str| ExportError::Target(format!("{s:?}: {why}"));
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| bad("expected vault://, aws-sm:// or azure-kv://"))?;
+            .ok_or_else(|| bad("expected vault://, aws-sm://, azure-kv:// or gcp-sm://"))?;
         let rest = rest.trim_matches('/');
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         if host.is_empty() {
@@ -210,7 +214,21 @@ impl Target {
                     prefix: clean(path)?,
                 })
             }
-            _ => Err(bad("expected vault://, aws-sm:// or azure-kv://")),
+            "gcp-sm" => {
+                let ok = host
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:".contains(c));
+                if !ok {
+                    return Err(bad("the host part must be a Google Cloud project id"));
+                }
+                Ok(Target::GcpSm {
+                    project: host.to_string(),
+                    prefix: clean(path)?,
+                })
+            }
+            _ => Err(bad(
+                "expected vault://, aws-sm://, azure-kv:// or gcp-sm://",
+            )),
         }
     }
 
@@ -218,7 +236,8 @@ impl Target {
         match self {
             Target::Vault { prefix, .. }
             | Target::AwsSm { prefix, .. }
-            | Target::AzureKv { prefix, .. } => prefix,
+            | Target::AzureKv { prefix, .. }
+            | Target::GcpSm { prefix, .. } => prefix,
         }
     }
 
@@ -238,6 +257,7 @@ impl Target {
                 Ok(path.to_string())
             }
             Target::AzureKv { .. } => azure_kv::secret_name(path),
+            Target::GcpSm { .. } => gcp_sm::secret_id(path),
         }
     }
 }

@@ -11,7 +11,8 @@ use super::eso::{EsoOptions, fill};
 use super::{Item, Target};
 
 /// `(file name, text)` per environment: `vault-<env>.hcl` for Vault,
-/// `aws-iam-<env>.json` for Secrets Manager. Azure grants by role
+/// `aws-iam-<env>.json` for Secrets Manager, `gcp-iam-<env>.sh` (per-secret
+/// `gcloud secrets add-iam-policy-binding`) for Secret Manager. Azure grants by role
 /// assignment, not by policy document, so nothing is written for it.
 pub fn policies(
     target: &Target,
@@ -34,6 +35,14 @@ pub fn policies(
                 aws_iam(region, aws_account, &its),
             )),
             Target::AzureKv { .. } => {}
+            Target::GcpSm { project, .. } => {
+                let ids: Vec<&str> = its.iter().map(|i| i.id.as_str()).collect();
+                let gsa = super::eso::gcp_sa(o, env, "", project);
+                out.push((
+                    format!("gcp-iam-{env}.sh"),
+                    super::gcp_sm::iam_script(project, &gsa, env, &ids),
+                ));
+            }
         }
     }
     out

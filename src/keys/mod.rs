@@ -6,6 +6,10 @@ pub mod age;
 pub mod aws_kms;
 #[cfg(feature = "kms")]
 pub mod azure_kv;
+#[cfg(feature = "kms")]
+pub(crate) mod gcp_auth;
+#[cfg(feature = "kms")]
+pub mod gcp_kms;
 pub mod pgp;
 #[cfg(feature = "kms")]
 pub(crate) mod service;
@@ -40,7 +44,7 @@ pub enum Recipient {
     },
     /// A PGP key by fingerprint (GnuPG does the work, as in sops).
     Pgp(String),
-    /// GCP KMS: parsed and kept, but ksec cannot wrap for it (yet).
+    /// A Google Cloud KMS CryptoKey (`projects/…/cryptoKeys/K`).
     GcpKms {
         resource_id: String,
     },
@@ -70,7 +74,7 @@ impl Recipient {
 
     /// Whether ksec can wrap a data key for this recipient.
     pub fn is_supported(&self) -> bool {
-        !matches!(self, Recipient::GcpKms { .. } | Recipient::HcKms { .. })
+        !matches!(self, Recipient::HcKms { .. })
     }
 
     /// The same string [`Stanza::recipient`] yields, so configured and stored
@@ -188,6 +192,13 @@ impl Recipient {
         })
     }
 
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K` (sops's `gcp_kms`).
+    pub fn gcp_from_str(s: &str) -> Result<Recipient, KeyError> {
+        let resource_id = s.trim().to_string();
+        validate_gcp_resource_id(&resource_id)?;
+        Ok(Recipient::GcpKms { resource_id })
+    }
+
     /// `https://NAME.vault.azure.net/keys/KEY[/VERSION]` (sops's `azure_keyvault`).
     pub fn azure_from_url(s: &str) -> Result<Recipient, KeyError> {
         let bad = || {
@@ -211,6 +222,24 @@ impl Recipient {
             name,
             version,
         })
+    }
+}
+
+/// sops's check: a CryptoKey name, not a key ring or a version.
+pub fn validate_gcp_resource_id(id: &str) -> Result<(), KeyError> {
+    let segs: Vec<&str> = id.split('/').collect();
+    let ok = segs.len() == 8
+        && segs[0] == "projects"
+        && segs[2] == "locations"
+        && segs[4] == "keyRings"
+        && segs[6] == "cryptoKeys"
+        && segs.iter().all(|s| !s.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::Config(format!(
+            "invalid GCP KMS resource ID {id:?}: expected projects/P/locations/L/keyRings/R/cryptoKeys/K"
+        )))
     }
 }
 
@@ -285,15 +314,14 @@ pub fn keyring_from_env(
         ring.add(Box::new(aws_kms::AwsKmsSource::default()));
         ring.add(Box::new(vault::VaultSource::from_env()));
         ring.add(Box::new(azure_kv::AzureKvSource::from_env()));
+        ring.add(Box::new(gcp_kms::GcpKmsSource::from_env()));
     }
     #[cfg(not(feature = "kms"))]
-    for kind in ["kms", "hc_vault", "azure_kv"] {
+    for kind in ["kms", "hc_vault", "azure_kv", "gcp_kms"] {
         ring.add(Box::new(NotBuilt(kind)));
     }
     ring.add(Box::new(pgp::PgpSource::from_env()));
-    for kind in ["gcp_kms", "hckms"] {
-        ring.add(Box::new(Unsupported(kind)));
-    }
+    ring.add(Box::new(Unsupported("hckms")));
     Ok(ring)
 }
 
@@ -591,6 +619,9 @@ fn hint_for(meta: &Metadata) -> String {
     }
     if has("pgp") {
         out.push("import the PGP secret key into GnuPG with `gpg --import` (GNUPGHOME selects the keyring; SOPS_GPG_EXEC the program)");
+    }
+    if has("gcp_kms") {
+        out.push("check the Google credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or Workload Identity) and roles/cloudkms.cryptoKeyDecrypter on the key");
     }
     if has("kms") || has("hc_vault") || has("azure_kv") {
         out.push("check the cloud credentials of the KMS recipients");

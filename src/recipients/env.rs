@@ -426,7 +426,8 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
     let groups = parse_groups(&keys).map_err(|e| err(e.to_string()))?;
     if groups.is_empty() {
         return Err(err(
-            "no recipients (give age:, kms:, hc_vault:, azure_keyvault: or key_groups:)".into(),
+            "no recipients (give age:, kms:, gcp_kms:, hc_vault:, azure_keyvault: or key_groups:)"
+                .into(),
         ));
     }
     if f.namespaces.is_empty() && f.paths.is_empty() {

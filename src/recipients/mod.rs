@@ -162,7 +162,7 @@ pub fn plan_for(file: &Path, docs: &Documents, ov: &Overrides) -> Result<Plan, C
         }
     }
     Err(ConfigError::NoRecipients(format!(
-        "{}: no recipients: no recipients/<env>.yaml routes it, no .sops.yaml creation rule matches, and no --age/--pgp/--kms/--hc-vault-transit/--azure-kv was given",
+        "{}: no recipients: no recipients/<env>.yaml routes it, no .sops.yaml creation rule matches, and no --age/--pgp/--kms/--hc-vault-transit/--azure-kv/--gcp-kms was given",
         file.display()
     )))
 }

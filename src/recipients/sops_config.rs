@@ -165,12 +165,10 @@ fn group_from(spec: &KeySpec) -> Result<Vec<Recipient>, String> {
         g.push(Recipient::vault_from_uri(&uri).map_err(|e| e.to_string())?);
     }
     g.extend(azure_list(&spec.azure_keyvault)?);
+    for id in id_list(&spec.gcp_kms, "resource_id")? {
+        g.push(Recipient::gcp_from_str(&id).map_err(|e| e.to_string())?);
+    }
     // Kept typed so a configuration naming them loads; only wrapping for them fails.
-    g.extend(
-        id_list(&spec.gcp_kms, "resource_id")?
-            .into_iter()
-            .map(|resource_id| Recipient::GcpKms { resource_id }),
-    );
     g.extend(
         id_list(&spec.hckms, "key_id")?
             .into_iter()
@@ -550,7 +548,7 @@ impl SopsConfig {
                     u.kind(),
                     u.id()
                 ),
-                "give this rule age, pgp, kms, hc_vault_transit_uri or azure_keyvault keys, or name recipients explicitly",
+                "give this rule age, pgp, kms, gcp_kms, hc_vault_transit_uri or azure_keyvault keys, or name recipients explicitly",
             ));
         }
         Ok(Some(AppliedRule {

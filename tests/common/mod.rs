@@ -22,6 +22,14 @@ pub fn ksec() -> Command {
         "SOPS_GPG_EXEC",
         "SOPS_VAULT_URIS",
         "SOPS_AZURE_KEYVAULT_URLS",
+        "SOPS_GCP_KMS_IDS",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_CREDENTIALS",
+        "GOOGLE_OAUTH_ACCESS_TOKEN",
+        "CLOUDSDK_CONFIG",
+        "GCE_METADATA_HOST",
+        "KSEC_GCP_KMS_ENDPOINT",
+        "SOPS_GCP_KMS_ENDPOINT",
     ] {
         c.env_remove(v);
     }

@@ -545,6 +545,126 @@ impl AzureFake {
     }
 }
 
+// ---------------------------------------------------------------- GCP fake
+
+/// The Google Cloud fake (tests/support/gcp_fake.py): KMS, Secret Manager,
+/// token endpoint (TLS) and a metadata server (plain HTTP).
+pub struct GcpFake {
+    pub server: Server,
+    pub metadata_port: u16,
+    pub ca: PathBuf,
+    /// A service-account key file whose token_uri is the fake's.
+    pub sa: PathBuf,
+    /// An authorized_user (gcloud) file whose token_uri is the fake's.
+    pub user: PathBuf,
+    /// An external_account (workload identity federation) file: STS + impersonation.
+    pub external: PathBuf,
+}
+
+/// The test venv's python when it has `modules`, else None (skip or panic).
+pub fn venv_python(modules: &str, why: &str) -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-deps/venv/bin/python3");
+    let ok = py.is_file()
+        && Command::new(&py)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    if require() {
+        panic!(
+            "python {modules} is required for {why} (KSEC_REQUIRE_ORACLES=1); run scripts/test-deps.sh"
+        );
+    }
+    eprintln!("SKIP: python {modules} missing in .test-deps/venv, so {why} cannot be tested");
+    None
+}
+
+impl GcpFake {
+    pub fn start() -> Option<GcpFake> {
+        let py = venv_python("cryptography", "the GCP fake")?;
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gcp_fake.py");
+        let mut cmd = Command::new(py);
+        cmd.arg(&script)
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = spawn_server(cmd);
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the fake's ready line");
+        let ready: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|_| panic!("the GCP fake did not start: {line:?}"));
+        let port = ready["port"].as_u64().unwrap() as u16;
+        let path = |k: &str| PathBuf::from(ready[k].as_str().unwrap());
+        Some(GcpFake {
+            server: Server {
+                child,
+                port,
+                url: format!("https://127.0.0.1:{port}"),
+                _dir: Some(dir),
+            },
+            metadata_port: ready["metadata_port"].as_u64().unwrap() as u16,
+            ca: path("ca"),
+            sa: path("sa"),
+            user: path("user"),
+            external: path("external"),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// Library options: the service-account key file, the fake's CA.
+    pub fn options(&self) -> ksec::keys::gcp_kms::GcpKmsOptions {
+        ksec::keys::gcp_kms::GcpKmsOptions {
+            endpoint: Some(self.url().to_string()),
+            ca_file: Some(self.ca.clone()),
+            credentials_json: Some(zeroize::Zeroizing::new(
+                std::fs::read_to_string(&self.sa).unwrap(),
+            )),
+        }
+    }
+
+    /// Env for a ksec child process: ADC via GOOGLE_APPLICATION_CREDENTIALS.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                self.sa.display().to_string(),
+            ),
+            ("KSEC_GCP_KMS_ENDPOINT", self.url().to_string()),
+            ("SSL_CERT_FILE", self.ca.display().to_string()),
+        ]
+    }
+
+    /// A control call (`/_fake/...`); panics on failure (setup only).
+    pub fn control(&self, what: &str, body: serde_json::Value) -> serde_json::Value {
+        let ca = std::fs::read(&self.ca).unwrap();
+        let url = format!("{}/_fake/{what}", self.url());
+        rt().block_on(async move {
+            let c = reqwest::Client::builder()
+                .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
+                .build()
+                .unwrap();
+            let r = c.post(url).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "fake control: {}", r.status());
+            r.json().await.unwrap()
+        })
+    }
+
+    /// Creates a symmetric CryptoKey; returns its resource ID.
+    pub fn create_key(&self, name: &str) -> String {
+        let id = format!("projects/fake-project/locations/global/keyRings/ksec/cryptoKeys/{name}");
+        self.control("keys", serde_json::json!({"name": id}));
+        id
+    }
+}
+
 // ---------------------------------------------------------------- library-level file ops
 
 use ksec::keys::{KeyRing, KeySource, Recipient};
