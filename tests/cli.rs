@@ -922,3 +922,61 @@ fn pgp_only_file_gets_a_pgp_hint_and_one_kind_label() {
     assert!(!err.contains("SOPS_AGE_KEY"), "{err}");
     assert!(err.contains("gpg --import"), "{err}");
 }
+
+/// Where Secrets are consumed (`ksec apply`, the controller's Git source:
+/// `cluster::source::open_all`), a MAC-valid file whose readable structure
+/// was moved is refused as a whole (issue 17).
+#[test]
+fn apply_and_the_controller_refuse_a_moved_namespace_or_an_empty_override() {
+    use ksec::cluster::source::{FileOptions, open_all};
+    use ksec::keys::KeyRing;
+    use ksec::keys::age::{AgeSource, IdentityOptions};
+    let r = repo();
+    let ring = || {
+        let mut k = KeyRing::new();
+        k.add(Box::new(
+            AgeSource::discover(&IdentityOptions {
+                files: vec![r.prod.identity_file.clone()],
+            })
+            .unwrap(),
+        ));
+        k
+    };
+    let f = r.file(
+        "s.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\ndata:\n  password: Q0FOQVJZ\n",
+    );
+    assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
+    let good = std::fs::read_to_string(&f).unwrap();
+    let opts = FileOptions {
+        default_namespace: None,
+        only_namespace: None,
+        recipients: None,
+        env: None,
+        allow_mac_only: false,
+    };
+    assert!(open_all(&f, good.as_bytes(), &ring(), opts).is_ok());
+    let moved = good.replace("    namespace: prod\n", "    namespace:\n        x: prod\n");
+    let i = good.find("sops:").unwrap();
+    let overridden = format!(
+        "{}stringData:\n    password: \"\"\n{}",
+        &good[..i],
+        &good[i..]
+    );
+    for (what, bytes) in [("moved", moved), ("override", overridden)] {
+        let opts = FileOptions {
+            default_namespace: None,
+            only_namespace: None,
+            recipients: None,
+            env: None,
+            allow_mac_only: false,
+        };
+        match open_all(&f, bytes.as_bytes(), &ring(), opts) {
+            Err(e) => assert!(
+                format!("{e:?}").contains("probable tampering"),
+                "{what}: {e:?}"
+            ),
+            Ok(v) => panic!("{what}: accepted {} Secret(s)", v.len()),
+        }
+    }
+}
