@@ -25,7 +25,7 @@ pub enum Content<'a> {
 pub struct Buffer {
     // Unregistered after `drop` has removed the files (fields drop in order).
     _guards: [signals::Guard; 2],
-    dir: Option<tempfile::TempDir>,
+    dir: PathBuf,
     pub path: PathBuf,
 }
 
@@ -37,20 +37,23 @@ impl Buffer {
             bail!("invalid buffer file name {name:?}: a plain file name is needed");
         }
         reap_orphans(base);
-        // Created 0700 in one step (tempfile's default follows the umask).
-        let dir = {
-            use std::os::unix::fs::PermissionsExt;
-            tempfile::Builder::new()
-                .prefix(&format!("ksec-{kind}-{}-", std::process::id()))
-                .permissions(std::fs::Permissions::from_mode(0o700))
-                .tempdir_in(base)?
-        };
-        let path = dir.path().join(name);
-        // Registered before the plaintext exists, so a signal never leaves it behind.
-        let guards = [signals::guard_dir(dir.path())?, signals::guard_file(&path)?];
+        // Both paths are guarded before anything exists: a signal at any
+        // point leaves neither the folder nor the plaintext behind.
+        let dir = base.join(format!(
+            "ksec-{kind}-{}-{}",
+            std::process::id(),
+            ksec::fsio::random_tag()
+        ));
+        let path = dir.join(name);
+        let guards = [signals::guard_dir(&dir)?, signals::guard_file(&path)?];
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // 0700 in one step (a later chmod would leave a window).
+            std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        }
         let buf = Buffer {
             _guards: guards,
-            dir: Some(dir),
+            dir,
             path,
         };
         match content {
@@ -67,7 +70,7 @@ impl Buffer {
 
     /// Hands the buffer (folder and file) to another user (`exec-file --user`).
     pub fn chown(&self, uid: u32, gid: u32) -> Result<()> {
-        let dir = self.dir.as_ref().expect("live buffer").path();
+        let dir = self.dir.as_path();
         for p in [dir, self.path.as_path()] {
             std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
         }
@@ -115,8 +118,7 @@ fn reap_orphans(base: &Path) {
 impl Drop for Buffer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-        if let Some(d) = self.dir.take() {
-            let _ = d.close();
-        }
+        // Whole folder: an editor may leave its own files (swap, backup) in it.
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

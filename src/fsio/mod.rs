@@ -115,7 +115,7 @@ impl Drop for TempFile {
     }
 }
 
-fn random_tag() -> String {
+pub fn random_tag() -> String {
     use rand::Rng;
     let mut r = rand::thread_rng();
     (0..10)
