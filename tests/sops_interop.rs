@@ -619,3 +619,269 @@ fn ssh_rsa_and_ed25519_recipients_both_ways() {
         );
     }
 }
+
+// ---- age plugins and passphrase-protected identity files ----
+
+/// The test plugin in tests/support (`age-plugin-ksectest`, a trivial XOR
+/// scheme) and its fixed recipient and identity.
+const PLUGIN_RECIPIENT: &str = "age1ksectest1ddek2cedw3jhxapdwfjkx6tsd9jkuaqxnxy9g";
+const PLUGIN_IDENTITY: &str = "AGE-PLUGIN-KSECTEST-1DDEK2CEDW3JHXAPDD9JX2MN5D968J227MDA";
+
+/// PATH with the test plugin's directory first.
+fn plugin_path() -> std::ffi::OsString {
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+    let mut dirs = vec![support];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+#[test]
+fn age_plugin_recipients_and_identities_both_ways() {
+    if common::sops_cmd().is_none() || common::tool("python3").is_none() {
+        return;
+    }
+    let e = env();
+    let ids = e.write("plugin-id.txt", &format!("# plugin\n{PLUGIN_IDENTITY}\n"));
+    // ksec encrypts through the plugin; sops, age and ksec decrypt through it.
+    let src = e.write("k.yaml", common::SECRET_YAML);
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", PLUGIN_RECIPIENT])
+        .arg(&src)
+        .env("PATH", plugin_path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let enc = std::fs::read_to_string(&src).unwrap();
+    assert!(enc.contains(PLUGIN_RECIPIENT));
+    let expected = strip_comments(&parse(Format::Yaml, common::SECRET_YAML.as_bytes()));
+    let mut s = common::sops_cmd().unwrap();
+    let s = run(s
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &ids)
+        .env("PATH", plugin_path()));
+    assert!(s.status.success(), "sops: {}", stderr(&s));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &s.stdout)), expected);
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &ids)
+        .env("PATH", plugin_path()));
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), expected);
+
+    // sops encrypts through the plugin; ksec decrypts (identity in SOPS_AGE_KEY).
+    let src2 = e.write("s.yaml", common::SECRET_YAML);
+    let mut s = common::sops_cmd().unwrap();
+    let s = run(s
+        .args(["encrypt", "-i", "--age", PLUGIN_RECIPIENT])
+        .arg(&src2)
+        .env("PATH", plugin_path()));
+    assert!(s.status.success(), "sops: {}", stderr(&s));
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src2)
+        .env("SOPS_AGE_KEY", PLUGIN_IDENTITY)
+        .env("PATH", plugin_path()));
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), expected);
+
+    // Without the plugin on PATH: a clear failure naming it, no panic.
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src2)
+        .env("SOPS_AGE_KEY", PLUGIN_IDENTITY)
+        .env("PATH", "/usr/bin:/bin"));
+    assert_eq!(k.status.code(), Some(1), "{}", stderr(&k));
+    assert!(stderr(&k).contains("age-plugin-ksectest"), "{}", stderr(&k));
+    assert!(!stdout(&k).contains("CANARY"));
+}
+
+/// `age -p` run on a pseudo-terminal (it reads passphrases only from one).
+fn age_passphrase_encrypt(identity: &Path, out: &Path, pass: &str, armor: bool) {
+    let age = common::tool("age").expect("checked by caller");
+    let cmd = format!(
+        "{} -p {}-o '{}' '{}'",
+        age.display(),
+        if armor { "-a " } else { "" },
+        out.display(),
+        identity.display()
+    );
+    let o = run(Command::new("sh").arg("-c").arg(format!(
+        "printf '%s\\n%s\\n' '{pass}' '{pass}' | script -qec \"{cmd}\" /dev/null"
+    )));
+    assert!(
+        o.status.success() && out.is_file(),
+        "age -p: {}",
+        stderr(&o)
+    );
+}
+
+/// A throw-away gpg-agent that answers from a preset cache only (pinentry
+/// is /bin/false); killed on drop.
+struct Agent {
+    home: tempfile::TempDir,
+    socket: String,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let home = tempfile::Builder::new()
+            .prefix("ka")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::write(
+            home.path().join("gpg-agent.conf"),
+            "allow-preset-passphrase\npinentry-program /bin/false\n",
+        )
+        .unwrap();
+        let gpgconf = |args: &[&str]| {
+            let o = run(Command::new("gpgconf")
+                .args(args)
+                .env("GNUPGHOME", home.path()));
+            assert!(o.status.success(), "gpgconf {args:?}: {}", stderr(&o));
+            stdout(&o).trim().to_string()
+        };
+        gpgconf(&["--launch", "gpg-agent"]);
+        let socket = gpgconf(&["--list-dirs", "agent-socket"]);
+        Agent { home, socket }
+    }
+
+    /// Presets the passphrase for an encrypted identity file, under the cache
+    /// key sops derives from it.
+    fn preset(&self, identity_file: &Path, pass: &str) {
+        use std::io::Read;
+        let raw = std::fs::read(identity_file).unwrap();
+        let mut binary = Vec::new();
+        age::armor::ArmoredReader::new(&raw[..])
+            .read_to_end(&mut binary)
+            .unwrap();
+        let key = ksec::keys::passphrase::cache_key(&binary);
+        // sops 3.11 keyed the cache by location (here the variable name);
+        // sops 3.12+ and ksec by the file's hash.
+        for key in [key.as_str(), "SOPS_AGE_KEY_FILE"] {
+            let o = run(Command::new("/usr/lib/gnupg/gpg-preset-passphrase")
+                .args(["--preset", "-P", pass, key])
+                .env("GNUPGHOME", self.home.path()));
+            assert!(o.status.success(), "preset: {}", stderr(&o));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", self.home.path())
+            .output();
+    }
+}
+
+#[test]
+fn passphrase_protected_identity_files_via_gpg_agent_like_sops() {
+    if common::sops_cmd().is_none()
+        || common::tool("age").is_none()
+        || common::tool("script").is_none()
+        || common::tool("gpgconf").is_none()
+    {
+        return;
+    }
+    let e = env();
+    let src = e.write("p.yaml", common::SECRET_YAML);
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &e.k1.recipient])
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = strip_comments(&parse(Format::Yaml, common::SECRET_YAML.as_bytes()));
+    let agent = Agent::start();
+    for armor in [true, false] {
+        let protected = e.dir.path().join(format!("k1-{armor}.age"));
+        let pass = format!("pass-{armor}-7f3c");
+        age_passphrase_encrypt(&e.k1.identity_file, &protected, &pass, armor);
+        agent.preset(&protected, &pass);
+        // Both tools find the passphrase in the agent under the same cache key
+        // (sops would otherwise run pinentry, which fails here).
+        let k = run(ksec()
+            .arg("decrypt")
+            .arg(&src)
+            .env("SOPS_AGE_KEY_FILE", &protected)
+            .env("GPG_AGENT_INFO", &agent.socket));
+        assert!(k.status.success(), "armor={armor}: {}", stderr(&k));
+        assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), expected);
+        assert!(!stderr(&k).contains(&pass));
+        let mut s = common::sops_cmd().unwrap();
+        let s = run(s
+            .arg("decrypt")
+            .arg(&src)
+            .env("SOPS_AGE_KEY_FILE", &protected)
+            .env("GPG_AGENT_INFO", &agent.socket));
+        assert!(s.status.success(), "sops armor={armor}: {}", stderr(&s));
+    }
+    // A wrong cached passphrase: a failure naming the file, never the passphrase.
+    let protected = e.dir.path().join("k1-wrong.age");
+    age_passphrase_encrypt(&e.k1.identity_file, &protected, "right-4d2a", true);
+    agent.preset(&protected, "wrong-9e1b");
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &protected)
+        .env("GPG_AGENT_INFO", &agent.socket));
+    assert_eq!(k.status.code(), Some(1), "{}", stderr(&k));
+    let err = stderr(&k);
+    assert!(
+        err.contains("incorrect passphrase") && err.contains("k1-wrong.age"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-9e1b") && !err.contains("right-4d2a"),
+        "{err}"
+    );
+    assert!(!stdout(&k).contains("CANARY"));
+}
+
+#[test]
+fn passphrase_protected_identity_from_the_terminal_without_echo() {
+    if common::tool("age").is_none() || common::tool("script").is_none() {
+        return;
+    }
+    let e = env();
+    let src = e.write("t.yaml", common::SECRET_YAML);
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &e.k1.recipient])
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let protected = e.dir.path().join("k1.age");
+    age_passphrase_encrypt(&e.k1.identity_file, &protected, "tty-pass-51c8", true);
+    // No agent reachable: ksec asks on the terminal. The passphrase is typed
+    // after the prompt appears, so an echo would show it in the transcript.
+    let cmd = format!("{} decrypt '{}'", env!("CARGO_BIN_EXE_ksec"), src.display());
+    let o = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf 'tty-pass-51c8\\n') | script -qec \"{cmd}\" /dev/null"
+        ))
+        .env("SOPS_AGE_KEY_FILE", &protected)
+        .env("GPG_AGENT_INFO", "/nonexistent/S.gpg-agent")
+        .env("HOME", "/nonexistent-ksec-test-home")
+        .env("XDG_CONFIG_HOME", "/nonexistent-ksec-test-home"));
+    let transcript = stdout(&o);
+    assert!(o.status.success(), "{transcript}{}", stderr(&o));
+    assert!(
+        transcript.contains("Enter passphrase for identity"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("CANARY"), "{transcript}");
+    assert!(
+        !transcript.contains("tty-pass-51c8"),
+        "echoed: {transcript}"
+    );
+    // Without a terminal or agent: an error, not a hang.
+    let o = run(ksec()
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &protected)
+        .env("GPG_AGENT_INFO", "/nonexistent/S.gpg-agent")
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("passphrase"), "{}", stderr(&o));
+}
