@@ -885,3 +885,285 @@ fn passphrase_protected_identity_from_the_terminal_without_echo() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("passphrase"), "{}", stderr(&o));
 }
+
+// ---- helm-secrets (HELM_SECRETS_SOPS_PATH=ksec) ----
+
+/// Runs one argument vector as helm-secrets' sops backend would (in `dir`,
+/// where its `.sops.yaml` is, stdin from `stdin`), with ksec or sops.
+fn helm_secrets_call(
+    use_ksec: bool,
+    dir: &Path,
+    keys: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut c = if use_ksec {
+        ksec()
+    } else {
+        common::sops_cmd().unwrap()
+    };
+    c.args(args)
+        .current_dir(dir)
+        .env("SOPS_AGE_KEY_FILE", keys)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// The command lines helm-secrets 4.x's sops backend runs
+/// (scripts/lib/backends/sops.sh): `--encrypt`/`--decrypt` with explicit
+/// `--input-type`/`--output-type`, to stdout, `--output FILE` or
+/// `--in-place`, and literals through `/dev/stdin` as JSON. Recipients come
+/// from `.sops.yaml`. Each vector runs with ksec and with sops; the results
+/// must mean the same, and each tool must read the other's files. The file
+/// detection helm-secrets does by grep must hold for ksec's files too.
+#[test]
+fn helm_secrets_sops_backend_command_lines_match_sops() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    e.write(
+        ".sops.yaml",
+        &format!("creation_rules:\n  - age: {}\n", e.k1.recipient),
+    );
+    let values = "db:\n  user: app\n  password: CANARY-helm-91d2\nreplicas: 3\n";
+    let expected = parse(Format::Yaml, values.as_bytes());
+    let dir = e.dir.path();
+    let is_encrypted = regex::Regex::new(r"mac.*,type:str]").unwrap();
+    for use_ksec in [true, false] {
+        let tool = if use_ksec { "ksec" } else { "sops" };
+        let other = !use_ksec;
+        let p = |n: &str| format!("{tool}-{n}");
+        // encrypt: to stdout, --output, --in-place
+        e.write(&p("v.yaml"), values);
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--encrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{tool} encrypt: {}", stderr(&o));
+        let enc = stdout(&o);
+        assert!(
+            is_encrypted.is_match(&enc) && !enc.contains("CANARY"),
+            "{tool}: {enc}"
+        );
+        assert!(
+            enc.lines().any(|l| l.trim_end() == "sops:"),
+            "{tool}: type detection"
+        );
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--encrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--output",
+                &p("out.yaml"),
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} encrypt --output: {}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty());
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--encrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--in-place",
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} encrypt --in-place: {}",
+            stderr(&o)
+        );
+        for f in [p("out.yaml"), p("v.yaml")] {
+            let text = std::fs::read_to_string(dir.join(&f)).unwrap();
+            assert!(
+                is_encrypted.is_match(&text) && !text.contains("CANARY"),
+                "{f}"
+            );
+            // the other tool decrypts what this one wrote
+            let o = helm_secrets_call(
+                other,
+                dir,
+                &keys,
+                &[
+                    "--decrypt",
+                    "--input-type",
+                    "yaml",
+                    "--output-type",
+                    "yaml",
+                    &f,
+                ],
+                None,
+            );
+            assert!(o.status.success(), "{f}: {}", stderr(&o));
+            assert_eq!(
+                strip_comments(&parse(Format::Yaml, &o.stdout)),
+                strip_comments(&expected)
+            );
+        }
+        // decrypt: to stdout, --output, --in-place
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                &p("out.yaml"),
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{tool} decrypt: {}", stderr(&o));
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &o.stdout)),
+            strip_comments(&expected)
+        );
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--output",
+                &p("dec.yaml"),
+                &p("out.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} decrypt --output: {}",
+            stderr(&o)
+        );
+        let dec = std::fs::read(dir.join(p("dec.yaml"))).unwrap();
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &dec)),
+            strip_comments(&expected)
+        );
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--in-place",
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} decrypt --in-place: {}",
+            stderr(&o)
+        );
+        let dec = std::fs::read(dir.join(p("v.yaml"))).unwrap();
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &dec)),
+            strip_comments(&expected)
+        );
+    }
+    // A literal: an encrypted JSON document on stdin, `/dev/stdin` as the file.
+    e.write("lit.json", "{\"password\": \"CANARY-lit-77aa\"}");
+    let o = helm_secrets_call(
+        false,
+        dir,
+        &keys,
+        &[
+            "--encrypt",
+            "--input-type",
+            "json",
+            "--output-type",
+            "json",
+            "lit.json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    let literal = stdout(&o);
+    assert!(is_encrypted.is_match(&literal));
+    let args = [
+        "--decrypt",
+        "--input-type",
+        "json",
+        "--output-type",
+        "json",
+        "/dev/stdin",
+    ];
+    let k = helm_secrets_call(true, dir, &keys, &args, Some(&literal));
+    let s = helm_secrets_call(false, dir, &keys, &args, Some(&literal));
+    assert!(
+        k.status.success() && s.status.success(),
+        "{}{}",
+        stderr(&k),
+        stderr(&s)
+    );
+    assert_eq!(
+        parse(Format::Json, &k.stdout),
+        parse(Format::Json, &s.stdout)
+    );
+    // A failure is a non-zero exit with nothing on stdout, as helm-secrets expects.
+    let other_keys = e.keys_file(&[&e.k2]);
+    let k = helm_secrets_call(
+        true,
+        dir,
+        &other_keys,
+        &[
+            "--decrypt",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "ksec-out.yaml",
+        ],
+        None,
+    );
+    assert_ne!(k.status.code(), Some(0));
+    assert!(k.stdout.is_empty());
+}
