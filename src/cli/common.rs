@@ -320,43 +320,22 @@ pub fn install_panic_hook() {
 }
 
 pub fn init_logging(g: &GlobalArgs) {
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time();
-    // RUST_LOG takes the full EnvFilter syntax. Without it, the same default
-    // filter is built as `Targets`: parsing an EnvFilter compiles its
-    // directive regexes, a visible share of a per-file call's start-up
-    // (KSOPS, helm-secrets and Flux run ksec once per file).
-    if let Some(filter) = std::env::var_os("RUST_LOG")
-        .and_then(|_| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-    {
-        let _ = tracing_subscriber::registry()
-            .with(fmt.with_filter(filter))
-            .try_init();
-        return;
-    }
     // vaultrs/rustify log every non-2xx answer at ERROR (a 404 is how
     // `ksec export` learns an entry is new); ksec reports failures itself.
-    let targets = if g.verbose {
-        Targets::new().with_target("ksec", LevelFilter::DEBUG)
+    let default = if g.verbose {
+        "ksec=debug"
+    } else if g.quiet {
+        "error,vaultrs=off,rustify=off"
     } else {
-        let level = if g.quiet {
-            LevelFilter::ERROR
-        } else {
-            LevelFilter::WARN
-        };
-        Targets::new()
-            .with_default(level)
-            .with_target("vaultrs", LevelFilter::OFF)
-            .with_target("rustify", LevelFilter::OFF)
+        "warn,vaultrs=off,rustify=off"
     };
-    let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(targets))
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
         .try_init();
 }
 
