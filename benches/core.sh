@@ -34,7 +34,7 @@ echo "## decrypt one Secret manifest, PGP recipient (both through gpg)"
 export GNUPGHOME=$(mktemp -d /tmp/kgb.XXXXXX)
 trap 'gpgconf --kill gpg-agent 2>/dev/null; rm -rf "$W" "$GNUPGHOME"' EXIT
 gpg --batch --passphrase '' --quick-gen-key "bench <bench@example.com>" futuredefault default never 2>/dev/null
-FP=$(gpg --with-colons --list-keys | awk -F: '/^fpr:/ {print $10; exit}')
+FP=$(gpg --with-colons --list-keys 2>/dev/null | awk -F: '/^fpr:/ {print $10; exit}')
 "$KSEC" encrypt --pgp "$FP" one.yaml > one.pgp.yaml
 hyperfine -N --warmup 5 --runs 50 --export-json pgp.json \
   "$KSEC decrypt one.pgp.yaml" \
