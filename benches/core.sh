@@ -28,6 +28,23 @@ r=json.load(open(sys.argv[1]))["results"]
 k=r[0]["mean"]; s=r[1]["mean"]
 print(f"| ksec decrypt | {k*1000:.2f} ms |\n| sops decrypt | {s*1000:.2f} ms |\n| ratio sops/ksec | {s/k:.1f}x |")
 PY
+echo "## decrypt one Secret manifest, PGP recipient (both through gpg)"
+# A throw-away GnuPG home (short path: the agent socket length is limited)
+# with one passphrase-less key; its agent is killed on exit.
+export GNUPGHOME=$(mktemp -d /tmp/kgb.XXXXXX)
+trap 'gpgconf --kill gpg-agent 2>/dev/null; rm -rf "$W" "$GNUPGHOME"' EXIT
+gpg --batch --passphrase '' --quick-gen-key "bench <bench@example.com>" futuredefault default never 2>/dev/null
+FP=$(gpg --with-colons --list-keys 2>/dev/null | awk -F: '/^fpr:/ {print $10; exit}')
+"$KSEC" encrypt --pgp "$FP" one.yaml > one.pgp.yaml
+hyperfine -N --warmup 5 --runs 50 --export-json pgp.json \
+  "$KSEC decrypt one.pgp.yaml" \
+  "sops decrypt one.pgp.yaml" >/dev/null
+python3 - pgp.json <<'PY'
+import json,sys
+r=json.load(open(sys.argv[1]))["results"]
+k=r[0]["mean"]; s=r[1]["mean"]
+print(f"| ksec decrypt (PGP) | {k*1000:.2f} ms |\n| sops decrypt (PGP) | {s*1000:.2f} ms |\n| ratio sops/ksec | {s/k:.1f}x |")
+PY
 echo "## encrypt one Secret manifest"
 hyperfine -N --warmup 5 --runs 50 --export-json enc.json \
   "$KSEC encrypt --age $PUB one.yaml" \

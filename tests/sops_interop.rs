@@ -1018,3 +1018,551 @@ fn yaml_layout_and_quoting_match_sops_byte_for_byte() {
     assert_same_bytes_as_sops_with(&e, "every.yaml", EVERY_TYPE_YAML, &k8s);
     assert_same_bytes_as_sops_with(&e, "secret.yaml", common::SECRET_YAML, &k8s);
 }
+
+// ---- age plugins and passphrase-protected identity files ----
+
+/// The test plugin in tests/support (`age-plugin-ksectest`, a trivial XOR
+/// scheme) and its fixed recipient and identity.
+const PLUGIN_RECIPIENT: &str = "age1ksectest1ddek2cedw3jhxapdwfjkx6tsd9jkuaqxnxy9g";
+const PLUGIN_IDENTITY: &str = "AGE-PLUGIN-KSECTEST-1DDEK2CEDW3JHXAPDD9JX2MN5D968J227MDA";
+
+/// PATH with the test plugin's directory first.
+fn plugin_path() -> std::ffi::OsString {
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+    let mut dirs = vec![support];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+#[test]
+fn age_plugin_recipients_and_identities_both_ways() {
+    if common::sops_cmd().is_none() || common::tool("python3").is_none() {
+        return;
+    }
+    let e = env();
+    let ids = e.write("plugin-id.txt", &format!("# plugin\n{PLUGIN_IDENTITY}\n"));
+    // ksec encrypts through the plugin; sops, age and ksec decrypt through it.
+    let src = e.write("k.yaml", common::SECRET_YAML);
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", PLUGIN_RECIPIENT])
+        .arg(&src)
+        .env("PATH", plugin_path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let enc = std::fs::read_to_string(&src).unwrap();
+    assert!(enc.contains(PLUGIN_RECIPIENT));
+    let expected = strip_comments(&parse(Format::Yaml, common::SECRET_YAML.as_bytes()));
+    let mut s = common::sops_cmd().unwrap();
+    let s = run(s
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &ids)
+        .env("PATH", plugin_path()));
+    assert!(s.status.success(), "sops: {}", stderr(&s));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &s.stdout)), expected);
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &ids)
+        .env("PATH", plugin_path()));
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), expected);
+
+    // sops encrypts through the plugin; ksec decrypts (identity in SOPS_AGE_KEY).
+    let src2 = e.write("s.yaml", common::SECRET_YAML);
+    let mut s = common::sops_cmd().unwrap();
+    let s = run(s
+        .args(["encrypt", "-i", "--age", PLUGIN_RECIPIENT])
+        .arg(&src2)
+        .env("PATH", plugin_path()));
+    assert!(s.status.success(), "sops: {}", stderr(&s));
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src2)
+        .env("SOPS_AGE_KEY", PLUGIN_IDENTITY)
+        .env("PATH", plugin_path()));
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), expected);
+
+    // Without the plugin on PATH: a clear failure naming it, no panic.
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src2)
+        .env("SOPS_AGE_KEY", PLUGIN_IDENTITY)
+        .env("PATH", "/usr/bin:/bin"));
+    assert_eq!(k.status.code(), Some(1), "{}", stderr(&k));
+    assert!(stderr(&k).contains("age-plugin-ksectest"), "{}", stderr(&k));
+    assert!(!stdout(&k).contains("CANARY"));
+}
+
+/// `age -p` run on a pseudo-terminal (it reads passphrases only from one).
+fn age_passphrase_encrypt(identity: &Path, out: &Path, pass: &str, armor: bool) {
+    let age = common::tool("age").expect("checked by caller");
+    let cmd = format!(
+        "{} -p {}-o '{}' '{}'",
+        age.display(),
+        if armor { "-a " } else { "" },
+        out.display(),
+        identity.display()
+    );
+    let o = run(Command::new("sh").arg("-c").arg(format!(
+        "printf '%s\\n%s\\n' '{pass}' '{pass}' | script -qec \"{cmd}\" /dev/null"
+    )));
+    assert!(
+        o.status.success() && out.is_file(),
+        "age -p: {}",
+        stderr(&o)
+    );
+}
+
+/// A throw-away gpg-agent that answers from a preset cache only (pinentry
+/// is /bin/false); killed on drop.
+struct Agent {
+    home: tempfile::TempDir,
+    socket: String,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let home = tempfile::Builder::new()
+            .prefix("ka")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::write(
+            home.path().join("gpg-agent.conf"),
+            "allow-preset-passphrase\npinentry-program /bin/false\n",
+        )
+        .unwrap();
+        let gpgconf = |args: &[&str]| {
+            let o = run(Command::new("gpgconf")
+                .args(args)
+                .env("GNUPGHOME", home.path()));
+            assert!(o.status.success(), "gpgconf {args:?}: {}", stderr(&o));
+            stdout(&o).trim().to_string()
+        };
+        gpgconf(&["--launch", "gpg-agent"]);
+        let socket = gpgconf(&["--list-dirs", "agent-socket"]);
+        Agent { home, socket }
+    }
+
+    /// Presets the passphrase for an encrypted identity file, under the cache
+    /// key sops derives from it.
+    fn preset(&self, identity_file: &Path, pass: &str) {
+        use std::io::Read;
+        let raw = std::fs::read(identity_file).unwrap();
+        let mut binary = Vec::new();
+        age::armor::ArmoredReader::new(&raw[..])
+            .read_to_end(&mut binary)
+            .unwrap();
+        let key = ksec::keys::passphrase::cache_key(&binary);
+        // sops 3.11 keyed the cache by location (here the variable name);
+        // sops 3.12+ and ksec by the file's hash.
+        for key in [key.as_str(), "SOPS_AGE_KEY_FILE"] {
+            let o = run(Command::new("/usr/lib/gnupg/gpg-preset-passphrase")
+                .args(["--preset", "-P", pass, key])
+                .env("GNUPGHOME", self.home.path()));
+            assert!(o.status.success(), "preset: {}", stderr(&o));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", self.home.path())
+            .output();
+    }
+}
+
+#[test]
+fn passphrase_protected_identity_files_via_gpg_agent_like_sops() {
+    if common::sops_cmd().is_none()
+        || common::tool("age").is_none()
+        || common::tool("script").is_none()
+        || common::tool("gpgconf").is_none()
+    {
+        return;
+    }
+    let e = env();
+    let src = e.write("p.yaml", common::SECRET_YAML);
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &e.k1.recipient])
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = strip_comments(&parse(Format::Yaml, common::SECRET_YAML.as_bytes()));
+    let agent = Agent::start();
+    for armor in [true, false] {
+        let protected = e.dir.path().join(format!("k1-{armor}.age"));
+        let pass = format!("pass-{armor}-7f3c");
+        age_passphrase_encrypt(&e.k1.identity_file, &protected, &pass, armor);
+        agent.preset(&protected, &pass);
+        // Both tools find the passphrase in the agent under the same cache key
+        // (sops would otherwise run pinentry, which fails here).
+        let k = run(ksec()
+            .arg("decrypt")
+            .arg(&src)
+            .env("SOPS_AGE_KEY_FILE", &protected)
+            .env("GPG_AGENT_INFO", &agent.socket));
+        assert!(k.status.success(), "armor={armor}: {}", stderr(&k));
+        assert_eq!(strip_comments(&parse(Format::Yaml, &k.stdout)), expected);
+        assert!(!stderr(&k).contains(&pass));
+        let mut s = common::sops_cmd().unwrap();
+        let s = run(s
+            .arg("decrypt")
+            .arg(&src)
+            .env("SOPS_AGE_KEY_FILE", &protected)
+            .env("GPG_AGENT_INFO", &agent.socket));
+        assert!(s.status.success(), "sops armor={armor}: {}", stderr(&s));
+    }
+    // A wrong cached passphrase: a failure naming the file, never the passphrase.
+    let protected = e.dir.path().join("k1-wrong.age");
+    age_passphrase_encrypt(&e.k1.identity_file, &protected, "right-4d2a", true);
+    agent.preset(&protected, "wrong-9e1b");
+    let k = run(ksec()
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &protected)
+        .env("GPG_AGENT_INFO", &agent.socket));
+    assert_eq!(k.status.code(), Some(1), "{}", stderr(&k));
+    let err = stderr(&k);
+    assert!(
+        err.contains("incorrect passphrase") && err.contains("k1-wrong.age"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-9e1b") && !err.contains("right-4d2a"),
+        "{err}"
+    );
+    assert!(!stdout(&k).contains("CANARY"));
+}
+
+#[test]
+fn passphrase_protected_identity_from_the_terminal_without_echo() {
+    if common::tool("age").is_none() || common::tool("script").is_none() {
+        return;
+    }
+    let e = env();
+    let src = e.write("t.yaml", common::SECRET_YAML);
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--age", &e.k1.recipient])
+        .arg(&src));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let protected = e.dir.path().join("k1.age");
+    age_passphrase_encrypt(&e.k1.identity_file, &protected, "tty-pass-51c8", true);
+    // No agent reachable: ksec asks on the terminal. The passphrase is typed
+    // after the prompt appears, so an echo would show it in the transcript.
+    let cmd = format!("{} decrypt '{}'", env!("CARGO_BIN_EXE_ksec"), src.display());
+    let o = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf 'tty-pass-51c8\\n') | script -qec \"{cmd}\" /dev/null"
+        ))
+        .env("SOPS_AGE_KEY_FILE", &protected)
+        .env("GPG_AGENT_INFO", "/nonexistent/S.gpg-agent")
+        .env("HOME", "/nonexistent-ksec-test-home")
+        .env("XDG_CONFIG_HOME", "/nonexistent-ksec-test-home"));
+    let transcript = stdout(&o);
+    assert!(o.status.success(), "{transcript}{}", stderr(&o));
+    assert!(
+        transcript.contains("Enter passphrase for identity"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("CANARY"), "{transcript}");
+    assert!(
+        !transcript.contains("tty-pass-51c8"),
+        "echoed: {transcript}"
+    );
+    // Without a terminal or agent: an error, not a hang.
+    let o = run(ksec()
+        .arg("decrypt")
+        .arg(&src)
+        .env("SOPS_AGE_KEY_FILE", &protected)
+        .env("GPG_AGENT_INFO", "/nonexistent/S.gpg-agent")
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("passphrase"), "{}", stderr(&o));
+}
+
+// ---- helm-secrets (HELM_SECRETS_SOPS_PATH=ksec) ----
+
+/// Runs one argument vector as helm-secrets' sops backend would (in `dir`,
+/// where its `.sops.yaml` is, stdin from `stdin`), with ksec or sops.
+fn helm_secrets_call(
+    use_ksec: bool,
+    dir: &Path,
+    keys: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut c = if use_ksec {
+        ksec()
+    } else {
+        common::sops_cmd().unwrap()
+    };
+    c.args(args)
+        .current_dir(dir)
+        .env("SOPS_AGE_KEY_FILE", keys)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// The command lines helm-secrets 4.x's sops backend runs
+/// (scripts/lib/backends/sops.sh): `--encrypt`/`--decrypt` with explicit
+/// `--input-type`/`--output-type`, to stdout, `--output FILE` or
+/// `--in-place`, and literals through `/dev/stdin` as JSON. Recipients come
+/// from `.sops.yaml`. Each vector runs with ksec and with sops; the results
+/// must mean the same, and each tool must read the other's files. The file
+/// detection helm-secrets does by grep must hold for ksec's files too.
+#[test]
+fn helm_secrets_sops_backend_command_lines_match_sops() {
+    if common::sops_cmd().is_none() {
+        return;
+    }
+    let e = env();
+    let keys = e.keys_file(&[&e.k1]);
+    e.write(
+        ".sops.yaml",
+        &format!("creation_rules:\n  - age: {}\n", e.k1.recipient),
+    );
+    let values = "db:\n  user: app\n  password: CANARY-helm-91d2\nreplicas: 3\n";
+    let expected = parse(Format::Yaml, values.as_bytes());
+    let dir = e.dir.path();
+    let is_encrypted = regex::Regex::new(r"mac.*,type:str]").unwrap();
+    for use_ksec in [true, false] {
+        let tool = if use_ksec { "ksec" } else { "sops" };
+        let other = !use_ksec;
+        let p = |n: &str| format!("{tool}-{n}");
+        // encrypt: to stdout, --output, --in-place
+        e.write(&p("v.yaml"), values);
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--encrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{tool} encrypt: {}", stderr(&o));
+        let enc = stdout(&o);
+        assert!(
+            is_encrypted.is_match(&enc) && !enc.contains("CANARY"),
+            "{tool}: {enc}"
+        );
+        assert!(
+            enc.lines().any(|l| l.trim_end() == "sops:"),
+            "{tool}: type detection"
+        );
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--encrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--output",
+                &p("out.yaml"),
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} encrypt --output: {}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty());
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--encrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--in-place",
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} encrypt --in-place: {}",
+            stderr(&o)
+        );
+        for f in [p("out.yaml"), p("v.yaml")] {
+            let text = std::fs::read_to_string(dir.join(&f)).unwrap();
+            assert!(
+                is_encrypted.is_match(&text) && !text.contains("CANARY"),
+                "{f}"
+            );
+            // the other tool decrypts what this one wrote
+            let o = helm_secrets_call(
+                other,
+                dir,
+                &keys,
+                &[
+                    "--decrypt",
+                    "--input-type",
+                    "yaml",
+                    "--output-type",
+                    "yaml",
+                    &f,
+                ],
+                None,
+            );
+            assert!(o.status.success(), "{f}: {}", stderr(&o));
+            assert_eq!(
+                strip_comments(&parse(Format::Yaml, &o.stdout)),
+                strip_comments(&expected)
+            );
+        }
+        // decrypt: to stdout, --output, --in-place
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                &p("out.yaml"),
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{tool} decrypt: {}", stderr(&o));
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &o.stdout)),
+            strip_comments(&expected)
+        );
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--output",
+                &p("dec.yaml"),
+                &p("out.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} decrypt --output: {}",
+            stderr(&o)
+        );
+        let dec = std::fs::read(dir.join(p("dec.yaml"))).unwrap();
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &dec)),
+            strip_comments(&expected)
+        );
+        let o = helm_secrets_call(
+            use_ksec,
+            dir,
+            &keys,
+            &[
+                "--decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "--in-place",
+                &p("v.yaml"),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{tool} decrypt --in-place: {}",
+            stderr(&o)
+        );
+        let dec = std::fs::read(dir.join(p("v.yaml"))).unwrap();
+        assert_eq!(
+            strip_comments(&parse(Format::Yaml, &dec)),
+            strip_comments(&expected)
+        );
+    }
+    // A literal: an encrypted JSON document on stdin, `/dev/stdin` as the file.
+    e.write("lit.json", "{\"password\": \"CANARY-lit-77aa\"}");
+    let o = helm_secrets_call(
+        false,
+        dir,
+        &keys,
+        &[
+            "--encrypt",
+            "--input-type",
+            "json",
+            "--output-type",
+            "json",
+            "lit.json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "sops: {}", stderr(&o));
+    let literal = stdout(&o);
+    assert!(is_encrypted.is_match(&literal));
+    let args = [
+        "--decrypt",
+        "--input-type",
+        "json",
+        "--output-type",
+        "json",
+        "/dev/stdin",
+    ];
+    let k = helm_secrets_call(true, dir, &keys, &args, Some(&literal));
+    let s = helm_secrets_call(false, dir, &keys, &args, Some(&literal));
+    assert!(
+        k.status.success() && s.status.success(),
+        "{}{}",
+        stderr(&k),
+        stderr(&s)
+    );
+    assert_eq!(
+        parse(Format::Json, &k.stdout),
+        parse(Format::Json, &s.stdout)
+    );
+    // A failure is a non-zero exit with nothing on stdout, as helm-secrets expects.
+    let other_keys = e.keys_file(&[&e.k2]);
+    let k = helm_secrets_call(
+        true,
+        dir,
+        &other_keys,
+        &[
+            "--decrypt",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "ksec-out.yaml",
+        ],
+        None,
+    );
+    assert_ne!(k.status.code(), Some(0));
+    assert!(k.stdout.is_empty());
+}

@@ -1,5 +1,5 @@
-//! age recipients (X25519, ssh-ed25519, ssh-rsa) and identity discovery the
-//! way sops does it.
+//! age recipients (X25519, ssh-ed25519, ssh-rsa, plugins) and identity
+//! discovery the way sops does it, passphrase-protected identity files included.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use age::armor::{ArmoredReader, ArmoredWriter, Format as ArmorFormat};
 use zeroize::Zeroizing;
 
+use std::sync::Mutex;
+
+use age_core::format::{FileKey, Stanza as AgeStanza};
+
+use super::passphrase::{self, TerminalUi};
 use super::{ErrorClass, KeyError, KeySource, Recipient};
 use crate::sops::Stanza;
 
@@ -23,6 +28,8 @@ pub struct AgeSource {
     identities: Vec<BoxedIdentity>,
     /// Where each identity came from (for `--verbose` and error hints); never key material.
     pub origins: Vec<String>,
+    /// Plugin identities whose plugin is not on PATH (named when nothing else decrypts).
+    missing_plugins: Vec<String>,
 }
 
 impl AgeSource {
@@ -30,6 +37,7 @@ impl AgeSource {
         AgeSource {
             identities: vec![],
             origins: vec![],
+            missing_plugins: vec![],
         }
     }
 
@@ -44,7 +52,7 @@ impl AgeSource {
         }
         if let Ok(k) = std::env::var("SOPS_AGE_KEY") {
             let k = Zeroizing::new(k);
-            src.load_identity_text(&k, "SOPS_AGE_KEY")?;
+            src.load_identity_bytes(k.as_bytes(), "SOPS_AGE_KEY")?;
         }
         if let Some(f) = std::env::var_os("SOPS_AGE_KEY_FILE") {
             src.load_file(Path::new(&f), true)?;
@@ -62,8 +70,8 @@ impl AgeSource {
                     out.status
                 )));
             }
-            let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
-            src.load_identity_text(&text, "SOPS_AGE_KEY_CMD")?;
+            let stdout = Zeroizing::new(out.stdout);
+            src.load_identity_bytes(&stdout, "SOPS_AGE_KEY_CMD")?;
         }
         if let Some(p) = default_key_file() {
             if p.exists() {
@@ -88,57 +96,45 @@ impl AgeSource {
         self.identities.is_empty()
     }
 
-    /// Age identity file or OpenSSH private key, by content.
+    /// Age identity file, passphrase-protected age identity file (`age -p`,
+    /// armored or binary) or OpenSSH private key, by content.
     pub fn load_file(&mut self, path: &Path, explicit: bool) -> Result<(), KeyError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
             KeyError::Config(format!("cannot read identity file {}: {e}", path.display()))
         })?);
-        if text
-            .trim_start()
-            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
-            || text
-                .trim_start()
-                .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+        let head = bytes.trim_ascii_start();
+        if head.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+            || head.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")
         {
             return self.load_ssh(path, explicit);
         }
-        if text.trim_start().starts_with("age-encryption.org")
-            || text.trim_start().starts_with("-----BEGIN AGE")
-        {
-            return Err(KeyError::Config(format!(
-                "{}: passphrase-protected identity files are not supported; decrypt it with `age -d` into SOPS_AGE_KEY",
-                path.display()
-            )));
+        self.load_identity_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Identities from text, or one encrypted identity when the bytes are an
+    /// age file (sops checks every identity source for this, environment
+    /// variable and command output included).
+    fn load_identity_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), KeyError> {
+        let head = bytes.trim_ascii_start();
+        if head.starts_with(b"age-encryption") || head.starts_with(b"-----BEGIN AGE") {
+            let id = EncryptedIdentityFile::new(head, origin)?;
+            self.identities.push(Box::new(id));
+            self.origins.push(origin.to_string());
+            return Ok(());
         }
-        self.load_identity_text(&text, &path.display().to_string())
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| KeyError::Config(format!("{origin}: not a valid age identity file")))?;
+        self.load_identity_text(text, origin)
     }
 
     fn load_identity_text(&mut self, text: &str, origin: &str) -> Result<(), KeyError> {
-        // sops accepts whitespace-separated identities; age's parser wants one per line.
-        let normalized = Zeroizing::new(
-            text.lines()
-                .flat_map(|l| {
-                    let t = l.trim();
-                    if t.starts_with('#') || t.is_empty() {
-                        vec![]
-                    } else {
-                        t.split_whitespace().collect::<Vec<_>>()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
-        let file = age::IdentityFile::from_buffer(normalized.as_bytes())
-            .map_err(|_| KeyError::Config(format!("{origin}: not a valid age identity file")))?;
-        let ids = file.into_identities().map_err(|_| {
-            KeyError::Config(format!(
-                "{origin}: contains an identity ksec cannot use (plugins are not supported)"
-            ))
-        })?;
+        let (ids, missing) = parse_identities(text, origin)?;
         for id in ids {
             self.identities.push(id);
             self.origins.push(origin.to_string());
         }
+        self.missing_plugins
+            .extend(missing.into_iter().map(|m| format!("{origin}: {m}")));
         Ok(())
     }
 
@@ -162,6 +158,148 @@ impl AgeSource {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+/// Parses identities (X25519 and plugin `AGE-PLUGIN-…`), whitespace-separated
+/// or one per line; `#` lines are comments. A plugin identity whose
+/// `age-plugin-<name>` is not on PATH is reported in the second list instead
+/// of failing the load: like sops, ksec only needs it if no other identity
+/// opens the file.
+fn parse_identities(
+    text: &str,
+    origin: &str,
+) -> Result<(Vec<BoxedIdentity>, Vec<String>), KeyError> {
+    let mut ids = Vec::new();
+    let mut missing = Vec::new();
+    let tokens = text
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.starts_with('#'))
+        .flat_map(str::split_whitespace);
+    for token in tokens {
+        let file = age::IdentityFile::from_buffer(token.as_bytes())
+            .map_err(|_| KeyError::Config(format!("{origin}: not a valid age identity file")))?;
+        match file.with_callbacks(TerminalUi).into_identities() {
+            Ok(found) => ids.extend(found),
+            Err(e) if token.starts_with("AGE-PLUGIN-") => missing.push(plain_message(&e)),
+            Err(e) => {
+                return Err(KeyError::Config(format!(
+                    "{origin}: cannot use its identities: {}",
+                    plain_message(&e)
+                )));
+            }
+        }
+    }
+    Ok((ids, missing))
+}
+
+/// An age error message without the Unicode isolation marks its
+/// localisation puts around arguments, on one line.
+fn plain_message(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .replace(['\u{2068}', '\u{2069}'], "")
+        .replace('\n', " ")
+}
+
+/// Upper bound on an encrypted identity file, as sops has.
+const ENCRYPTED_IDENTITY_LIMIT: usize = 1 << 24;
+
+/// A passphrase-protected identity file (`age -p` output). The passphrase is
+/// asked for (gpg-agent, else terminal) only when a stanza needs it, once per
+/// run; the decrypted identities, or the failure, are then kept.
+struct EncryptedIdentityFile {
+    /// The binary age file (de-armored).
+    contents: Vec<u8>,
+    origin: String,
+    state: Mutex<Option<Result<Vec<BoxedIdentity>, String>>>,
+}
+
+impl EncryptedIdentityFile {
+    fn new(bytes: &[u8], origin: &str) -> Result<Self, KeyError> {
+        let mut contents = Vec::new();
+        ArmoredReader::new(bytes)
+            .take(ENCRYPTED_IDENTITY_LIMIT as u64)
+            .read_to_end(&mut contents)
+            .map_err(|e| KeyError::Config(format!("failed to read '{origin}': {e}")))?;
+        if contents.len() == ENCRYPTED_IDENTITY_LIMIT {
+            return Err(KeyError::Config(format!(
+                "failed to read '{origin}': file too long"
+            )));
+        }
+        Ok(EncryptedIdentityFile {
+            contents,
+            origin: origin.to_string(),
+            state: Mutex::new(None),
+        })
+    }
+
+    fn decrypt(&self) -> Result<Vec<BoxedIdentity>, String> {
+        let origin = &self.origin;
+        let dec = age::Decryptor::new_buffered(&self.contents[..])
+            .map_err(|e| format!("failed to decrypt identity file '{origin}': {e}"))?;
+        if !dec.is_scrypt() {
+            return Err(format!(
+                "identity file '{origin}' is age-encrypted but not to a passphrase"
+            ));
+        }
+        let key = passphrase::cache_key(&self.contents);
+        let pass = passphrase::identity_passphrase(&key, origin)
+            .map_err(|e| format!("could not read passphrase for '{origin}': {e}"))?;
+        let id = age::scrypt::Identity::new(age::secrecy::SecretString::from(pass.to_string()));
+        drop(pass);
+        let mut reader = match dec.decrypt(std::iter::once(&id as &dyn age::Identity)) {
+            Ok(r) => r,
+            Err(age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed) => {
+                passphrase::forget_passphrase(&key);
+                return Err(format!("incorrect passphrase for identity file '{origin}'"));
+            }
+            Err(e) => return Err(format!("failed to decrypt identity file '{origin}': {e}")),
+        };
+        let mut plain = Zeroizing::new(Vec::new());
+        reader
+            .read_to_end(&mut plain)
+            .map_err(|e| format!("failed to decrypt identity file '{origin}': {e}"))?;
+        let text = std::str::from_utf8(&plain)
+            .map_err(|_| format!("'{origin}' does not contain age identities"))?;
+        match parse_identities(text, origin).map_err(|e| e.to_string())? {
+            (ids, missing) if missing.is_empty() => Ok(ids),
+            (_, missing) => Err(format!("{origin}: {}", missing.join("; "))),
+        }
+    }
+
+    /// Runs `f` over the decrypted identities, decrypting on first use.
+    fn with_identities(
+        &self,
+        f: impl Fn(&BoxedIdentity) -> Option<Result<FileKey, age::DecryptError>>,
+    ) -> Option<Result<FileKey, age::DecryptError>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ids = state.get_or_insert_with(|| self.decrypt());
+        match ids {
+            Ok(ids) => {
+                let found = ids.iter().find_map(f);
+                if found.is_none() {
+                    tracing::warn!(
+                        "encrypted identity '{}' didn't match file's recipients",
+                        self.origin
+                    );
+                }
+                found
+            }
+            Err(msg) => Some(Err(age::DecryptError::Io(std::io::Error::other(
+                msg.clone(),
+            )))),
+        }
+    }
+}
+
+impl age::Identity for EncryptedIdentityFile {
+    fn unwrap_stanza(&self, stanza: &AgeStanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.with_identities(|i| i.unwrap_stanza(stanza))
+    }
+
+    fn unwrap_stanzas(&self, stanzas: &[AgeStanza]) -> Option<Result<FileKey, age::DecryptError>> {
+        self.with_identities(|i| i.unwrap_stanzas(stanzas))
     }
 }
 
@@ -192,9 +330,30 @@ pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, KeyErr
             "post-quantum age recipients are not supported yet: {s}"
         )));
     }
+    if is_plugin_recipient(s) {
+        return plugin_recipient(s);
+    }
     s.parse::<age::x25519::Recipient>()
         .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
         .map_err(|e| KeyError::Config(format!("invalid age recipient {s:?}: {e}")))
+}
+
+/// `age1<plugin>1…`: sops's test is an `age1` prefix and more than one `1`.
+fn is_plugin_recipient(s: &str) -> bool {
+    s.starts_with("age1") && s.matches('1').count() > 1
+}
+
+/// A recipient served by `age-plugin-<name>` on PATH.
+fn plugin_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, KeyError> {
+    let r = s.parse::<age::plugin::Recipient>().map_err(|e| {
+        KeyError::Config(format!(
+            "failed to parse {s:?} as age key from age plugin: {e}"
+        ))
+    })?;
+    let name = r.plugin().to_string();
+    age::plugin::RecipientPluginV1::new(&name, &[r], &[], TerminalUi)
+        .map(|p| Box::new(p) as Box<dyn age::Recipient + Send>)
+        .map_err(|e| KeyError::Config(format!("age plugin for {s:?}: {}", plain_message(&e))))
 }
 
 /// Encrypts bytes to the recipient as an armored age file, as sops stores it.
@@ -235,8 +394,17 @@ impl KeySource for AgeSource {
         let Stanza::Age { enc, recipient } = stanza else {
             return Err(KeyError::NoIdentity);
         };
+        let no_identity = || match self.missing_plugins.is_empty() {
+            true => KeyError::NoIdentity,
+            false => KeyError::Backend {
+                backend: "age",
+                key: recipient.clone(),
+                class: ErrorClass::Other,
+                detail: self.missing_plugins.join("; "),
+            },
+        };
         if self.identities.is_empty() {
-            return Err(KeyError::NoIdentity);
+            return Err(no_identity());
         }
         let bad = |detail: String| KeyError::Backend {
             backend: "age",
@@ -252,8 +420,17 @@ impl KeySource for AgeSource {
                 .map(|i| i.as_ref() as &dyn age::Identity),
         ) {
             Ok(r) => r,
-            Err(age::DecryptError::NoMatchingKeys) => return Err(KeyError::NoIdentity),
-            Err(e) => return Err(bad(e.to_string())),
+            Err(age::DecryptError::NoMatchingKeys) => return Err(no_identity()),
+            // An identity that could not be used (passphrase, plugin): not the file's fault.
+            Err(e @ (age::DecryptError::Io(_) | age::DecryptError::Plugin(_))) => {
+                return Err(KeyError::Backend {
+                    backend: "age",
+                    key: recipient.clone(),
+                    class: ErrorClass::Other,
+                    detail: plain_message(&e),
+                });
+            }
+            Err(e) => return Err(bad(plain_message(&e))),
         };
         let mut out = Zeroizing::new(Vec::new());
         reader

@@ -2,6 +2,7 @@
 //! key ring that wraps for recipients and recovers the key from a file.
 
 pub mod age;
+pub mod passphrase;
 #[cfg(feature = "kms")]
 pub mod aws_kms;
 #[cfg(feature = "kms")]
