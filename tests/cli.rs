@@ -980,3 +980,26 @@ fn apply_and_the_controller_refuse_a_moved_namespace_or_an_empty_override() {
         }
     }
 }
+
+/// `ksec … | head`: a closed standard output ends ksec quietly (exit 0, no
+/// "internal error"), while SIGPIPE stays ignored so that a child process
+/// that exits early gives an error instead of killing ksec (#19).
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    for args in [&["completions", "bash"][..], &["man"]] {
+        let mut child = ksec()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            !stderr(&o).contains("internal error"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -434,6 +434,18 @@ pub fn print_error(e: &anyhow::Error, verbose: bool) {
 /// Panic messages may carry data; print only where it happened.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        // A closed standard output (`ksec runbook | head`): end quietly, as
+        // Unix tools do. SIGPIPE itself stays ignored: a child that exits
+        // early (gpg, git, a key command) must give an error, not kill ksec.
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") || msg.contains("BrokenPipe") {
+            std::process::exit(0);
+        }
         let loc = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
