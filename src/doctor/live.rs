@@ -146,7 +146,7 @@ pub async fn check(
             }
         }
     }
-    super::references(&inv, dir, &mut out);
+    super::references(&inv, dir, true, &mut out);
     let env_of = |ns: &str| {
         dir.and_then(|d| d.env_for_namespace(ns).ok().flatten())
             .map(|e| e.name.clone())

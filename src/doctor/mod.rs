@@ -157,7 +157,7 @@ fn env_name(dir: Option<&RecipientsDir>, ns: &str) -> String {
 /// Runs every offline check; findings come back sorted (stable output).
 pub fn check(inv: &Inventory, dir: Option<&RecipientsDir>, opts: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
-    references(inv, dir, &mut out);
+    references(inv, dir, false, &mut out);
     parity(inv, dir, &mut out);
     if let Some(d) = dir {
         recipients(inv, d, opts, &mut out);
@@ -243,7 +243,14 @@ fn plaintext(inv: &Inventory, out: &mut Vec<Finding>) {
     }
 }
 
-pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut Vec<Finding>) {
+/// `live`: the objects were read from a cluster, where a Secret that is not
+/// there is missing whoever was meant to make it (no "no-provider").
+pub(crate) fn references(
+    inv: &Inventory,
+    dir: Option<&RecipientsDir>,
+    live: bool,
+    out: &mut Vec<Finding>,
+) {
     for (w, file) in &inv.workloads {
         let mut refs = w.refs.clone();
         if let Some(sa) = inv.service_account(&w.namespace, &w.service_account) {
@@ -305,7 +312,7 @@ pub(crate) fn references(inv: &Inventory, dir: Option<&RecipientsDir>, out: &mut
             };
             // Present in another namespace: a promotion that missed it (the
             // field guide's outage). Nowhere at all: likely made at run time.
-            let check = if found.is_none() && fix.is_none() {
+            let check = if !live && found.is_none() && fix.is_none() {
                 Check::NoProvider
             } else {
                 Check::BrokenReference
