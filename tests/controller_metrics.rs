@@ -119,7 +119,10 @@ fn stale_consumers_and_ciphertext_age_per_secret() {
     // or constant gauge unless the stamps are equal).
     let gap = ctl.metric(&age_db).unwrap() - ctl.metric(&age_api).unwrap();
     let want = (lastmodified(&api) - lastmodified(&db)) as f64;
-    assert!((gap - want).abs() <= 1.0, "age gap {gap}, lastmodified gap {want} (scraped after {after})");
+    assert!(
+        (gap - want).abs() <= 1.0,
+        "age gap {gap}, lastmodified gap {want} (scraped after {after})"
+    );
 
     // Deleting an EncryptedSecret removes its series.
     c.block(

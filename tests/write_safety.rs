@@ -166,7 +166,9 @@ fn a_directory_walk_names_the_hidden_files_and_symlinks_it_skips() {
     }
     // and in the JSON report
     r.file("apps/s.yaml", SECRET_YAML);
-    let o = run(ksec().args(["encrypt", "-i", "--report", "json"]).arg(&apps));
+    let o = run(ksec()
+        .args(["encrypt", "-i", "--report", "json"])
+        .arg(&apps));
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let skipped: Vec<String> = v["files"]

@@ -2,7 +2,6 @@
 //! key ring that wraps for recipients and recovers the key from a file.
 
 pub mod age;
-pub mod passphrase;
 #[cfg(feature = "kms")]
 pub mod aws_kms;
 #[cfg(feature = "kms")]
@@ -11,6 +10,7 @@ pub mod azure_kv;
 pub(crate) mod gcp_auth;
 #[cfg(feature = "kms")]
 pub mod gcp_kms;
+pub mod passphrase;
 pub mod pgp;
 #[cfg(feature = "kms")]
 pub(crate) mod service;
