@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use super::{ConfigError, Environment, RecipientsDir};
+use super::{Environment, RecipientsDir};
 use crate::sops::Metadata;
 
 /// A deliberate move of a file between environments (`--move-env prod:dev`).
@@ -44,12 +44,6 @@ pub struct EnvMoveRefused {
     pub recipients: Vec<String>,
 }
 
-impl From<EnvMoveRefused> for ConfigError {
-    fn from(e: EnvMoveRefused) -> Self {
-        ConfigError::Invalid(e.to_string())
-    }
-}
-
 /// The recipient ids of a file's stanzas.
 pub fn file_recipients(meta: &Metadata) -> BTreeSet<String> {
     meta.stanzas().map(|s| s.recipient()).collect()
@@ -76,14 +70,19 @@ impl RecipientsDir {
         if !exact.is_empty() {
             return exact;
         }
-        let shared_by_all = |id: &String| self.envs.iter().all(|e| e.recipient_ids().contains(id));
-        self.envs
+        let per_env: Vec<(&Environment, BTreeSet<String>)> = self
+            .envs
             .iter()
-            .filter(|e| {
-                e.recipient_ids()
-                    .iter()
+            .map(|e| (e, e.recipient_ids().into_iter().collect()))
+            .collect();
+        let shared_by_all = |id: &String| per_env.iter().all(|(_, ids)| ids.contains(id));
+        per_env
+            .iter()
+            .filter(|(_, ids)| {
+                ids.iter()
                     .any(|id| file_ids.contains(id) && !shared_by_all(id))
             })
+            .map(|(e, _)| *e)
             .collect()
     }
 
