@@ -14,7 +14,7 @@ pub mod cluster;
 pub mod controller;
 pub mod doctor;
 /// `ksec export`: Secrets → Vault / AWS Secrets Manager / Azure Key Vault, plus ESO manifests.
-#[cfg(all(feature = "kms", feature = "cluster"))]
+#[cfg(feature = "kms")]
 pub mod export;
 pub mod fsio;
 #[doc(hidden)]
@@ -25,4 +25,5 @@ pub mod manifest;
 pub mod ops;
 pub mod recipients;
 pub mod sops;
+pub mod source;
 pub mod workloads;

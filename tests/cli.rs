@@ -949,10 +949,8 @@ fn apply_and_the_controller_refuse_a_moved_namespace_or_an_empty_override() {
     assert!(run(ksec().args(["encrypt", "-i"]).arg(&f)).status.success());
     let good = std::fs::read_to_string(&f).unwrap();
     let opts = FileOptions {
-        default_namespace: None,
-        only_namespace: None,
-        recipients: None,
-        env: None,
+        policy: Default::default(),
+        boundary: &Default::default(),
         allow_mac_only: false,
     };
     assert!(open_all(&f, good.as_bytes(), &ring(), opts).is_ok());
@@ -965,10 +963,8 @@ fn apply_and_the_controller_refuse_a_moved_namespace_or_an_empty_override() {
     );
     for (what, bytes) in [("moved", moved), ("override", overridden)] {
         let opts = FileOptions {
-            default_namespace: None,
-            only_namespace: None,
-            recipients: None,
-            env: None,
+            policy: Default::default(),
+            boundary: &Default::default(),
             allow_mac_only: false,
         };
         match open_all(&f, bytes.as_bytes(), &ring(), opts) {

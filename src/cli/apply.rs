@@ -11,7 +11,7 @@ use super::common::{self, ConnectArgs, GlobalArgs, IdentityArgs, OutputFormat, S
 use ksec::cluster::source::SourceError;
 use ksec::cluster::verify::Outcome;
 use ksec::cluster::{self, ApplyOptions, Loaded, Report};
-use ksec::recipients::RecipientsDir;
+use ksec::recipients::{Boundary, RecipientsDir};
 
 /// Where the cluster is and which Secrets this run may touch (shared with `ksec diff`).
 #[derive(clap::Args, Debug, Clone)]
@@ -114,30 +114,31 @@ pub fn prepare(
         SourceError::Config(c) => anyhow::Error::new(c),
         other => usage(other.to_string()),
     })?;
-    // Prune stays inside --env / --namespace.
-    let scope: Option<ksec::cluster::apply::NamespaceFilter> = if let Some(ns) = &c.source.namespace
-    {
-        let ns = ns.clone();
-        Some(Arc::new(move |n: &str| n == ns))
-    } else if let Some(env) = &c.source.scope.env {
-        let dir = match &c.source.scope.recipients_dir {
-            Some(d) => Some(RecipientsDir::load(d)?),
-            None => files
-                .first()
-                .map(|f| RecipientsDir::find(f))
-                .transpose()?
-                .flatten(),
-        };
-        let envobj = dir.and_then(|d| d.env(env).cloned());
-        envobj.map(|e| {
-            let f: ksec::cluster::apply::NamespaceFilter =
-                Arc::new(move |n: &str| e.owns_namespace(n));
-            f
-        })
-    } else {
-        None
-    };
+    let scope = prune_scope(&files, c)?;
     Ok((client, loaded, scope))
+}
+
+/// Prune stays inside --env and --namespace (unset: the run's namespaces).
+fn prune_scope(
+    files: &[PathBuf],
+    c: &ClusterArgs,
+) -> Result<Option<ksec::cluster::apply::NamespaceFilter>> {
+    let (namespace, env) = (&c.source.namespace, &c.source.scope.env);
+    if namespace.is_none() && env.is_none() {
+        return Ok(None);
+    }
+    let dir = match (&c.source.scope.recipients_dir, env) {
+        (_, None) => None,
+        (Some(d), Some(_)) => Some(RecipientsDir::load(d)?),
+        (None, Some(_)) => files
+            .first()
+            .map(|f| RecipientsDir::find(f))
+            .transpose()?
+            .flatten(),
+    };
+    let boundary = Boundary::new(dir, env.clone(), namespace.iter().cloned().collect())
+        .map_err(|e| usage(e.to_string()))?;
+    Ok(Some(Arc::new(move |n: &str| boundary.contains(n))))
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {

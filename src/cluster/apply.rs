@@ -130,10 +130,72 @@ pub struct WorkloadResult {
     pub rollback_error: Option<String>,
 }
 
+/// What a [`Note`] is about. Callers match on it (the controller files an
+/// apply failure under its Secret); reports print it (`Secret ns/name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Secret {
+        namespace: String,
+        name: String,
+    },
+    Workload {
+        kind: WorkloadKind,
+        namespace: String,
+        name: String,
+    },
+    /// A non-Secret object (`--all`).
+    Object {
+        kind: String,
+        name: String,
+        file: PathBuf,
+    },
+    /// Looking up the consumers of the Secrets of a namespace.
+    Consumers {
+        namespace: String,
+    },
+    /// Prune in a namespace (`name`: of one Secret).
+    Prune {
+        namespace: String,
+        name: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Secret { namespace, name } => write!(f, "Secret {namespace}/{name}"),
+            Subject::Workload {
+                kind,
+                namespace,
+                name,
+            } => write!(f, "{kind} {namespace}/{name}"),
+            Subject::Object { kind, name, file } => {
+                write!(f, "{kind} {name} ({})", file.display())
+            }
+            Subject::Consumers { .. } => f.write_str("consumers"),
+            Subject::Prune {
+                namespace,
+                name: None,
+            } => write!(f, "prune {namespace}"),
+            Subject::Prune {
+                namespace,
+                name: Some(name),
+            } => write!(f, "prune Secret {namespace}/{name}"),
+        }
+    }
+}
+
+/// As its text: the JSON report keeps its `subject` strings.
+impl Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Note {
-    pub subject: String,
+    pub subject: Subject,
     pub message: String,
 }
 
@@ -336,7 +398,10 @@ pub async fn apply(
                 let s = &secrets[i];
                 failed_ns.insert(s.namespace.clone());
                 report.failures.push(Note {
-                    subject: format!("Secret {}/{}", s.namespace, s.name),
+                    subject: Subject::Secret {
+                        namespace: s.namespace.clone(),
+                        name: s.name.clone(),
+                    },
                     message: e.to_string(),
                 });
             }
@@ -352,14 +417,15 @@ pub async fn apply(
     for s in &ok_secrets {
         by_ns.entry(s.namespace.clone()).or_default().push(s);
     }
-    let mut restarts: Vec<Restart> = Vec::new();
+    // Each with the index of its entry in `report.restarted`.
+    let mut restarts: Vec<(usize, Restart)> = Vec::new();
     if opts.restart {
-        let found: Vec<Result<(String, consumers::NamespaceConsumers), ClusterError>> =
+        let found: Vec<(String, Result<consumers::NamespaceConsumers, ClusterError>)> =
             stream::iter(by_ns.iter())
                 .map(|(ns, list)| async move {
                     let names: BTreeSet<String> = list.iter().map(|s| s.name.clone()).collect();
                     let any_changed = list.iter().any(|s| !s.keys.is_empty());
-                    consumers::find_with(
+                    let found = consumers::find_with(
                         client,
                         ns,
                         &names,
@@ -367,8 +433,8 @@ pub async fn apply(
                         any_changed && opts.report_fixed,
                         opts.workloads.as_ref(),
                     )
-                    .await
-                    .map(|c| (ns.clone(), c))
+                    .await;
+                    (ns.clone(), found)
                 })
                 .buffer_unordered(n)
                 .collect()
@@ -377,10 +443,10 @@ pub async fn apply(
             Vec::new();
         for f in found {
             let (ns, found) = match f {
-                Ok(x) => x,
-                Err(e) => {
+                (ns, Ok(x)) => (ns, x),
+                (ns, Err(e)) => {
                     report.failures.push(Note {
-                        subject: "consumers".into(),
+                        subject: Subject::Consumers { namespace: ns },
                         message: e.to_string(),
                     });
                     continue;
@@ -433,7 +499,11 @@ pub async fn apply(
                             });
                         } else if content_changed {
                             report.refreshed_in_place.push(Note {
-                                subject: format!("{} {}/{}", c.kind, c.namespace, c.name),
+                                subject: Subject::Workload {
+                                    kind: c.kind,
+                                    namespace: c.namespace.clone(),
+                                    name: c.name.clone(),
+                                },
                                 message: format!(
                                     "opted out; mounts Secret {secret} as a volume, which the kubelet refreshes in place"
                                 ),
@@ -482,44 +552,34 @@ pub async fn apply(
             .collect()
             .await;
         for (wr, r) in done {
+            if let Some(r) = r {
+                restarts.push((report.restarted.len(), r));
+            }
             report.restarted.push(wr);
-            restarts.push(r.unwrap_or_else(|| Restart {
-                kind: WorkloadKind::Deployment,
-                namespace: String::new(),
-                name: String::new(),
-                new: BTreeMap::new(),
-                previous: BTreeMap::new(),
-                generation: None,
-            }));
         }
     }
 
     // 4. Verify (all at once, one deadline).
     if opts.restart && !opts.dry_run && !restarts.is_empty() {
         let deadline = tokio::time::Instant::now() + opts.timeout;
-        let outcomes: Vec<(usize, Outcome, bool, Option<String>)> =
-            stream::iter(restarts.iter().enumerate())
-                .filter(|(i, _)| {
-                    let failed = report.restarted[*i].outcome.is_some();
-                    async move { !failed }
-                })
-                .map(|(i, r)| async move {
-                    let o = match verify::wait(client, r, deadline, opts.poll).await {
-                        Ok(o) => o,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    };
-                    let (mut rolled, mut err) = (false, None);
-                    if o != Outcome::Verified && opts.rollback_on_failure {
-                        match restart::rollback(client, r).await {
-                            Ok(()) => rolled = true,
-                            Err(e) => err = Some(e.to_string()),
-                        }
+        let outcomes: Vec<(usize, Outcome, bool, Option<String>)> = stream::iter(restarts.iter())
+            .map(|(i, r)| async move {
+                let o = match verify::wait(client, r, deadline, opts.poll).await {
+                    Ok(o) => o,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                let (mut rolled, mut err) = (false, None);
+                if o != Outcome::Verified && opts.rollback_on_failure {
+                    match restart::rollback(client, r).await {
+                        Ok(()) => rolled = true,
+                        Err(e) => err = Some(e.to_string()),
                     }
-                    (i, o, rolled, err)
-                })
-                .buffer_unordered(n)
-                .collect()
-                .await;
+                }
+                (*i, o, rolled, err)
+            })
+            .buffer_unordered(n)
+            .collect()
+            .await;
         for (i, o, rolled, err) in outcomes {
             let w = &mut report.restarted[i];
             if o == Outcome::Verified {
@@ -574,7 +634,11 @@ async fn apply_others(
             .and_then(J::as_str)
             .unwrap_or("")
             .to_string();
-        let subject = format!("{kind} {name} ({})", o.file.display());
+        let subject = Subject::Object {
+            kind: kind.into(),
+            name: name.clone(),
+            file: o.file.clone(),
+        };
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", api_version),
@@ -661,7 +725,10 @@ async fn inventory_and_prune(
                 );
                 if opts.prune {
                     report.failures.push(Note {
-                        subject: format!("prune {ns}"),
+                        subject: Subject::Prune {
+                            namespace: ns.clone(),
+                            name: None,
+                        },
                         message: msg,
                     });
                 } else {
@@ -697,13 +764,19 @@ async fn inventory_and_prune(
                         }
                         Ok(PruneResult::NotOurs(why)) => {
                             report.prune_skipped.push(Note {
-                                subject: format!("Secret {ns}/{name}"),
+                                subject: Subject::Secret {
+                                    namespace: ns.clone(),
+                                    name: name.clone(),
+                                },
                                 message: why,
                             });
                             inv.created.remove(&name);
                         }
                         Err(e) => report.failures.push(Note {
-                            subject: format!("prune Secret {ns}/{name}"),
+                            subject: Subject::Prune {
+                                namespace: ns.clone(),
+                                name: Some(name.clone()),
+                            },
                             message: e.to_string(),
                         }),
                     }

@@ -14,7 +14,8 @@ pub mod consumers;
 pub mod diff;
 pub mod inventory;
 pub mod restart;
-pub mod source;
+/// Moved out of `cluster` (export needs it without a cluster); kept here for its callers.
+pub use crate::source;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -39,11 +39,12 @@ use super::metrics::ResultLabels;
 use super::reconcile::{
     Context, LABEL_SOURCE, Scope, apply_off_thread, classify, reason, set_condition, trim_note,
 };
-use crate::cluster::apply::{Action as ApplyAction, ApplyOptions};
+use crate::cluster::apply::{Action as ApplyAction, ApplyOptions, Subject};
 use crate::cluster::source::{self, DesiredSecret, FileOptions, OpenRefusal};
 use crate::cluster::verify::Outcome;
 use crate::cluster::{self, ClusterError, Loaded, diff};
 use crate::keys::KeyRing;
+use crate::manifest::NamespacePolicy;
 use crate::sops::store::{self, StoreError};
 use crate::sops::{Format, Value};
 
@@ -300,10 +301,11 @@ async fn watch_secrets(ctx: Arc<Context>, source: String, changed: Arc<Notify>) 
     use futures_util::StreamExt;
     use kube::runtime::watcher;
     let wc = watcher::Config::default().labels(&format!("{LABEL_GIT_SOURCE}={source}"));
-    let apis: Vec<Api<Secret>> = if ctx.scope.namespaces.is_empty() {
+    let apis: Vec<Api<Secret>> = if ctx.scope.boundary.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
         ctx.scope
+            .boundary
             .namespaces
             .iter()
             .map(|ns| Api::namespaced(ctx.client.clone(), ns))
@@ -511,22 +513,18 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
         return Opened::done(st);
     }
     // Files of other environments share the repository: not ours, not an error.
-    if let (Some(rdir), Some(env)) = (&scope.recipients, &scope.env) {
-        let cands = source::encrypted_for(&meta, rdir);
-        if !cands.contains(&env.as_str()) {
-            st.message = if cands.is_empty() {
-                format!("not encrypted for environment {env}")
-            } else {
-                format!("encrypted for environment {}, not {env}", cands.join("/"))
-            };
-            return Opened::done(st);
-        }
+    if let Err(why) = scope
+        .boundary
+        .file_in_env(&scope.boundary.encrypted_for(&meta))
+    {
+        st.message = why;
+        return Opened::done(st);
     }
     drop(docs);
     // Per Secret, from the readable metadata: name, namespace, boundary.
     // Secrets refused here are not decrypted.
-    let default_ns = if scope.namespaces.len() == 1 {
-        scope.namespaces.iter().next().cloned()
+    let default_ns = if scope.boundary.namespaces.len() == 1 {
+        scope.boundary.namespaces.iter().next().cloned()
     } else {
         None
     };
@@ -603,10 +601,11 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
         &f.bytes,
         ring,
         FileOptions {
-            default_namespace: default_ns.as_deref(),
-            only_namespace: None,
-            recipients: scope.recipients.as_ref(),
-            env: scope.env.as_deref(),
+            policy: NamespacePolicy {
+                default: default_ns.as_deref(),
+                only: None,
+            },
+            boundary: &scope.boundary,
             allow_mac_only: scope.allow_mac_only,
         },
     );
@@ -716,10 +715,11 @@ async fn list_owned(
     source: &str,
 ) -> Result<BTreeMap<(String, String), Secret>, ClusterError> {
     let lp = ListParams::default().labels(&format!("{LABEL_GIT_SOURCE}={source}"));
-    let apis: Vec<(String, Api<Secret>)> = if ctx.scope.namespaces.is_empty() {
+    let apis: Vec<(String, Api<Secret>)> = if ctx.scope.boundary.namespaces.is_empty() {
         vec![("all namespaces".into(), Api::all(ctx.client.clone()))]
     } else {
         ctx.scope
+            .boundary
             .namespaces
             .iter()
             .map(|ns| (ns.clone(), Api::namespaced(ctx.client.clone(), ns)))
@@ -1045,8 +1045,8 @@ async fn sync_snapshot(
             }
         };
         for f in &report.failures {
-            if let Some(id) = f.subject.strip_prefix("Secret ")
-                && let Some(&si) = index.get(id)
+            if let Subject::Secret { namespace, name } = &f.subject
+                && let Some(&si) = index.get(&cluster::nsname(namespace, name))
             {
                 statuses[si].refused(reason::APPLY_FAILED, f.message.clone());
                 statuses[si].state = "failed".into();

@@ -36,7 +36,7 @@ use reconcile::{Context, LABEL_SOURCE, Scope};
 
 use crate::cluster::{ClusterError, ConnectOptions};
 use crate::keys::KeyRing;
-use crate::recipients::RecipientsDir;
+use crate::recipients::{Boundary, RecipientsDir, ScopeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -85,27 +85,23 @@ impl std::fmt::Debug for Config {
 
 /// Runs until SIGTERM / Ctrl-C.
 pub async fn run(cfg: Config) -> Result<(), ControllerError> {
-    let recipients = match (&cfg.env, &cfg.recipients_dir) {
-        (Some(env), Some(dir)) => {
-            let d = RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?;
-            if d.env(env).is_none() {
-                return Err(ControllerError::Config(format!(
-                    "--env {env}: no such environment in {}",
-                    dir.display()
-                )));
-            }
-            Some(d)
-        }
-        (Some(_), None) => {
-            return Err(ControllerError::Config(
-                "--env needs --recipients-dir (the recipients/ directory, e.g. mounted from a ConfigMap)".into(),
-            ));
-        }
-        (None, Some(dir)) => {
+    let recipients = match &cfg.recipients_dir {
+        Some(dir) => {
             Some(RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?)
         }
-        (None, None) => None,
+        None => None,
     };
+    let boundary = Boundary::new(
+        recipients,
+        cfg.env.clone(),
+        cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>(),
+    )
+    .map_err(|e| match e {
+        ScopeError::EnvWithoutRecipients => ControllerError::Config(
+            "--env needs --recipients-dir (the recipients/ directory, e.g. mounted from a ConfigMap)".into(),
+        ),
+        e => ControllerError::Config(e.to_string()),
+    })?;
     if cfg.namespaces.is_empty() && cfg.env.is_none() {
         return Err(ControllerError::Config(
             "say where this controller may write: --namespace NS (repeatable) and/or --env ENV"
@@ -114,9 +110,7 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     }
     let (client, _) = crate::cluster::connect(&cfg.connect).await?;
     let scope = Arc::new(Scope {
-        namespaces: cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>(),
-        recipients,
-        env: cfg.env.clone(),
+        boundary,
         allow_mac_only: cfg.allow_mac_only,
     });
 

@@ -2,7 +2,6 @@
 //! namespace boundary, apply with the `ksec apply` engine (restart and verify
 //! consumers), then report conditions, events and metrics.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,13 +15,14 @@ use serde_json::{Value as J, json};
 
 use super::crd::{Condition, DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
 use super::metrics::{Managed, Metrics};
-use crate::cluster::apply::{Action as ApplyAction, ApplyOptions};
+use crate::cluster::apply::{Action as ApplyAction, ApplyOptions, Subject};
 use crate::cluster::source::{self, DesiredSecret, OneOptions, OpenRefusal};
 use crate::cluster::verify::Outcome;
 use crate::cluster::{self, Loaded};
 use crate::keys::{KeyError, KeyRing};
+use crate::manifest::IdentityError;
 use crate::ops::OpError;
-use crate::recipients::RecipientsDir;
+use crate::recipients::Boundary;
 
 /// Label on every Secret the controller generates: the name of its EncryptedSecret.
 pub const LABEL_SOURCE: &str = "ksec.io/encryptedsecret";
@@ -45,30 +45,18 @@ pub mod reason {
 /// Which namespaces this controller may write to.
 #[derive(Debug, Default)]
 pub struct Scope {
-    /// `--namespace` (empty: any namespace the environment owns).
-    pub namespaces: BTreeSet<String>,
-    pub recipients: Option<RecipientsDir>,
-    pub env: Option<String>,
+    /// `--namespace` (empty: any namespace the environment owns), `--env`, `recipients/`.
+    pub boundary: Boundary,
     pub allow_mac_only: bool,
 }
 
 impl Scope {
-    /// `None` when allowed, else why not.
+    /// `None` when allowed, else why not ([`Boundary::check_namespace`]).
     pub fn refuse(&self, ns: &str) -> Option<String> {
-        if !self.namespaces.is_empty() && !self.namespaces.contains(ns) {
-            return Some(format!(
-                "namespace {ns:?} is not one of this controller's namespaces"
-            ));
-        }
-        if let (Some(rdir), Some(env)) = (&self.recipients, &self.env) {
-            let owned = rdir.env(env).is_some_and(|e| e.owns_namespace(ns));
-            if !owned {
-                return Some(format!(
-                    "namespace {ns:?} is not owned by environment {env}"
-                ));
-            }
-        }
-        None
+        self.boundary
+            .check_namespace(ns)
+            .err()
+            .map(|e| e.to_string())
     }
 }
 
@@ -100,7 +88,7 @@ pub enum ReconcileError {
 }
 
 /// The outcome of one sync, before it is written down.
-enum Outcome2 {
+enum SyncOutcome {
     Synced {
         secret: String,
         /// The generated Secret (its namespace is the object's).
@@ -140,7 +128,7 @@ pub async fn reconcile(
     }
     // Cluster-wide, objects in namespaces another environment owns belong to
     // that environment's controller: leave them (and their status) alone.
-    if ctx.scope.namespaces.is_empty() && ctx.scope.refuse(&ns).is_some() {
+    if ctx.scope.boundary.namespaces.is_empty() && ctx.scope.refuse(&ns).is_some() {
         tracing::debug!(namespace = %ns, name = %name, "not this environment's namespace; ignored");
         return Ok(Action::await_change());
     }
@@ -183,7 +171,7 @@ pub async fn reconcile(
     status.observed_generation = generation;
     let (action, event) =
         match outcome {
-            Outcome2::Synced {
+            SyncOutcome::Synced {
                 secret,
                 secret_name,
                 lastmodified,
@@ -302,7 +290,7 @@ pub async fn reconcile(
                     (Action::requeue(Duration::from_secs(60)), Some(ev))
                 }
             }
-            Outcome2::Refused { reason, message } => {
+            SyncOutcome::Refused { reason, message } => {
                 ctx.metrics.sync_error(reason);
                 tracing::warn!(namespace = %ns, name = %name, reason, "refused: {message}");
                 set(&mut status, "Ready", "False", reason, &message, generation);
@@ -323,7 +311,7 @@ pub async fn reconcile(
                 };
                 (next, Some(ev))
             }
-            Outcome2::Drifted { summary, report } => {
+            SyncOutcome::Drifted { summary, report } => {
                 let msg = format!(
                     "the live Secret differs from the source ({summary}); not reverted (drift: {})",
                     if report { "report" } else { "ignore" }
@@ -354,7 +342,7 @@ pub async fn reconcile(
                 });
                 (Action::requeue(ctx.resync), ev)
             }
-            Outcome2::Transient { reason, message } => {
+            SyncOutcome::Transient { reason, message } => {
                 ctx.metrics.sync_error(reason);
                 tracing::warn!(namespace = %ns, name = %name, reason, "will retry: {message}");
                 set(&mut status, "Ready", "False", reason, &message, generation);
@@ -495,7 +483,7 @@ fn drift(
     synced: &EncryptedSecretStatus,
     live: &Secret,
     desired: &DesiredSecret,
-) -> Option<Outcome2> {
+) -> Option<SyncOutcome> {
     use super::crd::DriftMode;
     use crate::cluster::diff;
     if obj.spec.drift == DriftMode::Enforce {
@@ -508,7 +496,7 @@ fn drift(
     if keys.is_empty() {
         return None;
     }
-    Some(Outcome2::Drifted {
+    Some(SyncOutcome::Drifted {
         summary: keys.summary(),
         report: obj.spec.drift == DriftMode::Report,
     })
@@ -529,7 +517,7 @@ fn in_sync(
     desired: &DesiredSecret,
     lastmodified: Option<i64>,
     ctx: &Context,
-) -> Option<Outcome2> {
+) -> Option<SyncOutcome> {
     use crate::cluster::{ANN_CONTENT_HASH, LABEL_MANAGED_BY, MANAGED_BY_VALUE, diff};
     let hash = st.content_hash.as_deref()?;
     let ready = st
@@ -554,7 +542,7 @@ fn in_sync(
     if ctx.metrics.stale_of(&m) > 0 {
         return None;
     }
-    Some(Outcome2::Synced {
+    Some(SyncOutcome::Synced {
         secret: cluster::nsname(&desired.namespace, &desired.name),
         secret_name: desired.name.clone(),
         lastmodified,
@@ -572,6 +560,10 @@ pub(crate) fn classify(r: &OpenRefusal) -> &'static str {
     match r {
         OpenRefusal::NotEncrypted(_) => reason::DECRYPT_FAILED,
         OpenRefusal::Namespace(_) => reason::NAMESPACE_NOT_ALLOWED,
+        OpenRefusal::Identity(IdentityError::WrongNamespace { .. }) => {
+            reason::NAMESPACE_NOT_ALLOWED
+        }
+        OpenRefusal::Identity(_) => reason::INVALID,
         OpenRefusal::Invalid(_) => reason::INVALID,
         OpenRefusal::Decrypt(e) => match e {
             OpError::MacMismatch | OpError::MacMissing | OpError::MacUndecryptable(_) => {
@@ -591,9 +583,9 @@ async fn sync(
     ns: &str,
     name: &str,
     ctx: &Context,
-) -> Outcome2 {
+) -> SyncOutcome {
     if let Some(why) = ctx.scope.refuse(ns) {
-        return Outcome2::Refused {
+        return SyncOutcome::Refused {
             reason: reason::NAMESPACE_NOT_ALLOWED,
             message: why,
         };
@@ -611,8 +603,7 @@ async fn sync(
             &ring,
             OneOptions {
                 namespace: &ns_owned,
-                recipients: scope.recipients.as_ref(),
-                env: scope.env.as_deref(),
+                boundary: &scope.boundary,
                 allow_mac_only: scope.allow_mac_only,
             },
         )
@@ -625,13 +616,13 @@ async fn sync(
             if matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_)) {
                 ctx.metrics.decrypt_error(reason);
             }
-            return Outcome2::Refused {
+            return SyncOutcome::Refused {
                 reason,
                 message: r.to_string(),
             };
         }
         Err(e) => {
-            return Outcome2::Transient {
+            return SyncOutcome::Transient {
                 reason: reason::DECRYPT_FAILED,
                 message: format!("decryption task failed: {e}"),
             };
@@ -658,7 +649,7 @@ async fn sync(
     {
         Ok(live) => live,
         Err(e) => {
-            return Outcome2::Transient {
+            return SyncOutcome::Transient {
                 reason: reason::APPLY_FAILED,
                 message: cluster::ClusterError::from_kube(
                     format!("get secret {}/{}", desired.namespace, desired.name),
@@ -681,7 +672,7 @@ async fn sync(
                 }
             }
             Some(owner) => {
-                return Outcome2::Refused {
+                return SyncOutcome::Refused {
                     reason: reason::SECRET_CONFLICT,
                     message: format!(
                         "Secret {}/{} belongs to EncryptedSecret {owner}",
@@ -690,7 +681,7 @@ async fn sync(
                 };
             }
             None => {
-                return Outcome2::Refused {
+                return SyncOutcome::Refused {
                     reason: reason::SECRET_CONFLICT,
                     message: format!(
                         "Secret {}/{} exists and was not created by this EncryptedSecret; \
@@ -743,20 +734,20 @@ async fn sync(
     let report = match applied {
         Ok(Ok(r)) => r,
         Err(e) => {
-            return Outcome2::Transient {
+            return SyncOutcome::Transient {
                 reason: reason::APPLY_FAILED,
                 message: format!("apply task failed: {e}"),
             };
         }
         Ok(Err(e)) => {
-            return Outcome2::Transient {
+            return SyncOutcome::Transient {
                 reason: reason::APPLY_FAILED,
                 message: e.to_string(),
             };
         }
     };
     if let Some(r) = report.refused.first() {
-        return Outcome2::Refused {
+        return SyncOutcome::Refused {
             reason: reason::INVALID,
             message: r.reason.clone(),
         };
@@ -764,10 +755,10 @@ async fn sync(
     let failures: Vec<&crate::cluster::apply::Note> = report
         .failures
         .iter()
-        .filter(|f| f.subject.starts_with("Secret "))
+        .filter(|f| matches!(f.subject, Subject::Secret { .. }))
         .collect();
     if !failures.is_empty() {
-        return Outcome2::Transient {
+        return SyncOutcome::Transient {
             reason: reason::APPLY_FAILED,
             message: failures
                 .iter()
@@ -777,7 +768,7 @@ async fn sync(
         };
     }
     let Some(sr) = report.applied.iter().chain(report.unchanged.iter()).next() else {
-        return Outcome2::Transient {
+        return SyncOutcome::Transient {
             reason: reason::APPLY_FAILED,
             message: "the apply engine reported nothing for the Secret".into(),
         };
@@ -796,10 +787,10 @@ async fn sync(
         report
             .failures
             .iter()
-            .filter(|f| !f.subject.starts_with("Secret "))
+            .filter(|f| !matches!(f.subject, Subject::Secret { .. }))
             .map(|f| format!("{}: {}", f.subject, f.message)),
     );
-    Outcome2::Synced {
+    SyncOutcome::Synced {
         secret,
         secret_name: sr.name.clone(),
         lastmodified,
@@ -815,11 +806,15 @@ async fn sync(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recipients::BoundaryRefusal;
 
     #[test]
     fn scope_refuses_namespaces_outside_the_list() {
         let s = Scope {
-            namespaces: ["a".to_string()].into_iter().collect(),
+            boundary: Boundary {
+                namespaces: ["a".to_string()].into_iter().collect(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert!(s.refuse("a").is_none());
@@ -838,7 +833,9 @@ mod tests {
             reason::DECRYPT_FAILED
         );
         assert_eq!(
-            classify(&OpenRefusal::Namespace("x".into())),
+            classify(&OpenRefusal::Namespace(BoundaryRefusal::NotListed {
+                namespace: "x".into()
+            })),
             reason::NAMESPACE_NOT_ALLOWED
         );
     }

@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn colliding_ids_are_refused_before_writing() {
-        let secret = |ns: &str, name: &str| crate::cluster::source::DesiredSecret {
+        let secret = |ns: &str, name: &str| crate::manifest::DesiredSecret {
             file: format!("{ns}.yaml").into(),
             namespace: ns.into(),
             name: name.into(),

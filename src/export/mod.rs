@@ -27,8 +27,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use zeroize::Zeroize;
 
-use crate::cluster::source::DesiredSecret;
 use crate::keys::KeyError;
+use crate::manifest::DesiredSecret;
 
 /// Ownership marker (KV v2 custom_metadata, Secrets Manager and Key Vault tags, Secret Manager labels).
 pub const MARKER_KEY: &str = "managed-by";

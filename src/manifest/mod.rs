@@ -10,6 +10,14 @@
 //! value (say `namespace: prod` under `labels`) and keep the MAC valid;
 //! these checks refuse such moves where a Secret is consumed.
 
+pub mod desired;
+pub mod encrypted;
+
+pub use desired::{DesiredSecret, IdentityError, NamespacePolicy};
+pub use encrypted::{
+    DecryptedObjects, EncryptedManifest, Manifest, ManifestError, PlainManifest, SecretId,
+};
+
 use crate::sops::{Documents, Map, MapItem, Seq, SeqItem, Value};
 
 /// How deep `*List` items and merge keys are followed. Real manifests nest

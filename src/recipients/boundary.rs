@@ -4,10 +4,226 @@
 //! binds values, not where they sit), its recipients cannot.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use super::{Environment, RecipientsDir};
+use super::{ConfigError, Environment, RecipientsDir};
 use crate::sops::Metadata;
+
+/// Where Secrets may land: the environment scope of a run (`ksec apply
+/// --env`, `ksec export`) or of a controller (`--env`, `--namespace`).
+/// Built here only, so the CLI, the controller and export agree on it.
+#[derive(Debug, Clone, Default)]
+pub struct Boundary {
+    /// `recipients/`: each namespace must belong to the environment its
+    /// file was encrypted for. Without it, only `namespaces` is checked.
+    pub recipients: Option<Arc<RecipientsDir>>,
+    /// Only this environment's namespaces.
+    pub env: Option<String>,
+    /// When not empty, the only namespaces allowed (a controller's `--namespace`).
+    pub namespaces: BTreeSet<String>,
+}
+
+/// Why a scope could not be built: a configuration error, said before any file is read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScopeError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("--env {env}: no such environment in {}", dir.display())]
+    UnknownEnv { env: String, dir: PathBuf },
+    #[error("--env needs --recipients-dir (the recipients/ directory)")]
+    EnvWithoutRecipients,
+}
+
+/// The environments a file was encrypted for (recipients that all belong
+/// to them); read from its sops metadata, so known before decryption.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncryptedFor(pub Vec<String>);
+
+impl EncryptedFor {
+    pub fn of(meta: &Metadata, rdir: &RecipientsDir) -> EncryptedFor {
+        let ids = file_recipients(meta);
+        EncryptedFor(
+            rdir.encrypted_for(&ids)
+                .into_iter()
+                .map(|e| e.name.clone())
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, env: &str) -> bool {
+        self.0.iter().any(|e| e == env)
+    }
+}
+
+impl std::fmt::Display for EncryptedFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("recipients of no single environment")
+        } else {
+            write!(f, "environment {}", self.0.join("/"))
+        }
+    }
+}
+
+/// Why [`Boundary::admit`] refused a namespace. Names only, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum BoundaryRefusal {
+    #[error("namespace {namespace:?} is not one of this controller's namespaces")]
+    NotListed { namespace: String },
+    #[error("namespace {namespace:?} is not owned by environment {env}")]
+    NotInEnvironment { namespace: String, env: String },
+    #[error("namespace {namespace:?} belongs to no environment in {}", dir.display())]
+    Unowned { namespace: String, dir: PathBuf },
+    #[error("{0}")]
+    Conflict(ConfigError),
+    /// The file's recipients are another environment's: a moved or forged file.
+    #[error(
+        "namespace {namespace:?} belongs to environment {owner}, but the file was encrypted for {encrypted_for}"
+    )]
+    WrongEnvironment {
+        namespace: String,
+        owner: String,
+        encrypted_for: EncryptedFor,
+    },
+    /// Another environment's Secret, legitimately there: outside `--env`.
+    #[error("namespace {namespace:?} is in environment {owner}, not --env {wanted}")]
+    OtherEnvironment {
+        namespace: String,
+        owner: String,
+        wanted: String,
+    },
+}
+
+impl BoundaryRefusal {
+    /// Outside the scope rather than wrong: a run skips it, it does not fail.
+    pub fn is_out_of_scope(&self) -> bool {
+        matches!(self, BoundaryRefusal::OtherEnvironment { .. })
+    }
+}
+
+impl Boundary {
+    /// The one place a scope is built: `env` must name an environment of
+    /// `recipients` (which it needs).
+    pub fn new(
+        recipients: Option<RecipientsDir>,
+        env: Option<String>,
+        namespaces: BTreeSet<String>,
+    ) -> Result<Boundary, ScopeError> {
+        let recipients = recipients.map(Arc::new);
+        Boundary::with_shared(recipients, env, namespaces)
+    }
+
+    /// [`Boundary::new`] over a `recipients/` already loaded (one per folder).
+    pub fn with_shared(
+        recipients: Option<Arc<RecipientsDir>>,
+        env: Option<String>,
+        namespaces: BTreeSet<String>,
+    ) -> Result<Boundary, ScopeError> {
+        match (&recipients, &env) {
+            (None, Some(_)) => return Err(ScopeError::EnvWithoutRecipients),
+            (Some(d), Some(e)) if d.env(e).is_none() => {
+                return Err(ScopeError::UnknownEnv {
+                    env: e.clone(),
+                    dir: d.dir.clone(),
+                });
+            }
+            _ => {}
+        }
+        Ok(Boundary {
+            recipients,
+            env,
+            namespaces,
+        })
+    }
+
+    /// The environments a file was encrypted for (empty without `recipients/`).
+    pub fn encrypted_for(&self, meta: &Metadata) -> EncryptedFor {
+        self.recipients
+            .as_deref()
+            .map(|d| EncryptedFor::of(meta, d))
+            .unwrap_or_default()
+    }
+
+    /// Is a file encrypted for `--env` at all? `Err` says for what it was
+    /// (such a file is another environment's: skipped, not decrypted).
+    pub fn file_in_env(&self, encrypted_for: &EncryptedFor) -> Result<(), String> {
+        match &self.env {
+            Some(want) if self.recipients.is_some() && !encrypted_for.contains(want) => {
+                Err(format!("encrypted for {encrypted_for}, not --env {want}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Is `namespace` inside the scope at all, whatever file names it (a
+    /// live Secret, an EncryptedSecret's own namespace)?
+    pub fn check_namespace(&self, namespace: &str) -> Result<(), BoundaryRefusal> {
+        if !self.namespaces.is_empty() && !self.namespaces.contains(namespace) {
+            return Err(BoundaryRefusal::NotListed {
+                namespace: namespace.into(),
+            });
+        }
+        if let (Some(d), Some(env)) = (&self.recipients, &self.env)
+            && !d.env(env).is_some_and(|e| e.owns_namespace(namespace))
+        {
+            return Err(BoundaryRefusal::NotInEnvironment {
+                namespace: namespace.into(),
+                env: env.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_namespace`] as a filter (where prune may look).
+    pub fn contains(&self, namespace: &str) -> bool {
+        self.check_namespace(namespace).is_ok()
+    }
+
+    /// The one boundary check: may a Secret of a file encrypted for
+    /// `encrypted_for` land in `namespace`? `Ok` names the environment that
+    /// owns it (empty without `recipients/`).
+    pub fn admit(
+        &self,
+        namespace: &str,
+        encrypted_for: &EncryptedFor,
+    ) -> Result<String, BoundaryRefusal> {
+        if !self.namespaces.is_empty() && !self.namespaces.contains(namespace) {
+            return Err(BoundaryRefusal::NotListed {
+                namespace: namespace.into(),
+            });
+        }
+        let Some(rdir) = &self.recipients else {
+            return Ok(String::new());
+        };
+        let owner = match rdir.env_for_namespace(namespace) {
+            Ok(Some(e)) => e.name.clone(),
+            Ok(None) => {
+                return Err(BoundaryRefusal::Unowned {
+                    namespace: namespace.into(),
+                    dir: rdir.dir.clone(),
+                });
+            }
+            Err(e) => return Err(BoundaryRefusal::Conflict(e)),
+        };
+        if !encrypted_for.contains(&owner) {
+            return Err(BoundaryRefusal::WrongEnvironment {
+                namespace: namespace.into(),
+                owner,
+                encrypted_for: encrypted_for.clone(),
+            });
+        }
+        match &self.env {
+            Some(want) if *want != owner => Err(BoundaryRefusal::OtherEnvironment {
+                namespace: namespace.into(),
+                owner,
+                wanted: want.clone(),
+            }),
+            _ => Ok(owner),
+        }
+    }
+}
 
 /// A deliberate move of a file between environments (`--move-env prod:dev`).
 #[derive(Debug, Clone, PartialEq, Eq)]

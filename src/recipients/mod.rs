@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::keys::Recipient;
 use crate::sops::{Documents, Rule};
 
-pub use boundary::{EnvMove, EnvMoveRefused};
+pub use boundary::{Boundary, BoundaryRefusal, EncryptedFor, EnvMove, EnvMoveRefused, ScopeError};
 pub use env::{Environment, RecipientsDir};
 pub use sops_config::SopsConfig;
 

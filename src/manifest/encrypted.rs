@@ -1,0 +1,195 @@
+//! Opening a manifest file: its format decided once, its documents parsed,
+//! and the Secrets it holds named from their readable metadata before any
+//! decryption. Apply, export and the controller's sources all start here,
+//! so a file is the same file to each of them.
+
+use std::path::Path;
+
+use serde_json::Value as J;
+use sha2::{Digest, Sha256};
+
+use super::{ShapeProblem, is_secret, objects, secret_shape};
+use crate::sops::store::{self, StoreError};
+use crate::sops::{Documents, Format, Map, Metadata, Value};
+
+/// The format of a manifest file, by extension (`.yaml`/`.yml`/`.json`).
+/// `None`: a dotenv, ini or binary file, not a manifest.
+pub fn manifest_format(path: &Path) -> Option<Format> {
+    match Format::from_path(path) {
+        f @ (Format::Yaml | Format::Json) => Some(f),
+        _ => None,
+    }
+}
+
+/// The format of an in-memory document with no file name (the
+/// controller's `EncryptedSecret`): JSON when it starts with `{`.
+pub fn document_format(bytes: &[u8]) -> Format {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Format::Json
+    } else {
+        Format::Yaml
+    }
+}
+
+/// A manifest file, parsed.
+pub enum Manifest {
+    Encrypted(EncryptedManifest),
+    /// No sops metadata: plaintext.
+    Plain(PlainManifest),
+}
+
+/// Why a manifest could not be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("not a YAML or JSON manifest")]
+    NotAManifest,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Manifest {
+    /// Parses a file's bytes (nothing is decrypted); its name decides the
+    /// format ([`manifest_format`]).
+    pub fn open(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let format = manifest_format(path).ok_or(ManifestError::NotAManifest)?;
+        Manifest::parse(format, bytes)
+    }
+
+    /// Parses an in-memory document ([`document_format`]).
+    pub fn open_document(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        Manifest::parse(document_format(bytes), bytes)
+    }
+
+    fn parse(format: Format, bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        match store::load_encrypted(format, bytes) {
+            Ok((docs, meta)) => Ok(Manifest::Encrypted(EncryptedManifest::new(docs, meta))),
+            Err(StoreError::NotEncrypted) => Ok(Manifest::Plain(PlainManifest {
+                docs: store::load_plain(format, bytes)?,
+            })),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A plaintext manifest.
+pub struct PlainManifest {
+    pub docs: Documents,
+}
+
+impl PlainManifest {
+    pub fn has_secret(&self) -> bool {
+        super::has_secret(&self.docs)
+    }
+}
+
+/// An encrypted manifest, not decrypted: its sops metadata and the
+/// readable identity of each Secret in it.
+pub struct EncryptedManifest {
+    pub docs: Documents,
+    pub meta: Metadata,
+    secrets: Vec<SecretId>,
+}
+
+/// One Secret of an encrypted manifest as its readable metadata names it.
+/// The MAC binds values, not where they sit: trust these only once
+/// [`EncryptedManifest::shape_problem`] found nothing and the file decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretId {
+    /// Document index in the file.
+    pub doc: usize,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    /// SHA-256 of the Secret's encrypted form (ciphertext and readable
+    /// metadata, without the file's sops metadata): it changes when this
+    /// Secret changes, not when another Secret of the file does.
+    pub digest: String,
+}
+
+impl EncryptedManifest {
+    fn new(docs: Documents, meta: Metadata) -> EncryptedManifest {
+        let secrets = docs
+            .0
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                objects(d)
+                    .into_iter()
+                    .filter(is_secret)
+                    .map(move |m| (i, m))
+            })
+            .map(|(doc, m)| secret_id(doc, &m))
+            .collect();
+        EncryptedManifest {
+            docs,
+            meta,
+            secrets,
+        }
+    }
+
+    /// Its Secrets, nested `*List`s and merge keys included, in document
+    /// order: the order of [`DecryptedObjects::secrets`] once decrypted.
+    pub fn secrets(&self) -> &[SecretId] {
+        &self.secrets
+    }
+
+    /// The first place its readable structure differs from what ksec writes
+    /// ([`secret_shape`]): probable tampering.
+    pub fn shape_problem(&self) -> Option<ShapeProblem> {
+        secret_shape(&self.docs).into_iter().next()
+    }
+
+    /// sops `lastmodified` (Unix seconds; the MAC covers it).
+    pub fn lastmodified(&self) -> Option<i64> {
+        crate::sops::scalar::parse_rfc3339(&self.meta.lastmodified).map(|t| t.timestamp())
+    }
+
+    pub fn into_parts(self) -> (Documents, Metadata) {
+        (self.docs, self.meta)
+    }
+}
+
+fn secret_id(doc: usize, obj: &Map) -> SecretId {
+    let meta = obj.get("metadata").and_then(Value::as_map);
+    let get = |k| {
+        meta.and_then(|m| m.str_of(k))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let text = serde_json::to_string(&Value::Map(obj.clone()).to_json()).unwrap_or_default();
+    SecretId {
+        doc,
+        namespace: get("namespace"),
+        name: get("name"),
+        digest: hex::encode(Sha256::digest(text.as_bytes())),
+    }
+}
+
+/// The Kubernetes objects of (decrypted or plain) documents, as JSON.
+/// Decrypted Secrets hold values: memory only.
+#[derive(Default)]
+pub struct DecryptedObjects {
+    /// In the order of [`EncryptedManifest::secrets`].
+    pub secrets: Vec<J>,
+    /// Every other object (not a `*List`, not empty).
+    pub others: Vec<J>,
+}
+
+impl DecryptedObjects {
+    pub fn of(docs: &Documents) -> DecryptedObjects {
+        let mut out = DecryptedObjects::default();
+        for d in &docs.0 {
+            for obj in objects(d) {
+                if obj.str_of("kind").is_some_and(|k| k.ends_with("List")) || obj.0.is_empty() {
+                    continue;
+                }
+                let j = Value::Map(obj.clone()).to_json();
+                if is_secret(&obj) {
+                    out.secrets.push(j);
+                } else {
+                    out.others.push(j);
+                }
+            }
+        }
+        out
+    }
+}
