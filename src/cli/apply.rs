@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::common::{self, ConnectArgs, GlobalArgs, IdentityArgs, OutputFormat, SourceArgs, usage};
-use ksec::cluster::source::SourceError;
 use ksec::cluster::verify::Outcome;
 use ksec::cluster::{self, ApplyOptions, Loaded, Report};
 use ksec::recipients::{Boundary, RecipientsDir};
+use ksec::source::SourceError;
 
 /// Where the cluster is and which Secrets this run may touch (shared with `ksec diff`).
 #[derive(clap::Args, Debug, Clone)]

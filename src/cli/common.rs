@@ -162,8 +162,8 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn options(&self, default_namespace: String, all: bool) -> ksec::cluster::SourceOptions {
-        ksec::cluster::SourceOptions {
+    pub fn options(&self, default_namespace: String, all: bool) -> ksec::source::SourceOptions {
+        ksec::source::SourceOptions {
             recipients_dir: self.scope.recipients_dir.clone(),
             env: self.scope.env.clone(),
             namespace: self.namespace.clone(),

@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::apply::runtime;
 use super::common::{self, GlobalArgs, IdentityArgs, OutputFormat, SourceArgs, usage};
-use ksec::cluster::source::SourceError;
 use ksec::export::eso::{CreationPolicy, EsoOptions};
 use ksec::export::{self, Backend, ExportError, Item, Options, Outcome, Status, Summary, Target};
+use ksec::source::SourceError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
@@ -105,7 +105,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| "default".into());
     let opts = a.source.options(default_ns, false);
-    let loaded = ksec::cluster::load(&files, &ring, &opts).map_err(|e| match e {
+    let loaded = ksec::source::load(&files, &ring, &opts).map_err(|e| match e {
         SourceError::Config(c) => anyhow::Error::new(c),
         other => usage(other.to_string()),
     })?;

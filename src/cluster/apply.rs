@@ -20,7 +20,7 @@ use super::consumers::{self, Fixed, WorkloadKind};
 use super::diff::{self, KeyDiff};
 use super::inventory::{self, PruneResult};
 use super::restart::{self, Restart};
-use super::source::{Loaded, Refusal, Skipped};
+use super::source::{DesiredSecret, Loaded, Refusal, Skipped};
 use super::verify::{self, Outcome};
 use super::{
     ANN_CONTENT_HASH, ANN_HASH_SALT, ClusterError, FIELD_MANAGER, LABEL_INVENTORY,
@@ -245,12 +245,8 @@ impl Report {
     }
 }
 
-struct Planned {
-    idx: usize,
-    live: Option<Secret>,
-}
-
-/// Runs the pipeline. Refusals in `loaded` stop it before anything is applied.
+/// Runs the pipeline, phase by phase. Refusals in `loaded` stop it before
+/// anything is applied.
 pub async fn apply(
     client: &kube::Client,
     loaded: Loaded,
@@ -266,34 +262,71 @@ pub async fn apply(
         return Ok(report);
     }
     let secrets = loaded.secrets;
-    let n = opts.concurrency.max(1);
+    let live = read_live(client, &secrets, opts).await?;
+    let pp = PatchParams {
+        dry_run: opts.dry_run,
+        force: opts.force_conflicts,
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let written = write_secrets(client, &secrets, live, &pp, opts).await;
+    drop(secrets);
+    report.failures.extend(written.failures);
+    apply_others(client, &loaded.others, &pp, &mut report).await;
+    if opts.restart {
+        let plan = plan_restarts(client, &written.ok, opts).await;
+        report.stale.extend(plan.stale);
+        report.refreshed_in_place.extend(plan.refreshed_in_place);
+        report.failures.extend(plan.failures);
+        let started = start_restarts(client, plan.rollouts, opts).await;
+        report.restarted = started.workloads;
+        if !opts.dry_run {
+            verify_restarts(client, &started.restarts, opts, &mut report).await;
+        }
+    }
+    report
+        .restarted
+        .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
+    if opts.record_inventory || opts.prune {
+        inventory_and_prune(client, opts, &written.ok, &written.failed_ns, &mut report).await;
+    }
+    for s in written.ok {
+        if s.action == Action::Unchanged {
+            report.unchanged.push(s);
+        } else {
+            report.applied.push(s);
+        }
+    }
+    Ok(report)
+}
 
-    // 1. Read what is live. A 403 here means nothing has been written yet.
-    let reads: Vec<Result<Planned, ClusterError>> = stream::iter(secrets.iter().enumerate())
-        .map(|(idx, s)| {
-            let api = Api::<Secret>::namespaced(client.clone(), &s.namespace);
-            let known = opts.known_live.get(&(s.namespace.clone(), s.name.clone()));
-            async move {
-                if let Some(live) = known {
-                    return Ok(Planned {
-                        idx,
-                        live: live.clone(),
-                    });
+/// Phase 1: what is live for each Secret (`None`: absent), in the order of
+/// `secrets`. A 403 here means nothing has been written yet: the run stops.
+async fn read_live(
+    client: &kube::Client,
+    secrets: &[DesiredSecret],
+    opts: &ApplyOptions,
+) -> Result<Vec<Option<Secret>>, ClusterError> {
+    let reads: Vec<(usize, Result<Option<Secret>, ClusterError>)> =
+        stream::iter(secrets.iter().enumerate())
+            .map(|(idx, s)| async move {
+                if let Some(live) = opts.known_live.get(&(s.namespace.clone(), s.name.clone())) {
+                    return (idx, Ok(live.clone()));
                 }
+                let api = Api::<Secret>::namespaced(client.clone(), &s.namespace);
                 let live = api.get_opt(&s.name).await.map_err(|e| {
                     ClusterError::from_kube(format!("get secret {}/{}", s.namespace, s.name), e)
-                })?;
-                Ok(Planned { idx, live })
-            }
-        })
-        .buffer_unordered(n)
-        .collect()
-        .await;
-    let mut planned = Vec::with_capacity(reads.len());
+                });
+                (idx, live)
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut live = vec![None; secrets.len()];
     let mut forbidden = BTreeSet::new();
-    for r in reads {
+    for (idx, r) in reads {
         match r {
-            Ok(p) => planned.push(p),
+            Ok(l) => live[idx] = l,
             Err(ClusterError::Forbidden(m)) => {
                 forbidden.insert(m);
             }
@@ -305,99 +338,45 @@ pub async fn apply(
             forbidden.into_iter().collect::<Vec<_>>().join("\n"),
         ));
     }
-    planned.sort_by_key(|p| p.idx);
+    Ok(live)
+}
 
-    // 2. Server-side apply.
-    let pp = PatchParams {
-        dry_run: opts.dry_run,
-        force: opts.force_conflicts,
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
+/// What phase 2 wrote.
+struct Written {
+    /// In the order of the desired Secrets.
+    ok: Vec<SecretResult>,
+    failures: Vec<Note>,
+    /// Namespaces where a Secret failed to apply: prune stays out of them.
+    failed_ns: BTreeSet<String>,
+}
+
+/// Phase 2: server-side apply of each Secret, as `ksec`.
+async fn write_secrets(
+    client: &kube::Client,
+    secrets: &[DesiredSecret],
+    live: Vec<Option<Secret>>,
+    pp: &PatchParams,
+    opts: &ApplyOptions,
+) -> Written {
+    let mut results: Vec<(usize, Result<SecretResult, ClusterError>)> =
+        stream::iter(secrets.iter().zip(live).enumerate())
+            .map(|(i, (s, live))| async move { (i, write_secret(client, s, live, pp, opts).await) })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    results.sort_by_key(|(i, _)| *i);
+    let mut out = Written {
+        ok: Vec::new(),
+        failures: Vec::new(),
+        failed_ns: BTreeSet::new(),
     };
-    let applies: Vec<(usize, Result<SecretResult, ClusterError>)> = stream::iter(planned)
-        .map(|p| {
-            let s = &secrets[p.idx];
-            let api = Api::<Secret>::namespaced(client.clone(), &s.namespace);
-            let pp = pp.clone();
-            let inv = opts.inventory_id.clone();
-            async move {
-                let live_ann = p
-                    .live
-                    .as_ref()
-                    .and_then(|l| l.metadata.annotations.as_ref());
-                let salt = live_ann
-                    .and_then(|a| a.get(ANN_HASH_SALT))
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(diff::new_salt);
-                let hash = diff::content_hash(&salt, &s.data);
-                let mut obj = s.object.clone();
-                let meta = obj["metadata"]
-                    .as_object_mut()
-                    .expect("skeleton has metadata");
-                let labels = meta
-                    .entry("labels")
-                    .or_insert_with(|| J::Object(Default::default()));
-                labels[LABEL_MANAGED_BY] = J::String(MANAGED_BY_VALUE.into());
-                labels[LABEL_INVENTORY] = J::String(inv);
-                let ann = meta
-                    .entry("annotations")
-                    .or_insert_with(|| J::Object(Default::default()));
-                ann[ANN_HASH_SALT] = J::String(salt);
-                ann[ANN_CONTENT_HASH] = J::String(hash.clone());
-                obj["data"] = J::Object(diff::encode_data(&s.data));
-                let res = api
-                    .patch(&s.name, &pp, &Patch::Apply(&obj))
-                    .await
-                    .map_err(|e| {
-                        ClusterError::from_kube(
-                            format!("apply secret {}/{}", s.namespace, s.name),
-                            e,
-                        )
-                    });
-                drop(obj);
-                let out = res.map(|after| {
-                    let before = p.live.as_ref().map(diff::live_data).unwrap_or_default();
-                    let keys = diff::key_diff(&before, &diff::live_data(&after));
-                    let action = match &p.live {
-                        None => Action::Created,
-                        Some(_) if !keys.is_empty() => Action::Updated,
-                        Some(l)
-                            if !opts.dry_run
-                                && l.metadata.resource_version
-                                    != after.metadata.resource_version =>
-                        {
-                            Action::Updated
-                        }
-                        Some(_) => Action::Unchanged,
-                    };
-                    SecretResult {
-                        namespace: s.namespace.clone(),
-                        name: s.name.clone(),
-                        file: s.file.clone(),
-                        env: s.env.clone(),
-                        action,
-                        keys,
-                        content_hash: hash,
-                    }
-                });
-                (p.idx, out)
-            }
-        })
-        .buffer_unordered(n)
-        .collect()
-        .await;
-    let mut applies = applies;
-    applies.sort_by_key(|(i, _)| *i);
-    let mut ok_secrets: Vec<SecretResult> = Vec::new();
-    let mut failed_ns: BTreeSet<String> = BTreeSet::new();
-    for (i, r) in applies {
+    for (i, r) in results {
         match r {
-            Ok(sr) => ok_secrets.push(sr),
+            Ok(sr) => out.ok.push(sr),
             Err(e) => {
                 let s = &secrets[i];
-                failed_ns.insert(s.namespace.clone());
-                report.failures.push(Note {
+                out.failed_ns.insert(s.namespace.clone());
+                out.failures.push(Note {
                     subject: Subject::Secret {
                         namespace: s.namespace.clone(),
                         name: s.name.clone(),
@@ -407,209 +386,338 @@ pub async fn apply(
             }
         }
     }
-    drop(secrets);
+    out
+}
 
-    // Non-Secret objects (--all).
-    apply_others(client, &loaded.others, &pp, &mut report).await;
+/// One Secret: stamped (labels, salted content hash), applied, compared.
+async fn write_secret(
+    client: &kube::Client,
+    s: &DesiredSecret,
+    live: Option<Secret>,
+    pp: &PatchParams,
+    opts: &ApplyOptions,
+) -> Result<SecretResult, ClusterError> {
+    let api = Api::<Secret>::namespaced(client.clone(), &s.namespace);
+    let salt = live
+        .as_ref()
+        .and_then(|l| l.metadata.annotations.as_ref())
+        .and_then(|a| a.get(ANN_HASH_SALT))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(diff::new_salt);
+    let hash = diff::content_hash(&salt, &s.data);
+    let obj = stamped(s, &opts.inventory_id, salt, &hash);
+    let res = api.patch(&s.name, pp, &Patch::Apply(&obj)).await;
+    drop(obj);
+    let after = res.map_err(|e| {
+        ClusterError::from_kube(format!("apply secret {}/{}", s.namespace, s.name), e)
+    })?;
+    let before = live.as_ref().map(diff::live_data).unwrap_or_default();
+    let keys = diff::key_diff(&before, &diff::live_data(&after));
+    let action = match &live {
+        None => Action::Created,
+        Some(_) if !keys.is_empty() => Action::Updated,
+        Some(l)
+            if !opts.dry_run && l.metadata.resource_version != after.metadata.resource_version =>
+        {
+            Action::Updated
+        }
+        Some(_) => Action::Unchanged,
+    };
+    Ok(SecretResult {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        file: s.file.clone(),
+        env: s.env.clone(),
+        action,
+        keys,
+        content_hash: hash,
+    })
+}
 
-    // 3. Restarts: per namespace, one rollout per workload.
+/// The object to apply: the skeleton with ksec's labels, the salted content
+/// hash and the data. Holds values: dropped as soon as it is sent.
+fn stamped(s: &DesiredSecret, inventory_id: &str, salt: String, hash: &str) -> J {
+    let mut obj = s.object.clone();
+    let meta = obj["metadata"]
+        .as_object_mut()
+        .expect("skeleton has metadata");
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| J::Object(Default::default()));
+    labels[LABEL_MANAGED_BY] = J::String(MANAGED_BY_VALUE.into());
+    labels[LABEL_INVENTORY] = J::String(inventory_id.into());
+    let ann = meta
+        .entry("annotations")
+        .or_insert_with(|| J::Object(Default::default()));
+    ann[ANN_HASH_SALT] = J::String(salt);
+    ann[ANN_CONTENT_HASH] = J::String(hash.into());
+    obj["data"] = J::Object(diff::encode_data(&s.data));
+    obj
+}
+
+/// One workload to roll: the template annotations to set (Secret → content
+/// hash) and the Secrets that call for it.
+struct Rollout {
+    consumer: consumers::Consumer,
+    annotations: BTreeMap<String, String>,
+    secrets: Vec<String>,
+}
+
+/// What phase 3 found to do, and what it reports without doing.
+#[derive(Default)]
+struct RestartPlan {
+    rollouts: Vec<Rollout>,
+    stale: Vec<Fixed>,
+    refreshed_in_place: Vec<Note>,
+    failures: Vec<Note>,
+}
+
+/// Phase 3: per namespace, the consumers of the applied Secrets and the
+/// rollouts their changes call for (one per workload).
+async fn plan_restarts(
+    client: &kube::Client,
+    ok: &[SecretResult],
+    opts: &ApplyOptions,
+) -> RestartPlan {
     let mut by_ns: BTreeMap<String, Vec<&SecretResult>> = BTreeMap::new();
-    for s in &ok_secrets {
+    for s in ok {
         by_ns.entry(s.namespace.clone()).or_default().push(s);
     }
-    // Each with the index of its entry in `report.restarted`.
-    let mut restarts: Vec<(usize, Restart)> = Vec::new();
-    if opts.restart {
-        let found: Vec<(String, Result<consumers::NamespaceConsumers, ClusterError>)> =
-            stream::iter(by_ns.iter())
-                .map(|(ns, list)| async move {
-                    let names: BTreeSet<String> = list.iter().map(|s| s.name.clone()).collect();
-                    let any_changed = list.iter().any(|s| !s.keys.is_empty());
-                    let found = consumers::find_with(
-                        client,
-                        ns,
-                        &names,
-                        any_changed,
-                        any_changed && opts.report_fixed,
-                        opts.workloads.as_ref(),
-                    )
-                    .await;
-                    (ns.clone(), found)
-                })
-                .buffer_unordered(n)
-                .collect()
+    let found: Vec<(String, Result<consumers::NamespaceConsumers, ClusterError>)> =
+        stream::iter(by_ns.iter())
+            .map(|(ns, list)| async move {
+                let names: BTreeSet<String> = list.iter().map(|s| s.name.clone()).collect();
+                let any_changed = list.iter().any(|s| !s.keys.is_empty());
+                let found = consumers::find_with(
+                    client,
+                    ns,
+                    &names,
+                    any_changed,
+                    any_changed && opts.report_fixed,
+                    opts.workloads.as_ref(),
+                )
                 .await;
-        let mut plans: Vec<(consumers::Consumer, BTreeMap<String, String>, Vec<String>)> =
-            Vec::new();
-        for f in found {
-            let (ns, found) = match f {
-                (ns, Ok(x)) => (ns, x),
-                (ns, Err(e)) => {
-                    report.failures.push(Note {
-                        subject: Subject::Consumers { namespace: ns },
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let list = &by_ns[&ns];
-            let changed: BTreeSet<&str> = list
-                .iter()
-                .filter(|s| !s.keys.is_empty())
-                .map(|s| s.name.as_str())
-                .collect();
-            let hashes: BTreeMap<&str, &str> = list
-                .iter()
-                .map(|s| (s.name.as_str(), s.content_hash.as_str()))
-                .collect();
-            for fx in found.fixed {
-                let secrets: Vec<String> = fx
-                    .secrets
-                    .iter()
-                    .filter(|s| changed.contains(s.as_str()))
-                    .cloned()
-                    .collect();
-                if !secrets.is_empty() {
-                    report.stale.push(Fixed { secrets, ..fx });
-                }
-            }
-            for c in found.workloads {
-                let mut set = BTreeMap::new();
-                let mut why = Vec::new();
-                for (secret, refs) in &c.uses {
-                    let Some(hash) = hashes.get(secret.as_str()) else {
-                        continue;
-                    };
-                    let key = consumers::template_key(secret);
-                    let current = c.template_annotations.get(&key);
-                    let content_changed = changed.contains(secret.as_str());
-                    // A template annotated with another hash missed a rollout (e.g. an interrupted run).
-                    let behind = current.is_some_and(|v| v != hash);
-                    if !(content_changed || behind) {
-                        continue;
-                    }
-                    if c.opted_out {
-                        if content_changed && consumers::needs_restart(refs) {
-                            report.stale.push(Fixed {
-                                kind: c.kind.to_string(),
-                                namespace: c.namespace.clone(),
-                                name: c.name.clone(),
-                                secrets: vec![secret.clone()],
-                                reason: consumers::stale_reason(refs),
-                            });
-                        } else if content_changed {
-                            report.refreshed_in_place.push(Note {
-                                subject: Subject::Workload {
-                                    kind: c.kind,
-                                    namespace: c.namespace.clone(),
-                                    name: c.name.clone(),
-                                },
-                                message: format!(
-                                    "opted out; mounts Secret {secret} as a volume, which the kubelet refreshes in place"
-                                ),
-                            });
-                        }
-                        continue;
-                    }
-                    set.insert(key, hash.to_string());
-                    why.push(secret.clone());
-                }
-                if !set.is_empty() {
-                    plans.push((c, set, why));
-                }
-            }
+                (ns.clone(), found)
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut plan = RestartPlan::default();
+    for (ns, f) in found {
+        match f {
+            Ok(found) => plan_namespace(&by_ns[&ns], found, &mut plan),
+            Err(e) => plan.failures.push(Note {
+                subject: Subject::Consumers { namespace: ns },
+                message: e.to_string(),
+            }),
         }
-        let done: Vec<(WorkloadResult, Option<Restart>)> = stream::iter(plans)
-            .map(|(c, set, why)| async move {
-                let mut wr = WorkloadResult {
-                    kind: c.kind,
+    }
+    plan
+}
+
+/// [`plan_restarts`] in one namespace.
+fn plan_namespace(
+    list: &[&SecretResult],
+    found: consumers::NamespaceConsumers,
+    plan: &mut RestartPlan,
+) {
+    let changed: BTreeSet<&str> = list
+        .iter()
+        .filter(|s| !s.keys.is_empty())
+        .map(|s| s.name.as_str())
+        .collect();
+    let hashes: BTreeMap<&str, &str> = list
+        .iter()
+        .map(|s| (s.name.as_str(), s.content_hash.as_str()))
+        .collect();
+    for fx in found.fixed {
+        let secrets: Vec<String> = fx
+            .secrets
+            .iter()
+            .filter(|s| changed.contains(s.as_str()))
+            .cloned()
+            .collect();
+        if !secrets.is_empty() {
+            plan.stale.push(Fixed { secrets, ..fx });
+        }
+    }
+    for c in found.workloads {
+        if let Some(r) = plan_workload(c, &changed, &hashes, plan) {
+            plan.rollouts.push(r);
+        }
+    }
+}
+
+/// One consumer: a rollout when a Secret it uses changed (or its template
+/// missed one); opted-out consumers are reported instead.
+fn plan_workload(
+    c: consumers::Consumer,
+    changed: &BTreeSet<&str>,
+    hashes: &BTreeMap<&str, &str>,
+    plan: &mut RestartPlan,
+) -> Option<Rollout> {
+    let mut annotations = BTreeMap::new();
+    let mut why = Vec::new();
+    for (secret, refs) in &c.uses {
+        let Some(hash) = hashes.get(secret.as_str()) else {
+            continue;
+        };
+        let key = consumers::template_key(secret);
+        let content_changed = changed.contains(secret.as_str());
+        // A template annotated with another hash missed a rollout (e.g. an interrupted run).
+        let behind = c.template_annotations.get(&key).is_some_and(|v| v != hash);
+        if !(content_changed || behind) {
+            continue;
+        }
+        if c.opted_out {
+            if content_changed && consumers::needs_restart(refs) {
+                plan.stale.push(Fixed {
+                    kind: c.kind.to_string(),
                     namespace: c.namespace.clone(),
                     name: c.name.clone(),
-                    secrets: why,
-                    outcome: None,
-                    rolled_back: false,
-                    rollback_error: None,
-                };
-                match restart::restart(
-                    client,
-                    c.kind,
-                    &c.namespace,
-                    &c.name,
-                    &c.template_annotations,
-                    set,
-                    opts.dry_run,
-                )
-                .await
-                {
-                    Ok(r) => (wr, Some(r)),
-                    Err(e) => {
-                        wr.outcome = Some(Outcome::Failed(format!("restart failed: {e}")));
-                        (wr, None)
-                    }
-                }
-            })
-            .buffer_unordered(n)
-            .collect()
-            .await;
-        for (wr, r) in done {
-            if let Some(r) = r {
-                restarts.push((report.restarted.len(), r));
+                    secrets: vec![secret.clone()],
+                    reason: consumers::stale_reason(refs),
+                });
+            } else if content_changed {
+                plan.refreshed_in_place.push(Note {
+                    subject: Subject::Workload {
+                        kind: c.kind,
+                        namespace: c.namespace.clone(),
+                        name: c.name.clone(),
+                    },
+                    message: format!(
+                        "opted out; mounts Secret {secret} as a volume, which the kubelet refreshes in place"
+                    ),
+                });
             }
-            report.restarted.push(wr);
+            continue;
         }
+        annotations.insert(key, hash.to_string());
+        why.push(secret.clone());
     }
+    (!annotations.is_empty()).then_some(Rollout {
+        consumer: c,
+        annotations,
+        secrets: why,
+    })
+}
 
-    // 4. Verify (all at once, one deadline).
-    if opts.restart && !opts.dry_run && !restarts.is_empty() {
-        let deadline = tokio::time::Instant::now() + opts.timeout;
-        let outcomes: Vec<(usize, Outcome, bool, Option<String>)> = stream::iter(restarts.iter())
-            .map(|(i, r)| async move {
-                let o = match verify::wait(client, r, deadline, opts.poll).await {
-                    Ok(o) => o,
-                    Err(e) => Outcome::Failed(e.to_string()),
-                };
-                let (mut rolled, mut err) = (false, None);
-                if o != Outcome::Verified && opts.rollback_on_failure {
-                    match restart::rollback(client, r).await {
-                        Ok(()) => rolled = true,
-                        Err(e) => err = Some(e.to_string()),
-                    }
-                }
-                (*i, o, rolled, err)
-            })
-            .buffer_unordered(n)
-            .collect()
+/// What phase 4 started.
+struct Started {
+    workloads: Vec<WorkloadResult>,
+    /// Each with the index of its entry in `workloads`; failed starts have none.
+    restarts: Vec<(usize, Restart)>,
+}
+
+/// Phase 4: one rollout per workload.
+async fn start_restarts(
+    client: &kube::Client,
+    rollouts: Vec<Rollout>,
+    opts: &ApplyOptions,
+) -> Started {
+    let done: Vec<(WorkloadResult, Option<Restart>)> = stream::iter(rollouts)
+        .map(|r| async move {
+            let c = r.consumer;
+            let mut wr = WorkloadResult {
+                kind: c.kind,
+                namespace: c.namespace.clone(),
+                name: c.name.clone(),
+                secrets: r.secrets,
+                outcome: None,
+                rolled_back: false,
+                rollback_error: None,
+            };
+            let started = restart::restart(
+                client,
+                c.kind,
+                &c.namespace,
+                &c.name,
+                &c.template_annotations,
+                r.annotations,
+                opts.dry_run,
+            )
             .await;
-        for (i, o, rolled, err) in outcomes {
-            let w = &mut report.restarted[i];
-            if o == Outcome::Verified {
-                report
-                    .verified
-                    .push(format!("{}/{}/{}", w.namespace, w.kind, w.name));
+            match started {
+                Ok(r) => (wr, Some(r)),
+                Err(e) => {
+                    wr.outcome = Some(Outcome::Failed(format!("restart failed: {e}")));
+                    (wr, None)
+                }
             }
-            w.outcome = Some(o);
-            w.rolled_back = rolled;
-            w.rollback_error = err;
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let mut out = Started {
+        workloads: Vec::with_capacity(done.len()),
+        restarts: Vec::new(),
+    };
+    for (wr, r) in done {
+        if let Some(r) = r {
+            out.restarts.push((out.workloads.len(), r));
         }
-        report.verified.sort();
+        out.workloads.push(wr);
     }
-    report
-        .restarted
-        .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
+    out
+}
 
-    // 5. Inventory and prune.
-    if opts.record_inventory || opts.prune {
-        inventory_and_prune(client, opts, &ok_secrets, &failed_ns, &mut report).await;
+/// How one rollout ended (phase 5).
+struct Verified {
+    /// Index in `report.restarted`.
+    idx: usize,
+    outcome: Outcome,
+    rolled_back: bool,
+    rollback_error: Option<String>,
+}
+
+/// Phase 5: wait for every rollout (all at once, one deadline); roll back
+/// the failed ones when asked.
+async fn verify_restarts(
+    client: &kube::Client,
+    restarts: &[(usize, Restart)],
+    opts: &ApplyOptions,
+    report: &mut Report,
+) {
+    if restarts.is_empty() {
+        return;
     }
-
-    for s in ok_secrets {
-        if s.action == Action::Unchanged {
-            report.unchanged.push(s);
-        } else {
-            report.applied.push(s);
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let outcomes: Vec<Verified> = stream::iter(restarts.iter())
+        .map(|(idx, r)| async move {
+            let outcome = match verify::wait(client, r, deadline, opts.poll).await {
+                Ok(o) => o,
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+            let mut v = Verified {
+                idx: *idx,
+                outcome,
+                rolled_back: false,
+                rollback_error: None,
+            };
+            if v.outcome != Outcome::Verified && opts.rollback_on_failure {
+                match restart::rollback(client, r).await {
+                    Ok(()) => v.rolled_back = true,
+                    Err(e) => v.rollback_error = Some(e.to_string()),
+                }
+            }
+            v
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    for v in outcomes {
+        let w = &mut report.restarted[v.idx];
+        if v.outcome == Outcome::Verified {
+            report
+                .verified
+                .push(format!("{}/{}/{}", w.namespace, w.kind, w.name));
         }
+        w.outcome = Some(v.outcome);
+        w.rolled_back = v.rolled_back;
+        w.rollback_error = v.rollback_error;
     }
-    Ok(report)
+    report.verified.sort();
 }
 
 async fn apply_others(
@@ -680,6 +788,8 @@ async fn apply_others(
     }
 }
 
+/// Phase 6: record what was created in each namespace's inventory and
+/// (`--prune`) delete what the source no longer defines.
 async fn inventory_and_prune(
     client: &kube::Client,
     opts: &ApplyOptions,
@@ -694,102 +804,146 @@ async fn inventory_and_prune(
             .or_default()
             .insert(s.name.clone());
     }
+    let namespaces = prune_namespaces(client, opts, &source, report).await;
+    let empty = BTreeSet::new();
+    for ns in namespaces {
+        let created = ok
+            .iter()
+            .filter(|s| s.namespace == ns && s.action == Action::Created)
+            .map(|s| s.name.clone());
+        let prune = if !opts.prune {
+            Prune::No
+        } else if failed_ns.contains(&ns) {
+            Prune::Blocked
+        } else {
+            Prune::Keep(source.get(&ns).unwrap_or(&empty))
+        };
+        namespace_inventory(client, opts, &ns, created, prune, report).await;
+    }
+}
+
+/// The run's namespaces, and (`--prune` inside an explicit scope) those
+/// whose inventory lists Secrets the source no longer has.
+async fn prune_namespaces(
+    client: &kube::Client,
+    opts: &ApplyOptions,
+    source: &BTreeMap<String, BTreeSet<String>>,
+    report: &mut Report,
+) -> BTreeSet<String> {
     let mut namespaces: BTreeSet<String> = source.keys().cloned().collect();
     // Namespaces with nothing left in the source are only visited inside an
     // explicit scope (--env / --namespace); otherwise prune stays in the run's namespaces.
-    if opts.prune && opts.prune_scope.is_some() {
-        match inventory::namespaces(client, &opts.inventory_id).await {
-            Ok(Some(more)) => namespaces.extend(more),
-            Ok(None) => report.warnings.push(
-                "cannot list inventories cluster-wide (RBAC): prune only looks at the namespaces of this run".into(),
-            ),
-            Err(e) => report.warnings.push(format!("prune: {e}")),
+    let Some(scope) = opts.prune_scope.as_ref().filter(|_| opts.prune) else {
+        return namespaces;
+    };
+    match inventory::namespaces(client, &opts.inventory_id).await {
+        Ok(Some(more)) => namespaces.extend(more.into_iter().filter(|ns| scope(ns))),
+        Ok(None) => report.warnings.push(
+            "cannot list inventories cluster-wide (RBAC): prune only looks at the namespaces of this run".into(),
+        ),
+        Err(e) => report.warnings.push(format!("prune: {e}")),
+    }
+    namespaces
+}
+
+/// Whether prune runs in a namespace.
+enum Prune<'a> {
+    No,
+    /// Some Secrets there failed to apply: what the source holds is unknown.
+    Blocked,
+    /// Prune what the inventory lists and this does not.
+    Keep(&'a BTreeSet<String>),
+}
+
+/// One namespace: add `created` to its inventory, prune, write the
+/// inventory back if it changed.
+async fn namespace_inventory(
+    client: &kube::Client,
+    opts: &ApplyOptions,
+    ns: &str,
+    created: impl Iterator<Item = String>,
+    prune: Prune<'_>,
+    report: &mut Report,
+) {
+    let mut inv = match inventory::read(client, ns, &opts.inventory_id).await {
+        Ok(i) => i,
+        Err(e) => {
+            let msg = format!(
+                "inventory in {ns} not readable, so ksec cannot record what it created there: {e}"
+            );
+            if opts.prune {
+                report.failures.push(Note {
+                    subject: Subject::Prune {
+                        namespace: ns.into(),
+                        name: None,
+                    },
+                    message: msg,
+                });
+            } else {
+                report.warnings.push(msg);
+            }
+            return;
         }
-        if let Some(scope) = &opts.prune_scope {
-            let extra: Vec<String> = namespaces
-                .iter()
-                .filter(|ns| !source.contains_key(*ns) && !scope(ns))
-                .cloned()
-                .collect();
-            for ns in extra {
-                namespaces.remove(&ns);
+    };
+    let before = inv.created.clone();
+    inv.created.extend(created);
+    match prune {
+        Prune::No => {}
+        Prune::Blocked => report.warnings.push(format!(
+            "prune skipped in {ns}: some Secrets there failed to apply"
+        )),
+        Prune::Keep(keep) => {
+            for name in before.difference(keep) {
+                if prune_one(client, opts, ns, name, report).await {
+                    inv.created.remove(name);
+                }
             }
         }
     }
-    for ns in namespaces {
-        let mut inv = match inventory::read(client, &ns, &opts.inventory_id).await {
-            Ok(i) => i,
-            Err(e) => {
-                let msg = format!(
-                    "inventory in {ns} not readable, so ksec cannot record what it created there: {e}"
-                );
-                if opts.prune {
-                    report.failures.push(Note {
-                        subject: Subject::Prune {
-                            namespace: ns.clone(),
-                            name: None,
-                        },
-                        message: msg,
-                    });
-                } else {
-                    report.warnings.push(msg);
-                }
-                continue;
-            }
-        };
-        let before = inv.created.clone();
-        for s in ok
-            .iter()
-            .filter(|s| s.namespace == ns && s.action == Action::Created)
-        {
-            inv.created.insert(s.name.clone());
+    if !opts.dry_run
+        && (inv.created != before || (!inv.exists && !inv.created.is_empty()))
+        && let Err(e) = inventory::write(client, &inv).await
+    {
+        report.warnings.push(format!(
+            "inventory in {ns} not written (prune will not know what ksec created): {e}"
+        ));
+    }
+}
+
+/// Prunes one Secret; `true` when it leaves the inventory (pruned, gone,
+/// or not ours).
+async fn prune_one(
+    client: &kube::Client,
+    opts: &ApplyOptions,
+    ns: &str,
+    name: &str,
+    report: &mut Report,
+) -> bool {
+    match inventory::prune_one(client, ns, name, opts.dry_run).await {
+        Ok(PruneResult::Pruned) => {
+            report.pruned.push(format!("{ns}/{name}"));
+            true
         }
-        if opts.prune {
-            if failed_ns.contains(&ns) {
-                report.warnings.push(format!(
-                    "prune skipped in {ns}: some Secrets there failed to apply"
-                ));
-            } else {
-                let empty = BTreeSet::new();
-                let keep = source.get(&ns).unwrap_or(&empty);
-                let gone: Vec<String> = before.difference(keep).cloned().collect();
-                for name in gone {
-                    match inventory::prune_one(client, &ns, &name, opts.dry_run).await {
-                        Ok(PruneResult::Pruned) => {
-                            report.pruned.push(format!("{ns}/{name}"));
-                            inv.created.remove(&name);
-                        }
-                        Ok(PruneResult::Gone) => {
-                            inv.created.remove(&name);
-                        }
-                        Ok(PruneResult::NotOurs(why)) => {
-                            report.prune_skipped.push(Note {
-                                subject: Subject::Secret {
-                                    namespace: ns.clone(),
-                                    name: name.clone(),
-                                },
-                                message: why,
-                            });
-                            inv.created.remove(&name);
-                        }
-                        Err(e) => report.failures.push(Note {
-                            subject: Subject::Prune {
-                                namespace: ns.clone(),
-                                name: Some(name.clone()),
-                            },
-                            message: e.to_string(),
-                        }),
-                    }
-                }
-            }
+        Ok(PruneResult::Gone) => true,
+        Ok(PruneResult::NotOurs(why)) => {
+            report.prune_skipped.push(Note {
+                subject: Subject::Secret {
+                    namespace: ns.into(),
+                    name: name.into(),
+                },
+                message: why,
+            });
+            true
         }
-        if !opts.dry_run
-            && (inv.created != before || (!inv.exists && !inv.created.is_empty()))
-            && let Err(e) = inventory::write(client, &inv).await
-        {
-            report.warnings.push(format!(
-                "inventory in {ns} not written (prune will not know what ksec created): {e}"
-            ));
+        Err(e) => {
+            report.failures.push(Note {
+                subject: Subject::Prune {
+                    namespace: ns.into(),
+                    name: Some(name.into()),
+                },
+                message: e.to_string(),
+            });
+            false
         }
     }
 }

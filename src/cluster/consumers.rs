@@ -152,36 +152,9 @@ pub async fn find_with(
     include_fixed: bool,
     cached: Option<&WorkloadSource>,
 ) -> Result<NamespaceConsumers, ClusterError> {
-    let lp = ListParams::default();
     let listed = match cached {
         Some(source) => source(ns),
-        None => {
-            let (deps, stss, dss) = futures_util::try_join!(
-                async {
-                    Api::<Deployment>::namespaced(client.clone(), ns)
-                        .list(&lp)
-                        .await
-                        .map_err(kerr(format!("list deployments in {ns}")))
-                },
-                async {
-                    Api::<StatefulSet>::namespaced(client.clone(), ns)
-                        .list(&lp)
-                        .await
-                        .map_err(kerr(format!("list statefulsets in {ns}")))
-                },
-                async {
-                    Api::<DaemonSet>::namespaced(client.clone(), ns)
-                        .list(&lp)
-                        .await
-                        .map_err(kerr(format!("list daemonsets in {ns}")))
-                },
-            )?;
-            Listed {
-                deployments: deps.items,
-                statefulsets: stss.items,
-                daemonsets: dss.items,
-            }
-        }
+        None => list_workloads(client, ns).await?,
     };
     // From a cache, a namespace without workloads has no consumers: no request at all.
     let none = listed.deployments.is_empty()
@@ -190,88 +163,153 @@ pub async fn find_with(
     if cached.is_some() && none && !include_fixed {
         return Ok(NamespaceConsumers::default());
     }
-    let sa_pulls: BTreeMap<String, Vec<String>> = if with_service_accounts || include_fixed {
-        Api::<ServiceAccount>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(kerr(format!("list serviceaccounts in {ns}")))?
-            .items
-            .into_iter()
-            .filter_map(|sa| {
-                let pulls: Vec<String> = sa
-                    .image_pull_secrets
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|r| r.name)
-                    .filter(|n| !n.is_empty())
-                    .collect();
-                let name = sa.metadata.name?;
-                (!pulls.is_empty()).then_some((name, pulls))
-            })
-            .collect()
+    let sa_pulls = if with_service_accounts || include_fixed {
+        service_account_pulls(client, ns).await?
     } else {
         BTreeMap::new()
     };
-    let mut out = NamespaceConsumers::default();
-    let mut push = |kind: WorkloadKind,
-                    meta: &ObjectMeta,
-                    json: serde_json::Value,
-                    tmpl: Option<&ObjectMeta>| {
+    let scan = Scan {
+        ns,
+        secrets,
+        sa_pulls: &sa_pulls,
+    };
+    let mut out = NamespaceConsumers {
+        workloads: scan.workloads(&listed),
+        fixed: Vec::new(),
+    };
+    if include_fixed {
+        out.fixed = scan.fixed(client).await?;
+    }
+    Ok(out)
+}
+
+fn list_params() -> ListParams {
+    ListParams::default()
+}
+
+async fn list_workloads(client: &kube::Client, ns: &str) -> Result<Listed, ClusterError> {
+    let lp = list_params();
+    let (deps, stss, dss) = futures_util::try_join!(
+        async {
+            Api::<Deployment>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .map_err(kerr(format!("list deployments in {ns}")))
+        },
+        async {
+            Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .map_err(kerr(format!("list statefulsets in {ns}")))
+        },
+        async {
+            Api::<DaemonSet>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .map_err(kerr(format!("list daemonsets in {ns}")))
+        },
+    )?;
+    Ok(Listed {
+        deployments: deps.items,
+        statefulsets: stss.items,
+        daemonsets: dss.items,
+    })
+}
+
+/// Service account → the imagePullSecrets it gives its pods.
+async fn service_account_pulls(
+    client: &kube::Client,
+    ns: &str,
+) -> Result<BTreeMap<String, Vec<String>>, ClusterError> {
+    let items = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .list(&list_params())
+        .await
+        .map_err(kerr(format!("list serviceaccounts in {ns}")))?
+        .items;
+    Ok(items
+        .into_iter()
+        .filter_map(|sa| {
+            let pulls: Vec<String> = sa
+                .image_pull_secrets
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.name)
+                .filter(|n| !n.is_empty())
+                .collect();
+            let name = sa.metadata.name?;
+            (!pulls.is_empty()).then_some((name, pulls))
+        })
+        .collect())
+}
+
+/// What one namespace's objects are matched against.
+struct Scan<'a> {
+    ns: &'a str,
+    secrets: &'a BTreeSet<String>,
+    sa_pulls: &'a BTreeMap<String, Vec<String>>,
+}
+
+impl Scan<'_> {
+    fn uses(&self, j: &serde_json::Value) -> BTreeMap<String, Vec<SecretRef>> {
+        interesting(refs_of(j, self.ns, self.sa_pulls), self.secrets)
+    }
+
+    /// The Deployments, StatefulSets and DaemonSets using the Secrets.
+    fn workloads(&self, listed: &Listed) -> Vec<Consumer> {
+        let mut out = Vec::new();
+        for d in &listed.deployments {
+            let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
+            let j = with_kind(serde_json::to_value(d).unwrap_or_default(), "Deployment");
+            out.extend(self.consumer(WorkloadKind::Deployment, &d.metadata, &j, t));
+        }
+        for d in &listed.statefulsets {
+            let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
+            let j = with_kind(serde_json::to_value(d).unwrap_or_default(), "StatefulSet");
+            out.extend(self.consumer(WorkloadKind::StatefulSet, &d.metadata, &j, t));
+        }
+        for d in &listed.daemonsets {
+            let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
+            let j = with_kind(serde_json::to_value(d).unwrap_or_default(), "DaemonSet");
+            out.extend(self.consumer(WorkloadKind::DaemonSet, &d.metadata, &j, t));
+        }
+        out
+    }
+
+    fn consumer(
+        &self,
+        kind: WorkloadKind,
+        meta: &ObjectMeta,
+        json: &serde_json::Value,
+        tmpl: Option<&ObjectMeta>,
+    ) -> Option<Consumer> {
         let ann: BTreeMap<String, String> = tmpl
             .and_then(|m| m.annotations.clone())
             .map(|a| a.into_iter().collect())
             .unwrap_or_default();
-        let mut uses = interesting(refs_of(&json, ns, &sa_pulls), secrets);
+        let mut uses = self.uses(json);
         // A template we annotated earlier stays ours even when references were
         // only reachable through the service account (not listed without include_fixed).
-        for s in secrets {
+        for s in self.secrets {
             if ann.contains_key(&template_key(s)) {
                 uses.entry(s.clone()).or_default();
             }
         }
         if uses.is_empty() {
-            return;
+            return None;
         }
-        out.workloads.push(Consumer {
+        Some(Consumer {
             kind,
-            namespace: ns.to_string(),
+            namespace: self.ns.to_string(),
             name: meta.name.clone().unwrap_or_default(),
             opted_out: opted_out(meta),
             template_annotations: ann,
             uses,
-        });
-    };
-    for d in &listed.deployments {
-        let j = serde_json::to_value(d).unwrap_or_default();
-        let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
-        push(
-            WorkloadKind::Deployment,
-            &d.metadata,
-            with_kind(j, "Deployment"),
-            t,
-        );
+        })
     }
-    for d in &listed.statefulsets {
-        let j = serde_json::to_value(d).unwrap_or_default();
-        let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
-        push(
-            WorkloadKind::StatefulSet,
-            &d.metadata,
-            with_kind(j, "StatefulSet"),
-            t,
-        );
-    }
-    for d in &listed.daemonsets {
-        let j = serde_json::to_value(d).unwrap_or_default();
-        let t = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
-        push(
-            WorkloadKind::DaemonSet,
-            &d.metadata,
-            with_kind(j, "DaemonSet"),
-            t,
-        );
-    }
-    if include_fixed {
+
+    /// Bare Pods and running Jobs using the Secrets: nothing can roll them.
+    async fn fixed(&self, client: &kube::Client) -> Result<Vec<Fixed>, ClusterError> {
+        let (ns, lp) = (self.ns, list_params());
         let (pods, jobs) = futures_util::try_join!(
             async {
                 Api::<Pod>::namespaced(client.clone(), ns)
@@ -286,63 +324,68 @@ pub async fn find_with(
                     .map_err(kerr(format!("list jobs in {ns}")))
             },
         )?;
-        for p in &pods.items {
-            let controlled = p
-                .metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|r| r.controller == Some(true)));
-            let done = p
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .is_some_and(|ph| ph == "Succeeded" || ph == "Failed");
-            if controlled || done || p.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let j = with_kind(serde_json::to_value(p).unwrap_or_default(), "Pod");
-            let uses = interesting(refs_of(&j, ns, &sa_pulls), secrets);
-            if !uses.is_empty() {
-                out.fixed.push(Fixed {
-                    kind: "Pod".into(),
-                    namespace: ns.into(),
-                    name: p.metadata.name.clone().unwrap_or_default(),
-                    secrets: uses.into_keys().collect(),
-                    reason: "bare Pod: no controller can roll it; delete and recreate it".into(),
-                });
-            }
-        }
-        for job in &jobs.items {
-            let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
-            if active == 0 {
-                continue;
-            }
-            let j = with_kind(serde_json::to_value(job).unwrap_or_default(), "Job");
-            let uses = interesting(refs_of(&j, ns, &sa_pulls), secrets);
-            if uses.is_empty() {
-                continue;
-            }
-            let cron = job
-                .metadata
-                .owner_references
-                .as_ref()
-                .and_then(|o| o.iter().find(|r| r.kind == "CronJob"))
-                .map(|r| r.name.clone());
-            out.fixed.push(Fixed {
-                kind: "Job".into(),
-                namespace: ns.into(),
-                name: job.metadata.name.clone().unwrap_or_default(),
-                secrets: uses.into_keys().collect(),
-                reason: match cron {
-                    Some(c) => format!(
-                        "running Job of CronJob {c}: it keeps the old value until it ends (the next run gets the new one)"
-                    ),
-                    None => "running Job: it keeps the old value until it ends".into(),
-                },
-            });
-        }
+        let mut out: Vec<Fixed> = pods.items.iter().filter_map(|p| self.bare_pod(p)).collect();
+        out.extend(jobs.items.iter().filter_map(|j| self.running_job(j)));
+        Ok(out)
     }
-    Ok(out)
+
+    fn bare_pod(&self, p: &Pod) -> Option<Fixed> {
+        let controlled = p
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|r| r.controller == Some(true)));
+        let done = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed");
+        if controlled || done || p.metadata.deletion_timestamp.is_some() {
+            return None;
+        }
+        let uses = self.uses(&with_kind(
+            serde_json::to_value(p).unwrap_or_default(),
+            "Pod",
+        ));
+        (!uses.is_empty()).then(|| Fixed {
+            kind: "Pod".into(),
+            namespace: self.ns.into(),
+            name: p.metadata.name.clone().unwrap_or_default(),
+            secrets: uses.into_keys().collect(),
+            reason: "bare Pod: no controller can roll it; delete and recreate it".into(),
+        })
+    }
+
+    fn running_job(&self, job: &Job) -> Option<Fixed> {
+        if job.status.as_ref().and_then(|s| s.active).unwrap_or(0) == 0 {
+            return None;
+        }
+        let uses = self.uses(&with_kind(
+            serde_json::to_value(job).unwrap_or_default(),
+            "Job",
+        ));
+        if uses.is_empty() {
+            return None;
+        }
+        let cron = job
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.iter().find(|r| r.kind == "CronJob"))
+            .map(|r| r.name.clone());
+        Some(Fixed {
+            kind: "Job".into(),
+            namespace: self.ns.into(),
+            name: job.metadata.name.clone().unwrap_or_default(),
+            secrets: uses.into_keys().collect(),
+            reason: match cron {
+                Some(c) => format!(
+                    "running Job of CronJob {c}: it keeps the old value until it ends (the next run gets the new one)"
+                ),
+                None => "running Job: it keeps the old value until it ends".into(),
+            },
+        })
+    }
 }
 
 fn with_kind(mut j: serde_json::Value, kind: &str) -> serde_json::Value {
