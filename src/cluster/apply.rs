@@ -947,3 +947,45 @@ async fn prune_one(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON report keeps the text it had when subjects were strings.
+    #[test]
+    fn subjects_serialize_as_their_text() {
+        let notes = [
+            Subject::Secret {
+                namespace: "prod".into(),
+                name: "db".into(),
+            },
+            Subject::Workload {
+                kind: WorkloadKind::Deployment,
+                namespace: "prod".into(),
+                name: "api".into(),
+            },
+            Subject::Prune {
+                namespace: "prod".into(),
+                name: Some("old".into()),
+            },
+            Subject::Prune {
+                namespace: "prod".into(),
+                name: None,
+            },
+        ];
+        let text: Vec<J> = notes
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "Secret prod/db",
+                "Deployment prod/api",
+                "prune Secret prod/old",
+                "prune prod"
+            ]
+        );
+    }
+}

@@ -193,3 +193,49 @@ impl DecryptedObjects {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOPS: &str = "sops:\n    age:\n        - recipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n          enc: |\n            -----BEGIN AGE ENCRYPTED FILE-----\n            x\n            -----END AGE ENCRYPTED FILE-----\n    lastmodified: \"2024-01-01T00:00:00Z\"\n    mac: ENC[AES256_GCM,data:x,iv:x,tag:x,type:str]\n    version: 3.9.0\n";
+
+    #[test]
+    fn secrets_are_named_in_nested_lists_and_through_merge_keys() {
+        let yaml = format!(
+            "apiVersion: v1\nkind: List\nbase: &b\n  namespace: dev\nitems:\n  - kind: SecretList\n    items:\n      - kind: Secret\n        metadata: {{name: inner, namespace: prod}}\n  - kind: ConfigMap\n    metadata: {{name: cm}}\n  - kind: Secret\n    metadata:\n      <<: *b\n      name: merged\n{SOPS}"
+        );
+        let Manifest::Encrypted(m) = Manifest::open(Path::new("x.yaml"), yaml.as_bytes()).unwrap()
+        else {
+            panic!("not encrypted");
+        };
+        let ids: Vec<(usize, Option<&str>, Option<&str>)> = m
+            .secrets()
+            .iter()
+            .map(|s| (s.doc, s.namespace.as_deref(), s.name.as_deref()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (0, Some("prod"), Some("inner")),
+                (0, Some("dev"), Some("merged"))
+            ]
+        );
+        assert_ne!(m.secrets()[0].digest, m.secrets()[1].digest);
+        assert_eq!(m.lastmodified(), Some(1704067200));
+    }
+
+    #[test]
+    fn the_format_is_decided_by_the_name_or_the_first_byte() {
+        assert!(matches!(
+            Manifest::open(Path::new("x.env"), b"A=1\n"),
+            Err(ManifestError::NotAManifest)
+        ));
+        assert!(matches!(
+            Manifest::open(Path::new("x.yml"), b"kind: ConfigMap\n"),
+            Ok(Manifest::Plain(_))
+        ));
+        assert_eq!(document_format(b"  {\"kind\": \"Secret\"}"), Format::Json);
+        assert_eq!(document_format(b"kind: Secret"), Format::Yaml);
+    }
+}

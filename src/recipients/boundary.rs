@@ -391,6 +391,60 @@ mod tests {
         );
     }
 
+    fn for_env(env: Option<&str>) -> Boundary {
+        Boundary::new(Some(dir()), env.map(str::to_string), BTreeSet::new()).unwrap()
+    }
+
+    #[test]
+    fn admit_checks_the_owner_against_the_recipients_then_the_env() {
+        let prod = EncryptedFor(vec!["prod".into()]);
+        assert_eq!(for_env(None).admit("prod", &prod).unwrap(), "prod");
+        let e = for_env(None).admit("dev", &prod).unwrap_err();
+        assert!(matches!(e, BoundaryRefusal::WrongEnvironment { ref owner, .. } if owner == "dev"));
+        assert!(!e.is_out_of_scope());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("belongs to environment dev")
+                && msg.contains("encrypted for environment prod"),
+            "{msg}"
+        );
+        let none = for_env(None)
+            .admit("prod", &EncryptedFor::default())
+            .unwrap_err();
+        assert!(
+            none.to_string()
+                .contains("recipients of no single environment")
+        );
+        assert!(matches!(
+            for_env(None).admit("elsewhere", &prod),
+            Err(BoundaryRefusal::Unowned { .. })
+        ));
+        let dev = EncryptedFor(vec!["dev".into()]);
+        let skip = for_env(Some("prod")).admit("dev", &dev).unwrap_err();
+        assert!(skip.is_out_of_scope(), "{skip}");
+        assert!(for_env(Some("prod")).file_in_env(&dev).is_err());
+        assert!(for_env(Some("prod")).file_in_env(&prod).is_ok());
+    }
+
+    #[test]
+    fn a_scope_is_built_only_from_a_known_environment() {
+        assert!(matches!(
+            Boundary::new(Some(dir()), Some("qa".into()), BTreeSet::new()),
+            Err(ScopeError::UnknownEnv { .. })
+        ));
+        assert!(matches!(
+            Boundary::new(None, Some("prod".into()), BTreeSet::new()),
+            Err(ScopeError::EnvWithoutRecipients)
+        ));
+        let listed = Boundary::new(None, None, ids(&["a"])).unwrap();
+        assert!(listed.contains("a") && !listed.contains("b"));
+        assert!(matches!(
+            listed.admit("b", &EncryptedFor::default()),
+            Err(BoundaryRefusal::NotListed { .. })
+        ));
+        assert!(for_env(Some("prod")).contains("prod") && !for_env(Some("prod")).contains("dev"));
+    }
+
     #[test]
     fn removing_and_unknown_recipients_are_not_moves() {
         assert!(
