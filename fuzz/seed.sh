@@ -70,7 +70,7 @@ files -name '*.ini' | add guard_detect 005
 files -name '*.txt' | add guard_detect 006
 
 # Decryption: files encrypted under the fixed key (fuzz/seeds, written by
-# tests/fuzz_regressions.rs), plus foreign encrypted files (first byte = format).
+# tests/it/fuzz_regressions.rs), plus foreign encrypted files (first byte = format).
 files -name '*.yaml' | add decrypt_fixed_key 000
 files -name '*.json' | add decrypt_fixed_key 001
 files -name '*.env' | add decrypt_fixed_key 002

@@ -1,5 +1,5 @@
 //! Fuzz target bodies, shared by the cargo-fuzz crate (`fuzz/`) and the
-//! regression test that replays every saved crash (`tests/fuzz_regressions.rs`).
+//! regression test that replays every saved crash (`tests/it/fuzz_regressions.rs`).
 //!
 //! Each target takes untrusted bytes. Returning normally means "handled";
 //! a panic is a bug: either the parser itself panicked, or one of the

@@ -3,7 +3,7 @@
 
 No Key Vault emulator can be installed here, so this reproduces the parts of
 the wire protocol ksec and sops use, and its format is checked with Azure's own
-Python SDK (tests/kms_azure.rs):
+Python SDK (tests/it/kms_azure.rs):
 
 * TLS only, with a throw-away CA generated at start (written to DIR/ca.pem);
 * the challenge: a request without a valid bearer token gets 401 with

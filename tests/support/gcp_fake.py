@@ -6,7 +6,7 @@ token endpoint and the GCE metadata server.
 No GCP emulator for KMS exists, so this reproduces the REST surface ksec uses;
 its wire format is checked with Google's own Python clients
 (google-cloud-kms / google-cloud-secret-manager with transport="rest",
-google-auth) in tests/gcp.rs.
+google-auth) in tests/it/gcp.rs.
 
 * HTTPS with a throw-away CA (DIR/ca.pem, shared code with azure_kv_fake.py);
   every API call needs `Authorization: Bearer <token issued here>`: an unknown
