@@ -14,19 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value as J, json};
@@ -35,18 +28,16 @@ use zeroize::Zeroizing;
 
 use super::crd::{Condition, DeletionPolicy, DriftMode};
 use super::git::{GitFile, GitRemote, Snapshot};
-use super::metrics::ResultLabels;
-use super::reconcile::{
-    Context, LABEL_SOURCE, Scope, apply_off_thread, classify, reason, set_condition, trim_note,
-};
+use super::metrics::{ResultLabels, RevisionLabels, StateLabels};
+use super::ownership::{Writer, may_write, stamp};
+use super::reconcile::{Context, Scope, apply_off_thread, classify};
+use super::status::{FileState, Health, Reason, set_condition, set_health, trim_note};
 use crate::cluster::apply::{Action as ApplyAction, ApplyOptions, Subject};
 use crate::cluster::source::{self, DesiredSecret, FileOptions, OpenRefusal};
 use crate::cluster::verify::Outcome;
 use crate::cluster::{self, ClusterError, Loaded, diff};
 use crate::keys::KeyRing;
-use crate::manifest::NamespacePolicy;
-use crate::sops::store::{self, StoreError};
-use crate::sops::{Format, Value};
+use crate::manifest::{EncryptedManifest, Manifest, ManifestError, NamespacePolicy, SecretId};
 
 /// On every Secret the Git source generates: the source's name.
 pub const LABEL_GIT_SOURCE: &str = "ksec.io/git-source";
@@ -64,8 +55,6 @@ pub const ANN_ORPHANED: &str = "ksec.io/orphaned";
 /// Per-object policies, in the encrypted manifest's metadata.annotations.
 pub const ANN_DRIFT: &str = "ksec.io/drift";
 pub const ANN_DELETION_POLICY: &str = "ksec.io/deletion-policy";
-/// The fetch failed (network, authentication, missing branch or path).
-pub const FETCH_FAILED: &str = "FetchFailed";
 /// Field manager of the status ConfigMap and of orphan marks.
 const STATUS_MANAGER: &str = "ksec-git-status";
 
@@ -101,72 +90,6 @@ impl GitSourceConfig {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RevisionLabels {
-    pub revision: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
-    /// applied, unchanged, drifted, refused, skipped.
-    pub state: String,
-}
-
-/// The Git source's own series (`ksec_controller_git_*`).
-#[derive(Clone)]
-pub struct GitMetrics {
-    pub fetches: Family<ResultLabels, Counter>,
-    pub fetch_duration: Histogram,
-    pub last_sync: Gauge<f64, AtomicU64>,
-    pub revision: Family<RevisionLabels, Gauge>,
-    pub files: Family<StateLabels, Gauge>,
-    pub webhooks: Family<super::webhook::HookLabels, Counter>,
-}
-
-impl GitMetrics {
-    pub fn register(reg: &mut Registry) -> GitMetrics {
-        let m = GitMetrics {
-            fetches: Default::default(),
-            fetch_duration: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
-            last_sync: Default::default(),
-            revision: Default::default(),
-            files: Default::default(),
-            webhooks: Default::default(),
-        };
-        reg.register(
-            "git_fetches",
-            "Fetches of the Git source by result",
-            m.fetches.clone(),
-        );
-        reg.register(
-            "git_fetch_duration_seconds",
-            "Time to fetch the branch and read its tree",
-            m.fetch_duration.clone(),
-        );
-        reg.register(
-            "git_last_sync_timestamp_seconds",
-            "When the Git source last completed a sync (fetched and applied)",
-            m.last_sync.clone(),
-        );
-        reg.register(
-            "git_revision_info",
-            "The revision last synced (value 1)",
-            m.revision.clone(),
-        );
-        reg.register(
-            "git_files",
-            "Files of the last sync by state",
-            m.files.clone(),
-        );
-        reg.register(
-            "git_webhook_requests",
-            "POST /hook by result (accepted, ignored, unauthorized)",
-            m.webhooks.clone(),
-        );
-        m
-    }
-}
-
 /// What happened to one file, as the status lists it (no values).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -175,9 +98,9 @@ pub struct FileStatus {
     /// `namespace/name`, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    pub state: String,
+    pub state: FileState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// Key names.
@@ -188,11 +111,11 @@ pub struct FileStatus {
 }
 
 impl FileStatus {
-    fn new(f: &GitFile, state: &str) -> FileStatus {
+    fn new(f: &GitFile, state: FileState) -> FileStatus {
         FileStatus {
             path: f.path.clone(),
             secret: None,
-            state: state.into(),
+            state,
             reason: None,
             message: String::new(),
             keys: vec![],
@@ -200,9 +123,9 @@ impl FileStatus {
         }
     }
 
-    fn refused(&mut self, reason: &str, message: String) {
-        self.state = "refused".into();
-        self.reason = Some(reason.into());
+    fn refused(&mut self, reason: Reason, message: String) {
+        self.state = FileState::Refused;
+        self.reason = Some(reason);
         self.message = message;
     }
 }
@@ -228,7 +151,7 @@ pub struct GitStatus {
 }
 
 /// (blob, state, reason) of a status entry.
-type Announced = (String, String, Option<String>);
+type Announced = (String, FileState, Option<Reason>);
 
 /// Memory between syncs: what was already announced (events and counters
 /// fire on change, not on every interval).
@@ -371,56 +294,26 @@ async fn fetch_failed(cfg: &GitSourceConfig, ctx: &Context, mem: &mut Memory, me
             result: "error".into(),
         })
         .inc();
-    ctx.metrics.sync_error(FETCH_FAILED);
-    tracing::warn!(reason = FETCH_FAILED, "git source: {message}");
+    ctx.metrics.sync_error(Reason::FetchFailed);
+    tracing::warn!(
+        reason = Reason::FetchFailed.as_str(),
+        "git source: {message}"
+    );
     let conds = &mut mem.status.conditions;
-    set_condition(conds, "Ready", "False", FETCH_FAILED, &message, None);
-    set_condition(conds, "Reconciling", "True", FETCH_FAILED, &message, None);
-    set_condition(conds, "Stalled", "False", FETCH_FAILED, "", None);
+    set_health(conds, Health::Retrying, Reason::FetchFailed, &message, None);
     let new = mem.fetch_error.as_deref() != Some(message.as_str());
     mem.fetch_error = Some(message.clone());
     write_status(cfg, ctx, mem).await;
     if new {
-        source_event(ctx, mem, EventType::Warning, FETCH_FAILED, &message).await;
+        source_event(
+            ctx,
+            mem,
+            EventType::Warning,
+            Reason::FetchFailed.as_str(),
+            &message,
+        )
+        .await;
     }
-}
-
-/// Readable facts of one Secret of an encrypted file (no decryption).
-#[derive(Debug, PartialEq, Eq)]
-struct PlainSecret {
-    namespace: Option<String>,
-    name: Option<String>,
-    /// SHA-256 of the Secret's encrypted form (ciphertext and readable
-    /// metadata, without the file's sops metadata): it changes when the
-    /// Secret's own content changes, not when another Secret of the file does.
-    digest: String,
-}
-
-/// The Secrets of an encrypted file, in document order (the order in which
-/// [`source::open_all`] returns them).
-fn plain_id(docs: &crate::sops::Documents) -> Vec<PlainSecret> {
-    use sha2::{Digest, Sha256};
-    let mut out = Vec::new();
-    for d in &docs.0 {
-        for obj in crate::manifest::objects(d) {
-            if crate::manifest::is_secret(&obj) {
-                let meta = obj.get("metadata").and_then(Value::as_map);
-                let get = |k| {
-                    meta.and_then(|m| m.str_of(k))
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                };
-                let text = serde_json::to_string(&Value::Map(obj.clone()).to_json())
-                    .expect("JSON serializes");
-                out.push(PlainSecret {
-                    namespace: get("namespace"),
-                    name: get("name"),
-                    digest: hex::encode(Sha256::digest(text.as_bytes())),
-                });
-            }
-        }
-    }
-    out
 }
 
 /// A live Secret of this source that may stand for its document without
@@ -460,7 +353,7 @@ struct Opened {
     /// all intact): a live Secret it no longer defines may be pruned.
     verified: bool,
     /// Why decryption failed (the metric counts it once per file).
-    decrypt_error: Option<&'static str>,
+    decrypt_error: Option<Reason>,
 }
 
 impl Opened {
@@ -476,51 +369,10 @@ impl Opened {
 /// One file → one entry per Secret (decrypted once for all of them), or one
 /// entry for the whole file. Runs on the blocking pool.
 fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Opened {
-    let mut st = FileStatus::new(f, "skipped");
-    let format = if f.path.to_ascii_lowercase().ends_with(".json") {
-        Format::Json
-    } else {
-        Format::Yaml
+    let m = match read_encrypted(f, scope) {
+        Ok(m) => m,
+        Err(st) => return Opened::done(*st),
     };
-    let (docs, meta) = match store::load_encrypted(format, &f.bytes) {
-        Ok(x) => x,
-        Err(StoreError::NotEncrypted) => {
-            let plain_secret = store::load_plain(format, &f.bytes)
-                .map(|d| crate::manifest::has_secret(&d))
-                .unwrap_or(false);
-            if plain_secret {
-                st.refused(
-                    reason::DECRYPT_FAILED,
-                    "holds a plaintext Secret; only SOPS-encrypted Secrets are applied".into(),
-                );
-            } else {
-                st.message = "not an encrypted manifest".into();
-            }
-            return Opened::done(st);
-        }
-        Err(e) => {
-            st.refused(reason::INVALID, e.to_string());
-            return Opened::done(st);
-        }
-    };
-    if let Some(p) = crate::manifest::secret_shape(&docs).first() {
-        st.refused(reason::INVALID, format!("probable tampering: {p}"));
-        return Opened::done(st);
-    }
-    let ids = plain_id(&docs);
-    if ids.is_empty() {
-        st.message = "no Secret in it".into();
-        return Opened::done(st);
-    }
-    // Files of other environments share the repository: not ours, not an error.
-    if let Err(why) = scope
-        .boundary
-        .file_in_env(&scope.boundary.encrypted_for(&meta))
-    {
-        st.message = why;
-        return Opened::done(st);
-    }
-    drop(docs);
     // Per Secret, from the readable metadata: name, namespace, boundary.
     // Secrets refused here are not decrypted.
     let default_ns = if scope.boundary.namespaces.len() == 1 {
@@ -528,32 +380,10 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
     } else {
         None
     };
-    let slots: Vec<Slot> = ids
-        .into_iter()
-        .map(|p| {
-            let mut e = FileStatus::new(f, "refused");
-            let Some(name) = p.name else {
-                e.refused(reason::INVALID, "a Secret has no metadata.name".into());
-                return Err(Box::new(e));
-            };
-            let Some(ns) = p.namespace.or_else(|| default_ns.clone()) else {
-                e.refused(
-                    reason::INVALID,
-                    format!("the Secret {name} names no metadata.namespace"),
-                );
-                return Err(Box::new(e));
-            };
-            e.secret = Some(cluster::nsname(&ns, &name));
-            if let Some(why) = scope.refuse(&ns) {
-                e.refused(reason::NAMESPACE_NOT_ALLOWED, why);
-                return Err(Box::new(e));
-            }
-            Ok(((ns, name), p.digest))
-        })
-        .collect();
-    let wanted: BTreeSet<(String, String)> = slots
+    let slots: Vec<Slot> = m
+        .secrets()
         .iter()
-        .filter_map(|s| s.as_ref().ok().map(|(k, _)| k.clone()))
+        .map(|p| slot(f, p, default_ns.as_deref(), scope))
         .collect();
     let allowed = slots.iter().filter(|s| s.is_ok()).count();
     if allowed == 0 {
@@ -566,10 +396,96 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
             decrypt_error: None,
         };
     }
-    // Not decrypted again when every Secret of the file is live, from this
-    // path and this very document, unedited, and the file defines exactly
-    // the Secrets live from it (none removed, none added, none twice).
-    let intact = wanted.len() == allowed
+    if intact(f, &slots, allowed, live) {
+        return Opened {
+            entries: slots
+                .into_iter()
+                .map(|s| intact_entry(f, s, live))
+                .collect(),
+            verified: true,
+            decrypt_error: None,
+        };
+    }
+    decrypt_entries(f, m, ring, scope, default_ns.as_deref(), slots)
+}
+
+/// Parses a file and keeps it only if it is an encrypted manifest with
+/// Secrets, of this environment. `Err`: the file's one status entry.
+fn read_encrypted(f: &GitFile, scope: &Scope) -> Result<EncryptedManifest, Box<FileStatus>> {
+    let mut st = FileStatus::new(f, FileState::Skipped);
+    let m = match Manifest::open(Path::new(&f.path), &f.bytes) {
+        Ok(Manifest::Encrypted(m)) => m,
+        Ok(Manifest::Plain(p)) => {
+            if p.has_secret() {
+                st.refused(
+                    Reason::DecryptFailed,
+                    "holds a plaintext Secret; only SOPS-encrypted Secrets are applied".into(),
+                );
+            } else {
+                st.message = "not an encrypted manifest".into();
+            }
+            return Err(Box::new(st));
+        }
+        Err(ManifestError::NotAManifest) => {
+            st.message = "not an encrypted manifest".into();
+            return Err(Box::new(st));
+        }
+        Err(e) => {
+            st.refused(Reason::InvalidSpec, e.to_string());
+            return Err(Box::new(st));
+        }
+    };
+    if let Some(p) = m.shape_problem() {
+        st.refused(Reason::InvalidSpec, format!("probable tampering: {p}"));
+        return Err(Box::new(st));
+    }
+    if m.secrets().is_empty() {
+        st.message = "no Secret in it".into();
+        return Err(Box::new(st));
+    }
+    // Files of other environments share the repository: not ours, not an error.
+    if let Err(why) = scope
+        .boundary
+        .file_in_env(&scope.boundary.encrypted_for(&m.meta))
+    {
+        st.message = why;
+        return Err(Box::new(st));
+    }
+    Ok(m)
+}
+
+/// One Secret before decryption: its identity and the controller's
+/// namespace scope, from the readable metadata.
+fn slot(f: &GitFile, p: &SecretId, default_ns: Option<&str>, scope: &Scope) -> Slot {
+    let mut e = FileStatus::new(f, FileState::Refused);
+    let Some(name) = p.name.clone() else {
+        e.refused(Reason::InvalidSpec, "a Secret has no metadata.name".into());
+        return Err(Box::new(e));
+    };
+    let Some(ns) = p.namespace.clone().or(default_ns.map(str::to_string)) else {
+        e.refused(
+            Reason::InvalidSpec,
+            format!("the Secret {name} names no metadata.namespace"),
+        );
+        return Err(Box::new(e));
+    };
+    e.secret = Some(cluster::nsname(&ns, &name));
+    if let Some(why) = scope.refuse(&ns) {
+        e.refused(Reason::NamespaceNotAllowed, why);
+        return Err(Box::new(e));
+    }
+    Ok(((ns, name), p.digest.clone()))
+}
+
+/// Not decrypted again when every Secret of the file is live, from this
+/// path and this very document, unedited, and the file defines exactly
+/// the Secrets live from it (none removed, none added, none twice).
+fn intact(f: &GitFile, slots: &[Slot], allowed: usize, live: &LiveIndex) -> bool {
+    let wanted: BTreeSet<(String, String)> = slots
+        .iter()
+        .filter_map(|s| s.as_ref().ok().map(|(k, _)| k.clone()))
+        .collect();
+    wanted.len() == allowed
         && live.by_path.get(&f.path) == Some(&wanted)
         && slots.iter().all(|s| match s {
             Ok((k, digest)) => live
@@ -577,32 +493,37 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
                 .get(k)
                 .is_some_and(|r| r.path == f.path && r.digest.as_deref() == Some(digest.as_str())),
             Err(_) => true,
-        });
-    if intact {
-        return Opened {
-            entries: slots
-                .into_iter()
-                .map(|s| match s {
-                    Ok((k, _)) => {
-                        let mut e = FileStatus::new(f, "unchanged");
-                        e.secret = Some(cluster::nsname(&k.0, &k.1));
-                        e.keys = live.reusable[&k].keys.clone();
-                        Entry::Intact(e)
-                    }
-                    Err(e) => Entry::Done(*e),
-                })
-                .collect(),
-            verified: true,
-            decrypt_error: None,
-        };
+        })
+}
+
+fn intact_entry(f: &GitFile, s: Slot, live: &LiveIndex) -> Entry {
+    match s {
+        Ok((k, _)) => {
+            let mut e = FileStatus::new(f, FileState::Unchanged);
+            e.secret = Some(cluster::nsname(&k.0, &k.1));
+            e.keys = live.reusable[&k].keys.clone();
+            Entry::Intact(e)
+        }
+        Err(e) => Entry::Done(*e),
     }
-    let opened = source::open_all(
+}
+
+/// Decrypts the file once (MAC verified) and pairs each Secret with its slot.
+fn decrypt_entries(
+    f: &GitFile,
+    m: EncryptedManifest,
+    ring: &KeyRing,
+    scope: &Scope,
+    default_ns: Option<&str>,
+    slots: Vec<Slot>,
+) -> Opened {
+    let opened = source::open_manifest(
         Path::new(&f.path),
-        &f.bytes,
+        Manifest::Encrypted(m),
         ring,
         FileOptions {
             policy: NamespacePolicy {
-                default: default_ns.as_deref(),
+                default: default_ns,
                 only: None,
             },
             boundary: &scope.boundary,
@@ -611,30 +532,11 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
     );
     match opened {
         // The whole file (the MAC covers it): every Secret in it is refused.
-        Err(r) => {
-            let why = classify(&r);
-            let decrypt = matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_));
-            let msg = r.to_string();
-            Opened {
-                entries: slots
-                    .into_iter()
-                    .map(|s| match s {
-                        Ok(((ns, name), _)) => {
-                            let mut e = FileStatus::new(f, "refused");
-                            e.secret = Some(cluster::nsname(&ns, &name));
-                            e.refused(why, msg.clone());
-                            Entry::Done(e)
-                        }
-                        Err(e) => Entry::Done(*e),
-                    })
-                    .collect(),
-                verified: false,
-                decrypt_error: decrypt.then_some(why),
-            }
-        }
+        Err(r) => refuse_all(f, slots, &r),
         Ok(all) if all.len() != slots.len() => {
+            let mut st = FileStatus::new(f, FileState::Skipped);
             st.refused(
-                reason::INVALID,
+                Reason::InvalidSpec,
                 "the decrypted file does not hold the Secrets its metadata lists".into(),
             );
             Opened::done(st)
@@ -643,29 +545,61 @@ fn open_file(f: &GitFile, ring: &KeyRing, scope: &Scope, live: &LiveIndex) -> Op
             entries: slots
                 .into_iter()
                 .zip(all)
-                .map(|(slot, res)| match (slot, res) {
-                    (Err(e), _) => Entry::Done(*e),
-                    (Ok(_), Err(r)) => {
-                        let mut e = FileStatus::new(f, "refused");
-                        e.secret = r.secret;
-                        e.refused(classify(&r.refusal), r.refusal.to_string());
-                        Entry::Done(e)
-                    }
-                    (Ok((_, digest)), Ok(d)) => {
-                        let mut e = FileStatus::new(f, "pending");
-                        e.secret = Some(cluster::nsname(&d.namespace, &d.name));
-                        if let Some(why) = scope.refuse(&d.namespace) {
-                            e.refused(reason::NAMESPACE_NOT_ALLOWED, why);
-                            return Entry::Done(e);
-                        }
-                        e.keys = d.data.keys().cloned().collect();
-                        Entry::Open(e, Box::new(d), digest)
-                    }
-                })
+                .map(|(slot, res)| decrypted_entry(f, slot, res, scope))
                 .collect(),
             verified: true,
             decrypt_error: None,
         },
+    }
+}
+
+fn refuse_all(f: &GitFile, slots: Vec<Slot>, r: &OpenRefusal) -> Opened {
+    let why = classify(r);
+    let decrypt = matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_));
+    let msg = r.to_string();
+    let entries = slots
+        .into_iter()
+        .map(|s| match s {
+            Ok(((ns, name), _)) => {
+                let mut e = FileStatus::new(f, FileState::Refused);
+                e.secret = Some(cluster::nsname(&ns, &name));
+                e.refused(why, msg.clone());
+                Entry::Done(e)
+            }
+            Err(e) => Entry::Done(*e),
+        })
+        .collect();
+    Opened {
+        entries,
+        verified: false,
+        decrypt_error: decrypt.then_some(why),
+    }
+}
+
+fn decrypted_entry(
+    f: &GitFile,
+    slot: Slot,
+    res: Result<DesiredSecret, source::SecretRefusal>,
+    scope: &Scope,
+) -> Entry {
+    match (slot, res) {
+        (Err(e), _) => Entry::Done(*e),
+        (Ok(_), Err(r)) => {
+            let mut e = FileStatus::new(f, FileState::Refused);
+            e.secret = r.secret;
+            e.refused(classify(&r.refusal), r.refusal.to_string());
+            Entry::Done(e)
+        }
+        (Ok((_, digest)), Ok(d)) => {
+            let mut e = FileStatus::new(f, FileState::Pending);
+            e.secret = Some(cluster::nsname(&d.namespace, &d.name));
+            if let Some(why) = scope.refuse(&d.namespace) {
+                e.refused(Reason::NamespaceNotAllowed, why);
+                return Entry::Done(e);
+            }
+            e.keys = d.data.keys().cloned().collect();
+            Entry::Open(e, Box::new(d), digest)
+        }
     }
 }
 
@@ -738,11 +672,54 @@ async fn list_owned(
     Ok(out)
 }
 
-/// Per-file plan after comparing with the live Secret.
+/// A Secret to write, with the status entry it reports to.
 struct Planned {
     file: usize,
     desired: DesiredSecret,
     unorphan: bool,
+}
+
+/// A Secret edited by hand that the drift mode says not to revert.
+struct Drift {
+    secret: String,
+    summary: String,
+    /// `report` (counted, announced) rather than `ignore`.
+    report: bool,
+}
+
+/// Step 2's result: one status entry per file or Secret, and the Secrets to compare.
+#[derive(Default)]
+struct Sorted {
+    statuses: Vec<FileStatus>,
+    /// (status index, Secret, document digest).
+    desired: Vec<(usize, DesiredSecret, String)>,
+    /// Files whose Secrets are authenticated (a Secret they no longer define may be pruned).
+    verified: BTreeSet<String>,
+    /// (path, blob, reason) of files that did not decrypt.
+    decrypt_errors: Vec<(String, String, Reason)>,
+}
+
+/// Step 3's result.
+#[derive(Default)]
+struct Compared {
+    plans: Vec<Planned>,
+    drifted: Vec<Drift>,
+}
+
+/// Step 4's result.
+#[derive(Default)]
+struct Written {
+    rollout_failed: Vec<String>,
+    /// (namespace, name, note) of each created or updated Secret.
+    events: Vec<(String, String, String)>,
+}
+
+/// A Secret pruned in step 5.
+struct Pruned {
+    namespace: String,
+    name: String,
+    policy: DeletionPolicy,
+    path: String,
 }
 
 /// Decrypts, checks, applies and prunes one snapshot. True when the
@@ -753,8 +730,7 @@ async fn sync_snapshot(
     mem: &mut Memory,
     snap: &Snapshot,
 ) -> bool {
-    let rev = snap.revision.clone();
-    let short = &rev[..rev.len().min(12)];
+    let rev = snap.revision.as_str();
     let t = Instant::now();
     // 1. What is live.
     let live = match list_owned(ctx, &cfg.name).await {
@@ -765,10 +741,92 @@ async fn sync_snapshot(
             return false;
         }
     };
-    // A Secret applied from the same document and not edited since needs no
-    // decryption: the document was checked when it was applied.
+    let index = live_index(&live, &ctx.scope);
+    let listed_ms = t.elapsed().as_millis() as u64;
+    // 2. Decrypt and check the other files (parallel, off the async workers).
+    let mut sorted = match open_snapshot(ctx, snap, index).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Never go on with an empty list: everything would be pruned.
+            let files = mem.status.files.clone();
+            transient(cfg, ctx, mem, files, &format!("decryption task: {e}")).await;
+            return false;
+        }
+    };
+    let decrypted_ms = t.elapsed().as_millis() as u64;
+    // 3. Compare with what is live.
+    let mut transient_msgs = Vec::new();
+    let desired = std::mem::take(&mut sorted.desired);
+    let compared = compare(
+        cfg,
+        ctx,
+        &live,
+        &mut sorted.statuses,
+        desired,
+        rev,
+        &mut transient_msgs,
+    )
+    .await;
+    // 4. Apply through the `ksec apply` engine (restart + verify).
+    let written = if compared.plans.is_empty() {
+        Written::default()
+    } else {
+        match write(
+            ctx,
+            cfg,
+            compared.plans,
+            &mut sorted.statuses,
+            rev,
+            &mut transient_msgs,
+        )
+        .await
+        {
+            Ok(w) => w,
+            Err(message) => {
+                transient(cfg, ctx, mem, sorted.statuses, &message).await;
+                return false;
+            }
+        }
+    };
+    let applied_ms = t.elapsed().as_millis() as u64;
+    // 5. Prune.
+    let pruned = prune(cfg, ctx, &live, &sorted, rev, &mut transient_msgs).await;
+    // 6. Status, metrics, events.
+    let complete = transient_msgs.is_empty();
+    let outcome = SyncReport {
+        rev,
+        complete,
+        transient_msgs,
+        compared_drifted: compared.drifted,
+        written,
+        pruned,
+    };
+    report(cfg, ctx, mem, sorted, outcome).await;
+    tracing::debug!(
+        listed_ms,
+        decrypted_ms,
+        applied_ms,
+        status_ms = t.elapsed().as_millis() as u64,
+        "git source sync phases"
+    );
+    complete
+}
+
+/// What step 6 reports besides the statuses.
+struct SyncReport<'a> {
+    rev: &'a str,
+    complete: bool,
+    transient_msgs: Vec<String>,
+    compared_drifted: Vec<Drift>,
+    written: Written,
+    pruned: Vec<Pruned>,
+}
+
+/// A Secret applied from the same document and not edited since needs no
+/// decryption: the document was checked when it was applied.
+fn live_index(live: &BTreeMap<(String, String), Secret>, scope: &Scope) -> LiveIndex {
     let mut index = LiveIndex::default();
-    for ((ns, name), l) in &live {
+    for ((ns, name), l) in live {
         let Some(path) = live_annotation(l, ANN_SOURCE_PATH) else {
             continue;
         };
@@ -780,7 +838,7 @@ async fn sync_snapshot(
             .entry(path.to_string())
             .or_default()
             .insert((ns.clone(), name.clone()));
-        if untouched(l) && ctx.scope.refuse(ns).is_none() {
+        if untouched(l) && scope.refuse(ns).is_none() {
             index.reusable.insert(
                 (ns.clone(), name.clone()),
                 Reusable {
@@ -791,30 +849,43 @@ async fn sync_snapshot(
             );
         }
     }
-    let listed_ms = t.elapsed().as_millis() as u64;
-    // 2. Decrypt and check the other files (parallel, off the async workers).
+    index
+}
+
+/// Opens every file on the blocking pool, then sorts the entries: one
+/// status each, and the decrypted Secrets that are not defined twice.
+async fn open_snapshot(
+    ctx: &Context,
+    snap: &Snapshot,
+    index: LiveIndex,
+) -> Result<Sorted, tokio::task::JoinError> {
     let files = Arc::new(snap.files.clone());
-    let (ring, scope) = (ctx.ring.clone(), ctx.scope.clone());
-    let fs = files.clone();
+    let (ring, scope, fs) = (ctx.ring.clone(), ctx.scope.clone(), files.clone());
     let opened = tokio::task::spawn_blocking(move || {
         fs.par_iter()
             .map(|f| open_file(f, &ring, &scope, &index))
             .collect::<Vec<_>>()
     })
-    .await;
-    let opened = match opened {
-        Ok(o) => o,
-        Err(e) => {
-            // Never go on with an empty list: everything would be pruned.
-            let files = mem.status.files.clone();
-            transient(cfg, ctx, mem, files, &format!("decryption task: {e}")).await;
-            return false;
-        }
-    };
-    let mut statuses: Vec<FileStatus> = Vec::with_capacity(files.len());
-    let mut desired: Vec<(usize, DesiredSecret, String)> = Vec::new();
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    .await?;
+    let mut sorted = sort_entries(&files, opened);
+    for p in &snap.oversized {
+        sorted.statuses.push(FileStatus {
+            path: p.clone(),
+            secret: None,
+            state: FileState::Refused,
+            reason: Some(Reason::InvalidSpec),
+            message: format!("larger than {} bytes", super::git::MAX_FILE_BYTES),
+            keys: vec![],
+            blob: String::new(),
+        });
+    }
+    Ok(sorted)
+}
+
+fn sort_entries(files: &[GitFile], opened: Vec<Opened>) -> Sorted {
+    let mut sorted = Sorted::default();
     // Intact Secrets first: as applied, they win over a second definition elsewhere.
+    let mut seen: HashMap<(String, String), String> = HashMap::new();
     for o in &opened {
         for e in &o.entries {
             if let Entry::Intact(st) = e
@@ -824,19 +895,20 @@ async fn sync_snapshot(
             }
         }
     }
-    let mut verified: BTreeSet<String> = BTreeSet::new();
-    let mut decrypt_errors = Vec::new();
     for (i, o) in opened.into_iter().enumerate() {
         if o.verified {
-            verified.insert(files[i].path.clone());
+            sorted.verified.insert(files[i].path.clone());
         }
         if let Some(r) = o.decrypt_error {
-            decrypt_errors.push((files[i].path.clone(), files[i].blob.clone(), r));
+            let f = &files[i];
+            sorted
+                .decrypt_errors
+                .push((f.path.clone(), f.blob.clone(), r));
         }
         for e in o.entries {
             let (mut st, d, digest) = match e {
                 Entry::Intact(st) | Entry::Done(st) => {
-                    statuses.push(st);
+                    sorted.statuses.push(st);
                     continue;
                 }
                 Entry::Open(st, d, digest) => (st, *d, digest),
@@ -844,304 +916,353 @@ async fn sync_snapshot(
             let key = (d.namespace.clone(), d.name.clone());
             if let Some(prev) = seen.get(&key) {
                 st.refused(
-                    reason::INVALID,
+                    Reason::InvalidSpec,
                     format!("the same Secret is defined in {prev}"),
                 );
-            } else if let Some(bad) =
-                annotation(&d.object, ANN_DRIFT).filter(|v| parse_drift(v).is_none())
-            {
-                st.refused(
-                    reason::INVALID,
-                    format!("{ANN_DRIFT}: {bad:?} is not enforce, report or ignore"),
-                );
-            } else if let Some(bad) =
-                annotation(&d.object, ANN_DELETION_POLICY).filter(|v| parse_deletion(v).is_none())
-            {
-                st.refused(
-                    reason::INVALID,
-                    format!("{ANN_DELETION_POLICY}: {bad:?} is not Orphan or Delete"),
-                );
+            } else if let Some(why) = bad_policy(&d.object) {
+                st.refused(Reason::InvalidSpec, why);
             } else {
                 seen.insert(key, files[i].path.clone());
-                desired.push((statuses.len(), d, digest));
+                sorted.desired.push((sorted.statuses.len(), d, digest));
             }
-            statuses.push(st);
+            sorted.statuses.push(st);
         }
     }
-    for p in &snap.oversized {
-        statuses.push(FileStatus {
-            path: p.clone(),
-            secret: None,
-            state: "refused".into(),
-            reason: Some(reason::INVALID.into()),
-            message: format!("larger than {} bytes", super::git::MAX_FILE_BYTES),
-            keys: vec![],
-            blob: String::new(),
-        });
-    }
+    sorted
+}
 
-    let decrypted_ms = t.elapsed().as_millis() as u64;
-    // 3. Compare with what is live.
-    let mut plans: Vec<Planned> = Vec::new();
-    let mut drifted: Vec<(usize, String, String, bool)> = Vec::new();
-    let mut transient_msgs: Vec<String> = Vec::new();
+/// A per-object policy annotation with a value ksec does not know.
+fn bad_policy(object: &J) -> Option<String> {
+    if let Some(bad) = annotation(object, ANN_DRIFT).filter(|v| parse_drift(v).is_none()) {
+        return Some(format!(
+            "{ANN_DRIFT}: {bad:?} is not enforce, report or ignore"
+        ));
+    }
+    annotation(object, ANN_DELETION_POLICY)
+        .filter(|v| parse_deletion(v).is_none())
+        .map(|bad| format!("{ANN_DELETION_POLICY}: {bad:?} is not Orphan or Delete"))
+}
+
+/// Step 3: which Secrets to write. Unchanged ones are not written again;
+/// drift is left alone when the mode says so; a Secret this source did
+/// not create is never taken over.
+async fn compare(
+    cfg: &GitSourceConfig,
+    ctx: &Context,
+    live: &BTreeMap<(String, String), Secret>,
+    statuses: &mut [FileStatus],
+    desired: Vec<(usize, DesiredSecret, String)>,
+    rev: &str,
+    transient_msgs: &mut Vec<String>,
+) -> Compared {
+    let mut out = Compared::default();
     for (si, mut d, digest) in desired {
         let st = &mut statuses[si];
         let key = (d.namespace.clone(), d.name.clone());
-        let drift_mode = annotation(&d.object, ANN_DRIFT)
-            .and_then(parse_drift)
-            .unwrap_or(cfg.drift);
-        let mut unorphan = false;
-        match live.get(&key) {
-            Some(l) => {
-                let orphaned = live_annotation(l, ANN_ORPHANED).is_some();
-                unorphan = orphaned;
-                // Applied from this very document at this path (Secrets
-                // applied before the digest existed: from this very file).
-                let live_digest = live_annotation(l, ANN_SOURCE_DIGEST);
-                let same_doc = live_digest == Some(digest.as_str())
-                    && live_annotation(l, ANN_SOURCE_PATH) == Some(st.path.as_str());
-                let same_source = !orphaned
-                    && (same_doc
-                        || (live_digest.is_none()
-                            && live_annotation(l, ANN_SOURCE_BLOB) == Some(st.blob.as_str())));
-                if same_source {
-                    let keys = diff::key_diff(&d.data, &diff::live_data(l));
-                    // Unchanged: not written again, even when another
-                    // Secret of the same file changed. Without a digest yet,
-                    // it is applied once to get one.
-                    if keys.is_empty() && same_doc {
-                        st.state = "unchanged".into();
-                        continue;
-                    }
-                    match drift_mode {
-                        _ if keys.is_empty() => {}
-                        DriftMode::Enforce => {}
-                        DriftMode::Report | DriftMode::Ignore => {
-                            let report = drift_mode == DriftMode::Report;
-                            st.state = "drifted".into();
-                            st.reason = Some(reason::DRIFT_DETECTED.into());
-                            st.message = format!(
-                                "the live Secret differs ({}); not reverted (drift: {})",
-                                keys.summary(),
-                                if report { "report" } else { "ignore" }
-                            );
-                            drifted.push((
-                                si,
-                                st.secret.clone().unwrap_or_default(),
-                                keys.summary(),
-                                report,
-                            ));
-                            continue;
-                        }
-                    }
+        let unorphan = match live.get(&key) {
+            Some(l) => match against_live(cfg, l, &d, &digest, st) {
+                LiveVerdict::Write { unorphan } => unorphan,
+                LiveVerdict::Unchanged => continue,
+                LiveVerdict::Drifted(drift) => {
+                    out.drifted.push(drift);
+                    continue;
                 }
-            }
+            },
             None => {
-                // Never take over a Secret this source did not create.
-                match Api::<Secret>::namespaced(ctx.client.clone(), &d.namespace)
-                    .get_metadata_opt(&d.name)
-                    .await
-                {
-                    Ok(None) => {}
-                    Ok(Some(other)) => {
-                        let owner = other
-                            .labels()
-                            .get(LABEL_GIT_SOURCE)
-                            .map(|s| format!("Git source {s}"))
-                            .or_else(|| {
-                                other
-                                    .labels()
-                                    .get(LABEL_SOURCE)
-                                    .map(|s| format!("EncryptedSecret {s}"))
-                            });
-                        let msg = match owner {
-                            Some(o) => format!("Secret {}/{} belongs to {o}", d.namespace, d.name),
-                            None => format!(
-                                "Secret {}/{} exists and was not created by this Git source; delete it, or label it {LABEL_GIT_SOURCE}={} to hand it over",
-                                d.namespace, d.name, cfg.name
-                            ),
-                        };
-                        st.refused(reason::SECRET_CONFLICT, msg);
-                        continue;
-                    }
-                    Err(e) => {
-                        let m = ClusterError::from_kube(
-                            format!("get secret {}/{}", d.namespace, d.name),
-                            e,
-                        )
-                        .to_string();
-                        st.refused(reason::APPLY_FAILED, m.clone());
-                        st.state = "failed".into();
+                if let Err(m) = claimable(cfg, ctx, &d, st).await {
+                    if st.state == FileState::Failed {
                         transient_msgs.push(m);
-                        continue;
                     }
+                    continue;
                 }
+                false
             }
-        }
-        let meta = d.object["metadata"]
-            .as_object_mut()
-            .expect("skeleton has metadata");
-        let labels = meta
-            .entry("labels")
-            .or_insert_with(|| J::Object(Default::default()));
-        labels[LABEL_GIT_SOURCE] = J::String(cfg.name.clone());
-        let ann = meta
-            .entry("annotations")
-            .or_insert_with(|| J::Object(Default::default()));
-        ann[ANN_SOURCE_PATH] = J::String(st.path.clone());
-        ann[ANN_SOURCE_REVISION] = J::String(rev.clone());
-        ann[ANN_SOURCE_BLOB] = J::String(st.blob.clone());
-        ann[ANN_SOURCE_DIGEST] = J::String(digest);
-        plans.push(Planned {
+        };
+        stamp_source(&mut d.object, &cfg.name, st, rev, digest);
+        out.plans.push(Planned {
             file: si,
             desired: d,
             unorphan,
         });
     }
+    out
+}
 
-    // 4. Apply through the `ksec apply` engine (restart + verify).
-    let mut rollout_failed: Vec<String> = Vec::new();
-    let mut applied_events: Vec<(String, String, String)> = Vec::new();
-    if !plans.is_empty() {
-        let index: HashMap<String, usize> = plans
-            .iter()
-            .map(|p| {
-                (
-                    cluster::nsname(&p.desired.namespace, &p.desired.name),
-                    p.file,
-                )
-            })
-            .collect();
-        let unorphan: Vec<(String, String)> = plans
-            .iter()
-            .filter(|p| p.unorphan)
-            .map(|p| (p.desired.namespace.clone(), p.desired.name.clone()))
-            .collect();
-        let loaded = Loaded {
-            secrets: plans.into_iter().map(|p| p.desired).collect(),
-            ..Default::default()
+enum LiveVerdict {
+    Write { unorphan: bool },
+    Unchanged,
+    Drifted(Drift),
+}
+
+/// Compares a decrypted Secret with its live copy from this source.
+fn against_live(
+    cfg: &GitSourceConfig,
+    l: &Secret,
+    d: &DesiredSecret,
+    digest: &str,
+    st: &mut FileStatus,
+) -> LiveVerdict {
+    let orphaned = live_annotation(l, ANN_ORPHANED).is_some();
+    // Applied from this very document at this path (Secrets applied
+    // before the digest existed: from this very file).
+    let live_digest = live_annotation(l, ANN_SOURCE_DIGEST);
+    let same_doc = live_digest == Some(digest)
+        && live_annotation(l, ANN_SOURCE_PATH) == Some(st.path.as_str());
+    let same_source = !orphaned
+        && (same_doc
+            || (live_digest.is_none()
+                && live_annotation(l, ANN_SOURCE_BLOB) == Some(st.blob.as_str())));
+    if !same_source {
+        return LiveVerdict::Write { unorphan: orphaned };
+    }
+    let keys = diff::key_diff(&d.data, &diff::live_data(l));
+    // Unchanged: not written again, even when another Secret of the same
+    // file changed. Without a digest yet, it is applied once to get one.
+    if keys.is_empty() && same_doc {
+        st.state = FileState::Unchanged;
+        return LiveVerdict::Unchanged;
+    }
+    let mode = annotation(&d.object, ANN_DRIFT)
+        .and_then(parse_drift)
+        .unwrap_or(cfg.drift);
+    if keys.is_empty() || mode == DriftMode::Enforce {
+        return LiveVerdict::Write { unorphan: orphaned };
+    }
+    let report = mode == DriftMode::Report;
+    st.state = FileState::Drifted;
+    st.reason = Some(Reason::DriftDetected);
+    st.message = format!(
+        "the live Secret differs ({}); not reverted (drift: {})",
+        keys.summary(),
+        if report { "report" } else { "ignore" }
+    );
+    LiveVerdict::Drifted(Drift {
+        secret: st.secret.clone().unwrap_or_default(),
+        summary: keys.summary(),
+        report,
+    })
+}
+
+/// Never take over a Secret this source did not create. `Err` (the entry
+/// is refused, or failed when the lookup itself failed) carries the message.
+async fn claimable(
+    cfg: &GitSourceConfig,
+    ctx: &Context,
+    d: &DesiredSecret,
+    st: &mut FileStatus,
+) -> Result<(), String> {
+    let got = Api::<Secret>::namespaced(ctx.client.clone(), &d.namespace)
+        .get_metadata_opt(&d.name)
+        .await;
+    let other = match got {
+        Ok(None) => return Ok(()),
+        Ok(Some(other)) => other,
+        Err(e) => {
+            let m = ClusterError::from_kube(format!("get secret {}/{}", d.namespace, d.name), e)
+                .to_string();
+            st.refused(Reason::ApplyFailed, m.clone());
+            st.state = FileState::Failed;
+            return Err(m);
+        }
+    };
+    let me = Writer::GitSource(&cfg.name);
+    let Err(msg) = may_write(me, &d.namespace, &d.name, Some(other.labels())) else {
+        return Ok(());
+    };
+    st.refused(Reason::SecretConflict, msg.clone());
+    Err(msg)
+}
+
+/// The source's label and annotations on the object to apply.
+fn stamp_source(object: &mut J, source: &str, st: &FileStatus, rev: &str, digest: String) {
+    let Some(meta) = stamp(object, Writer::GitSource(source)) else {
+        return;
+    };
+    let ann = meta
+        .entry("annotations")
+        .or_insert_with(|| J::Object(Default::default()));
+    ann[ANN_SOURCE_PATH] = J::String(st.path.clone());
+    ann[ANN_SOURCE_REVISION] = J::String(rev.into());
+    ann[ANN_SOURCE_BLOB] = J::String(st.blob.clone());
+    ann[ANN_SOURCE_DIGEST] = J::String(digest);
+}
+
+/// Step 4. `Err`: the engine itself failed (nothing known to be written; retried).
+async fn write(
+    ctx: &Context,
+    cfg: &GitSourceConfig,
+    plans: Vec<Planned>,
+    statuses: &mut [FileStatus],
+    rev: &str,
+    transient_msgs: &mut Vec<String>,
+) -> Result<Written, String> {
+    let index: HashMap<(String, String), usize> = plans
+        .iter()
+        .map(|p| {
+            (
+                (p.desired.namespace.clone(), p.desired.name.clone()),
+                p.file,
+            )
+        })
+        .collect();
+    let unorphan: Vec<(String, String)> = plans
+        .iter()
+        .filter(|p| p.unorphan)
+        .map(|p| (p.desired.namespace.clone(), p.desired.name.clone()))
+        .collect();
+    let loaded = Loaded {
+        secrets: plans.into_iter().map(|p| p.desired).collect(),
+        ..Default::default()
+    };
+    let opts = ApplyOptions {
+        restart: true,
+        // The repository is the source of truth for Secrets carrying its label.
+        force_conflicts: true,
+        timeout: ctx.rollout_timeout,
+        inventory_id: format!("git-{}", cfg.name),
+        record_inventory: false,
+        concurrency: 8,
+        ..Default::default()
+    };
+    let report = match apply_off_thread(ctx.client.clone(), loaded, opts).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(format!("apply task: {e}")),
+    };
+    let short = &rev[..rev.len().min(12)];
+    let mut out = Written {
+        rollout_failed: rollout_failures(&report),
+        events: Vec::new(),
+    };
+    for f in &report.failures {
+        let si = match &f.subject {
+            Subject::Secret { namespace, name } => index.get(&(namespace.clone(), name.clone())),
+            _ => None,
         };
-        let opts = ApplyOptions {
-            restart: true,
-            // The repository is the source of truth for Secrets carrying its label.
-            force_conflicts: true,
-            timeout: ctx.rollout_timeout,
-            inventory_id: format!("git-{}", cfg.name),
-            record_inventory: false,
-            concurrency: 8,
-            ..Default::default()
-        };
-        let applied = apply_off_thread(ctx.client.clone(), loaded, opts).await;
-        let report = match applied {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                transient(cfg, ctx, mem, statuses, &e.to_string()).await;
-                return false;
-            }
-            Err(e) => {
-                transient(cfg, ctx, mem, statuses, &format!("apply task: {e}")).await;
-                return false;
-            }
-        };
-        for f in &report.failures {
-            if let Subject::Secret { namespace, name } = &f.subject
-                && let Some(&si) = index.get(&cluster::nsname(namespace, name))
-            {
-                statuses[si].refused(reason::APPLY_FAILED, f.message.clone());
-                statuses[si].state = "failed".into();
+        match si {
+            Some(&si) => {
+                statuses[si].refused(Reason::ApplyFailed, f.message.clone());
+                statuses[si].state = FileState::Failed;
                 transient_msgs.push(format!("{}: {}", statuses[si].path, f.message));
-            } else {
-                rollout_failed.push(format!("{}: {}", f.subject, f.message));
             }
+            None => out
+                .rollout_failed
+                .push(format!("{}: {}", f.subject, f.message)),
         }
-        for sr in report.applied.iter().chain(report.unchanged.iter()) {
-            let id = cluster::nsname(&sr.namespace, &sr.name);
-            if let Some(&si) = index.get(&id) {
-                statuses[si].state = if sr.action == ApplyAction::Unchanged {
-                    "unchanged".into()
-                } else {
-                    "applied".into()
-                };
-                if sr.action != ApplyAction::Unchanged {
-                    let restarted: Vec<String> = report
-                        .restarted
-                        .iter()
-                        .filter(|w| w.namespace == sr.namespace && w.secrets.contains(&sr.name))
-                        .map(|w| format!("{} {}", w.kind, w.name))
-                        .collect();
-                    applied_events.push((
-                        sr.namespace.clone(),
-                        sr.name.clone(),
-                        format!(
-                            "{} from {} at {short} (keys: {}); consumers restarted: {}",
-                            if sr.action == ApplyAction::Created {
-                                "created"
-                            } else {
-                                "updated"
-                            },
-                            statuses[si].path,
-                            statuses[si].keys.join(", "),
-                            if restarted.is_empty() {
-                                "none".into()
-                            } else {
-                                restarted.join(", ")
-                            }
-                        ),
-                    ));
-                }
-            }
+    }
+    for sr in report.applied.iter().chain(report.unchanged.iter()) {
+        let Some(&si) = index.get(&(sr.namespace.clone(), sr.name.clone())) else {
+            continue;
+        };
+        let st = &mut statuses[si];
+        if sr.action == ApplyAction::Unchanged {
+            st.state = FileState::Unchanged;
+            continue;
         }
-        rollout_failed.extend(report.restarted.iter().filter_map(|w| match &w.outcome {
+        st.state = FileState::Applied;
+        let note = applied_note(sr, &report, st, short);
+        out.events
+            .push((sr.namespace.clone(), sr.name.clone(), note));
+    }
+    ctx.metrics
+        .restart("executed", report.restarted.len() as u64);
+    ctx.metrics
+        .restart("verified", report.verified.len() as u64);
+    ctx.metrics
+        .restart("failed", out.rollout_failed.len() as u64);
+    clear_orphan_marks(ctx, unorphan).await;
+    Ok(out)
+}
+
+/// Workloads that did not roll out, by kind and name (shared with the CRD source).
+pub(crate) fn rollout_failures(report: &cluster::Report) -> Vec<String> {
+    report
+        .restarted
+        .iter()
+        .filter_map(|w| match &w.outcome {
             Some(Outcome::Failed(m)) | Some(Outcome::TimedOut(m)) => {
                 Some(format!("{} {}/{}: {m}", w.kind, w.namespace, w.name))
             }
             _ => None,
-        }));
-        ctx.metrics
-            .restart("executed", report.restarted.len() as u64);
-        ctx.metrics
-            .restart("verified", report.verified.len() as u64);
-        ctx.metrics.restart("failed", rollout_failed.len() as u64);
-        for (ns, name) in unorphan {
-            let patch = json!({"metadata": {"annotations": {ANN_ORPHANED: null}}});
-            if let Err(e) = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot clear {ANN_ORPHANED}");
-            }
+        })
+        .collect()
+}
+
+fn applied_note(
+    sr: &cluster::apply::SecretResult,
+    report: &cluster::Report,
+    st: &FileStatus,
+    short: &str,
+) -> String {
+    let restarted: Vec<String> = report
+        .restarted
+        .iter()
+        .filter(|w| w.namespace == sr.namespace && w.secrets.contains(&sr.name))
+        .map(|w| format!("{} {}", w.kind, w.name))
+        .collect();
+    format!(
+        "{} from {} at {short} (keys: {}); consumers restarted: {}",
+        if sr.action == ApplyAction::Created {
+            "created"
+        } else {
+            "updated"
+        },
+        st.path,
+        st.keys.join(", "),
+        if restarted.is_empty() {
+            "none".into()
+        } else {
+            restarted.join(", ")
+        }
+    )
+}
+
+async fn clear_orphan_marks(ctx: &Context, secrets: Vec<(String, String)>) {
+    for (ns, name) in secrets {
+        let patch = json!({"metadata": {"annotations": {ANN_ORPHANED: null}}});
+        if let Err(e) = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot clear {ANN_ORPHANED}");
         }
     }
+}
 
-    let applied_ms = t.elapsed().as_millis() as u64;
-    // 5. Prune: Secrets whose file is gone, or whose file, decrypted, no
-    // longer defines them (document removed, Secret renamed).
-    let desired_ids: BTreeSet<String> = statuses
+/// Step 5: Secrets whose file is gone, or whose file, decrypted, no longer
+/// defines them (document removed, Secret renamed). A file still there
+/// keeps its Secret unless it was decrypted (MAC verified) and no longer
+/// defines it: a refused file (bad MAC, missing key…) never causes a deletion.
+async fn prune(
+    cfg: &GitSourceConfig,
+    ctx: &Context,
+    live: &BTreeMap<(String, String), Secret>,
+    sorted: &Sorted,
+    rev: &str,
+    transient_msgs: &mut Vec<String>,
+) -> Vec<Pruned> {
+    let statuses = &sorted.statuses;
+    let desired_ids: BTreeSet<&str> = statuses
         .iter()
-        .filter(|s| s.state != "refused" && s.state != "skipped")
-        .filter_map(|s| s.secret.clone())
+        .filter(|s| !matches!(s.state, FileState::Refused | FileState::Skipped))
+        .filter_map(|s| s.secret.as_deref())
         .collect();
     let present: BTreeSet<&str> = statuses.iter().map(|s| s.path.as_str()).collect();
-    // Entries that keep their Secret: refused, skipped or failed (per Secret,
-    // or for the whole file when `None`).
+    // Entries that keep their Secret (per Secret, or the whole file when `None`).
     let held: BTreeSet<(&str, Option<&str>)> = statuses
         .iter()
-        .filter(|s| matches!(s.state.as_str(), "refused" | "skipped" | "failed"))
+        .filter(|s| s.state.holds())
         .map(|s| (s.path.as_str(), s.secret.as_deref()))
         .collect();
-    let mut pruned: Vec<(String, String, DeletionPolicy, String)> = Vec::new();
-    for ((ns, name), l) in &live {
+    let mut pruned = Vec::new();
+    for ((ns, name), l) in live {
         let id = cluster::nsname(ns, name);
-        if desired_ids.contains(&id) || live_annotation(l, ANN_ORPHANED).is_some() {
+        if desired_ids.contains(id.as_str()) || live_annotation(l, ANN_ORPHANED).is_some() {
             continue;
         }
         let path = live_annotation(l, ANN_SOURCE_PATH).unwrap_or("");
-        // A file still there keeps its Secret unless it was decrypted (MAC
-        // verified) and no longer defines it: a refused file (bad MAC,
-        // missing key…) or Secret never causes a deletion.
         if present.contains(path)
-            && (!verified.contains(path)
+            && (!sorted.verified.contains(path)
                 || held.contains(&(path, Some(id.as_str())))
                 || held.contains(&(path, None)))
         {
@@ -1150,138 +1271,161 @@ async fn sync_snapshot(
         let policy = live_annotation(l, ANN_DELETION_POLICY)
             .and_then(parse_deletion)
             .unwrap_or(cfg.deletion);
-        let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
-        let res = match policy {
-            DeletionPolicy::Delete => api.delete(name, &DeleteParams::default()).await.map(|_| ()),
-            DeletionPolicy::Orphan => {
-                let patch = json!({"metadata": {"annotations": {ANN_ORPHANED: rev}}});
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| ())
-            }
-        };
-        match res {
-            Ok(()) => pruned.push((ns.clone(), name.clone(), policy, path.to_string())),
+        match prune_one(ctx, ns, name, policy, rev).await {
+            Ok(()) => pruned.push(Pruned {
+                namespace: ns.clone(),
+                name: name.clone(),
+                policy,
+                path: path.to_string(),
+            }),
             Err(e) => transient_msgs
                 .push(ClusterError::from_kube(format!("prune secret {id}"), e).to_string()),
         }
     }
+    pruned
+}
 
-    // 6. Status, metrics, events.
-    let complete = transient_msgs.is_empty();
-    let refused: Vec<&FileStatus> = statuses.iter().filter(|s| s.state == "refused").collect();
-    let total = statuses.iter().filter(|s| s.state != "skipped").count();
-    let conds = &mut mem.status.conditions;
+async fn prune_one(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    policy: DeletionPolicy,
+    rev: &str,
+) -> Result<(), kube::Error> {
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    match policy {
+        DeletionPolicy::Delete => api.delete(name, &DeleteParams::default()).await.map(|_| ()),
+        DeletionPolicy::Orphan => {
+            let patch = json!({"metadata": {"annotations": {ANN_ORPHANED: rev}}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// Step 6: conditions, metrics, the status ConfigMap, then events.
+async fn report(
+    cfg: &GitSourceConfig,
+    ctx: &Context,
+    mem: &mut Memory,
+    sorted: Sorted,
+    r: SyncReport<'_>,
+) {
+    let short = &r.rev[..r.rev.len().min(12)];
     mem.fetch_error = None;
-    if !rollout_failed.is_empty() {
+    set_conditions(ctx, &mut mem.status.conditions, &sorted.statuses, &r, short);
+    if r.complete {
+        record_synced(ctx, mem, r.rev);
+    }
+    let new_refusals = count_outcomes(ctx, mem, &sorted);
+    let mut statuses = sorted.statuses;
+    statuses.sort_by(|a, b| (&a.path, &a.secret).cmp(&(&b.path, &b.secret)));
+    let (files, omitted) = cap_files(statuses);
+    mem.status.files = files;
+    mem.status.files_omitted = omitted;
+    write_status(cfg, ctx, mem).await;
+    announce(ctx, mem, r, new_refusals, short).await;
+}
+
+/// Ready/Reconciling/Stalled, and Drifted, from what the sync found.
+fn set_conditions(
+    ctx: &Context,
+    conds: &mut Vec<Condition>,
+    statuses: &[FileStatus],
+    r: &SyncReport<'_>,
+    short: &str,
+) {
+    let refused: Vec<&FileStatus> = statuses
+        .iter()
+        .filter(|s| s.state == FileState::Refused)
+        .collect();
+    let total = statuses
+        .iter()
+        .filter(|s| s.state != FileState::Skipped)
+        .count();
+    if !r.written.rollout_failed.is_empty() {
         let msg = format!(
             "revision {short} applied, but consumers did not roll out: {}",
-            rollout_failed.join("; ")
+            r.written.rollout_failed.join("; ")
         );
-        set_condition(conds, "Ready", "False", reason::ROLLOUT_FAILED, &msg, None);
-        set_condition(
-            conds,
-            "Reconciling",
-            "False",
-            reason::ROLLOUT_FAILED,
-            "",
-            None,
-        );
-        set_condition(conds, "Stalled", "True", reason::ROLLOUT_FAILED, &msg, None);
-        ctx.metrics.sync_error(reason::ROLLOUT_FAILED);
-    } else if !complete {
+        set_health(conds, Health::Stalled, Reason::RolloutFailed, &msg, None);
+        ctx.metrics.sync_error(Reason::RolloutFailed);
+    } else if !r.complete {
         let msg = format!(
             "revision {short}: will retry: {}",
-            transient_msgs.join("; ")
+            r.transient_msgs.join("; ")
         );
-        set_condition(conds, "Ready", "False", reason::APPLY_FAILED, &msg, None);
-        set_condition(
-            conds,
-            "Reconciling",
-            "True",
-            reason::APPLY_FAILED,
-            &msg,
-            None,
-        );
-        set_condition(conds, "Stalled", "False", reason::APPLY_FAILED, "", None);
-        ctx.metrics.sync_error(reason::APPLY_FAILED);
+        set_health(conds, Health::Retrying, Reason::ApplyFailed, &msg, None);
+        ctx.metrics.sync_error(Reason::ApplyFailed);
     } else if let Some(first) = refused.first() {
-        let r = first.reason.clone().unwrap_or_default();
+        let reason = first.reason.unwrap_or(Reason::InvalidSpec);
+        let listed: Vec<String> = refused.iter().map(|s| refusal_line(s)).collect();
         let msg = format!(
             "revision {short}: {} of {total} Secret(s) or file(s) refused: {}",
             refused.len(),
-            refused
-                .iter()
-                .map(|s| format!(
-                    "{}{} ({}): {}",
-                    s.path,
-                    s.secret
-                        .as_deref()
-                        .map(|x| format!(" [{x}]"))
-                        .unwrap_or_default(),
-                    s.reason.as_deref().unwrap_or(""),
-                    s.message
-                ))
-                .collect::<Vec<_>>()
-                .join("; ")
+            listed.join("; ")
         );
-        set_condition(conds, "Ready", "False", &r, &trim_note(&msg), None);
-        set_condition(conds, "Reconciling", "False", &r, "", None);
-        set_condition(conds, "Stalled", "True", &r, &trim_note(&msg), None);
+        set_health(conds, Health::Stalled, reason, &trim_note(&msg), None);
     } else {
         let msg = format!("revision {short}: {total} Secret(s) in sync");
-        set_condition(conds, "Ready", "True", reason::SYNCED, &msg, None);
-        set_condition(conds, "Reconciling", "False", reason::SYNCED, "", None);
-        set_condition(conds, "Stalled", "False", reason::SYNCED, "", None);
+        set_health(conds, Health::InSync, Reason::Synced, &msg, None);
     }
-    if drifted.iter().any(|d| d.3) {
-        let msg = drifted
-            .iter()
-            .filter(|d| d.3)
-            .map(|d| format!("{}: {}", d.1, d.2))
-            .collect::<Vec<_>>()
-            .join("; ");
-        set_condition(
-            conds,
-            "Drifted",
-            "True",
-            reason::DRIFT_DETECTED,
-            &trim_note(&msg),
-            None,
-        );
-    } else {
+    let reported: Vec<String> = r
+        .compared_drifted
+        .iter()
+        .filter(|d| d.report)
+        .map(|d| format!("{}: {}", d.secret, d.summary))
+        .collect();
+    if reported.is_empty() {
         conds.retain(|c| c.type_ != "Drifted");
+    } else {
+        let msg = trim_note(&reported.join("; "));
+        set_condition(conds, "Drifted", "True", Reason::DriftDetected, &msg, None);
     }
-    if complete {
-        mem.status.last_synced_revision = Some(rev.clone());
-        mem.status.last_sync_time =
-            Some(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        ctx.metrics
-            .git
-            .last_sync
-            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
-        ctx.metrics.git.revision.clear();
-        ctx.metrics
-            .git
-            .revision
-            .get_or_create(&RevisionLabels {
-                revision: rev.clone(),
-            })
-            .set(1);
-    }
-    // Counters and events fire when an entry's (file, Secret) outcome changes.
+}
+
+fn refusal_line(s: &FileStatus) -> String {
+    format!(
+        "{}{} ({}): {}",
+        s.path,
+        s.secret
+            .as_deref()
+            .map(|x| format!(" [{x}]"))
+            .unwrap_or_default(),
+        s.reason.map(Reason::as_str).unwrap_or(""),
+        s.message
+    )
+}
+
+fn record_synced(ctx: &Context, mem: &mut Memory, rev: &str) {
+    let now = chrono::Utc::now();
+    mem.status.last_synced_revision = Some(rev.to_string());
+    mem.status.last_sync_time = Some(now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let git = &ctx.metrics.git;
+    git.last_sync.set(now.timestamp_millis() as f64 / 1000.0);
+    git.revision.clear();
+    git.revision
+        .get_or_create(&RevisionLabels {
+            revision: rev.to_string(),
+        })
+        .set(1);
+}
+
+/// Counters fire when an entry's (file, Secret) outcome changes, decrypt
+/// errors once per file and blob. Returns the new refusals (to announce).
+fn count_outcomes(ctx: &Context, mem: &mut Memory, sorted: &Sorted) -> Vec<FileStatus> {
     let mut new_refusals = Vec::new();
     let mut outcomes = HashMap::new();
-    for s in &statuses {
-        let now = (s.blob.clone(), s.state.clone(), s.reason.clone());
+    for s in &sorted.statuses {
+        let now = (s.blob.clone(), s.state, s.reason);
         let key = (s.path.clone(), s.secret.clone());
-        let changed = mem.outcomes.get(&key) != Some(&now);
-        if changed {
-            match s.state.as_str() {
-                "applied" => ctx.metrics.sync_ok(),
-                "refused" => {
+        if mem.outcomes.get(&key) != Some(&now) {
+            match s.state {
+                FileState::Applied => ctx.metrics.sync_ok(),
+                FileState::Refused => {
                     ctx.metrics
-                        .sync_error(s.reason.as_deref().unwrap_or(reason::INVALID));
+                        .sync_error(s.reason.unwrap_or(Reason::InvalidSpec));
                     new_refusals.push(s.clone());
                 }
                 _ => {}
@@ -1289,108 +1433,63 @@ async fn sync_snapshot(
         }
         outcomes.insert(key, now);
     }
-    // Once per file and blob.
     let known: BTreeSet<(&str, &str)> = mem
         .outcomes
         .iter()
         .map(|((p, _), o)| (p.as_str(), o.0.as_str()))
         .collect();
-    for (path, blob, r) in &decrypt_errors {
+    for (path, blob, r) in &sorted.decrypt_errors {
         if !known.contains(&(path.as_str(), blob.as_str())) {
-            ctx.metrics.decrypt_error(r);
+            ctx.metrics.decrypt_error(*r);
         }
     }
     mem.outcomes = outcomes;
-    let mut counts: BTreeMap<&str, i64> = [
-        "applied",
-        "unchanged",
-        "drifted",
-        "refused",
-        "skipped",
-        "failed",
-    ]
-    .into_iter()
-    .map(|k| (k, 0))
-    .collect();
-    for s in &statuses {
-        *counts.entry(s.state.as_str()).or_default() += 1;
+    let mut counts: BTreeMap<FileState, i64> =
+        FileState::REPORTED.into_iter().map(|k| (k, 0)).collect();
+    for s in &sorted.statuses {
+        *counts.entry(s.state).or_default() += 1;
     }
     for (k, v) in counts {
         ctx.metrics
             .git
             .files
-            .get_or_create(&StateLabels { state: k.into() })
+            .get_or_create(&StateLabels {
+                state: k.as_str().into(),
+            })
             .set(v);
     }
-    statuses.sort_by(|a, b| (&a.path, &a.secret).cmp(&(&b.path, &b.secret)));
-    let (files, omitted) = cap_files(statuses);
-    mem.status.files = files;
-    mem.status.files_omitted = omitted;
-    write_status(cfg, ctx, mem).await;
-    tracing::debug!(
-        listed_ms,
-        decrypted_ms,
-        applied_ms,
-        status_ms = t.elapsed().as_millis() as u64,
-        "git source sync phases"
-    );
+    new_refusals
+}
 
+/// Events: applied Secrets, new drift, new refusals, prunes.
+async fn announce(
+    ctx: &Context,
+    mem: &mut Memory,
+    r: SyncReport<'_>,
+    new_refusals: Vec<FileStatus>,
+    short: &str,
+) {
     // Concurrently: a first sync of a large repository has one per Secret.
     {
         use futures_util::StreamExt;
-        futures_util::stream::iter(applied_events)
+        futures_util::stream::iter(r.written.events)
             .for_each_concurrent(16, |(ns, name, note)| async move {
-                secret_event(
-                    ctx,
-                    &ns,
-                    &name,
-                    EventType::Normal,
-                    reason::SYNCED,
-                    "Apply",
-                    &note,
-                )
-                .await
+                let (t, reason) = (EventType::Normal, Reason::Synced.as_str());
+                secret_event(ctx, &ns, &name, t, reason, "Apply", &note).await
             })
             .await;
     }
-    let mut still_drifted = HashMap::new();
-    for (_, id, summary, report) in &drifted {
-        if *report && mem.drift.get(id) != Some(summary) {
-            ctx.metrics.drift();
-            let (ns, name) = id.split_once('/').unwrap_or(("", id));
-            let note = format!(
-                "the live Secret differs from the Git source ({summary}); not reverted (drift: report)"
-            );
-            secret_event(
-                ctx,
-                ns,
-                name,
-                EventType::Warning,
-                reason::DRIFT_DETECTED,
-                "Compare",
-                &note,
-            )
-            .await;
-        }
-        still_drifted.insert(id.clone(), summary.clone());
-    }
-    mem.drift = still_drifted;
+    announce_drift(ctx, mem, &r.compared_drifted).await;
     for s in new_refusals {
-        let r = s.reason.clone().unwrap_or_default();
-        let note = format!(
-            "{}{}: {}",
-            s.path,
-            s.secret
-                .as_deref()
-                .map(|x| format!(" (Secret {x})"))
-                .unwrap_or_default(),
-            s.message
-        );
-        tracing::warn!(path = %s.path, reason = %r, "git source refused: {}", s.message);
-        source_event(ctx, mem, EventType::Warning, &r, &note).await;
+        let r = s.reason.unwrap_or(Reason::InvalidSpec);
+        let secret = s.secret.as_deref().map(|x| format!(" (Secret {x})"));
+        let note = format!("{}{}: {}", s.path, secret.unwrap_or_default(), s.message);
+        tracing::warn!(path = %s.path, reason = r.as_str(), "git source refused: {}", s.message);
+        source_event(ctx, mem, EventType::Warning, r.as_str(), &note).await;
     }
-    for (ns, name, policy, path) in pruned {
-        let note = match policy {
+    for p in r.pruned {
+        let (ns, name, path) = (&p.namespace, &p.name, &p.path);
+        let note = match p.policy {
             DeletionPolicy::Delete => format!(
                 "deleted Secret {ns}/{name}: {path} is gone at {short} (deletion policy Delete)"
             ),
@@ -1401,7 +1500,25 @@ async fn sync_snapshot(
         tracing::info!("git source: {note}");
         source_event(ctx, mem, EventType::Normal, "Pruned", &note).await;
     }
-    complete
+}
+
+/// Counted and announced once per new drift (summary), not per sync.
+async fn announce_drift(ctx: &Context, mem: &mut Memory, drifted: &[Drift]) {
+    let mut still_drifted = HashMap::new();
+    for d in drifted {
+        if d.report && mem.drift.get(&d.secret) != Some(&d.summary) {
+            ctx.metrics.drift();
+            let (ns, name) = d.secret.split_once('/').unwrap_or(("", &d.secret));
+            let note = format!(
+                "the live Secret differs from the Git source ({}); not reverted (drift: report)",
+                d.summary
+            );
+            let reason = Reason::DriftDetected.as_str();
+            secret_event(ctx, ns, name, EventType::Warning, reason, "Compare", &note).await;
+        }
+        still_drifted.insert(d.secret.clone(), d.summary.clone());
+    }
+    mem.drift = still_drifted;
 }
 
 /// Most files listed in the status, problems first.
@@ -1417,7 +1534,12 @@ fn cap_files(files: Vec<FileStatus>) -> (Vec<FileStatus>, usize) {
     if files.len() <= MAX_LISTED {
         return (files, 0);
     }
-    let ok = |f: &FileStatus| matches!(f.state.as_str(), "applied" | "unchanged" | "skipped");
+    let ok = |f: &FileStatus| {
+        matches!(
+            f.state,
+            FileState::Applied | FileState::Unchanged | FileState::Skipped
+        )
+    };
     let problems = files.iter().filter(|f| !ok(f)).count();
     let mut room = MAX_LISTED.saturating_sub(problems);
     let total = files.len();
@@ -1444,22 +1566,13 @@ async fn transient(
     files: Vec<FileStatus>,
     message: &str,
 ) {
-    ctx.metrics.sync_error(reason::APPLY_FAILED);
+    ctx.metrics.sync_error(Reason::ApplyFailed);
     tracing::warn!(
-        reason = reason::APPLY_FAILED,
+        reason = Reason::ApplyFailed.as_str(),
         "git source, will retry: {message}"
     );
     let conds = &mut mem.status.conditions;
-    set_condition(conds, "Ready", "False", reason::APPLY_FAILED, message, None);
-    set_condition(
-        conds,
-        "Reconciling",
-        "True",
-        reason::APPLY_FAILED,
-        message,
-        None,
-    );
-    set_condition(conds, "Stalled", "False", reason::APPLY_FAILED, "", None);
+    set_health(conds, Health::Retrying, Reason::ApplyFailed, message, None);
     mem.status.files = files;
     write_status(cfg, ctx, mem).await;
 }
@@ -1578,57 +1691,23 @@ mod tests {
 
     #[test]
     fn large_status_lists_keep_every_problem() {
-        let f = |i: usize, state: &str| FileStatus {
+        let f = |i: usize, state: FileState| FileStatus {
             path: format!("f{i:05}"),
             secret: None,
-            state: state.into(),
+            state,
             reason: None,
             message: String::new(),
             keys: vec![],
             blob: String::new(),
         };
-        let mut files: Vec<FileStatus> = (0..MAX_LISTED + 10).map(|i| f(i, "unchanged")).collect();
-        files.push(f(99_999, "refused"));
+        let mut files: Vec<FileStatus> = (0..MAX_LISTED + 10)
+            .map(|i| f(i, FileState::Unchanged))
+            .collect();
+        files.push(f(99_999, FileState::Refused));
         let (kept, omitted) = cap_files(files);
         assert_eq!(kept.len(), MAX_LISTED);
         assert_eq!(omitted, 11);
-        assert_eq!(kept.last().unwrap().state, "refused");
-        assert_eq!(cap_files(vec![f(1, "unchanged")]).1, 0);
-    }
-
-    #[test]
-    fn plain_ids_come_from_readable_metadata() {
-        let y =
-            b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\ndata: {}\n";
-        let docs = store::load_plain(Format::Yaml, y).unwrap();
-        let ids = plain_id(&docs);
-        assert_eq!(ids.len(), 1);
-        assert_eq!(ids[0].namespace.as_deref(), Some("apps"));
-        assert_eq!(ids[0].name.as_deref(), Some("db"));
-    }
-
-    #[test]
-    fn every_secret_of_a_file_has_its_own_digest() {
-        let y = concat!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n",
-            "---\napiVersion: v1\nkind: List\nitems:\n",
-            "  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: b\n      namespace: n\n    data:\n      k: \"ENC[y]\"\n",
-            "  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: c\n",
-            "  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: c\n      namespace: n\n    data:\n      k: \"ENC[x]\"\n",
-        )
-        .as_bytes();
-        let ids = plain_id(&store::load_plain(Format::Yaml, y).unwrap());
-        let names: Vec<_> = ids.iter().map(|p| p.name.as_deref().unwrap()).collect();
-        assert_eq!(names, ["a", "b", "c"]);
-        assert_eq!(ids[0].namespace, None);
-        assert_eq!(ids[1].namespace.as_deref(), Some("n"));
-        assert_ne!(ids[0].digest, ids[1].digest);
-        assert_ne!(ids[1].digest, ids[2].digest);
-        // The digest is the document's: the same document elsewhere, the same digest.
-        let again = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n";
-        assert_eq!(
-            plain_id(&store::load_plain(Format::Yaml, again).unwrap())[0].digest,
-            ids[0].digest
-        );
+        assert_eq!(kept.last().unwrap().state, FileState::Refused);
+        assert_eq!(cap_files(vec![f(1, FileState::Unchanged)]).1, 0);
     }
 }

@@ -9,6 +9,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use std::collections::BTreeMap;
+
+use super::status::Reason;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock};
 
@@ -56,7 +58,7 @@ pub type Alive = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
 pub struct Metrics {
     registry: Registry,
     /// `ksec_controller_git_*` (the Git source).
-    pub git: super::gitsource::GitMetrics,
+    pub git: GitMetrics,
     /// Workloads referencing a managed Secret whose pod template carries
     /// another content hash, or whose rollout to the current one is not complete.
     pub stale_consumers: Family<SecretLabels, Gauge>,
@@ -135,7 +137,7 @@ impl Metrics {
             "Seconds since the source document was last modified (sops lastmodified)",
             ciphertext_age.clone(),
         );
-        let git = super::gitsource::GitMetrics::register(&mut registry);
+        let git = GitMetrics::register(&mut registry);
         Metrics {
             registry,
             git,
@@ -162,7 +164,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn sync_error(&self, reason: &str) {
+    pub fn sync_error(&self, reason: Reason) {
         self.syncs
             .get_or_create(&ResultLabels {
                 result: "error".into(),
@@ -170,15 +172,15 @@ impl Metrics {
             .inc();
         self.sync_errors
             .get_or_create(&ReasonLabels {
-                reason: reason.into(),
+                reason: reason.as_str().into(),
             })
             .inc();
     }
 
-    pub fn decrypt_error(&self, reason: &str) {
+    pub fn decrypt_error(&self, reason: Reason) {
         self.decrypt_errors
             .get_or_create(&ReasonLabels {
-                reason: reason.into(),
+                reason: reason.as_str().into(),
             })
             .inc();
     }
@@ -293,5 +295,71 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevisionLabels {
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// applied, unchanged, drifted, refused, skipped.
+    pub state: String,
+}
+
+/// The Git source's own series (`ksec_controller_git_*`).
+#[derive(Clone)]
+pub struct GitMetrics {
+    pub fetches: Family<ResultLabels, Counter>,
+    pub fetch_duration: Histogram,
+    pub last_sync: Gauge<f64, AtomicU64>,
+    pub revision: Family<RevisionLabels, Gauge>,
+    pub files: Family<StateLabels, Gauge>,
+    pub webhooks: Family<super::webhook::HookLabels, Counter>,
+}
+
+impl GitMetrics {
+    pub fn register(reg: &mut Registry) -> GitMetrics {
+        let m = GitMetrics {
+            fetches: Default::default(),
+            fetch_duration: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            last_sync: Default::default(),
+            revision: Default::default(),
+            files: Default::default(),
+            webhooks: Default::default(),
+        };
+        reg.register(
+            "git_fetches",
+            "Fetches of the Git source by result",
+            m.fetches.clone(),
+        );
+        reg.register(
+            "git_fetch_duration_seconds",
+            "Time to fetch the branch and read its tree",
+            m.fetch_duration.clone(),
+        );
+        reg.register(
+            "git_last_sync_timestamp_seconds",
+            "When the Git source last completed a sync (fetched and applied)",
+            m.last_sync.clone(),
+        );
+        reg.register(
+            "git_revision_info",
+            "The revision last synced (value 1)",
+            m.revision.clone(),
+        );
+        reg.register(
+            "git_files",
+            "Files of the last sync by state",
+            m.files.clone(),
+        );
+        reg.register(
+            "git_webhook_requests",
+            "POST /hook by result (accepted, ignored, unauthorized)",
+            m.webhooks.clone(),
+        );
+        m
     }
 }

@@ -12,7 +12,9 @@ pub mod gitsource;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod ownership;
 pub mod reconcile;
+pub mod status;
 pub mod webhook;
 pub mod workloads;
 
@@ -23,12 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 
 pub use crd::{EncryptedSecret, EncryptedSecretSpec, EncryptedSecretStatus};
@@ -85,18 +88,89 @@ impl std::fmt::Debug for Config {
 
 /// Runs until SIGTERM / Ctrl-C.
 pub async fn run(cfg: Config) -> Result<(), ControllerError> {
+    let scope = Arc::new(build_scope(&cfg)?);
+    let (client, _) = crate::cluster::connect(&cfg.connect).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let git_trigger = Arc::new(tokio::sync::Notify::new());
+    let health = serve_health(&cfg, &metrics, &git_trigger).await?;
+    if let Some(lo) = &cfg.leader_election {
+        // A standby is healthy and ready (a rolling update must be able to proceed).
+        health.ready.store(true, Ordering::Relaxed);
+        tokio::select! {
+            _ = leader::acquire(&client, lo) => {}
+            _ = shutdown_signal() => {
+                tracing::info!("shut down while standing by");
+                return Ok(());
+            }
+        }
+        health.ready.store(false, Ordering::Relaxed);
+    }
+    metrics.leader.set(1);
+    // One watch scope per namespace (a namespaced install needs only Roles), or cluster-wide.
+    let scopes: Vec<Option<String>> = if cfg.namespaces.is_empty() {
+        vec![None]
+    } else {
+        cfg.namespaces.iter().cloned().map(Some).collect()
+    };
+    let cr_source = crd_installed(&client, &scopes, cfg.git.is_some()).await?;
+    // Workloads in the watched namespaces (never Secrets): consumer lookups
+    // without a LIST per sync, and the stale-consumer gauge.
+    let cached = workloads::Workloads::start(&client, &scopes);
+    let (own, controllers) = if cr_source {
+        cr_controllers(&client, &scopes)
+    } else {
+        Default::default()
+    };
+    let reporter = Reporter {
+        controller: "ksec-controller".into(),
+        instance: cfg.instance.clone(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        ring: Arc::new(cfg.ring),
+        scope,
+        metrics,
+        recorder: Recorder::new(client.clone(), reporter),
+        rollout_timeout: cfg.rollout_timeout,
+        resync: cfg.resync,
+        workloads: Some(cached.source()),
+        own,
+        written: Default::default(),
+    });
+    let stores: Vec<Store<EncryptedSecret>> = controllers.iter().map(|c| c.store()).collect();
+    let mut runs: Vec<BoxFuture<'static, ()>> = controllers
+        .into_iter()
+        .map(|c| run_crd_source(c, ctx.clone(), cached.clone()))
+        .collect();
+    if let Some(g) = cfg.git {
+        tracing::info!(source = ?g, "following the Git source");
+        let (ctx, caches, trigger) = (ctx.clone(), cached.clone(), git_trigger.clone());
+        runs.push(
+            async move {
+                caches.wait_until_ready().await;
+                gitsource::run(Arc::new(g), ctx, trigger).await
+            }
+            .boxed(),
+        );
+    }
+    wire_metrics(&ctx, &cached, &stores);
+    tokio::spawn(ready_when_synced(cached, stores, health));
+    run_to_the_end(runs, &client, cfg.leader_election.as_ref()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Where this controller may write: `--namespace` and/or `--env`, said
+/// before anything connects.
+fn build_scope(cfg: &Config) -> Result<Scope, ControllerError> {
     let recipients = match &cfg.recipients_dir {
         Some(dir) => {
             Some(RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?)
         }
         None => None,
     };
-    let boundary = Boundary::new(
-        recipients,
-        cfg.env.clone(),
-        cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>(),
-    )
-    .map_err(|e| match e {
+    let namespaces = cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>();
+    let boundary = Boundary::new(recipients, cfg.env.clone(), namespaces).map_err(|e| match e {
         ScopeError::EnvWithoutRecipients => ControllerError::Config(
             "--env needs --recipients-dir (the recipients/ directory, e.g. mounted from a ConfigMap)".into(),
         ),
@@ -108,14 +182,18 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
                 .into(),
         ));
     }
-    let (client, _) = crate::cluster::connect(&cfg.connect).await?;
-    let scope = Arc::new(Scope {
+    Ok(Scope {
         boundary,
         allow_mac_only: cfg.allow_mac_only,
-    });
+    })
+}
 
-    let metrics = Arc::new(metrics::Metrics::new());
-    let git_trigger = Arc::new(tokio::sync::Notify::new());
+/// `/metrics`, `/healthz`, `/readyz` and, with a webhook secret, `/hook`.
+async fn serve_health(
+    cfg: &Config,
+    metrics: &Arc<metrics::Metrics>,
+    git_trigger: &Arc<tokio::sync::Notify>,
+) -> Result<Arc<http::Health>, ControllerError> {
     let hook = cfg.git.as_ref().and_then(|g| {
         let secret = g.webhook_secret.clone()?;
         let mut w = webhook::Webhook::new(secret, &g.remote.branch, git_trigger.clone());
@@ -134,30 +212,17 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
             source,
         })?;
     tracing::info!("metrics listening on http://{bound}/metrics");
-    if let Some(lo) = &cfg.leader_election {
-        // A standby is healthy and ready (a rolling update must be able to proceed).
-        health.ready.store(true, Ordering::Relaxed);
-        tokio::select! {
-            _ = leader::acquire(&client, lo) => {}
-            _ = shutdown_signal() => {
-                tracing::info!("shut down while standing by");
-                return Ok(());
-            }
-        }
-        health.ready.store(false, Ordering::Relaxed);
-    }
-    metrics.leader.set(1);
+    Ok(health)
+}
 
-    // One watch scope per namespace (a namespaced install needs only Roles), or cluster-wide.
-    let scopes: Vec<Option<String>> = if cfg.namespaces.is_empty() {
-        vec![None]
-    } else {
-        cfg.namespaces.iter().cloned().map(Some).collect()
-    };
-    // Fail early and clearly when the CRD is missing or RBAC is short. With
-    // a Git source, a missing CRD only turns the EncryptedSecret source off.
-    let mut cr_source = true;
-    for s in &scopes {
+/// Fails early and clearly when the CRD is missing or RBAC is short. With
+/// a Git source, a missing CRD only turns the EncryptedSecret source off (`false`).
+async fn crd_installed(
+    client: &kube::Client,
+    scopes: &[Option<String>],
+    has_git: bool,
+) -> Result<bool, ControllerError> {
+    for s in scopes {
         let api: Api<EncryptedSecret> = match s {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
@@ -170,30 +235,32 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
             None => "list encryptedsecrets.ksec.io (all namespaces)".into(),
         };
         let err = ClusterError::from_kube(what, e);
-        if err.code() == Some(404) && cfg.git.is_some() {
-            tracing::info!(
-                "the EncryptedSecret CRD is not installed: following the Git source only"
-            );
-            cr_source = false;
-            break;
-        } else if err.code() == Some(404) {
-            return Err(ControllerError::Config(format!(
+        return match err.code() {
+            Some(404) if has_git => {
+                tracing::info!(
+                    "the EncryptedSecret CRD is not installed: following the Git source only"
+                );
+                Ok(false)
+            }
+            Some(404) => Err(ControllerError::Config(format!(
                 "{err}\nthe EncryptedSecret CRD is not installed: ksec controller crd | kubectl apply -f -"
-            )));
-        } else {
-            return Err(ControllerError::Cluster(err));
-        }
+            ))),
+            _ => Err(ControllerError::Cluster(err)),
+        };
     }
+    Ok(true)
+}
 
-    // Workloads in the watched namespaces (never Secrets): consumer lookups
-    // without a LIST per sync, and the stale-consumer gauge.
-    let cached = workloads::Workloads::start(&client, &scopes);
-    // Per scope: the EncryptedSecret watch, filtered to spec (generation) and
-    // annotation changes, so the controller's own status writes do not wake
-    // it; and its own Secrets, whose store the reconciles read before any GET.
+/// Per scope: the EncryptedSecret watch, filtered to spec (generation) and
+/// annotation changes, so the controller's own status writes do not wake
+/// it; and its own Secrets, whose store the reconciles read before any GET.
+fn cr_controllers(
+    client: &kube::Client,
+    scopes: &[Option<String>],
+) -> (workloads::OwnSecrets, Vec<Controller<EncryptedSecret>>) {
     let mut own = workloads::OwnSecrets::default();
-    let mut sources = Vec::new();
-    for s in scopes.iter().filter(|_| cr_source) {
+    let mut controllers = Vec::new();
+    for s in scopes {
         let (crs, secrets): (Api<EncryptedSecret>, Api<Secret>) = match s {
             Some(ns) => (
                 Api::namespaced(client.clone(), ns),
@@ -210,113 +277,91 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
                 predicates::generation.combine(predicates::annotations),
                 Default::default(),
             );
-        sources.push((crs, reader, own.watch(secrets, LABEL_SOURCE)));
-    }
-    let reporter = Reporter {
-        controller: "ksec-controller".into(),
-        instance: cfg.instance.clone(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        ring: Arc::new(cfg.ring),
-        scope,
-        metrics,
-        recorder: Recorder::new(client.clone(), reporter),
-        rollout_timeout: cfg.rollout_timeout,
-        resync: cfg.resync,
-        workloads: Some(cached.source()),
-        own,
-        written: Default::default(),
-    });
-
-    let mut runs = Vec::new();
-    let mut stores = Vec::new();
-    for (crs, reader, secrets) in sources {
+        let secrets = own.watch(secrets, LABEL_SOURCE);
         let controller = Controller::for_stream(crs, reader)
             // Each sync may hold a blocking-pool thread while it verifies a rollout;
             // 16 in flight keep the API server busy (benches/controller.sh).
             .with_config(kube::runtime::controller::Config::default().concurrency(16))
             .watches_stream(secrets, |s: Secret| {
-                let ns = s.namespace();
-                let owner = s.labels().get(LABEL_SOURCE).cloned();
-                match (ns, owner) {
-                    (Some(ns), Some(owner)) => {
-                        Some(ObjectRef::<EncryptedSecret>::new(&owner).within(&ns))
-                    }
-                    _ => None,
-                }
+                let owner = s.labels().get(LABEL_SOURCE).cloned()?;
+                Some(ObjectRef::<EncryptedSecret>::new(&owner).within(&s.namespace()?))
             })
             .shutdown_on_signal();
-        stores.push(controller.store());
-        let ctx = ctx.clone();
-        let caches = cached.clone();
-        runs.push(
-            async move {
-                // Consumers are looked up in the caches: reconcile only once they are filled.
-                caches.wait_until_ready().await;
-                controller
-                    .run(reconcile::reconcile, reconcile::error_policy, ctx)
-                    .for_each(|res| async move {
-                        match res {
-                            Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),
-                            Err(e) => tracing::warn!(error = %e, "controller"),
-                        }
-                    })
-                    .await
-            }
-            .boxed(),
-        );
+        controllers.push(controller);
     }
-    if let Some(g) = cfg.git {
-        tracing::info!(source = ?g, "following the Git source");
-        let (ctx, caches, trigger) = (ctx.clone(), cached.clone(), git_trigger.clone());
-        runs.push(
-            async move {
-                caches.wait_until_ready().await;
-                gitsource::run(Arc::new(g), ctx, trigger).await
-            }
-            .boxed(),
-        );
-    }
-    {
-        let c = cached.clone();
-        ctx.metrics
-            .set_stale_counter(Box::new(move |managed| c.stale(managed)));
-        let crs = stores.clone();
-        ctx.metrics.set_alive(Box::new(move |ns, name| {
-            let r = ObjectRef::<EncryptedSecret>::new(name).within(ns);
-            crs.iter().any(|s| s.get(&r).is_some())
-        }));
-    }
-    tokio::spawn(async move {
-        cached.wait_until_ready().await;
-        for st in stores {
-            // Re-polled each second: a missed wake-up must not keep /readyz down.
-            while tokio::time::timeout(Duration::from_secs(1), st.wait_until_ready())
-                .await
-                .is_err()
-            {}
-        }
-        health.ready.store(true, Ordering::Relaxed);
-        tracing::info!("watches synced; ready");
-    });
-    match &cfg.leader_election {
-        None => {
-            futures_util::future::join_all(runs).await;
-        }
-        Some(lo) => {
-            tokio::select! {
-                _ = futures_util::future::join_all(runs) => {
-                    leader::release(&client, lo).await;
+    (own, controllers)
+}
+
+/// Consumers are looked up in the caches: reconcile only once they are filled.
+fn run_crd_source(
+    controller: Controller<EncryptedSecret>,
+    ctx: Arc<Context>,
+    caches: workloads::Workloads,
+) -> BoxFuture<'static, ()> {
+    async move {
+        caches.wait_until_ready().await;
+        controller
+            .run(reconcile::reconcile, reconcile::error_policy, ctx)
+            .for_each(|res| async move {
+                match res {
+                    Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),
+                    Err(e) => tracing::warn!(error = %e, "controller"),
                 }
-                _ = leader::hold(&client, lo) => {
-                    return Err(ControllerError::LostLease(format!("{}/{}", lo.namespace, lo.name)));
-                }
-            }
+            })
+            .await
+    }
+    .boxed()
+}
+
+/// The stale-consumer gauge reads the workload caches; a tracked Secret
+/// whose EncryptedSecret is gone stops being tracked.
+fn wire_metrics(ctx: &Context, cached: &workloads::Workloads, stores: &[Store<EncryptedSecret>]) {
+    let c = cached.clone();
+    ctx.metrics
+        .set_stale_counter(Box::new(move |managed| c.stale(managed)));
+    let crs = stores.to_vec();
+    ctx.metrics.set_alive(Box::new(move |ns, name| {
+        let r = ObjectRef::<EncryptedSecret>::new(name).within(ns);
+        crs.iter().any(|s| s.get(&r).is_some())
+    }));
+}
+
+async fn ready_when_synced(
+    cached: workloads::Workloads,
+    stores: Vec<Store<EncryptedSecret>>,
+    health: Arc<http::Health>,
+) {
+    cached.wait_until_ready().await;
+    for st in stores {
+        // Re-polled each second: a missed wake-up must not keep /readyz down.
+        while tokio::time::timeout(Duration::from_secs(1), st.wait_until_ready())
+            .await
+            .is_err()
+        {}
+    }
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!("watches synced; ready");
+}
+
+/// Runs the sources until shutdown; under leader election, stops when the lease is lost.
+async fn run_to_the_end(
+    runs: Vec<BoxFuture<'static, ()>>,
+    client: &kube::Client,
+    leader: Option<&leader::LeaseOptions>,
+) -> Result<(), ControllerError> {
+    let Some(lo) = leader else {
+        futures_util::future::join_all(runs).await;
+        return Ok(());
+    };
+    tokio::select! {
+        _ = futures_util::future::join_all(runs) => {
+            leader::release(client, lo).await;
+            Ok(())
+        }
+        _ = leader::hold(client, lo) => {
+            Err(ControllerError::LostLease(format!("{}/{}", lo.namespace, lo.name)))
         }
     }
-    tracing::info!("shut down");
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -11,13 +11,14 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use serde_json::{Value as J, json};
+use serde_json::json;
 
-use super::crd::{Condition, DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
+use super::crd::{DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
 use super::metrics::{Managed, Metrics};
+use super::ownership::{Writer, may_write, stamp};
+use super::status::{Health, Reason, set_condition, set_health, trim_note};
 use crate::cluster::apply::{Action as ApplyAction, ApplyOptions, Subject};
 use crate::cluster::source::{self, DesiredSecret, OneOptions, OpenRefusal};
-use crate::cluster::verify::Outcome;
 use crate::cluster::{self, Loaded};
 use crate::keys::{KeyError, KeyRing};
 use crate::manifest::IdentityError;
@@ -26,21 +27,6 @@ use crate::recipients::Boundary;
 
 /// Label on every Secret the controller generates: the name of its EncryptedSecret.
 pub const LABEL_SOURCE: &str = "ksec.io/encryptedsecret";
-
-/// Condition reasons.
-pub mod reason {
-    pub const SYNCED: &str = "Synced";
-    pub const PROGRESSING: &str = "Progressing";
-    pub const DECRYPT_FAILED: &str = "DecryptFailed";
-    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
-    pub const MAC_MISMATCH: &str = "MacMismatch";
-    pub const MISSING_KEY: &str = "MissingKey";
-    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
-    pub const APPLY_FAILED: &str = "ApplyFailed";
-    pub const INVALID: &str = "InvalidSpec";
-    pub const SECRET_CONFLICT: &str = "SecretConflict";
-    pub const DRIFT_DETECTED: &str = "DriftDetected";
-}
 
 /// Which namespaces this controller may write to.
 #[derive(Debug, Default)]
@@ -83,37 +69,82 @@ pub struct Context {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("{0}")]
-    Status(String),
+    /// Writing the object's status failed (retried by the error policy).
+    #[error("status of {namespace}/{name}: {source}")]
+    WriteStatus {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// The outcome of one sync, before it is written down.
 enum SyncOutcome {
-    Synced {
-        secret: String,
-        /// The generated Secret (its namespace is the object's).
-        secret_name: String,
-        /// sops `lastmodified` of the source (Unix seconds).
-        lastmodified: Option<i64>,
-        hash: String,
-        keys: Vec<String>,
-        action: ApplyAction,
-        rollout_failed: Vec<String>,
-        restarted: u64,
-        verified: u64,
-    },
+    Synced(Synced),
     /// Will not work until the object (or the controller's keys/config) changes.
     Refused {
-        reason: &'static str,
+        reason: Reason,
         message: String,
     },
     /// Worth retrying (API errors).
     Transient {
-        reason: &'static str,
+        reason: Reason,
         message: String,
     },
     /// The live Secret was edited by hand and the drift mode says not to revert it.
-    Drifted { summary: String, report: bool },
+    Drifted {
+        summary: String,
+        report: bool,
+    },
+}
+
+/// A sync that applied (or found unchanged) the Secret.
+struct Synced {
+    secret: String,
+    /// The generated Secret (its namespace is the object's).
+    secret_name: String,
+    /// sops `lastmodified` of the source (Unix seconds).
+    lastmodified: Option<i64>,
+    hash: String,
+    keys: Vec<String>,
+    action: ApplyAction,
+    rollout_failed: Vec<String>,
+    restarted: u64,
+    verified: u64,
+}
+
+/// What one reconcile decided: the status to write, when to come back, what to announce.
+struct Decision {
+    status: EncryptedSecretStatus,
+    action: Action,
+    event: Option<Event>,
+}
+
+/// The object a reconcile is about.
+struct Object<'a> {
+    obj: &'a EncryptedSecret,
+    ns: String,
+    name: String,
+    generation: Option<i64>,
+}
+
+impl Object<'_> {
+    async fn write_status(
+        &self,
+        api: &Api<EncryptedSecret>,
+        st: &EncryptedSecretStatus,
+    ) -> Result<(), ReconcileError> {
+        let patch = json!({"status": st});
+        api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|source| ReconcileError::WriteStatus {
+                namespace: self.ns.clone(),
+                name: self.name.clone(),
+                source,
+            })
+    }
 }
 
 pub async fn reconcile(
@@ -121,270 +152,259 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
+    let o = Object {
+        obj: &obj,
+        ns: obj.namespace().unwrap_or_default(),
+        name: obj.name_any(),
+        generation: obj.meta().generation,
+    };
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     // Cluster-wide, objects in namespaces another environment owns belong to
     // that environment's controller: leave them (and their status) alone.
-    if ctx.scope.boundary.namespaces.is_empty() && ctx.scope.refuse(&ns).is_some() {
-        tracing::debug!(namespace = %ns, name = %name, "not this environment's namespace; ignored");
+    if ctx.scope.boundary.namespaces.is_empty() && ctx.scope.refuse(&o.ns).is_some() {
+        tracing::debug!(namespace = %o.ns, name = %o.name, "not this environment's namespace; ignored");
         return Ok(Action::await_change());
     }
-    let generation = obj.meta().generation;
-    let mut prev = obj.status.clone().unwrap_or_default();
-    let key = (ns.clone(), name.clone());
+    let api = Api::<EncryptedSecret>::namespaced(ctx.client.clone(), &o.ns);
+    let prev = announce_progress(&o, &api, &ctx).await?;
+    let outcome = sync(&obj, &prev, &o.ns, &o.name, &ctx).await;
+    let d = decide(&o, &prev, outcome, &ctx);
+    if let Some(ev) = &d.event {
+        let r = obj.object_ref(&());
+        if let Err(e) = ctx.recorder.publish(ev, &r).await {
+            tracing::warn!(namespace = %o.ns, name = %o.name, error = %e, "cannot publish event");
+        }
+    }
+    if d.status != prev {
+        o.write_status(&api, &d.status).await?;
+    }
+    ctx.written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((o.ns.clone(), o.name.clone()), d.status);
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(d.action)
+}
+
+/// The status to start from. A new generation says Reconciling before a
+/// possibly long sync (rollout verification); a new object without status
+/// is in progress by definition (no extra write).
+async fn announce_progress(
+    o: &Object<'_>,
+    api: &Api<EncryptedSecret>,
+    ctx: &Context,
+) -> Result<EncryptedSecretStatus, ReconcileError> {
+    let mut prev = o.obj.status.clone().unwrap_or_default();
+    let key = (o.ns.clone(), o.name.clone());
     if let Some(w) = ctx
         .written
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&key)
-        && w.observed_generation == generation
+        && w.observed_generation == o.generation
     {
         // Our own newer write for this generation (the store may lag behind it).
         prev = w.clone();
     }
-    let api = Api::<EncryptedSecret>::namespaced(ctx.client.clone(), &ns);
-    // A new generation: say so before a possibly long sync (rollout verification).
-    // (A new object without status is in progress by definition: no extra write.)
-    if prev.observed_generation != generation && obj.status.is_some() {
+    if prev.observed_generation != o.generation && o.obj.status.is_some() {
         let mut st = prev.clone();
-        set(
-            &mut st,
+        set_condition(
+            &mut st.conditions,
             "Reconciling",
             "True",
-            reason::PROGRESSING,
+            Reason::Progressing,
             "decrypting and applying the new generation",
-            generation,
+            o.generation,
         );
         if st != prev {
-            let patch = json!({"status": st});
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| ReconcileError::Status(format!("status of {ns}/{name}: {e}")))?;
+            o.write_status(api, &st).await?;
             prev = st;
         }
     }
-    let outcome = sync(&obj, &prev, &ns, &name, &ctx).await;
+    Ok(prev)
+}
+
+fn decide(
+    o: &Object<'_>,
+    prev: &EncryptedSecretStatus,
+    outcome: SyncOutcome,
+    ctx: &Context,
+) -> Decision {
     let mut status = prev.clone();
-    status.observed_generation = generation;
-    let (action, event) =
-        match outcome {
-            SyncOutcome::Synced {
-                secret,
-                secret_name,
-                lastmodified,
-                hash,
-                keys,
-                action,
-                rollout_failed,
-                restarted,
-                verified,
-            } => {
-                let managed = Managed {
-                    namespace: ns.clone(),
-                    secret: secret_name,
-                    content_hash: hash.clone(),
-                    lastmodified,
-                };
-                let mut rollout_failed = rollout_failed;
-                // A later sync with nothing to restart does not make a failed
-                // rollout good: stay RolloutFailed while consumers are behind.
-                let failed_before = prev
-                    .condition("Ready")
-                    .is_some_and(|c| c.reason == reason::ROLLOUT_FAILED);
-                if rollout_failed.is_empty() && restarted == 0 && failed_before {
-                    let behind = ctx.metrics.stale_of(&managed);
-                    if behind > 0 {
-                        rollout_failed.push(format!(
-                            "{behind} consumer(s) still not rolled out to the current content"
-                        ));
-                    }
-                }
-                ctx.metrics.track(&name, managed);
-                ctx.metrics.restart("executed", restarted);
-                ctx.metrics.restart("verified", verified);
-                ctx.metrics.restart("failed", rollout_failed.len() as u64);
-                let key_list = keys.join(", ");
-                status.secret_name = Some(secret.clone());
-                status.content_hash = Some(hash);
-                status.keys = keys;
-                if rollout_failed.is_empty() {
-                    ctx.metrics.sync_ok();
-                    let msg = format!("Secret {secret} applied (keys: {key_list})");
-                    set(
-                        &mut status,
-                        "Ready",
-                        "True",
-                        reason::SYNCED,
-                        &msg,
-                        generation,
-                    );
-                    set(
-                        &mut status,
-                        "Reconciling",
-                        "False",
-                        reason::SYNCED,
-                        "",
-                        generation,
-                    );
-                    set(
-                        &mut status,
-                        "Stalled",
-                        "False",
-                        reason::SYNCED,
-                        "",
-                        generation,
-                    );
-                    status.conditions.retain(|c| c.type_ != "Drifted");
-                    let ev = (action != ApplyAction::Unchanged).then(|| Event {
-                    type_: EventType::Normal,
-                    reason: reason::SYNCED.into(),
-                    note: Some(format!(
-                        "{} Secret {secret} (keys: {key_list}); {restarted} consumer(s) restarted",
-                        if action == ApplyAction::Created { "created" } else { "updated" }
-                    )),
-                    action: "Apply".into(),
-                    secondary: None,
-                });
-                    (Action::requeue(ctx.resync), ev)
-                } else {
-                    ctx.metrics.sync_error(reason::ROLLOUT_FAILED);
-                    let msg = format!(
-                        "Secret {secret} applied, but consumers did not roll out: {}",
-                        rollout_failed.join("; ")
-                    );
-                    set(
-                        &mut status,
-                        "Ready",
-                        "False",
-                        reason::ROLLOUT_FAILED,
-                        &msg,
-                        generation,
-                    );
-                    set(
-                        &mut status,
-                        "Reconciling",
-                        "False",
-                        reason::ROLLOUT_FAILED,
-                        "",
-                        generation,
-                    );
-                    set(
-                        &mut status,
-                        "Stalled",
-                        "True",
-                        reason::ROLLOUT_FAILED,
-                        &msg,
-                        generation,
-                    );
-                    let ev = Event {
-                        type_: EventType::Warning,
-                        reason: reason::ROLLOUT_FAILED.into(),
-                        note: Some(trim_note(&msg)),
-                        action: "Restart".into(),
-                        secondary: None,
-                    };
-                    // Re-checked each minute: the rollout may still complete.
-                    (Action::requeue(Duration::from_secs(60)), Some(ev))
-                }
-            }
-            SyncOutcome::Refused { reason, message } => {
-                ctx.metrics.sync_error(reason);
-                tracing::warn!(namespace = %ns, name = %name, reason, "refused: {message}");
-                set(&mut status, "Ready", "False", reason, &message, generation);
-                set(&mut status, "Reconciling", "False", reason, "", generation);
-                set(&mut status, "Stalled", "True", reason, &message, generation);
-                let ev = Event {
-                    type_: EventType::Warning,
-                    reason: reason.into(),
-                    note: Some(trim_note(&message)),
-                    action: "Decrypt".into(),
-                    secondary: None,
-                };
-                // A missing key may be mounted later; the rest needs a new spec.
-                let next = if reason == reason::MISSING_KEY {
-                    Action::requeue(Duration::from_secs(300))
-                } else {
-                    Action::await_change()
-                };
-                (next, Some(ev))
-            }
-            SyncOutcome::Drifted { summary, report } => {
-                let msg = format!(
-                    "the live Secret differs from the source ({summary}); not reverted (drift: {})",
-                    if report { "report" } else { "ignore" }
-                );
-                // Counted and announced once per new drift, not per reconcile.
-                let known = prev
-                    .condition("Drifted")
-                    .is_some_and(|c| c.status == "True" && c.message == msg);
-                if report {
-                    if !known {
-                        ctx.metrics.drift();
-                    }
-                    set(
-                        &mut status,
-                        "Drifted",
-                        "True",
-                        reason::DRIFT_DETECTED,
-                        &msg,
-                        generation,
-                    );
-                }
-                let ev = (report && !known).then(|| Event {
-                    type_: EventType::Warning,
-                    reason: reason::DRIFT_DETECTED.into(),
-                    note: Some(trim_note(&msg)),
-                    action: "Compare".into(),
-                    secondary: None,
-                });
-                (Action::requeue(ctx.resync), ev)
-            }
-            SyncOutcome::Transient { reason, message } => {
-                ctx.metrics.sync_error(reason);
-                tracing::warn!(namespace = %ns, name = %name, reason, "will retry: {message}");
-                set(&mut status, "Ready", "False", reason, &message, generation);
-                set(
-                    &mut status,
-                    "Reconciling",
-                    "True",
-                    reason,
-                    &message,
-                    generation,
-                );
-                set(&mut status, "Stalled", "False", reason, "", generation);
-                let ev = Event {
-                    type_: EventType::Warning,
-                    reason: reason.into(),
-                    note: Some(trim_note(&message)),
-                    action: "Apply".into(),
-                    secondary: None,
-                };
-                (Action::requeue(Duration::from_secs(15)), Some(ev))
-            }
-        };
-    if let Some(ev) = event {
-        let r = obj.object_ref(&());
-        if let Err(e) = ctx.recorder.publish(&ev, &r).await {
-            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot publish event");
+    status.observed_generation = o.generation;
+    let (action, event) = match outcome {
+        SyncOutcome::Synced(s) => synced(o, prev, s, &mut status, ctx),
+        SyncOutcome::Refused { reason, message } => {
+            ctx.metrics.sync_error(reason);
+            tracing::warn!(namespace = %o.ns, name = %o.name, reason = reason.as_str(), "refused: {message}");
+            set_health(
+                &mut status.conditions,
+                Health::Stalled,
+                reason,
+                &message,
+                o.generation,
+            );
+            // A missing key may be mounted later; the rest needs a new spec.
+            let next = reason
+                .requeue()
+                .map_or_else(Action::await_change, Action::requeue);
+            (next, Some(warning(reason, &message, "Decrypt")))
+        }
+        SyncOutcome::Drifted { summary, report } => {
+            drifted(o, prev, &summary, report, &mut status, ctx)
+        }
+        SyncOutcome::Transient { reason, message } => {
+            ctx.metrics.sync_error(reason);
+            tracing::warn!(namespace = %o.ns, name = %o.name, reason = reason.as_str(), "will retry: {message}");
+            set_health(
+                &mut status.conditions,
+                Health::Retrying,
+                reason,
+                &message,
+                o.generation,
+            );
+            let next = Action::requeue(Duration::from_secs(15));
+            (next, Some(warning(reason, &message, "Apply")))
+        }
+    };
+    Decision {
+        status,
+        action,
+        event,
+    }
+}
+
+fn warning(reason: Reason, message: &str, action: &str) -> Event {
+    Event {
+        type_: EventType::Warning,
+        reason: reason.as_str().into(),
+        note: Some(trim_note(message)),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
+fn synced(
+    o: &Object<'_>,
+    prev: &EncryptedSecretStatus,
+    s: Synced,
+    status: &mut EncryptedSecretStatus,
+    ctx: &Context,
+) -> (Action, Option<Event>) {
+    let managed = Managed {
+        namespace: o.ns.clone(),
+        secret: s.secret_name.clone(),
+        content_hash: s.hash.clone(),
+        lastmodified: s.lastmodified,
+    };
+    let mut rollout_failed = s.rollout_failed;
+    // A later sync with nothing to restart does not make a failed
+    // rollout good: stay RolloutFailed while consumers are behind.
+    let failed_before = prev
+        .condition("Ready")
+        .is_some_and(|c| c.reason == Reason::RolloutFailed.as_str());
+    if rollout_failed.is_empty() && s.restarted == 0 && failed_before {
+        let behind = ctx.metrics.stale_of(&managed);
+        if behind > 0 {
+            rollout_failed.push(format!(
+                "{behind} consumer(s) still not rolled out to the current content"
+            ));
         }
     }
-    if status != prev {
-        let patch = json!({"status": status});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| ReconcileError::Status(format!("status of {ns}/{name}: {e}")))?;
+    ctx.metrics.track(&o.name, managed);
+    ctx.metrics.restart("executed", s.restarted);
+    ctx.metrics.restart("verified", s.verified);
+    ctx.metrics.restart("failed", rollout_failed.len() as u64);
+    let key_list = s.keys.join(", ");
+    status.secret_name = Some(s.secret.clone());
+    status.content_hash = Some(s.hash);
+    status.keys = s.keys;
+    if !rollout_failed.is_empty() {
+        let reason = Reason::RolloutFailed;
+        ctx.metrics.sync_error(reason);
+        let msg = format!(
+            "Secret {} applied, but consumers did not roll out: {}",
+            s.secret,
+            rollout_failed.join("; ")
+        );
+        set_health(
+            &mut status.conditions,
+            Health::Stalled,
+            reason,
+            &msg,
+            o.generation,
+        );
+        // Re-checked: the rollout may still complete.
+        let next = reason.requeue().unwrap_or(ctx.resync);
+        return (
+            Action::requeue(next),
+            Some(warning(reason, &msg, "Restart")),
+        );
     }
-    ctx.written
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, status);
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    Ok(action)
+    ctx.metrics.sync_ok();
+    let msg = format!("Secret {} applied (keys: {key_list})", s.secret);
+    set_health(
+        &mut status.conditions,
+        Health::InSync,
+        Reason::Synced,
+        &msg,
+        o.generation,
+    );
+    status.conditions.retain(|c| c.type_ != "Drifted");
+    let ev = (s.action != ApplyAction::Unchanged).then(|| Event {
+        type_: EventType::Normal,
+        reason: Reason::Synced.as_str().into(),
+        note: Some(format!(
+            "{} Secret {} (keys: {key_list}); {} consumer(s) restarted",
+            if s.action == ApplyAction::Created {
+                "created"
+            } else {
+                "updated"
+            },
+            s.secret,
+            s.restarted
+        )),
+        action: "Apply".into(),
+        secondary: None,
+    });
+    (Action::requeue(ctx.resync), ev)
+}
+
+/// Counted and announced once per new drift, not per reconcile.
+fn drifted(
+    o: &Object<'_>,
+    prev: &EncryptedSecretStatus,
+    summary: &str,
+    report: bool,
+    status: &mut EncryptedSecretStatus,
+    ctx: &Context,
+) -> (Action, Option<Event>) {
+    let msg = format!(
+        "the live Secret differs from the source ({summary}); not reverted (drift: {})",
+        if report { "report" } else { "ignore" }
+    );
+    let known = prev
+        .condition("Drifted")
+        .is_some_and(|c| c.status == "True" && c.message == msg);
+    if report {
+        if !known {
+            ctx.metrics.drift();
+        }
+        set_condition(
+            &mut status.conditions,
+            "Drifted",
+            "True",
+            Reason::DriftDetected,
+            &msg,
+            o.generation,
+        );
+    }
+    let ev = (report && !known).then(|| warning(Reason::DriftDetected, &msg, "Compare"));
+    (Action::requeue(ctx.resync), ev)
 }
 
 pub fn error_policy(
@@ -409,70 +429,6 @@ pub(crate) async fn apply_off_thread(
         handle.block_on(async move { cluster::apply(&client, loaded, &opts).await })
     })
     .await
-}
-
-/// Events have a 1 KiB note limit.
-pub(crate) fn trim_note(s: &str) -> String {
-    if s.len() <= 1000 {
-        return s.to_string();
-    }
-    let mut end = 1000;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// Sets a condition; the transition time moves only when the status does.
-fn set(
-    st: &mut EncryptedSecretStatus,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) {
-    set_condition(
-        &mut st.conditions,
-        type_,
-        status,
-        reason,
-        message,
-        generation,
-    );
-}
-
-/// [`set`] on a bare list (the Git source's status has no CR).
-pub(crate) fn set_condition(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) {
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    // Never empty: the 1.20 API server reads "" in a custom resource as null.
-    let message = if message.is_empty() { reason } else { message };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => {
-            if c.status != status {
-                c.last_transition_time = now;
-            }
-            c.status = status.into();
-            c.reason = reason.into();
-            c.message = message.into();
-            c.observed_generation = generation;
-        }
-        None => conditions.push(Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            observed_generation: generation,
-            last_transition_time: now,
-        }),
-    }
 }
 
 /// With drift `report` / `ignore` and an unchanged spec (the source did not
@@ -542,7 +498,7 @@ fn in_sync(
     if ctx.metrics.stale_of(&m) > 0 {
         return None;
     }
-    Some(SyncOutcome::Synced {
+    Some(SyncOutcome::Synced(Synced {
         secret: cluster::nsname(&desired.namespace, &desired.name),
         secret_name: desired.name.clone(),
         lastmodified,
@@ -552,25 +508,23 @@ fn in_sync(
         rollout_failed: Vec::new(),
         restarted: 0,
         verified: 0,
-    })
+    }))
 }
 
 /// Maps a refusal of the source layer to a condition reason.
-pub(crate) fn classify(r: &OpenRefusal) -> &'static str {
+pub(crate) fn classify(r: &OpenRefusal) -> Reason {
     match r {
-        OpenRefusal::NotEncrypted(_) => reason::DECRYPT_FAILED,
-        OpenRefusal::Namespace(_) => reason::NAMESPACE_NOT_ALLOWED,
-        OpenRefusal::Identity(IdentityError::WrongNamespace { .. }) => {
-            reason::NAMESPACE_NOT_ALLOWED
-        }
-        OpenRefusal::Identity(_) => reason::INVALID,
-        OpenRefusal::Invalid(_) => reason::INVALID,
+        OpenRefusal::NotEncrypted(_) => Reason::DecryptFailed,
+        OpenRefusal::Namespace(_) => Reason::NamespaceNotAllowed,
+        OpenRefusal::Identity(IdentityError::WrongNamespace { .. }) => Reason::NamespaceNotAllowed,
+        OpenRefusal::Identity(_) => Reason::InvalidSpec,
+        OpenRefusal::Invalid(_) => Reason::InvalidSpec,
         OpenRefusal::Decrypt(e) => match e {
             OpError::MacMismatch | OpError::MacMissing | OpError::MacUndecryptable(_) => {
-                reason::MAC_MISMATCH
+                Reason::MacMismatch
             }
-            OpError::Key(KeyError::NoKey { .. } | KeyError::NoIdentity) => reason::MISSING_KEY,
-            _ => reason::DECRYPT_FAILED,
+            OpError::Key(KeyError::NoKey { .. } | KeyError::NoIdentity) => Reason::MissingKey,
+            _ => Reason::DecryptFailed,
         },
     }
 }
@@ -586,47 +540,13 @@ async fn sync(
 ) -> SyncOutcome {
     if let Some(why) = ctx.scope.refuse(ns) {
         return SyncOutcome::Refused {
-            reason: reason::NAMESPACE_NOT_ALLOWED,
+            reason: Reason::NamespaceNotAllowed,
             message: why,
         };
     }
-    // Decryption may call key services (blocking clients): off the async workers.
-    let bytes = obj.spec.encrypted.clone().into_bytes();
-    let ring = ctx.ring.clone();
-    let scope = ctx.scope.clone();
-    let label = PathBuf::from(format!("EncryptedSecret {ns}/{name}"));
-    let ns_owned = ns.to_string();
-    let opened = tokio::task::spawn_blocking(move || {
-        source::open_one(
-            &label,
-            &bytes,
-            &ring,
-            OneOptions {
-                namespace: &ns_owned,
-                boundary: &scope.boundary,
-                allow_mac_only: scope.allow_mac_only,
-            },
-        )
-    })
-    .await;
-    let mut desired: DesiredSecret = match opened {
-        Ok(Ok(d)) => d,
-        Ok(Err(r)) => {
-            let reason = classify(&r);
-            if matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_)) {
-                ctx.metrics.decrypt_error(reason);
-            }
-            return SyncOutcome::Refused {
-                reason,
-                message: r.to_string(),
-            };
-        }
-        Err(e) => {
-            return SyncOutcome::Transient {
-                reason: reason::DECRYPT_FAILED,
-                message: format!("decryption task failed: {e}"),
-            };
-        }
+    let mut desired = match open(obj, ns, name, ctx).await {
+        Ok(d) => d,
+        Err(outcome) => return outcome,
     };
     let lastmodified = desired.lastmodified;
     // The watch's copy first: the common re-sync (the event of the
@@ -640,67 +560,98 @@ async fn sync(
             return done;
         }
     }
-    // Never take over a Secret someone else made (a human, another operator,
-    // another EncryptedSecret): creating an EncryptedSecret must not be a way
-    // to overwrite Secrets one cannot write directly.
-    let live = match Api::<Secret>::namespaced(ctx.client.clone(), &desired.namespace)
-        .get_opt(&desired.name)
-        .await
-    {
+    let live = match read_live(obj, known, &desired, name, ctx).await {
         Ok(live) => live,
-        Err(e) => {
-            return SyncOutcome::Transient {
-                reason: reason::APPLY_FAILED,
-                message: cluster::ClusterError::from_kube(
-                    format!("get secret {}/{}", desired.namespace, desired.name),
-                    e,
-                )
-                .to_string(),
-            };
-        }
+        Err(outcome) => return outcome,
     };
-    match &live {
-        Some(s) => match s.labels().get(LABEL_SOURCE) {
-            Some(owner) if owner == name => {
-                if let Some(d) = drift(obj, known, s, &desired) {
-                    return d;
-                }
-                if let Some(done) =
-                    in_sync(obj, known, s, &desired.data, &desired, lastmodified, ctx)
-                {
-                    return done;
-                }
+    stamp_owner(obj, &mut desired, name);
+    apply_secret(desired, live, ctx).await
+}
+
+/// Decrypts the spec (MAC verified) and checks the boundary. Decryption may
+/// call key services (blocking clients): off the async workers.
+async fn open(
+    obj: &EncryptedSecret,
+    ns: &str,
+    name: &str,
+    ctx: &Context,
+) -> Result<DesiredSecret, SyncOutcome> {
+    let bytes = obj.spec.encrypted.clone().into_bytes();
+    let (ring, scope) = (ctx.ring.clone(), ctx.scope.clone());
+    let label = PathBuf::from(format!("EncryptedSecret {ns}/{name}"));
+    let ns_owned = ns.to_string();
+    let opened = tokio::task::spawn_blocking(move || {
+        let opts = OneOptions {
+            namespace: &ns_owned,
+            boundary: &scope.boundary,
+            allow_mac_only: scope.allow_mac_only,
+        };
+        source::open_one(&label, &bytes, &ring, opts)
+    })
+    .await;
+    match opened {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(r)) => {
+            let reason = classify(&r);
+            if matches!(r, OpenRefusal::Decrypt(_) | OpenRefusal::NotEncrypted(_)) {
+                ctx.metrics.decrypt_error(reason);
             }
-            Some(owner) => {
-                return SyncOutcome::Refused {
-                    reason: reason::SECRET_CONFLICT,
-                    message: format!(
-                        "Secret {}/{} belongs to EncryptedSecret {owner}",
-                        desired.namespace, desired.name
-                    ),
-                };
-            }
-            None => {
-                return SyncOutcome::Refused {
-                    reason: reason::SECRET_CONFLICT,
-                    message: format!(
-                        "Secret {}/{} exists and was not created by this EncryptedSecret; \
-                         delete it, or label it {LABEL_SOURCE}={name} to hand it over",
-                        desired.namespace, desired.name
-                    ),
-                };
-            }
-        },
-        None => {}
+            Err(SyncOutcome::Refused {
+                reason,
+                message: r.to_string(),
+            })
+        }
+        Err(e) => Err(SyncOutcome::Transient {
+            reason: Reason::DecryptFailed,
+            message: format!("decryption task failed: {e}"),
+        }),
     }
-    // Label (so the controller's Secret watch sees it) and, with policy Delete, owner.
-    let meta = desired.object["metadata"]
-        .as_object_mut()
-        .expect("skeleton has metadata");
-    let labels = meta
-        .entry("labels")
-        .or_insert_with(|| J::Object(Default::default()));
-    labels[LABEL_SOURCE] = J::String(name.to_string());
+}
+
+/// The live Secret, when this object may write it. `Err`: the outcome
+/// already decided (someone else's Secret, drift left alone, in sync, or
+/// the read failed).
+async fn read_live(
+    obj: &EncryptedSecret,
+    known: &EncryptedSecretStatus,
+    desired: &DesiredSecret,
+    name: &str,
+    ctx: &Context,
+) -> Result<Option<Secret>, SyncOutcome> {
+    let got = Api::<Secret>::namespaced(ctx.client.clone(), &desired.namespace)
+        .get_opt(&desired.name)
+        .await;
+    let live = got.map_err(|e| SyncOutcome::Transient {
+        reason: Reason::ApplyFailed,
+        message: cluster::ClusterError::from_kube(
+            format!("get secret {}/{}", desired.namespace, desired.name),
+            e,
+        )
+        .to_string(),
+    })?;
+    let Some(s) = &live else { return Ok(None) };
+    let me = Writer::EncryptedSecret(name);
+    if let Err(message) = may_write(me, &desired.namespace, &desired.name, Some(s.labels())) {
+        return Err(SyncOutcome::Refused {
+            reason: Reason::SecretConflict,
+            message,
+        });
+    }
+    if let Some(d) = drift(obj, known, s, desired) {
+        return Err(d);
+    }
+    let lastmodified = desired.lastmodified;
+    match in_sync(obj, known, s, &desired.data, desired, lastmodified, ctx) {
+        Some(done) => Err(done),
+        None => Ok(live),
+    }
+}
+
+/// Label (so the controller's Secret watch sees it) and, with policy Delete, owner.
+fn stamp_owner(obj: &EncryptedSecret, desired: &mut DesiredSecret, name: &str) {
+    let Some(meta) = stamp(&mut desired.object, Writer::EncryptedSecret(name)) else {
+        return;
+    };
     if obj.spec.deletion_policy == DeletionPolicy::Delete {
         let mut oref = obj.controller_owner_ref(&()).expect("object has a uid");
         oref.block_owner_deletion = Some(false);
@@ -709,8 +660,13 @@ async fn sync(
             serde_json::to_value(vec![oref]).expect("owner reference serializes"),
         );
     }
+}
+
+/// Applies through the `ksec apply` engine (restart and verify).
+async fn apply_secret(desired: DesiredSecret, live: Option<Secret>, ctx: &Context) -> SyncOutcome {
     let secret = cluster::nsname(&desired.namespace, &desired.name);
     let keys: Vec<String> = desired.data.keys().cloned().collect();
+    let lastmodified = desired.lastmodified;
     let known_live = [((desired.namespace.clone(), desired.name.clone()), live)].into();
     let opts = ApplyOptions {
         restart: true,
@@ -730,67 +686,35 @@ async fn sync(
         secrets: vec![desired],
         ..Default::default()
     };
-    let applied = apply_off_thread(ctx.client.clone(), loaded, opts).await;
-    let report = match applied {
+    let report = match apply_off_thread(ctx.client.clone(), loaded, opts).await {
         Ok(Ok(r)) => r,
-        Err(e) => {
-            return SyncOutcome::Transient {
-                reason: reason::APPLY_FAILED,
-                message: format!("apply task failed: {e}"),
-            };
-        }
-        Ok(Err(e)) => {
-            return SyncOutcome::Transient {
-                reason: reason::APPLY_FAILED,
-                message: e.to_string(),
-            };
-        }
+        Err(e) => return transient(format!("apply task failed: {e}")),
+        Ok(Err(e)) => return transient(e.to_string()),
     };
     if let Some(r) = report.refused.first() {
         return SyncOutcome::Refused {
-            reason: reason::INVALID,
+            reason: Reason::InvalidSpec,
             message: r.reason.clone(),
         };
     }
-    let failures: Vec<&crate::cluster::apply::Note> = report
+    let (secret_failures, others): (Vec<_>, Vec<_>) = report
         .failures
         .iter()
-        .filter(|f| matches!(f.subject, Subject::Secret { .. }))
-        .collect();
-    if !failures.is_empty() {
-        return SyncOutcome::Transient {
-            reason: reason::APPLY_FAILED,
-            message: failures
-                .iter()
-                .map(|f| f.message.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
+        .partition(|f| matches!(f.subject, Subject::Secret { .. }));
+    if !secret_failures.is_empty() {
+        let m: Vec<&str> = secret_failures.iter().map(|f| f.message.as_str()).collect();
+        return transient(m.join("; "));
     }
     let Some(sr) = report.applied.iter().chain(report.unchanged.iter()).next() else {
-        return SyncOutcome::Transient {
-            reason: reason::APPLY_FAILED,
-            message: "the apply engine reported nothing for the Secret".into(),
-        };
+        return transient("the apply engine reported nothing for the Secret".into());
     };
-    let mut rollout_failed: Vec<String> = report
-        .restarted
-        .iter()
-        .filter_map(|w| match &w.outcome {
-            Some(Outcome::Failed(m)) | Some(Outcome::TimedOut(m)) => {
-                Some(format!("{} {}/{}: {m}", w.kind, w.namespace, w.name))
-            }
-            _ => None,
-        })
-        .collect();
+    let mut rollout_failed = super::gitsource::rollout_failures(&report);
     rollout_failed.extend(
-        report
-            .failures
+        others
             .iter()
-            .filter(|f| !matches!(f.subject, Subject::Secret { .. }))
             .map(|f| format!("{}: {}", f.subject, f.message)),
     );
-    SyncOutcome::Synced {
+    SyncOutcome::Synced(Synced {
         secret,
         secret_name: sr.name.clone(),
         lastmodified,
@@ -800,6 +724,13 @@ async fn sync(
         rollout_failed,
         restarted: report.restarted.len() as u64,
         verified: report.verified.len() as u64,
+    })
+}
+
+fn transient(message: String) -> SyncOutcome {
+    SyncOutcome::Transient {
+        reason: Reason::ApplyFailed,
+        message,
     }
 }
 
@@ -824,34 +755,41 @@ mod tests {
     #[test]
     fn mac_and_key_errors_get_their_own_reasons() {
         let r = |e| classify(&OpenRefusal::Decrypt(e));
-        assert_eq!(r(OpError::MacMismatch), reason::MAC_MISMATCH);
-        assert_eq!(r(OpError::MacMissing), reason::MAC_MISMATCH);
-        assert_eq!(r(OpError::Key(KeyError::NoIdentity)), reason::MISSING_KEY);
-        assert_eq!(r(OpError::Metadata("x".into())), reason::DECRYPT_FAILED);
+        assert_eq!(r(OpError::MacMismatch), Reason::MacMismatch);
+        assert_eq!(r(OpError::MacMissing), Reason::MacMismatch);
+        assert_eq!(r(OpError::Key(KeyError::NoIdentity)), Reason::MissingKey);
+        assert_eq!(r(OpError::Metadata("x".into())), Reason::DecryptFailed);
         assert_eq!(
             classify(&OpenRefusal::NotEncrypted("plain".into())),
-            reason::DECRYPT_FAILED
+            Reason::DecryptFailed
         );
         assert_eq!(
             classify(&OpenRefusal::Namespace(BoundaryRefusal::NotListed {
                 namespace: "x".into()
             })),
-            reason::NAMESPACE_NOT_ALLOWED
+            Reason::NamespaceNotAllowed
         );
     }
 
     #[test]
     fn conditions_move_their_transition_time_only_on_change() {
         let mut st = EncryptedSecretStatus::default();
-        set(&mut st, "Ready", "False", reason::MAC_MISMATCH, "", Some(1));
-        let c = st.condition("Ready").unwrap().clone();
-        assert_eq!(c.message, reason::MAC_MISMATCH, "never empty");
-        st.conditions[0].last_transition_time = "2000-01-01T00:00:00Z".into();
-        set(
-            &mut st,
+        set_condition(
+            &mut st.conditions,
             "Ready",
             "False",
-            reason::DECRYPT_FAILED,
+            Reason::MacMismatch,
+            "",
+            Some(1),
+        );
+        let c = st.condition("Ready").unwrap().clone();
+        assert_eq!(c.message, Reason::MacMismatch.as_str(), "never empty");
+        st.conditions[0].last_transition_time = "2000-01-01T00:00:00Z".into();
+        set_condition(
+            &mut st.conditions,
+            "Ready",
+            "False",
+            Reason::DecryptFailed,
             "m",
             Some(2),
         );
@@ -860,7 +798,14 @@ mod tests {
             "2000-01-01T00:00:00Z"
         );
         assert_eq!(st.conditions[0].observed_generation, Some(2));
-        set(&mut st, "Ready", "True", reason::SYNCED, "ok", Some(2));
+        set_condition(
+            &mut st.conditions,
+            "Ready",
+            "True",
+            Reason::Synced,
+            "ok",
+            Some(2),
+        );
         assert_ne!(
             st.conditions[0].last_transition_time,
             "2000-01-01T00:00:00Z"

@@ -201,6 +201,40 @@ mod tests {
     const SOPS: &str = "sops:\n    age:\n        - recipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n          enc: |\n            -----BEGIN AGE ENCRYPTED FILE-----\n            x\n            -----END AGE ENCRYPTED FILE-----\n    lastmodified: \"2024-01-01T00:00:00Z\"\n    mac: ENC[AES256_GCM,data:x,iv:x,tag:x,type:str]\n    version: 3.9.0\n";
 
     #[test]
+    fn every_secret_of_a_file_has_its_own_digest() {
+        let ids = |y: &str| -> Vec<SecretId> {
+            let docs = store::load_plain(Format::Yaml, y.as_bytes()).unwrap();
+            docs.0
+                .iter()
+                .enumerate()
+                .flat_map(|(i, d)| {
+                    objects(d)
+                        .into_iter()
+                        .filter(is_secret)
+                        .map(move |m| (i, m))
+                })
+                .map(|(doc, m)| secret_id(doc, &m))
+                .collect()
+        };
+        let y = concat!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n",
+            "---\napiVersion: v1\nkind: List\nitems:\n",
+            "  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: b\n      namespace: n\n    data:\n      k: \"ENC[y]\"\n",
+            "  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: c\n",
+            "  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: c\n      namespace: n\n    data:\n      k: \"ENC[x]\"\n",
+        );
+        let all = ids(y);
+        let names: Vec<_> = all.iter().map(|p| p.name.as_deref().unwrap()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(all[0].namespace, None);
+        assert_ne!(all[0].digest, all[1].digest);
+        assert_ne!(all[1].digest, all[2].digest);
+        // The digest is the document's: the same document elsewhere, the same digest.
+        let again = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n";
+        assert_eq!(ids(again)[0].digest, all[0].digest);
+    }
+
+    #[test]
     fn secrets_are_named_in_nested_lists_and_through_merge_keys() {
         let yaml = format!(
             "apiVersion: v1\nkind: List\nbase: &b\n  namespace: dev\nitems:\n  - kind: SecretList\n    items:\n      - kind: Secret\n        metadata: {{name: inner, namespace: prod}}\n  - kind: ConfigMap\n    metadata: {{name: cm}}\n  - kind: Secret\n    metadata:\n      <<: *b\n      name: merged\n{SOPS}"
