@@ -1,5 +1,5 @@
 //! `ksec controller --git-*`: the Git source's flags, turned into
-//! [`ksec::controller::gitsource::GitSourceConfig`].
+//! [`ksec::controller::sources::git::GitSourceConfig`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use super::apply::parse_duration;
 use super::common::usage;
 use ksec::controller::crd::{DeletionPolicy, DriftMode};
 use ksec::controller::git::{GitAuth, GitRemote};
-use ksec::controller::gitsource::GitSourceConfig;
+use ksec::controller::sources::git::GitSourceConfig;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Prune {

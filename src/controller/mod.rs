@@ -3,17 +3,17 @@
 //! reports status conditions, events and Prometheus metrics.
 //!
 //! It watches only its own objects: EncryptedSecrets in its namespaces (or
-//! cluster-wide) and Secrets carrying [`reconcile::LABEL_SOURCE`] — never a
+//! cluster-wide) and Secrets carrying [`ownership::LABEL_SOURCE`] — never a
 //! cache of every Secret in the cluster.
 
+pub mod context;
 pub mod crd;
 pub mod git;
-pub mod gitsource;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod ownership;
-pub mod reconcile;
+pub mod sources;
 pub mod status;
 pub mod webhook;
 pub mod workloads;
@@ -34,8 +34,10 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 
+use context::{Context, Scope};
 pub use crd::{EncryptedSecret, EncryptedSecretSpec, EncryptedSecretStatus};
-use reconcile::{Context, LABEL_SOURCE, Scope};
+use ownership::LABEL_SOURCE;
+use sources::{encrypted_secret, git as gitsource};
 
 use crate::cluster::{ClusterError, ConnectOptions};
 use crate::keys::KeyRing;
@@ -301,7 +303,11 @@ fn run_crd_source(
     async move {
         caches.wait_until_ready().await;
         controller
-            .run(reconcile::reconcile, reconcile::error_policy, ctx)
+            .run(
+                encrypted_secret::reconcile,
+                encrypted_secret::error_policy,
+                ctx,
+            )
             .for_each(|res| async move {
                 match res {
                     Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),

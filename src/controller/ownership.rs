@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as J;
 
-use super::gitsource::LABEL_GIT_SOURCE;
-use super::reconcile::LABEL_SOURCE;
+/// Label on every Secret an EncryptedSecret generates: its name.
+pub const LABEL_SOURCE: &str = "ksec.io/encryptedsecret";
+/// Label on every Secret the Git source generates: the source's name.
+pub const LABEL_GIT_SOURCE: &str = "ksec.io/git-source";
 
 /// A writer of generated Secrets, as its label names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,63 +9,18 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::crd::{DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
-use super::metrics::{Managed, Metrics};
-use super::ownership::{Writer, may_write, stamp};
-use super::status::{Health, Reason, set_condition, set_health, trim_note};
 use crate::cluster::apply::{Action as ApplyAction, ApplyOptions, Subject};
 use crate::cluster::source::{self, DesiredSecret, OneOptions, OpenRefusal};
 use crate::cluster::{self, Loaded};
-use crate::keys::{KeyError, KeyRing};
-use crate::manifest::IdentityError;
-use crate::ops::OpError;
-use crate::recipients::Boundary;
-
-/// Label on every Secret the controller generates: the name of its EncryptedSecret.
-pub const LABEL_SOURCE: &str = "ksec.io/encryptedsecret";
-
-/// Which namespaces this controller may write to.
-#[derive(Debug, Default)]
-pub struct Scope {
-    /// `--namespace` (empty: any namespace the environment owns), `--env`, `recipients/`.
-    pub boundary: Boundary,
-    pub allow_mac_only: bool,
-}
-
-impl Scope {
-    /// `None` when allowed, else why not ([`Boundary::check_namespace`]).
-    pub fn refuse(&self, ns: &str) -> Option<String> {
-        self.boundary
-            .check_namespace(ns)
-            .err()
-            .map(|e| e.to_string())
-    }
-}
-
-/// Shared by every reconcile.
-pub struct Context {
-    pub client: kube::Client,
-    pub ring: Arc<KeyRing>,
-    pub scope: Arc<Scope>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    /// How long to wait for restarted consumers to roll out.
-    pub rollout_timeout: Duration,
-    /// Re-check a Ready object this often.
-    pub resync: Duration,
-    /// Workloads from the controller's caches (no LIST per sync).
-    pub workloads: Option<crate::cluster::consumers::WorkloadSource>,
-    /// The generated Secrets as last seen by the watch (values as digests).
-    pub own: super::workloads::OwnSecrets,
-    /// The status this controller last wrote per object: the watch cache
-    /// the next reconcile reads may not show it yet.
-    pub written:
-        std::sync::Mutex<std::collections::HashMap<(String, String), EncryptedSecretStatus>>,
-}
+use crate::controller::context::{Context, apply_off_thread, classify, rollout_failures};
+use crate::controller::crd::{DeletionPolicy, EncryptedSecret, EncryptedSecretStatus};
+use crate::controller::metrics::Managed;
+use crate::controller::ownership::{LABEL_SOURCE, Writer, may_write, stamp};
+use crate::controller::status::{Health, Reason, set_condition, set_health, trim_note};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -416,21 +371,6 @@ pub fn error_policy(
     Action::requeue(Duration::from_secs(15))
 }
 
-/// The apply engine's future is not provably `Send` (rustc's higher-ranked
-/// lifetime limits with borrowed stream closures), so it is driven on a
-/// blocking-pool thread with the same runtime's handle. Both sources use it.
-pub(crate) async fn apply_off_thread(
-    client: kube::Client,
-    loaded: Loaded,
-    opts: ApplyOptions,
-) -> Result<Result<cluster::Report, cluster::ClusterError>, tokio::task::JoinError> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async move { cluster::apply(&client, loaded, &opts).await })
-    })
-    .await
-}
-
 /// With drift `report` / `ignore` and an unchanged spec (the source did not
 /// move since the last sync), a live Secret whose data differs is left alone.
 /// Key names only.
@@ -440,8 +380,8 @@ fn drift(
     live: &Secret,
     desired: &DesiredSecret,
 ) -> Option<SyncOutcome> {
-    use super::crd::DriftMode;
     use crate::cluster::diff;
+    use crate::controller::crd::DriftMode;
     if obj.spec.drift == DriftMode::Enforce {
         return None;
     }
@@ -511,24 +451,6 @@ fn in_sync(
     }))
 }
 
-/// Maps a refusal of the source layer to a condition reason.
-pub(crate) fn classify(r: &OpenRefusal) -> Reason {
-    match r {
-        OpenRefusal::NotEncrypted(_) => Reason::DecryptFailed,
-        OpenRefusal::Namespace(_) => Reason::NamespaceNotAllowed,
-        OpenRefusal::Identity(IdentityError::WrongNamespace { .. }) => Reason::NamespaceNotAllowed,
-        OpenRefusal::Identity(_) => Reason::InvalidSpec,
-        OpenRefusal::Invalid(_) => Reason::InvalidSpec,
-        OpenRefusal::Decrypt(e) => match e {
-            OpError::MacMismatch | OpError::MacMissing | OpError::MacUndecryptable(_) => {
-                Reason::MacMismatch
-            }
-            OpError::Key(KeyError::NoKey { .. } | KeyError::NoIdentity) => Reason::MissingKey,
-            _ => Reason::DecryptFailed,
-        },
-    }
-}
-
 /// `known` is the object's status as this controller last wrote it (the
 /// watch's copy may not show it yet).
 async fn sync(
@@ -555,7 +477,7 @@ async fn sync(
     if let Some(s) = ctx.own.get(&desired.namespace, &desired.name)
         && s.labels().get(LABEL_SOURCE).map(String::as_str) == Some(name)
     {
-        let want = super::workloads::digests(&desired.data);
+        let want = crate::controller::workloads::digests(&desired.data);
         if let Some(done) = in_sync(obj, known, &s, &want, &desired, lastmodified, ctx) {
             return done;
         }
@@ -708,7 +630,7 @@ async fn apply_secret(desired: DesiredSecret, live: Option<Secret>, ctx: &Contex
     let Some(sr) = report.applied.iter().chain(report.unchanged.iter()).next() else {
         return transient("the apply engine reported nothing for the Secret".into());
     };
-    let mut rollout_failed = super::gitsource::rollout_failures(&report);
+    let mut rollout_failed = rollout_failures(&report);
     rollout_failed.extend(
         others
             .iter()
@@ -737,6 +659,10 @@ fn transient(message: String) -> SyncOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::context::Scope;
+    use crate::keys::KeyError;
+    use crate::ops::OpError;
+    use crate::recipients::Boundary;
     use crate::recipients::BoundaryRefusal;
 
     #[test]

@@ -26,21 +26,18 @@ use serde_json::{Value as J, json};
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use super::crd::{Condition, DeletionPolicy, DriftMode};
-use super::git::{GitFile, GitRemote, Snapshot};
-use super::metrics::{ResultLabels, RevisionLabels, StateLabels};
-use super::ownership::{Writer, may_write, stamp};
-use super::reconcile::{Context, Scope, apply_off_thread, classify};
-use super::status::{FileState, Health, Reason, set_condition, set_health, trim_note};
 use crate::cluster::apply::{Action as ApplyAction, ApplyOptions, Subject};
 use crate::cluster::source::{self, DesiredSecret, FileOptions, OpenRefusal};
-use crate::cluster::verify::Outcome;
 use crate::cluster::{self, ClusterError, Loaded, diff};
+use crate::controller::context::{Context, Scope, apply_off_thread, classify, rollout_failures};
+use crate::controller::crd::{Condition, DeletionPolicy, DriftMode};
+use crate::controller::git::{GitFile, GitRemote, Snapshot};
+use crate::controller::metrics::{ResultLabels, RevisionLabels, StateLabels};
+use crate::controller::ownership::{LABEL_GIT_SOURCE, Writer, may_write, stamp};
+use crate::controller::status::{FileState, Health, Reason, set_condition, set_health, trim_note};
 use crate::keys::KeyRing;
 use crate::manifest::{EncryptedManifest, Manifest, ManifestError, NamespacePolicy, SecretId};
 
-/// On every Secret the Git source generates: the source's name.
-pub const LABEL_GIT_SOURCE: &str = "ksec.io/git-source";
 /// The file (from the repository root) the Secret was applied from.
 pub const ANN_SOURCE_PATH: &str = "ksec.io/source-path";
 /// The commit at which the Secret's current content was applied.
@@ -176,7 +173,7 @@ struct Memory {
 pub async fn run(cfg: Arc<GitSourceConfig>, ctx: Arc<Context>, trigger: Arc<Notify>) {
     let mut mem = Memory {
         status: GitStatus {
-            url: super::git::redact_url(&cfg.remote.url),
+            url: crate::controller::git::redact_url(&cfg.remote.url),
             branch: cfg.remote.branch.clone(),
             path: cfg.remote.path.clone(),
             ..Default::default()
@@ -189,7 +186,7 @@ pub async fn run(cfg: Arc<GitSourceConfig>, ctx: Arc<Context>, trigger: Arc<Noti
         cfg.name.clone(),
         changed.clone(),
     ));
-    let shutdown = super::shutdown_signal();
+    let shutdown = crate::controller::shutdown_signal();
     tokio::pin!(shutdown);
     let mut fetch = true;
     let mut next_fetch = tokio::time::Instant::now();
@@ -874,7 +871,10 @@ async fn open_snapshot(
             secret: None,
             state: FileState::Refused,
             reason: Some(Reason::InvalidSpec),
-            message: format!("larger than {} bytes", super::git::MAX_FILE_BYTES),
+            message: format!(
+                "larger than {} bytes",
+                crate::controller::git::MAX_FILE_BYTES
+            ),
             keys: vec![],
             blob: String::new(),
         });
@@ -1172,20 +1172,6 @@ async fn write(
         .restart("failed", out.rollout_failed.len() as u64);
     clear_orphan_marks(ctx, unorphan).await;
     Ok(out)
-}
-
-/// Workloads that did not roll out, by kind and name (shared with the CRD source).
-pub(crate) fn rollout_failures(report: &cluster::Report) -> Vec<String> {
-    report
-        .restarted
-        .iter()
-        .filter_map(|w| match &w.outcome {
-            Some(Outcome::Failed(m)) | Some(Outcome::TimedOut(m)) => {
-                Some(format!("{} {}/{}: {m}", w.kind, w.namespace, w.name))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 fn applied_note(
