@@ -123,11 +123,11 @@ fn prune_scope(
     files: &[PathBuf],
     c: &ClusterArgs,
 ) -> Result<Option<ksec::cluster::apply::NamespaceFilter>> {
-    let (namespace, env) = (&c.source.namespace, &c.source.scope.env);
+    let (namespace, env) = (&c.source.namespace, &c.source.scope.env.env);
     if namespace.is_none() && env.is_none() {
         return Ok(None);
     }
-    let dir = match (&c.source.scope.recipients_dir, env) {
+    let dir = match (&c.source.scope.recipients.recipients_dir, env) {
         (_, None) => None,
         (Some(d), Some(_)) => Some(RecipientsDir::load(d)?),
         (None, Some(_)) => files

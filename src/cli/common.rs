@@ -113,17 +113,32 @@ pub struct KeyArgs {
     /// Shamir threshold across key groups
     #[arg(long = "shamir-secret-sharing-threshold")]
     pub shamir_threshold: Option<usize>,
-    /// Use this environment from recipients/ (needed for Secrets without a namespace and no path rule)
-    #[arg(long = "env")]
-    pub env: Option<String>,
-    /// The recipients/ directory (default: found upward from each file)
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
-    pub recipients_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub recipients: RecipientsDirArg,
     /// The .sops.yaml to use (default: found upward from the current folder, as sops does)
     #[arg(long = "config", env = "SOPS_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub rule: RuleArgs,
+}
+
+/// `--env`, defined once for every command that takes it.
+#[derive(Args, Debug, Default, Clone)]
+pub struct EnvArg {
+    /// The environment (a recipients/<env>.yaml): encrypt routes Secrets that name no namespace
+    /// to it; apply, diff, export, doctor and the controller keep to its namespaces
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+/// `--recipients-dir`, defined once for every command that reads recipients/.
+#[derive(Args, Debug, Default, Clone)]
+pub struct RecipientsDirArg {
+    /// The recipients/ directory (default: found upward from each file, or from the first path)
+    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR", value_name = "DIR")]
+    pub recipients_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -164,8 +179,8 @@ pub struct SourceArgs {
 impl SourceArgs {
     pub fn options(&self, default_namespace: String, all: bool) -> ksec::source::SourceOptions {
         ksec::source::SourceOptions {
-            recipients_dir: self.scope.recipients_dir.clone(),
-            env: self.scope.env.clone(),
+            recipients_dir: self.scope.recipients.recipients_dir.clone(),
+            env: self.scope.env.env.clone(),
             namespace: self.namespace.clone(),
             default_namespace,
             allow_mac_only: self.scope.allow_mac_only,
@@ -178,12 +193,10 @@ impl SourceArgs {
 /// accepts from a file (apply, diff, export, controller).
 #[derive(Args, Debug, Default, Clone)]
 pub struct ScopeArgs {
-    /// Only this environment's namespaces (from recipients/); anything else is skipped or refused
-    #[arg(long)]
-    pub env: Option<String>,
-    /// The recipients/ directory (default: found upward from each file)
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
-    pub recipients_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub recipients: RecipientsDirArg,
     /// Accept files whose MAC covers only encrypted values (namespace/name not authenticated)
     #[arg(long)]
     pub allow_mac_only: bool,
@@ -371,8 +384,8 @@ impl KeyArgs {
             threshold: self.shamir_threshold,
             rule,
             mac_only_encrypted: r.mac_only_encrypted,
-            env: self.env.clone(),
-            recipients_dir: self.recipients_dir.clone(),
+            env: self.env.env.clone(),
+            recipients_dir: self.recipients.recipients_dir.clone(),
             sops_config: self.config.clone(),
         })
     }

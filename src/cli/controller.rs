@@ -96,8 +96,8 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
     let cfg = ksec::controller::Config {
         connect: r.connect.options(),
         namespaces: r.namespaces.clone(),
-        env: r.scope.env.clone(),
-        recipients_dir: r.scope.recipients_dir.clone(),
+        env: r.scope.env.env.clone(),
+        recipients_dir: r.scope.recipients.recipients_dir.clone(),
         allow_mac_only: r.scope.allow_mac_only,
         metrics_addr: r.metrics_addr,
         rollout_timeout: r.rollout_timeout,

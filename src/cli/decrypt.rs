@@ -2,14 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::common::{
-    self, GlobalArgs, IdentityArgs, NameArgs, OutputFileArgs, PathSeg, TypeArgs, usage,
+    self, GlobalArgs, IdentityArgs, NameArgs, OutputFileArgs, TypeArgs, usage,
 };
 use ksec::ops::{self, OpenOptions};
 use ksec::sops::store;
-use ksec::sops::{Documents, Format, Map, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -69,7 +68,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     }
     let out_format = a.types.output(a.name.name_for(&file), format);
     let out = match &a.extract {
-        Some(p) => extract(
+        Some(p) => store::extract(
             &f.docs,
             &common::parse_tree_path(p)?,
             out_format,
@@ -90,36 +89,4 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         a.out.emit(&out, true)?;
     }
     Ok(0)
-}
-
-/// sops's `--extract`: string leaves raw, maps through the store, other values as the store writes them.
-fn extract(
-    docs: &Documents,
-    path: &[PathSeg],
-    format: Format,
-    indent: Option<usize>,
-) -> Result<Vec<u8>> {
-    let root = Value::Map(docs.0.first().ok_or_else(|| usage("empty file"))?.clone());
-    let cur = root.get_path(path).cloned().ok_or_else(|| {
-        let p: String = path.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("--extract: {p} not found")
-    })?;
-    Ok(match cur {
-        Value::Str(s) => s.into_bytes(),
-        Value::Bytes(b) => b,
-        Value::Map(m) => store::emit_plain(format, &Documents(vec![m]), indent)?,
-        other => {
-            let mut m = Map::default();
-            m.insert("v", other);
-            let text = String::from_utf8(store::emit_plain(
-                Format::Yaml,
-                &Documents(vec![m]),
-                indent,
-            )?)?;
-            match text.strip_prefix("v:") {
-                Some(rest) => rest.trim().to_string().into_bytes(),
-                None => bail!("cannot print that value"),
-            }
-        }
-    })
 }

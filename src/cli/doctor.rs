@@ -16,12 +16,10 @@ pub struct Args {
     /// A directory with a kustomization is rendered with kustomize/kubectl when installed.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
-    /// Only report this environment
-    #[arg(long)]
-    pub env: Option<String>,
-    /// The recipients/ directory (default: found upward from the first path)
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
-    pub recipients_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: common::EnvArg,
+    #[command(flatten)]
+    pub recipients: common::RecipientsDirArg,
     /// Namespace for manifests that name none
     #[arg(long, default_value = "default")]
     pub default_namespace: String,
@@ -57,14 +55,13 @@ pub struct RbacArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct RunbookArgs {
-    /// The environment (a recipients/<env>.yaml)
-    #[arg(long)]
-    pub env: String,
+    #[command(flatten)]
+    pub env: common::EnvArg,
     /// Manifests to list the environment's Secrets from
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR")]
-    pub recipients_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub recipients: common::RecipientsDirArg,
     #[arg(long, default_value = "default")]
     pub default_namespace: String,
 }
@@ -120,8 +117,8 @@ fn parse_overrides(v: &[String]) -> Result<Vec<(Check, Severity)>> {
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let overrides = parse_overrides(&a.severity)?;
-    let dir = recipients_dir(&a.recipients_dir, &a.paths[0])?;
-    if let (Some(e), Some(d)) = (&a.env, &dir) {
+    let dir = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])?;
+    if let (Some(e), Some(d)) = (&a.env.env, &dir) {
         if d.env(e).is_none() {
             return Err(usage(format!(
                 "--env {e}: no such environment in {}",
@@ -141,7 +138,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             })
             .await?;
             let nss =
-                doctor::live::namespaces(&client, &a.namespaces, dir.as_ref(), a.env.as_deref())
+                doctor::live::namespaces(&client, &a.namespaces, dir.as_ref(), a.env.env.as_deref())
                     .await?;
             doctor::live::check(&client, &nss, dir.as_ref()).await
         })?
@@ -155,7 +152,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             f.severity = *l;
         }
     }
-    if let Some(e) = &a.env {
+    if let Some(e) = &a.env.env {
         findings.retain(|f| &f.environment == e);
     }
     match g.output {
@@ -235,14 +232,13 @@ pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {
 }
 
 pub fn run_runbook(a: &RunbookArgs, _g: &GlobalArgs) -> Result<i32> {
-    let dir = recipients_dir(&a.recipients_dir, &a.paths[0])?
+    let dir = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])?
         .ok_or_else(|| usage("no recipients/ directory found (use --recipients-dir)"))?;
-    let env = dir.env(&a.env).ok_or_else(|| {
-        usage(format!(
-            "--env {}: no such environment in {}",
-            a.env,
-            dir.dir.display()
-        ))
+    let name = a.env.env.as_deref().ok_or_else(|| {
+        usage("which environment? pass --env ENV (a recipients/<env>.yaml)")
+    })?;
+    let env = dir.env(name).ok_or_else(|| {
+        usage(format!("--env {name}: no such environment in {}", dir.dir.display()))
     })?;
     let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
     print!("{}", doctor::runbook::markdown(env, &inv));

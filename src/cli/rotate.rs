@@ -66,13 +66,8 @@ pub struct Args {
     /// Allow adding recipients of another environment (FROM:TO, e.g. prod:dev)
     #[arg(long = "move-env", value_name = "FROM:TO")]
     pub move_env: Option<ksec::recipients::EnvMove>,
-    /// Another recipients/ folder than the one found above the file
-    #[arg(
-        long = "recipients-dir",
-        env = "KSEC_RECIPIENTS_DIR",
-        value_name = "DIR"
-    )]
-    pub recipients_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub recipients: common::RecipientsDirArg,
 }
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
@@ -142,7 +137,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             file,
             &f.meta,
             &groups,
-            a.recipients_dir.clone(),
+            a.recipients.recipients_dir.clone(),
             a.move_env.as_ref(),
         )
         .with_context(|| name.clone())?;

@@ -10,7 +10,7 @@ pub mod yaml;
 use std::path::Path;
 
 use super::metadata::Metadata;
-use super::tree::{Documents, Map, MapItem, Value};
+use super::tree::{Documents, Map, MapItem, PathSeg, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -99,6 +99,9 @@ pub enum StoreError {
     NotEncrypted,
     #[error("invalid sops metadata: {0}")]
     Metadata(String),
+    /// `--extract` named a path the document does not have.
+    #[error("--extract: {0} not found")]
+    NoSuchPath(String),
 }
 
 fn text(bytes: &[u8]) -> Result<&str, StoreError> {
@@ -268,5 +271,33 @@ pub fn emit_plain(
                 ));
             }
         },
+    })
+}
+
+/// sops's `--extract`: a string leaf raw, a map through the file's store,
+/// any other value as the YAML store writes it.
+pub fn extract(
+    docs: &Documents,
+    path: &[PathSeg],
+    format: Format,
+    indent: Option<usize>,
+) -> Result<Vec<u8>, StoreError> {
+    let first = docs.0.first().ok_or(StoreError::Shape("empty file".into()))?;
+    let cur = Value::Map(first.clone()).get_path(path).cloned().ok_or_else(|| {
+        StoreError::NoSuchPath(path.iter().map(ToString::to_string).collect())
+    })?;
+    Ok(match cur {
+        Value::Str(s) => s.into_bytes(),
+        Value::Bytes(b) => b,
+        Value::Map(m) => emit_plain(format, &Documents(vec![m]), indent)?,
+        other => {
+            let mut m = Map::default();
+            m.insert("v", other);
+            let text = yaml::emit(&Documents(vec![m]), indent.unwrap_or(yaml::INDENT));
+            match text.strip_prefix("v:") {
+                Some(rest) => rest.trim().to_string().into_bytes(),
+                None => return Err(StoreError::Shape("cannot print that value".into())),
+            }
+        }
     })
 }
