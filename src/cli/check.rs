@@ -170,23 +170,12 @@ fn read_paths(
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         let mut files = Vec::new();
         if meta.is_dir() {
-            let walk = ignore::WalkBuilder::new(p)
-                .follow_links(false)
-                .hidden(false)
-                .parents(true)
-                .ignore(false)
-                .git_global(!no_ignore)
-                .git_ignore(!no_ignore)
-                .git_exclude(!no_ignore)
-                .sort_by_file_name(|a, b| a.cmp(b))
-                .filter_entry(|e| e.file_name() != ".git")
-                .build();
-            for e in walk {
-                let e = e.with_context(|| format!("cannot walk {}", p.display()))?;
-                if !e.file_type().is_some_and(|t| t.is_file()) {
-                    continue;
-                }
-                files.push((slash(e.path()), e.path().to_path_buf(), true));
+            let policy = ksec::fsio::walk::Policy::Everything {
+                gitignore: !no_ignore,
+            };
+            let walked = ksec::fsio::walk::walk(std::slice::from_ref(p), policy)?;
+            for f in walked.files {
+                files.push((slash(&f.path), f.path, true));
             }
         } else {
             files.push((slash(p), p.clone(), false));

@@ -1,6 +1,7 @@
 //! Flags shared by several subcommands, and the edge plumbing (exit codes,
 //! logging, panic hook).
 
+use ksec::fsio::walk;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -137,7 +138,11 @@ pub struct EnvArg {
 #[derive(Args, Debug, Default, Clone)]
 pub struct RecipientsDirArg {
     /// The recipients/ directory (default: found upward from each file, or from the first path)
-    #[arg(long = "recipients-dir", env = "KSEC_RECIPIENTS_DIR", value_name = "DIR")]
+    #[arg(
+        long = "recipients-dir",
+        env = "KSEC_RECIPIENTS_DIR",
+        value_name = "DIR"
+    )]
     pub recipients_dir: Option<PathBuf>,
 }
 
@@ -506,77 +511,20 @@ pub struct Walk {
 }
 
 /// Like `expand`, also naming the hidden entries and symlinks a walk does
-/// not enter, so a caller can report them instead of passing them silently.
+/// not enter ([`ksec::fsio::walk`]), so a caller can report them.
 pub fn expand_walk(paths: &[PathBuf]) -> Result<Walk> {
-    let mut out = Vec::new();
-    let mut skipped = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut found = Vec::new();
-            let mut passed = Vec::new();
-            let mut hidden = Vec::new();
-            let walk = walkdir::WalkDir::new(p).into_iter().filter_entry(|e| {
-                let n = e.file_name().to_string_lossy();
-                if e.depth() == 0 || n == "target" || n == "node_modules" {
-                    return e.depth() == 0;
-                }
-                if n.starts_with('.') {
-                    // `.git` is never a place for manifests; others are named.
-                    if n != ".git" && (e.file_type().is_dir() || is_manifest_name(e.path())) {
-                        hidden.push((e.path().to_path_buf(), hidden_reason(e)));
-                    }
-                    return false;
-                }
-                true
-            });
-            for e in walk {
-                let e = e.with_context(|| format!("walking {}", p.display()))?;
-                if e.file_type().is_file()
-                    && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json)
-                {
-                    found.push((e.into_path(), true));
-                } else if e.depth() > 0 && e.path_is_symlink() {
-                    passed.push((
-                        e.into_path(),
-                        "symlink, not followed: pass its target itself",
-                    ));
-                }
-            }
-            passed.append(&mut hidden);
-            found.sort();
-            passed.sort();
-            out.extend(found);
-            skipped.extend(passed);
-        } else {
-            out.push((p.clone(), false));
-        }
-    }
-    if out.is_empty() && skipped.is_empty() {
+    let w = walk::walk(paths, walk::Policy::Manifests)?;
+    if w.files.is_empty() && w.skipped.is_empty() {
         bail!(usage("no files given"));
     }
     Ok(Walk {
-        files: out,
-        skipped,
+        files: w.files.into_iter().map(|f| (f.path, f.walked)).collect(),
+        skipped: w
+            .skipped
+            .into_iter()
+            .map(|(p, r)| (p, r.as_str()))
+            .collect(),
     })
-}
-
-/// A hidden file a walk would have taken but for its dot (`.sops.yaml` is config).
-fn is_manifest_name(p: &Path) -> bool {
-    let n = p
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    n != ".sops.yaml"
-        && n != ".sops.yml"
-        && matches!(Format::from_path(p), Format::Yaml | Format::Json)
-}
-
-fn hidden_reason(e: &walkdir::DirEntry) -> &'static str {
-    if e.file_type().is_dir() {
-        "hidden folder, not walked: pass it explicitly"
-    } else {
-        "hidden file, not walked: pass it explicitly"
-    }
 }
 
 /// Refuses `-i -`: stdin has no file to write back to (it would create `./-`).

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::common::{
-    self, GlobalArgs, IdentityArgs, NameArgs, OutputFileArgs, TypeArgs, usage,
-};
+use super::common::{self, GlobalArgs, IdentityArgs, NameArgs, OutputFileArgs, TypeArgs, usage};
 use ksec::ops::{self, OpenOptions};
 use ksec::sops::store;
 

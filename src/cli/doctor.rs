@@ -137,9 +137,13 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
                 in_cluster: false,
             })
             .await?;
-            let nss =
-                doctor::live::namespaces(&client, &a.namespaces, dir.as_ref(), a.env.env.as_deref())
-                    .await?;
+            let nss = doctor::live::namespaces(
+                &client,
+                &a.namespaces,
+                dir.as_ref(),
+                a.env.env.as_deref(),
+            )
+            .await?;
             doctor::live::check(&client, &nss, dir.as_ref()).await
         })?
     } else {
@@ -234,11 +238,16 @@ pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {
 pub fn run_runbook(a: &RunbookArgs, _g: &GlobalArgs) -> Result<i32> {
     let dir = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])?
         .ok_or_else(|| usage("no recipients/ directory found (use --recipients-dir)"))?;
-    let name = a.env.env.as_deref().ok_or_else(|| {
-        usage("which environment? pass --env ENV (a recipients/<env>.yaml)")
-    })?;
+    let name = a
+        .env
+        .env
+        .as_deref()
+        .ok_or_else(|| usage("which environment? pass --env ENV (a recipients/<env>.yaml)"))?;
     let env = dir.env(name).ok_or_else(|| {
-        usage(format!("--env {name}: no such environment in {}", dir.dir.display()))
+        usage(format!(
+            "--env {name}: no such environment in {}",
+            dir.dir.display()
+        ))
     })?;
     let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
     print!("{}", doctor::runbook::markdown(env, &inv));

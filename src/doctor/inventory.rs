@@ -297,21 +297,17 @@ impl Inventory {
                 }
             }
             if p.is_dir() {
-                let mut files: Vec<PathBuf> = walkdir::WalkDir::new(p)
+                let walked = crate::fsio::walk::walk(
+                    std::slice::from_ref(p),
+                    crate::fsio::walk::Policy::Manifests,
+                )
+                .map_err(|e| InventoryError::Io(p.clone(), std::io::Error::other(e)))?;
+                let files: Vec<PathBuf> = walked
+                    .files
                     .into_iter()
-                    .filter_entry(|e| {
-                        e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
-                    })
-                    .filter_map(Result::ok)
-                    .filter(|e| {
-                        e.file_type().is_file()
-                            && matches!(Format::from_path(e.path()), Format::Yaml | Format::Json)
-                    })
-                    .filter(|e| !e.path().components().any(|c| c.as_os_str() == "recipients"))
-                    .filter(|e| e.file_name() != ".sops.yaml")
-                    .map(|e| e.into_path())
+                    .map(|f| f.path)
+                    .filter(|f| !f.components().any(|c| c.as_os_str() == "recipients"))
                     .collect();
-                files.sort();
                 let read: Vec<(PathBuf, Vec<u8>)> = files
                     .into_iter()
                     .map(|f| {
@@ -416,15 +412,10 @@ fn is_json6902(bytes: &[u8]) -> bool {
 /// (kind, name) → the file below `dir` that declares it.
 fn source_index(dir: &Path) -> std::collections::HashMap<(String, String), PathBuf> {
     let mut idx = std::collections::HashMap::new();
-    for e in walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let f = e.path();
-        if !e.file_type().is_file() || !matches!(Format::from_path(f), Format::Yaml | Format::Json)
-        {
-            continue;
-        }
+    let walked =
+        crate::fsio::walk::walk(&[dir.to_path_buf()], crate::fsio::walk::Policy::Manifests);
+    for found in walked.map(|w| w.files).unwrap_or_default() {
+        let f = found.path.as_path();
         let Ok(b) = std::fs::read(f) else { continue };
         let Ok(docs) = store::load_plain(Format::from_path(f), &b) else {
             continue;

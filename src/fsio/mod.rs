@@ -11,6 +11,7 @@
 //! next write in that folder (its name carries the dead writer's pid).
 
 pub mod signals;
+pub mod walk;
 
 use std::io::{Error, ErrorKind, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -10,18 +10,17 @@
 //! Latencies (commit → Secret updated) are printed.
 use crate::support;
 
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cluster::controller::{Running, free_port, start_with, template_hash};
-use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
+use support::cluster::controller::{Running, free_port, start_with, template_hash};
+use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
 
 /// A work tree (the [`Repo`] folder: recipients/ and secrets/, never keys/)
 /// pushing to a bare repository.
@@ -123,7 +122,12 @@ fn encrypted_file_with(repo: &Repo, rel: &str, text: &str, args: &[&str]) -> Pat
     let p = repo.path(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(&p, text).unwrap();
-    let o = support::bin::run(support::bin::ksec().args(["encrypt", "-i"]).args(args).arg(&p));
+    let o = support::bin::run(
+        support::bin::ksec()
+            .args(["encrypt", "-i"])
+            .args(args)
+            .arg(&p),
+    );
     assert!(o.status.success(), "encrypt: {}", support::bin::stderr(&o));
     p
 }
@@ -252,6 +256,7 @@ fn all_output(c: &Cluster, r: &Running, ns: &str) -> String {
 
 #[test]
 fn file_url_rotation_refusals_drift_and_prune() {
+    let scenario = support::bin::Scenario::new("file_url_rotation_refusals_drift_and_prune");
     let Some(c) = cluster() else { return };
     let repo = Repo::new(&c);
     let ns = c.namespace("prod", "git");
@@ -292,6 +297,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
         "x",
         &[("k", "CANARY-git-out")],
     );
+    scenario.step("Another environment's file in the same repository: skipped, not refused.");
     // Another environment's file in the same repository: skipped, not refused.
     let dev = format!("t-dev-git-{}", support::cluster::suffix());
     repo.secret("secrets/dev.yaml", &dev, "d", &[("k", "CANARY-git-dev")]);
@@ -319,11 +325,14 @@ fn file_url_rotation_refusals_drift_and_prune() {
     assert_eq!(s.metadata.labels.unwrap()["ksec.io/git-source"], "default");
     c.wait_rolled_out(&ns, "app");
 
+    scenario.step("The refused file goes: Ready.");
     // The refused file goes: Ready.
     std::fs::remove_file(repo.path("secrets/outside.yaml")).unwrap();
     let rev2 = g.commit("drop outside");
     wait_status(&c, &ns, &rev2, ("True", "Synced"));
 
+    scenario
+        .step("Rotation via the interval: Secret updated, consumer rolled, status and metrics.");
     // Rotation via the interval: Secret updated, consumer rolled, status and metrics.
     let hash_before =
         c.secret(&ns, "db").unwrap().metadata.annotations.unwrap()["ksec.io/content-hash"].clone();
@@ -358,6 +367,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
     );
     eprintln!("commit → Secret updated via interval (2s): {interval_latency:?}");
 
+    scenario.step("Tampered (name kept, MAC broken): refused, the applied Secret untouched.");
     // Tampered (name kept, MAC broken): refused, the applied Secret untouched.
     let text = std::fs::read_to_string(&db).unwrap();
     assert!(text.contains("type: Opaque\n"));
@@ -382,6 +392,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
     let rev5 = g.commit("untamper");
     wait_status(&c, &ns, &rev5, ("True", "Synced"));
 
+    scenario.step("Drift: enforce reverts, report keeps and reports.");
     // Drift: enforce reverts, report keeps and reports.
     hand_edit(&c, &ns, "db", "password", "hand-edit");
     hand_edit(&c, &ns, "reported", "token", "hand-edit");
@@ -403,6 +414,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
     });
     assert!(r.metric("ksec_controller_drift_detected_total").unwrap() >= 1.0);
 
+    scenario.step("Removed files: Delete deletes, Orphan keeps (marked).");
     // Removed files: Delete deletes, Orphan keeps (marked).
     std::fs::remove_file(repo.path("secrets/temp.yaml")).unwrap();
     std::fs::remove_file(repo.path("secrets/kept.yaml")).unwrap();
@@ -411,6 +423,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
     c.wait_for("temp to be deleted", 30, || c.secret(&ns, "temp").is_none());
     let kept = c.secret(&ns, "kept").expect("orphaned Secret kept");
     assert_eq!(kept.metadata.annotations.unwrap()["ksec.io/orphaned"], rev6);
+    scenario.step("The file comes back: taken up again, the mark cleared.");
     // The file comes back: taken up again, the mark cleared.
     git(&g.work, &["checkout", &rev5, "--", "secrets/kept.yaml"]);
     let rev7 = g.commit("restore kept");
@@ -441,6 +454,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
 /// refuses all of its Secrets.
 #[test]
 fn files_with_several_secrets() {
+    let scenario = support::bin::Scenario::new("files_with_several_secrets");
     let Some(c) = cluster() else { return };
     let repo = Repo::new(&c);
     let ns = c.namespace("prod", "gitmulti");
@@ -465,6 +479,7 @@ fn files_with_several_secrets() {
             doc("l2", "CANARY-list-2", &[]),
         ]),
     );
+    scenario.step("One document for a namespace outside the controller's.");
     // One document for a namespace outside the controller's.
     encrypted_file(
         &repo,
@@ -475,6 +490,7 @@ fn files_with_several_secrets() {
         ]
         .join("---\n"),
     );
+    scenario.step("A document without a namespace: the controller's only one.");
     // A document without a namespace: the controller's only one.
     encrypted_file_with(
         &repo,
@@ -524,6 +540,7 @@ fn files_with_several_secrets() {
     assert_eq!(ann["ksec.io/source-path"], "secrets/list.yaml");
     assert_eq!(ann["ksec.io/source-revision"], rev1);
     assert!(ann.contains_key("ksec.io/source-digest"));
+    scenario.step("The outside document goes: Ready.");
     // The outside document goes: Ready.
     encrypted_file(
         &repo,
@@ -536,6 +553,7 @@ fn files_with_several_secrets() {
     assert_eq!(c.secret_data(&ns, "x1")["k"], "CANARY-mixed-in");
     assert!(c.secret(&outside, "x2").is_none());
 
+    scenario.step("One value of the multi-document file changes (`ksec set` rewrites");
     // One value of the multi-document file changes (`ksec set` rewrites
     // the first document only): that Secret is updated, the others are
     // not written at all.
@@ -547,6 +565,7 @@ fn files_with_several_secrets() {
         c.secret_data(&ns, "m1").get("k").map(String::as_str) == Some("CANARY-multi-1b")
     });
     let st = wait_status(&c, &ns, &rev3, ("True", "Synced"));
+    scenario.step("A few more intervals and re-checks: still nothing written.");
     // A few more intervals and re-checks: still nothing written.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(rv("m2"), m2_rv, "m2 was written");
@@ -562,6 +581,7 @@ fn files_with_several_secrets() {
         "m2's document did not change"
     );
 
+    scenario.step("Removed documents: Delete deletes, Orphan (the default) keeps, marked.");
     // Removed documents: Delete deletes, Orphan (the default) keeps, marked.
     encrypted_file(
         &repo,
@@ -592,6 +612,7 @@ fn files_with_several_secrets() {
             .contains_key("ksec.io/orphaned")
     );
 
+    scenario.step("A tampered multi-document file (one document's ciphertext replaced by");
     // A tampered multi-document file (one document's ciphertext replaced by
     // the other's, valid on its own): the MAC fails, none of it is applied.
     let t = encrypted_file(

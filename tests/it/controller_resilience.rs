@@ -16,21 +16,20 @@
 //!     that happened in the gap.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::cluster::controller::{
-    content_hash, install_crd, is_ready, put_cr, start_with, template_hash,
-};
-use support::cluster::{Cluster, FakeKubelet, Health, Repo};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use ksec::controller::EncryptedSecret;
 use kube::Api;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use serde_json::json;
+use support::cluster::controller::{
+    content_hash, install_crd, is_ready, put_cr, start_with, template_hash,
+};
+use support::cluster::{Cluster, FakeKubelet, Health, Repo};
 
 /// A private control plane (etcd, kube-apiserver, kube-controller-manager); stopped on drop.
 struct Plane {
@@ -109,6 +108,8 @@ fn signal(pid: u32, sig: i32) {
 
 #[test]
 fn controller_survives_apiserver_restart_and_etcd_compaction() {
+    let scenario =
+        support::bin::Scenario::new("controller_survives_apiserver_restart_and_etcd_compaction");
     // Same gate as the other cluster tests: skip without the test infrastructure.
     if support::cluster::cluster().is_none() {
         return;
@@ -142,6 +143,8 @@ fn controller_survives_apiserver_restart_and_etcd_compaction() {
         c.wait_rolled_out(&ns, &format!("d{i}"));
     }
 
+    scenario
+        .step("(a) Rotate every value; kill the API server once the controller is applying them.");
     // (a) Rotate every value; kill the API server once the controller is applying them.
     for (i, f) in files.iter().enumerate() {
         repo.set(f, "k", &format!("CANARY-res-{i}-v2"));
@@ -157,6 +160,7 @@ fn controller_survives_apiserver_restart_and_etcd_compaction() {
     });
     plane.apiserver("--kill-apiserver");
     std::thread::sleep(Duration::from_secs(3));
+    scenario.step("During the outage: alive, and (by design) still ready — restarting the");
     // During the outage: alive, and (by design) still ready — restarting the
     // pod would not bring the API server back; the watches back off and resume.
     assert!(ctl.alive(), "the controller exited:\n{}", ctl.logs());
@@ -196,6 +200,8 @@ fn controller_survives_apiserver_restart_and_etcd_compaction() {
         assert_eq!(rs.items.len(), 3, "{d}: one ReplicaSet per template");
     }
 
+    scenario
+        .step("(b) Cut the watches while the controller is paused, change things, compact etcd.");
     // (b) Cut the watches while the controller is paused, change things, compact etcd.
     let crs = Api::<EncryptedSecret>::namespaced(c.admin.clone(), &ns);
     let rv0 = c
@@ -226,6 +232,7 @@ fn controller_survives_apiserver_restart_and_etcd_compaction() {
         .expect("revision");
     plane.etcdctl(&["compact", &rev.to_string()]);
     plane.etcdctl(&["defrag"]);
+    scenario.step("What the controller's watch will meet when it resumes: 410 Gone.");
     // What the controller's watch will meet when it resumes: 410 Gone.
     let gone = c.block(async {
         match crs.watch(&WatchParams::default().timeout(5), &rv0).await {

@@ -6,20 +6,19 @@
 //! metrics or logs.
 use crate::support;
 
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::cluster::controller::{
-    condition, content_hash, cr, install_crd, put_cr, rotate, start, start_with, template_hash,
-    wait_condition,
-};
-use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
 use k8s_openapi::api::core::v1::Event;
 use ksec::controller::EncryptedSecret;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
+use support::cluster::controller::{
+    condition, content_hash, cr, install_crd, put_cr, rotate, start, start_with, template_hash,
+    wait_condition,
+};
+use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
 
 fn events(c: &Cluster, ns: &str) -> Vec<Event> {
     c.block(Api::<Event>::namespaced(c.admin.clone(), ns).list(&ListParams::default()))
@@ -37,6 +36,7 @@ fn event_reasons_for(c: &Cluster, ns: &str, name: &str) -> Vec<String> {
 
 #[test]
 fn encrypted_secrets_sync_refuse_and_report() {
+    let scenario = support::bin::Scenario::new("encrypted_secrets_sync_refuse_and_report");
     let Some(c) = cluster() else { return };
     install_crd(&c);
     let repo = Repo::new(&c);
@@ -44,6 +44,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
     let other = c.namespace("prod", "ctlo");
     let dev = c.namespace("dev", "ctl");
 
+    scenario.step("A valid one, used by a Deployment.");
     // A valid one, used by a Deployment.
     let good = repo.secret(
         "clusters/prod/db.yaml",
@@ -51,6 +52,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         "db",
         &[("password", "CANARY-ctl-pw-1"), ("user", "CANARY-ctl-user")],
     );
+    scenario.step("Encrypted for `other`, placed in `ns`.");
     // Encrypted for `other`, placed in `ns`.
     let moved = repo.secret(
         "clusters/prod/moved.yaml",
@@ -58,6 +60,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         "moved-db",
         &[("password", "CANARY-ctl-moved")],
     );
+    scenario.step("Encrypted for `ns`, then renamed outside ksec: the MAC no longer verifies.");
     // Encrypted for `ns`, then renamed outside ksec: the MAC no longer verifies.
     let tampered = repo.secret(
         "clusters/prod/tampered.yaml",
@@ -72,6 +75,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         t.replace("name: tampered\n", "name: tampered2\n"),
     )
     .unwrap();
+    scenario.step("A dev Secret in a dev namespace the controller watches but prod does not own.");
     // A dev Secret in a dev namespace the controller watches but prod does not own.
     let devf = repo.secret(
         "clusters/dev/app.yaml",
@@ -79,6 +83,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         "app",
         &[("token", "CANARY-ctl-dev")],
     );
+    scenario.step("Policy Delete: owned by its EncryptedSecret.");
     // Policy Delete: owned by its EncryptedSecret.
     let owned = repo.secret(
         "clusters/prod/owned.yaml",
@@ -87,6 +92,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         &[("k", "CANARY-ctl-owned")],
     );
 
+    scenario.step("drift: report — hand edits are reported, not reverted.");
     // drift: report — hand edits are reported, not reverted.
     let reported = repo.secret(
         "clusters/prod/reported.yaml",
@@ -94,6 +100,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         "reported",
         &[("password", "CANARY-ctl-reported")],
     );
+    scenario.step("Someone else's Secret: an EncryptedSecret must not take it over.");
     // Someone else's Secret: an EncryptedSecret must not take it over.
     let taken = repo.secret(
         "clusters/prod/taken.yaml",
@@ -125,6 +132,9 @@ fn encrypted_secrets_sync_refuse_and_report() {
         json!({"deletionPolicy": "Delete"}),
     );
 
+    scenario.step(
+        "1. The good one: Secret with the decrypted values, labelled, not owned (Orphan), Ready.",
+    );
     // 1. The good one: Secret with the decrypted values, labelled, not owned (Orphan), Ready.
     wait_condition(&c, &ns, "db", "Ready", ("True", "Synced"));
     let data = c.secret_data(&ns, "db");
@@ -143,6 +153,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         event_reasons_for(&c, &ns, "db").contains(&"Synced".to_string())
     });
 
+    scenario.step("2. Policy Delete: owned by the EncryptedSecret.");
     // 2. Policy Delete: owned by the EncryptedSecret.
     wait_condition(&c, &other, "owned", "Ready", ("True", "Synced"));
     let owner = c
@@ -154,6 +165,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
     assert_eq!(owner[0].kind, "EncryptedSecret");
     assert_eq!(owner[0].uid, cr(&c, &other, "owned").metadata.uid.unwrap());
 
+    scenario.step("3. Refusals: Stalled with the reason, a Warning event, no Secret.");
     // 3. Refusals: Stalled with the reason, a Warning event, no Secret.
     for (n, name, reason) in [
         (&ns, "moved", "NamespaceNotAllowed"),
@@ -177,6 +189,8 @@ fn encrypted_secrets_sync_refuse_and_report() {
     assert!(c.secret(&dev, "app").is_none());
     assert_eq!(c.secret_data(&ns, "taken")["password"], "someone-elses");
 
+    scenario
+        .step("4. A rotation: new value → Secret updated → the consumer rolled with the new hash.");
     // 4. A rotation: new value → Secret updated → the consumer rolled with the new hash.
     c.wait_rolled_out(&ns, "web");
     rotate(&c, &repo, &ns, "db", &good, "password", "CANARY-ctl-pw-2");
@@ -185,6 +199,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         Some(content_hash(&c, &ns, "db"))
     );
 
+    scenario.step("5. A hand-deleted Secret comes back (the controller watches its own Secrets).");
     // 5. A hand-deleted Secret comes back (the controller watches its own Secrets).
     c.block(
         Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.admin.clone(), &ns)
@@ -195,6 +210,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         c.secret_data(&ns, "db").get("password").map(String::as_str) == Some("CANARY-ctl-pw-2")
     });
 
+    scenario.step("6. Drift: a hand edit is reverted (enforce, the default) or reported and kept.");
     // 6. Drift: a hand edit is reverted (enforce, the default) or reported and kept.
     let hand_edit = |name: &str| {
         c.block(
@@ -230,6 +246,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         "CANARY-ctl-hand-edit"
     );
 
+    scenario.step("7. Metrics count syncs, errors by reason, decrypt errors and restarts.");
     // 7. Metrics count syncs, errors by reason, decrypt errors and restarts.
     let (code, m) = ctl.get("/metrics");
     assert_eq!(code, 200);
@@ -247,6 +264,8 @@ fn encrypted_secrets_sync_refuse_and_report() {
     assert_eq!(ctl.get("/healthz").0, 200);
     assert_eq!(ctl.get("/nope").0, 404);
 
+    scenario
+        .step("8. Deleting the source: Orphan (default) keeps the Secret, Delete removes it (GC).");
     // 8. Deleting the source: Orphan (default) keeps the Secret, Delete removes it (GC).
     c.block(
         Api::<EncryptedSecret>::namespaced(c.admin.clone(), &ns).delete("db", &Default::default()),
@@ -262,6 +281,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
     });
     assert_eq!(c.secret_data(&ns, "db")["password"], "CANARY-ctl-pw-2");
 
+    scenario.step("9. No value anywhere: statuses, events, metrics, logs.");
     // 9. No value anywhere: statuses, events, metrics, logs.
     let mut seen = String::new();
     for n in [&ns, &other, &dev] {

@@ -147,3 +147,32 @@ stringData:
   password: CANARY-password-8c1f
   port: \"5432\"
 ";
+
+/// Names the step a long scenario test is in: each step is printed as it
+/// starts, and a failure says which step it happened in.
+pub struct Scenario {
+    name: &'static str,
+    step: std::cell::Cell<String>,
+}
+
+impl Scenario {
+    pub fn new(name: &'static str) -> Scenario {
+        Scenario {
+            name,
+            step: std::cell::Cell::new("setup".into()),
+        }
+    }
+
+    pub fn step(&self, step: &str) {
+        eprintln!("-- {}: {step}", self.name);
+        self.step.set(step.to_string());
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("FAILED in {} at step: {}", self.name, self.step.take());
+        }
+    }
+}

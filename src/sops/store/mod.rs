@@ -282,10 +282,14 @@ pub fn extract(
     format: Format,
     indent: Option<usize>,
 ) -> Result<Vec<u8>, StoreError> {
-    let first = docs.0.first().ok_or(StoreError::Shape("empty file".into()))?;
-    let cur = Value::Map(first.clone()).get_path(path).cloned().ok_or_else(|| {
-        StoreError::NoSuchPath(path.iter().map(ToString::to_string).collect())
-    })?;
+    let first = docs
+        .0
+        .first()
+        .ok_or(StoreError::Shape("empty file".into()))?;
+    let cur = Value::Map(first.clone())
+        .get_path(path)
+        .cloned()
+        .ok_or_else(|| StoreError::NoSuchPath(path.iter().map(ToString::to_string).collect()))?;
     Ok(match cur {
         Value::Str(s) => s.into_bytes(),
         Value::Bytes(b) => b,
