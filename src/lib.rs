@@ -13,6 +13,7 @@ pub mod cluster;
 #[cfg(feature = "cluster")]
 pub mod controller;
 pub mod doctor;
+pub mod eso;
 /// `ksec export`: Secrets → Vault / AWS Secrets Manager / Azure Key Vault, plus ESO manifests.
 #[cfg(feature = "kms")]
 pub mod export;

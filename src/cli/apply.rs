@@ -42,9 +42,8 @@ pub enum DryRun {
 pub struct Args {
     #[command(flatten)]
     pub report: super::common::ReportArgs,
-    /// Encrypted manifests, or directories of them
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: super::common::ManifestPaths,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// --dry-run=server: show what would change (values masked), change nothing
@@ -149,7 +148,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         )));
     }
     let rt = runtime()?;
-    let (client, loaded, scope) = prepare(&rt, &a.paths, &a.cluster)?;
+    let (client, loaded, scope) = prepare(&rt, &a.input.paths, &a.cluster)?;
     let report = rt.block_on(async {
         let opts = ApplyOptions {
             dry_run: a.dry_run == Some(DryRun::Server),

@@ -125,6 +125,14 @@ pub struct KeyArgs {
     pub rule: RuleArgs,
 }
 
+/// The manifests a cluster-bound command reads (apply, diff, export).
+#[derive(Args, Debug, Clone)]
+pub struct ManifestPaths {
+    /// Encrypted manifests, or directories of them
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
 /// `--env`, defined once for every command that takes it.
 #[derive(Args, Debug, Default, Clone)]
 pub struct EnvArg {

@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Re-check every synced EncryptedSecret this often
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync: Duration,
+    /// Read External Secrets Operator's ExternalSecrets this often and export their
+    /// sync health (age, stale, failing) as metrics; 0 turns it off
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub eso_interval: Duration,
     /// Reconcile only while holding a coordination.k8s.io Lease (run two replicas safely)
     #[arg(long)]
     pub leader_elect: bool,
@@ -106,6 +110,7 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
         instance: std::env::var("POD_NAME").ok(),
         leader_election,
         git,
+        eso_interval: (!r.eso_interval.is_zero()).then_some(r.eso_interval),
     };
     let rt = runtime()?;
     rt.block_on(ksec::controller::run(cfg))

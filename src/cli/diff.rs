@@ -2,8 +2,6 @@
 //! computed by a server-side dry run. Exit 0: no differences, 1: differences,
 //! 2: usage/configuration, 3: failure — kubectl diff's convention, with errors kept apart.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
 use super::apply::{ClusterArgs, prepare, runtime};
@@ -15,9 +13,8 @@ use ksec::cluster::{self, ApplyOptions};
 pub struct Args {
     #[command(flatten)]
     pub report: super::common::ReportArgs,
-    /// Encrypted manifests, or directories of them
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: super::common::ManifestPaths,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Also list the workloads that would be restarted
@@ -37,7 +34,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
 
 fn inner(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let rt = runtime()?;
-    let (client, loaded, _) = prepare(&rt, &a.paths, &a.cluster)?;
+    let (client, loaded, _) = prepare(&rt, &a.input.paths, &a.cluster)?;
     let report = rt.block_on(async {
         let opts = ApplyOptions {
             dry_run: true,

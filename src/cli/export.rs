@@ -28,9 +28,8 @@ pub enum Policy {
 pub struct Args {
     #[command(flatten)]
     pub report: super::common::ReportArgs,
-    /// Encrypted manifests, or directories of them
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: super::common::ManifestPaths,
     /// vault://HOST:PORT/MOUNT[/PREFIX] (vault+http:// for plain HTTP), aws-sm://REGION[/PREFIX], azure-kv://VAULT[/PREFIX], gcp-sm://PROJECT[/PREFIX]
     #[arg(long, value_name = "TARGET")]
     pub to: String,
@@ -94,7 +93,7 @@ pub struct Args {
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let target = Target::parse(&a.to).map_err(|e| usage(e.to_string()))?;
     export::check_template(&a.path_template).map_err(|e| usage(e.to_string()))?;
-    let files: Vec<PathBuf> = common::expand(&a.paths)?
+    let files: Vec<PathBuf> = common::expand(&a.input.paths)?
         .into_iter()
         .map(|(p, _)| p)
         .collect();

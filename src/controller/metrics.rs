@@ -59,6 +59,7 @@ pub struct Metrics {
     registry: Registry,
     /// `ksec_controller_git_*` (the Git source).
     pub git: GitMetrics,
+    pub eso: EsoMetrics,
     /// Workloads referencing a managed Secret whose pod template carries
     /// another content hash, or whose rollout to the current one is not complete.
     pub stale_consumers: Family<SecretLabels, Gauge>,
@@ -138,9 +139,11 @@ impl Metrics {
             ciphertext_age.clone(),
         );
         let git = GitMetrics::register(&mut registry);
+        let eso = EsoMetrics::register(&mut registry);
         Metrics {
             registry,
             git,
+            eso,
             stale_consumers,
             ciphertext_age,
             managed: Default::default(),
@@ -361,5 +364,61 @@ impl GitMetrics {
             m.webhooks.clone(),
         );
         m
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EsoLabels {
+    pub namespace: String,
+    pub name: String,
+    pub store: String,
+}
+
+/// External Secrets Operator's sync health (`ksec_controller_eso_*`).
+#[derive(Clone, Default)]
+pub struct EsoMetrics {
+    pub age: Family<EsoLabels, Gauge<f64, AtomicU64>>,
+    pub stale: Family<EsoLabels, Gauge>,
+    pub failing: Family<EsoLabels, Gauge>,
+}
+
+impl EsoMetrics {
+    pub fn register(reg: &mut Registry) -> EsoMetrics {
+        let m = EsoMetrics::default();
+        reg.register(
+            "eso_sync_age_seconds",
+            "Seconds since an ExternalSecret last synced from its store (status.refreshTime)",
+            m.age.clone(),
+        );
+        reg.register(
+            "eso_sync_stale",
+            "1 when an ExternalSecret has not synced within twice its refreshInterval",
+            m.stale.clone(),
+        );
+        reg.register(
+            "eso_sync_failing",
+            "1 when an ExternalSecret's Ready condition is False",
+            m.failing.clone(),
+        );
+        m
+    }
+
+    /// Replaces every series with this round's (deleted ExternalSecrets disappear).
+    pub fn set(&self, all: &[crate::eso::Health]) {
+        self.age.clear();
+        self.stale.clear();
+        self.failing.clear();
+        for h in all {
+            let l = EsoLabels {
+                namespace: h.namespace.clone(),
+                name: h.name.clone(),
+                store: h.store.clone(),
+            };
+            if let Some(a) = h.age {
+                self.age.get_or_create(&l).set(a.as_secs_f64());
+            }
+            self.stale.get_or_create(&l).set(i64::from(h.stale));
+            self.failing.get_or_create(&l).set(i64::from(h.failing));
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod crd;
+pub mod eso_health;
 pub mod git;
 pub mod http;
 pub mod leader;
@@ -76,6 +77,8 @@ pub struct Config {
     pub leader_election: Option<leader::LeaseOptions>,
     /// Also follow a Git repository (`--git-url`).
     pub git: Option<gitsource::GitSourceConfig>,
+    /// Export ExternalSecrets' sync health this often (`None`: off).
+    pub eso_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for Config {
@@ -154,6 +157,10 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
             }
             .boxed(),
         );
+    }
+    if let Some(every) = cfg.eso_interval {
+        let (client, metrics) = (client.clone(), ctx.metrics.clone());
+        tokio::spawn(eso_health::run(client, scopes.clone(), metrics, every));
     }
     wire_metrics(&ctx, &cached, &stores);
     tokio::spawn(ready_when_synced(cached, stores, health));

@@ -107,18 +107,7 @@ pub struct SecretId {
 
 impl EncryptedManifest {
     fn new(docs: Documents, meta: Metadata) -> EncryptedManifest {
-        let secrets = docs
-            .0
-            .iter()
-            .enumerate()
-            .flat_map(|(i, d)| {
-                objects(d)
-                    .into_iter()
-                    .filter(is_secret)
-                    .map(move |m| (i, m))
-            })
-            .map(|(doc, m)| secret_id(doc, &m))
-            .collect();
+        let secrets = secret_ids(&docs);
         EncryptedManifest {
             docs,
             meta,
@@ -146,6 +135,21 @@ impl EncryptedManifest {
     pub fn into_parts(self) -> (Documents, Metadata) {
         (self.docs, self.meta)
     }
+}
+
+/// Every Secret of the documents, nested Lists and merge keys included, in order.
+fn secret_ids(docs: &Documents) -> Vec<SecretId> {
+    docs.0
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            objects(d)
+                .into_iter()
+                .filter(is_secret)
+                .map(move |m| (i, m))
+        })
+        .map(|(doc, m)| secret_id(doc, &m))
+        .collect()
 }
 
 fn secret_id(doc: usize, obj: &Map) -> SecretId {
@@ -202,20 +206,7 @@ mod tests {
 
     #[test]
     fn every_secret_of_a_file_has_its_own_digest() {
-        let ids = |y: &str| -> Vec<SecretId> {
-            let docs = store::load_plain(Format::Yaml, y.as_bytes()).unwrap();
-            docs.0
-                .iter()
-                .enumerate()
-                .flat_map(|(i, d)| {
-                    objects(d)
-                        .into_iter()
-                        .filter(is_secret)
-                        .map(move |m| (i, m))
-                })
-                .map(|(doc, m)| secret_id(doc, &m))
-                .collect()
-        };
+        let ids = |y: &str| secret_ids(&store::load_plain(Format::Yaml, y.as_bytes()).unwrap());
         let y = concat!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ndata:\n  k: \"ENC[x]\"\n",
             "---\napiVersion: v1\nkind: List\nitems:\n",

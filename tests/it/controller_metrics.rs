@@ -7,12 +7,11 @@
 //! the source; both series go away with their EncryptedSecret.
 use crate::support;
 
-
-use support::cluster::controller::{install_crd, put_cr, start_with, wait_condition};
-use support::cluster::{FakeKubelet, Health, Repo, cluster};
 use ksec::controller::EncryptedSecret;
 use kube::Api;
 use serde_json::json;
+use support::cluster::controller::{install_crd, put_cr, start_with, wait_condition};
+use support::cluster::{FakeKubelet, Health, Repo, cluster};
 
 /// The file's sops `lastmodified`, Unix seconds.
 fn lastmodified(file: &std::path::Path) -> i64 {
@@ -139,4 +138,179 @@ fn stale_consumers_and_ciphertext_age_per_secret() {
         !m.contains("password") && !m.contains("token"),
         "key names in metrics:\n{m}"
     );
+}
+
+/// A minimal ExternalSecret CRD: ESO publishes no CRD YAML in any registry
+/// this CI reaches, so the objects are checked against ESO's own schema
+/// validators (`support::export::eso_validate`) and served here as they come.
+fn install_eso_crd(c: &support::cluster::Cluster) {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "externalsecrets.external-secrets.io"},
+        "spec": {
+            "group": "external-secrets.io", "scope": "Namespaced",
+            "names": {"kind": "ExternalSecret", "plural": "externalsecrets", "singular": "externalsecret", "listKind": "ExternalSecretList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    });
+    c.create(crd);
+    let gvk = kube::core::GroupVersionKind::gvk("external-secrets.io", "v1", "ExternalSecret");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "externalsecrets");
+    c.wait_for("the ExternalSecret CRD to be served", 30, || {
+        c.block(
+            Api::<kube::api::DynamicObject>::all_with(c.admin.clone(), &ar)
+                .list(&Default::default()),
+        )
+        .is_ok()
+    });
+}
+
+/// ESO plays itself: each object is written, then its status as ESO would report it.
+fn put_external_secret(
+    c: &support::cluster::Cluster,
+    ns: &str,
+    name: &str,
+    refresh: &str,
+    status: Option<serde_json::Value>,
+) {
+    let obj = json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "refreshInterval": refresh,
+            "secretStoreRef": {"name": "vault-backend", "kind": "ClusterSecretStore"},
+            "target": {"name": name, "creationPolicy": "Owner"},
+            "data": [{"secretKey": "password", "remoteRef": {"key": format!("prod/{name}"), "property": "password"}}]
+        }
+    });
+    if let Some(res) = support::export::eso_validate(std::slice::from_ref(&obj)) {
+        assert_eq!(
+            res[0]["ok"], true,
+            "ESO's schema rejects the test object: {}",
+            res[0]
+        );
+    }
+    c.create(obj);
+    let Some(status) = status else { return };
+    let gvk = kube::core::GroupVersionKind::gvk("external-secrets.io", "v1", "ExternalSecret");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "externalsecrets");
+    let api = Api::<kube::api::DynamicObject>::namespaced_with(c.admin.clone(), ns, &ar);
+    c.block(api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"status": status})),
+    ))
+    .expect("write the ExternalSecret status");
+}
+
+#[test]
+fn eso_sync_health_is_exported_from_externalsecret_status() {
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    install_eso_crd(&c);
+    let repo = Repo::new(&c);
+    let ns = c.namespace("prod", "eso");
+    let ago = |s: i64| {
+        (chrono::Utc::now() - chrono::Duration::seconds(s))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let ready = |t: &str, ok: bool| {
+        json!({
+            "refreshTime": t,
+            "conditions": [{"type": "Ready", "status": if ok { "True" } else { "False" },
+                "reason": if ok { "SecretSynced" } else { "SecretSyncedError" }, "message": "m",
+                "lastTransitionTime": t}]
+        })
+    };
+    put_external_secret(&c, &ns, "fresh", "1h", Some(ready(&ago(600), true)));
+    put_external_secret(&c, &ns, "late", "10m", Some(ready(&ago(3600), true)));
+    put_external_secret(&c, &ns, "broken", "1h", Some(ready(&ago(60), false)));
+    put_external_secret(&c, &ns, "unsynced", "1h", None);
+    let ctl = start_with(&c, &repo, &[&ns], "admin", &["--eso-interval", "1s"], &[]);
+    let series = |m: &str, metric: &str, name: &str| -> Option<f64> {
+        let prefix =
+            format!("{metric}{{namespace=\"{ns}\",name=\"{name}\",store=\"vault-backend\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse().unwrap())
+    };
+    let mut m = String::new();
+    c.wait_for("the ESO series", 30, || {
+        m = ctl.get("/metrics").1;
+        series(&m, "ksec_controller_eso_sync_stale", "unsynced").is_some()
+    });
+    let stale = |n| series(&m, "ksec_controller_eso_sync_stale", n);
+    let failing = |n| series(&m, "ksec_controller_eso_sync_failing", n);
+    let age = |n| series(&m, "ksec_controller_eso_sync_age_seconds", n);
+    assert_eq!(
+        (stale("fresh"), failing("fresh")),
+        (Some(0.0), Some(0.0)),
+        "{m}"
+    );
+    assert_eq!(
+        stale("late"),
+        Some(1.0),
+        "an hour without sync, refreshInterval 10m:\n{m}"
+    );
+    assert_eq!(
+        (stale("broken"), failing("broken")),
+        (Some(0.0), Some(1.0)),
+        "{m}"
+    );
+    assert_eq!(
+        (stale("unsynced"), failing("unsynced")),
+        (Some(0.0), Some(0.0)),
+        "{m}"
+    );
+    assert!(age("unsynced").is_none(), "no status, no age:\n{m}");
+    let a = age("late").expect("age of late");
+    assert!((3590.0..3700.0).contains(&a), "age {a}");
+    // A deleted ExternalSecret's series go away.
+    let gvk = kube::core::GroupVersionKind::gvk("external-secrets.io", "v1", "ExternalSecret");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "externalsecrets");
+    c.block(
+        Api::<kube::api::DynamicObject>::namespaced_with(c.admin.clone(), &ns, &ar)
+            .delete("late", &Default::default()),
+    )
+    .unwrap();
+    c.wait_for("the deleted ExternalSecret's series to go", 30, || {
+        series(
+            &ctl.get("/metrics").1,
+            "ksec_controller_eso_sync_stale",
+            "late",
+        )
+        .is_none()
+    });
+}
+
+/// Every metric the shipped alerts (examples/deploy/prometheusrule.yaml)
+/// use is one the controller registers (a family prints on /metrics only
+/// once it has a series, so the registry is read from its source).
+#[test]
+fn the_shipped_alerts_use_metrics_the_controller_exports() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = std::fs::read_to_string(root.join("examples/deploy/prometheusrule.yaml")).unwrap();
+    let src = std::fs::read_to_string(root.join("src/controller/metrics.rs")).unwrap();
+    let registered: Vec<String> = regex::Regex::new(r#"register\(\s*"([a-z_]+)""#)
+        .unwrap()
+        .captures_iter(&src)
+        .map(|c| format!("ksec_controller_{}", &c[1]))
+        .collect();
+    assert!(registered.len() >= 10, "{registered:?}");
+    let used: Vec<&str> = regex::Regex::new(r"ksec_controller_[a-z_]+")
+        .unwrap()
+        .find_iter(&rules)
+        .map(|n| n.as_str())
+        .collect();
+    assert!(used.len() >= 5, "{used:?}");
+    for name in used {
+        let family = name.trim_end_matches("_total");
+        assert!(
+            registered.iter().any(|r| r == family),
+            "prometheusrule.yaml uses {name}, which the controller does not register: {registered:?}"
+        );
+    }
 }

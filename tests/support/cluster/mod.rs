@@ -232,6 +232,8 @@ fn api_resource(obj: &serde_json::Value) -> kube::api::ApiResource {
         "ClusterRoleBinding" => "clusterrolebindings",
         "Job" => "jobs",
         "Namespace" => "namespaces",
+        "CustomResourceDefinition" => "customresourcedefinitions",
+        "ExternalSecret" => "externalsecrets",
         other => panic!("add a plural for {other}"),
     };
     kube::api::ApiResource::from_gvk_with_plural(&gvk, plural)
