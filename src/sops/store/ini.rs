@@ -34,6 +34,16 @@ pub fn parse(src: &str) -> Result<Map, StoreError> {
         if line.is_empty() {
             continue;
         }
+        // A byte-order mark after leading white space (e.g. a vertical tab)
+        // would start a key, and an emitted file would then begin with it.
+        if line.starts_with('\u{feff}') {
+            return Err(StoreError::Syntax {
+                format: "INI",
+                line: n,
+                col: 1,
+                msg: "a byte-order mark inside the file; save it as UTF-8 without BOM".into(),
+            });
+        }
         if line.starts_with(';') || line.starts_with('#') {
             pending_comments.push(line.to_string());
             continue;
