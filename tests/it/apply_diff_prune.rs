@@ -2,9 +2,8 @@
 //! Secrets ksec created (label + inventory + managedFields), against the real API server.
 use crate::support;
 
-
-use support::cluster::{Repo, cluster, names};
 use serde_json::json;
+use support::cluster::{Repo, cluster, names};
 
 #[test]
 fn diff_and_server_dry_run_name_keys_and_never_show_values() {

@@ -2,9 +2,8 @@
 //! rollout (exit 1, rollback), namespace boundary refusals, RBAC 403s.
 use crate::support;
 
-
-use support::cluster::{FakeKubelet, Health, Repo, cluster, names};
 use serde_json::json;
+use support::cluster::{FakeKubelet, Health, Repo, cluster, names};
 
 #[test]
 fn failing_rollout_exits_1_and_rolls_back() {

@@ -3,9 +3,8 @@
 //! re-encrypt without change → no restart, stale consumers.
 use crate::support;
 
-
-use support::cluster::{FakeKubelet, Health, Repo, cluster, names};
 use serde_json::json;
+use support::cluster::{FakeKubelet, Health, Repo, cluster, names};
 
 #[test]
 fn first_apply_then_noop_reapply() {

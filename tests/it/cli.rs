@@ -2,12 +2,11 @@
 //! sops-style commands, and clear errors with the documented exit codes.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 
-use support::bin::{AgeKey, SECRET_YAML, age_key, ksec, run, stderr, stdout};
 use ksec::sops::store;
 use ksec::sops::{Format, Value};
+use support::bin::{AgeKey, SECRET_YAML, age_key, ksec, run, stderr, stdout};
 
 struct Repo {
     dir: tempfile::TempDir,

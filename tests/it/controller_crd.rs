@@ -1,7 +1,6 @@
 //! The committed CRD is exactly what `ksec controller crd` prints.
 use crate::support;
 
-
 #[test]
 fn committed_crd_matches_generated() {
     let o = support::bin::run(support::bin::ksec().args(["controller", "crd"]));

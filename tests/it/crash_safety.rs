@@ -3,12 +3,11 @@
 //! new version, never truncated, never plaintext where ciphertext was.
 use crate::support;
 
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::bin::{SECRET_YAML, age_key, ksec, run};
 use ksec::sops::{Format, store};
+use support::bin::{SECRET_YAML, age_key, ksec, run};
 
 fn state(bytes: &[u8], key: &Path, old: &[u8]) -> &'static str {
     if bytes == old {

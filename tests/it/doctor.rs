@@ -3,11 +3,10 @@
 //! cases that must produce none.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 
-use support::bin::{AgeKey, age_key, ksec, run, stderr, stdout};
 use serde_json::Value as J;
+use support::bin::{AgeKey, age_key, ksec, run, stderr, stdout};
 
 struct Repo {
     dir: tempfile::TempDir,

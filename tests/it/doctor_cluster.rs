@@ -3,13 +3,12 @@
 //! fake, the API server, its RBAC authorizer and the objects are real.
 use crate::support;
 
-
-use support::cluster::cluster;
-use support::bin::{ksec, run, stderr, stdout};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value as J, json};
+use support::bin::{ksec, run, stderr, stdout};
+use support::cluster::cluster;
 
 fn doctor(kc: &std::path::Path, ns: &str) -> (i32, Vec<J>) {
     let o = run(ksec()

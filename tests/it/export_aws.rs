@@ -3,7 +3,6 @@
 //! server lost halfway, as for Vault.
 use crate::support;
 
-
 use std::collections::BTreeMap;
 use std::process::Command;
 

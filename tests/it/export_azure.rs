@@ -4,7 +4,6 @@
 //! foreign secret, and a service that fails halfway.
 use crate::support;
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -34,7 +33,11 @@ fn sdk(f: &AzureFake, args: &[&str]) -> serde_json::Value {
             .env("REQUESTS_CA_BUNDLE", &f.ca)
             .env("SSL_CERT_FILE", &f.ca),
     );
-    assert!(o.status.success(), "python SDK: {}", support::bin::stderr(&o));
+    assert!(
+        o.status.success(),
+        "python SDK: {}",
+        support::bin::stderr(&o)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 

@@ -6,13 +6,12 @@
 //! environment's entries (checked by OpenBao itself).
 use crate::support;
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use support::export::{B64, Fixture};
 use serde_json::{Value as J, json};
+use support::export::{B64, Fixture};
 use support::kms::{AzureFake, Bao, Moto};
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {

@@ -5,9 +5,8 @@
 //! report that a re-run completes.
 use crate::support;
 
-
-use support::export::{Fixture, outcome, statuses};
 use serde_json::json;
+use support::export::{Fixture, outcome, statuses};
 use support::kms::{Bao, proxy};
 
 /// A KV v2 mount `kv` and AppRole credentials allowed to write `kv/…/ksec/*` only.

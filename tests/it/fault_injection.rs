@@ -11,7 +11,6 @@
 //! ones; clients see exactly what a crashed peer looks like (RST).
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
@@ -187,7 +186,8 @@ fn a_key_service_slower_than_the_deadline_times_out_without_writing() {
 
     proxy.set(rule(|_| Action::Delay(Duration::from_secs(8))));
     let t = Instant::now();
-    let o = support::bin::run(&mut encrypt_vault(b, &puri, &f).env("KSEC_KEY_SERVICE_TIMEOUT", "2"));
+    let o =
+        support::bin::run(&mut encrypt_vault(b, &puri, &f).env("KSEC_KEY_SERVICE_TIMEOUT", "2"));
     let took = t.elapsed();
     let err = support::bin::stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");

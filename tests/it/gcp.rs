@@ -8,7 +8,6 @@
 //! stanzas made by Google's client instead.
 use crate::support;
 
-
 use std::sync::OnceLock;
 
 use base64::Engine;
@@ -66,7 +65,8 @@ fn wraps_and_unwraps_with_the_stanza_sops_writes() {
 
     // The file's metadata holds exactly sops's fields.
     let ring = support::kms::ring(vec![Box::new(GcpKmsSource::new(f.options()))]);
-    let enc = support::kms::encrypt_secret(&ring, vec![vec![Recipient::gcp_from_str(&id).unwrap()]], 0);
+    let enc =
+        support::kms::encrypt_secret(&ring, vec![vec![Recipient::gcp_from_str(&id).unwrap()]], 0);
     let text = String::from_utf8(enc.clone()).unwrap();
     let block: String = text
         .lines()
@@ -152,7 +152,8 @@ fn errors_are_classified_and_name_the_key() {
 #[test]
 fn google_python_client_agrees_with_the_fake_and_with_ksec() {
     let Some(f) = fake() else { return };
-    let Some(py) = support::kms::venv_python("google.cloud.kms, google.auth", "GCP KMS wire format")
+    let Some(py) =
+        support::kms::venv_python("google.cloud.kms, google.auth", "GCP KMS wire format")
     else {
         return;
     };
@@ -172,7 +173,11 @@ fn google_python_client_agrees_with_the_fake_and_with_ksec() {
             .args([&id, field(&st, "enc"), &hex::encode(key)])
             .env("REQUESTS_CA_BUNDLE", &f.ca),
     );
-    assert!(o.status.success(), "python client: {}", support::bin::stderr(&o));
+    assert!(
+        o.status.success(),
+        "python client: {}",
+        support::bin::stderr(&o)
+    );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["ksec_enc_opened"], true, "{r}");
     assert_eq!(r["sdk_roundtrip"], true, "{r}");
@@ -230,7 +235,11 @@ fn cli_with_each_credential_kind() {
 
     let decrypt = |c: &mut std::process::Command| {
         let o = support::bin::run(c.args(["decrypt"]).arg(&file));
-        (o.status.code(), support::bin::stdout(&o), support::bin::stderr(&o))
+        (
+            o.status.code(),
+            support::bin::stdout(&o),
+            support::bin::stderr(&o),
+        )
     };
     let ok = |r: (Option<i32>, String, String), what: &str| {
         assert_eq!(r.0, Some(0), "{what}: {}", r.2);
@@ -399,7 +408,11 @@ fn sm(f: &GcpFake, args: &[&str]) -> Option<serde_json::Value> {
             .args(args)
             .env("REQUESTS_CA_BUNDLE", &f.ca),
     );
-    assert!(o.status.success(), "python client: {}", support::bin::stderr(&o));
+    assert!(
+        o.status.success(),
+        "python client: {}",
+        support::bin::stderr(&o)
+    );
     Some(serde_json::from_slice(&o.stdout).unwrap())
 }
 

@@ -4,7 +4,6 @@
 //! (exit code and JSON).
 use crate::support;
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -257,9 +256,10 @@ fn corpus_ids_are_all_covered() {
         "corpus cases without a fixture: {missing:?}"
     );
     // G01–G10 are git mechanics: tests/it/guard_git.rs covers each one by name.
-    let git_tests =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/guard_git.rs"))
-            .unwrap();
+    let git_tests = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/guard_git.rs"),
+    )
+    .unwrap();
     for n in 1..=10 {
         let id = format!("g{n:02}_");
         assert!(git_tests.contains(&id), "no git test for G{n:02}");
@@ -308,7 +308,12 @@ fn cli_exit_codes_and_json_match_the_verdicts() {
             .arg(&neutral)
             .args(["--verify", "--identity", "keys/test.agekey", t]);
         let o = support::bin::run(&mut cmd);
-        assert_eq!(o.status.code(), Some(1), "{t}: {}", support::bin::stdout(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{t}: {}",
+            support::bin::stdout(&o)
+        );
     }
     // Tool error: an unreadable configuration exits 2.
     let bad = dir.path().join("bad.yaml");

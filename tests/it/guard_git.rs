@@ -3,7 +3,6 @@
 //! hook and `ksec scan --history`.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -613,7 +612,12 @@ fn scan_history_survives_partial_and_shallow_clones() {
     let partial = clone_of(&src, &["--filter=blob:limit=1k"]);
     let o = partial.ksec(&["scan", "--history", "--output", "json"]);
     let err = support::bin::stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}{}", support::bin::stdout(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{err}{}",
+        support::bin::stdout(&o)
+    );
     assert!(
         err.contains(&format!("commit {}: big/secret.yaml", &leak[..12])),
         "{err}"
@@ -632,7 +636,12 @@ fn scan_history_survives_partial_and_shallow_clones() {
     let shallow = clone_of(&src, &["--depth", "2"]);
     let o = shallow.ksec(&["scan", "--history", "HEAD~4..HEAD"]);
     let err = support::bin::stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}{}", support::bin::stdout(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{err}{}",
+        support::bin::stdout(&o)
+    );
     assert!(err.contains("shallow clone's boundary"), "{err}");
     // The whole (shallow) history says where it stops; a typo stays an error.
     let o = shallow.ksec(&["scan", "--history"]);

@@ -3,7 +3,6 @@
 //! `.pre-commit-hooks.yaml` validated by pre-commit itself.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

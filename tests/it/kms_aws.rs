@@ -3,7 +3,6 @@
 //! with the real sops both ways through AWS_ENDPOINT_URL.
 use crate::support;
 
-
 use std::sync::OnceLock;
 
 use base64::Engine;

@@ -4,7 +4,6 @@
 //! good as the fake: real Key Vault access policies and HSM keys are not modelled.
 use crate::support;
 
-
 use std::sync::OnceLock;
 
 use base64::Engine;
@@ -165,7 +164,11 @@ fn azure_python_sdk_agrees_with_the_fake_and_with_ksec() {
             .env("REQUESTS_CA_BUNDLE", &f.ca)
             .env("SSL_CERT_FILE", &f.ca),
     );
-    assert!(o.status.success(), "python SDK: {}", support::bin::stderr(&o));
+    assert!(
+        o.status.success(),
+        "python SDK: {}",
+        support::bin::stderr(&o)
+    );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["ksec_enc_opened"], true, "{r}");
     assert_eq!(r["sdk_roundtrip"], true, "{r}");

@@ -3,7 +3,6 @@
 //! moto and OpenBao servers; rings are built with only the backends "available".
 use crate::support;
 
-
 use ksec::keys::aws_kms::AwsKmsSource;
 use ksec::keys::vault::{VaultAuth, VaultOptions, VaultSource};
 use ksec::keys::{KeySource, Recipient};

@@ -3,7 +3,6 @@
 //! Kubernetes-style logins, the CLI, and interop with the real sops both ways.
 use crate::support;
 
-
 use std::sync::OnceLock;
 
 use ksec::keys::vault::{VaultAuth, VaultOptions, VaultSource};

@@ -3,7 +3,6 @@
 //! never print one where it does not belong (only a decrypt's own stdout may).
 use crate::support;
 
-
 use std::path::Path;
 use std::process::Command;
 

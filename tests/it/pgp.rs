@@ -3,7 +3,6 @@
 //! socket path is limited), its agent killed at the end.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,7 +2,6 @@
 //! file counts, and the file is found from the working folder.
 use crate::support;
 
-
 use std::path::Path;
 use std::process::Command;
 

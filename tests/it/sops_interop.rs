@@ -3,13 +3,12 @@
 //! formatting difference is not a failure but a value difference is.
 use crate::support;
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::bin::{AgeKey, age_key, ksec, run, stderr, stdout};
 use ksec::sops::store;
 use ksec::sops::{Documents, Format, Map, MapItem, Seq, SeqItem, Value};
+use support::bin::{AgeKey, age_key, ksec, run, stderr, stdout};
 
 fn strip_comments(d: &Documents) -> Documents {
     fn v(x: &Value) -> Value {

@@ -3,7 +3,6 @@
 //! published age X25519 and ssh-ed25519 identities.
 use crate::support;
 
-
 use std::path::Path;
 
 use ksec::ops::{self, OpError, OpenOptions};
@@ -43,7 +42,9 @@ fn open_with(
 
 #[test]
 fn every_vector_decrypts_with_its_data_key_and_mac() {
-    let Some(dir) = support::bin::vectors() else { return };
+    let Some(dir) = support::bin::vectors() else {
+        return;
+    };
     let rows = rows(&dir);
     assert!(
         rows.len() >= 20,
@@ -68,7 +69,9 @@ fn every_vector_decrypts_with_its_data_key_and_mac() {
 
 #[test]
 fn vector_plaintexts_match_the_readme() {
-    let Some(dir) = support::bin::vectors() else { return };
+    let Some(dir) = support::bin::vectors() else {
+        return;
+    };
     let keys: std::collections::HashMap<String, String> = rows(&dir).into_iter().collect();
     let open = |f: &str| open_with(&dir, f, &keys[f], false).unwrap();
     let s = |f: &ops::OpenedFile, path: &[&str]| -> Value {
@@ -128,7 +131,9 @@ fn vector_plaintexts_match_the_readme() {
 
 #[test]
 fn age_x25519_vector_opens_through_the_cli() {
-    let Some(dir) = support::bin::vectors() else { return };
+    let Some(dir) = support::bin::vectors() else {
+        return;
+    };
     let o = support::bin::run(
         support::bin::ksec()
             .args(["decrypt"])
@@ -143,7 +148,9 @@ fn age_x25519_vector_opens_through_the_cli() {
 
 #[test]
 fn age_ssh_ed25519_vector_opens_with_identity_flag() {
-    let Some(dir) = support::bin::vectors() else { return };
+    let Some(dir) = support::bin::vectors() else {
+        return;
+    };
     let o = support::bin::run(
         support::bin::ksec()
             .args(["decrypt", "--identity"])
@@ -167,7 +174,9 @@ fn age_ssh_ed25519_vector_opens_with_identity_flag() {
 
 #[test]
 fn wrong_identity_is_a_clear_error_naming_the_recipients() {
-    let Some(dir) = support::bin::vectors() else { return };
+    let Some(dir) = support::bin::vectors() else {
+        return;
+    };
     let o = support::bin::run(
         support::bin::ksec()
             .arg("decrypt")
@@ -189,7 +198,9 @@ fn wrong_identity_is_a_clear_error_naming_the_recipients() {
 
 #[test]
 fn age_level_vectors_unwrap() {
-    let Some(dir) = support::bin::vectors() else { return };
+    let Some(dir) = support::bin::vectors() else {
+        return;
+    };
     let d = dir.join("getsops/age-keysource-test");
     for (id, file) in [
         ("x25519-identity.txt", "encrypted-key.x25519.age.armored"),

@@ -4,7 +4,6 @@
 //! directory walks that name what they pass over.
 use crate::support;
 
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
