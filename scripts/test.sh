@@ -73,6 +73,7 @@ fuzz_join() { # waits for the background build; its log on failure
   local rc=0
   wait "$FUZZ_PID" || rc=$?
   cat "$FUZZ_LOG" >&2
+  rm -f "$FUZZ_LOG"
   return $rc
 }
 # (fuzz-build below is only the wait after the tests; the log says the build's own time)

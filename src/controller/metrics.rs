@@ -380,6 +380,8 @@ pub struct EsoMetrics {
     pub age: Family<EsoLabels, Gauge<f64, AtomicU64>>,
     pub stale: Family<EsoLabels, Gauge>,
     pub failing: Family<EsoLabels, Gauge>,
+    /// The series last set (to remove those whose ExternalSecret went).
+    known: std::sync::Arc<Mutex<std::collections::HashSet<EsoLabels>>>,
 }
 
 impl EsoMetrics {
@@ -403,22 +405,35 @@ impl EsoMetrics {
         m
     }
 
-    /// Replaces every series with this round's (deleted ExternalSecrets disappear).
+    /// Sets this round's series, then drops those of ExternalSecrets no
+    /// longer there. Never clears first: a scrape in between would see the
+    /// series missing and reset an alert's `for:` timer.
     pub fn set(&self, all: &[crate::eso::Health]) {
-        self.age.clear();
-        self.stale.clear();
-        self.failing.clear();
+        let mut now = std::collections::HashSet::new();
         for h in all {
             let l = EsoLabels {
                 namespace: h.namespace.clone(),
                 name: h.name.clone(),
                 store: h.store.clone(),
             };
-            if let Some(a) = h.age {
-                self.age.get_or_create(&l).set(a.as_secs_f64());
+            match h.age {
+                Some(a) => {
+                    self.age.get_or_create(&l).set(a.as_secs_f64());
+                }
+                None => {
+                    self.age.remove(&l);
+                }
             }
             self.stale.get_or_create(&l).set(i64::from(h.stale));
             self.failing.get_or_create(&l).set(i64::from(h.failing));
+            now.insert(l);
         }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        for gone in known.difference(&now) {
+            self.age.remove(gone);
+            self.stale.remove(gone);
+            self.failing.remove(gone);
+        }
+        *known = now;
     }
 }

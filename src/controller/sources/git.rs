@@ -678,10 +678,18 @@ struct Planned {
 
 /// A Secret edited by hand that the drift mode says not to revert.
 struct Drift {
-    secret: String,
+    namespace: String,
+    name: String,
     summary: String,
     /// `report` (counted, announced) rather than `ignore`.
     report: bool,
+}
+
+impl Drift {
+    /// `namespace/name`, as the status and the drift memory name it.
+    fn id(&self) -> String {
+        cluster::nsname(&self.namespace, &self.name)
+    }
 }
 
 /// Step 2's result: one status entry per file or Secret, and the Secrets to compare.
@@ -885,13 +893,14 @@ async fn open_snapshot(
 fn sort_entries(files: &[GitFile], opened: Vec<Opened>) -> Sorted {
     let mut sorted = Sorted::default();
     // Intact Secrets first: as applied, they win over a second definition elsewhere.
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    // Keyed by `namespace/name`, the text a status entry names its Secret by.
+    let mut seen: HashMap<String, String> = HashMap::new();
     for o in &opened {
         for e in &o.entries {
             if let Entry::Intact(st) = e
-                && let Some((ns, name)) = st.secret.as_deref().and_then(|x| x.split_once('/'))
+                && let Some(id) = &st.secret
             {
-                seen.insert((ns.to_string(), name.to_string()), st.path.clone());
+                seen.insert(id.clone(), st.path.clone());
             }
         }
     }
@@ -913,7 +922,7 @@ fn sort_entries(files: &[GitFile], opened: Vec<Opened>) -> Sorted {
                 }
                 Entry::Open(st, d, digest) => (st, *d, digest),
             };
-            let key = (d.namespace.clone(), d.name.clone());
+            let key = cluster::nsname(&d.namespace, &d.name);
             if let Some(prev) = seen.get(&key) {
                 st.refused(
                     Reason::InvalidSpec,
@@ -1037,7 +1046,8 @@ fn against_live(
         if report { "report" } else { "ignore" }
     );
     LiveVerdict::Drifted(Drift {
-        secret: st.secret.clone().unwrap_or_default(),
+        namespace: d.namespace.clone(),
+        name: d.name.clone(),
         summary: keys.summary(),
         report,
     })
@@ -1361,7 +1371,7 @@ fn set_conditions(
         .compared_drifted
         .iter()
         .filter(|d| d.report)
-        .map(|d| format!("{}: {}", d.secret, d.summary))
+        .map(|d| format!("{}: {}", d.id(), d.summary))
         .collect();
     if reported.is_empty() {
         conds.retain(|c| c.type_ != "Drifted");
@@ -1492,17 +1502,26 @@ async fn announce(
 async fn announce_drift(ctx: &Context, mem: &mut Memory, drifted: &[Drift]) {
     let mut still_drifted = HashMap::new();
     for d in drifted {
-        if d.report && mem.drift.get(&d.secret) != Some(&d.summary) {
+        let id = d.id();
+        if d.report && mem.drift.get(&id) != Some(&d.summary) {
             ctx.metrics.drift();
-            let (ns, name) = d.secret.split_once('/').unwrap_or(("", &d.secret));
             let note = format!(
                 "the live Secret differs from the Git source ({}); not reverted (drift: report)",
                 d.summary
             );
             let reason = Reason::DriftDetected.as_str();
-            secret_event(ctx, ns, name, EventType::Warning, reason, "Compare", &note).await;
+            secret_event(
+                ctx,
+                &d.namespace,
+                &d.name,
+                EventType::Warning,
+                reason,
+                "Compare",
+                &note,
+            )
+            .await;
         }
-        still_drifted.insert(d.secret.clone(), d.summary.clone());
+        still_drifted.insert(id, d.summary.clone());
     }
     mem.drift = still_drifted;
 }
