@@ -38,7 +38,7 @@ pub enum DryRun {
     Server,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     #[command(flatten)]
     pub report: super::common::ReportArgs,
@@ -67,7 +67,15 @@ pub struct Args {
     /// Apply only: do not restart or verify consumers
     #[arg(long)]
     pub no_restart: bool,
+    /// In an environment with `rotation: {approval: required}`, wait this long
+    /// (default 30m) for the SecretApprovals instead of exiting 3
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30m", require_equals = true, value_parser = parse_duration)]
+    pub wait_approval: Option<Duration>,
 }
+
+/// Exit code of a run that changed nothing gated: some content change
+/// waits for an approval (distinct from 1, a failure).
+pub const EXIT_AWAITING_APPROVAL: i32 = 3;
 
 /// `90s`, `5m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -149,7 +157,8 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     }
     let rt = runtime()?;
     let (client, loaded, scope) = prepare(&rt, &a.input.paths, &a.cluster)?;
-    let report = rt.block_on(async {
+    let approval = approval_gate(&a.input.paths, &a.cluster)?;
+    let mut report = rt.block_on(async {
         let opts = ApplyOptions {
             dry_run: a.dry_run == Some(DryRun::Server),
             force_conflicts: a.force_conflicts,
@@ -160,12 +169,28 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             inventory_id: a.inventory_id.clone(),
             prune_scope: scope,
             concurrency: a.cluster.concurrency as usize,
+            approval: approval.clone(),
             ..Default::default()
         };
         cluster::apply(&client, loaded, &opts)
             .await
             .map_err(anyhow::Error::new)
     })?;
+    if let (Some(limit), false) = (a.wait_approval, report.awaiting.is_empty()) {
+        print_awaiting(&report, g.quiet);
+        if rt.block_on(wait_for_approvals(&client, &report.awaiting, limit))? {
+            // Approved: the same run again (it decrypts anew; nothing else changed).
+            return run(
+                &Args {
+                    wait_approval: None,
+                    ..a.clone()
+                },
+                g,
+            );
+        }
+        eprintln!("ksec: no approval within {}s", limit.as_secs());
+        report.warnings.push("approval wait timed out".into());
+    }
     match g.output {
         OutputFormat::Json | OutputFormat::Sarif => {
             let mut v = serde_json::to_value(&report)?;
@@ -174,7 +199,73 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
         }
         OutputFormat::Text => print_text(&report, g.quiet),
     }
-    Ok(if report.ok() { 0 } else { 1 })
+    Ok(if report.ok() {
+        0
+    } else if !report.awaiting.is_empty() && report_ok_but_awaiting(&report) {
+        EXIT_AWAITING_APPROVAL
+    } else {
+        1
+    })
+}
+
+/// Everything else went well: only approvals are missing.
+fn report_ok_but_awaiting(r: &Report) -> bool {
+    Report {
+        awaiting: Vec::new(),
+        ..r.clone()
+    }
+    .ok()
+}
+
+/// The environments that gate rotations: `--recipients-dir`, else the
+/// `recipients/` found above the first path.
+fn approval_gate(paths: &[PathBuf], c: &ClusterArgs) -> Result<Option<cluster::approval::Gate>> {
+    let dir = match &c.source.scope.recipients.recipients_dir {
+        Some(d) => Some(RecipientsDir::load(d)?),
+        None => paths
+            .first()
+            .map(|f| RecipientsDir::find(f))
+            .transpose()?
+            .flatten(),
+    };
+    Ok(dir.as_ref().and_then(cluster::approval::Gate::new))
+}
+
+/// Polls until every awaited (Secret, hash) is approved (`true`) or `limit` passes.
+async fn wait_for_approvals(
+    client: &kube::Client,
+    awaiting: &[cluster::approval::Awaiting],
+    limit: Duration,
+) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let namespaces = awaiting.iter().map(|a| a.namespace.as_str());
+        let approved = cluster::approval::approved_in(client, namespaces).await?;
+        let all = awaiting.iter().all(|a| {
+            approved
+                .get(&a.namespace)
+                .is_some_and(|s| s.contains(&(a.name.clone(), a.content_hash.clone())))
+        });
+        if all {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn print_awaiting(r: &Report, quiet: bool) {
+    for w in &r.awaiting {
+        eprintln!("awaiting   {w}");
+    }
+    if !quiet && !r.awaiting.is_empty() {
+        eprintln!(
+            "ksec: {} content change(s) held until approved; nothing of them was written",
+            r.awaiting.len()
+        );
+    }
 }
 
 fn print_text(r: &Report, quiet: bool) {
@@ -277,6 +368,7 @@ fn print_text(r: &Report, quiet: bool) {
     for n in &r.prune_skipped {
         eprintln!("kept       {}: {}", n.subject, n.message);
     }
+    print_awaiting(r, quiet);
     for w in &r.warnings {
         eprintln!("ksec: warning: {w}");
     }

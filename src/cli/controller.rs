@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use ksec::controller::sources::watched::WatchConfig;
+
 use super::apply::{parse_duration, runtime};
 use super::common::{self, ConnectArgs, GlobalArgs, IdentityArgs, ScopeArgs, usage};
 
@@ -20,7 +22,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Sub {
-    /// Print the EncryptedSecret CustomResourceDefinition (YAML)
+    /// Print the CustomResourceDefinitions: EncryptedSecret and SecretApproval (YAML)
     Crd,
 }
 
@@ -46,6 +48,22 @@ pub struct RunArgs {
     /// sync health (age, stale, failing) as metrics; 0 turns it off
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub eso_interval: Duration,
+    /// Also roll the consumers of Secrets ksec does not write when their content
+    /// changes: those an ExternalSecret owns and those marked ksec.io/watch=true
+    /// (annotation or label); with SELECTOR, every Secret matching that label
+    /// selector instead, and no other Secret is sent to the controller
+    #[arg(long, value_name = "SELECTOR", num_args = 0..=1, default_missing_value = "")]
+    pub watch_secrets: Option<String>,
+    /// Quiet time after a watched Secret changes before its consumers roll
+    /// (a burst of related changes gives one rollout)
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub watch_debounce: Duration,
+    /// Undo a rollout after a rotation when it fails verification
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// How often a rotation held for approval looks for its SecretApproval
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub approval_poll: Duration,
     /// Reconcile only while holding a coordination.k8s.io Lease (run two replicas safely)
     #[arg(long)]
     pub leader_elect: bool,
@@ -111,6 +129,12 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
         leader_election,
         git,
         eso_interval: (!r.eso_interval.is_zero()).then_some(r.eso_interval),
+        watch: r.watch_secrets.as_ref().map(|sel| WatchConfig {
+            selector: (!sel.is_empty()).then(|| sel.clone()),
+            debounce: r.watch_debounce,
+            rollback: r.rollback_on_failure,
+            approval_poll: r.approval_poll.max(Duration::from_secs(1)),
+        }),
     };
     let rt = runtime()?;
     rt.block_on(ksec::controller::run(cfg))

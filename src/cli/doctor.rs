@@ -51,6 +51,8 @@ pub struct RbacArgs {
     pub paths: Vec<PathBuf>,
     #[arg(long, default_value = "default")]
     pub default_namespace: String,
+    #[command(flatten)]
+    pub recipients: common::RecipientsDirArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -202,7 +204,11 @@ fn say_what_was_read(inv: &Inventory, paths: &[PathBuf]) {
 
 pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {
     let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
-    let objs = doctor::rbac::generate(&inv);
+    let mut objs = doctor::rbac::generate(&inv);
+    // Who may approve rotations, where an environment requires approval.
+    if let Some(dir) = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])? {
+        objs.extend(doctor::rbac::approvers(&dir, &inv));
+    }
     let wildcards: Vec<_> = inv
         .roles
         .iter()

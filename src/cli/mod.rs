@@ -2,6 +2,7 @@
 //! flattened where needed, so `--age` means the same everywhere.
 
 mod apply;
+mod approve;
 mod buffer;
 mod check;
 mod common;
@@ -73,6 +74,8 @@ pub enum Command {
     Runbook(doctor::RunbookArgs),
     /// Decrypt in memory, server-side apply, restart what changed, verify the rollout
     Apply(apply::Args),
+    /// Approve one content hash of a Secret whose environment requires approval of rotations
+    Approve(approve::Args),
     /// What `ksec apply` would change, by key name (values masked)
     Diff(diff::Args),
     /// Move Secrets into Vault KV v2 / AWS Secrets Manager / Azure Key Vault (+ ESO manifests), verified
@@ -127,7 +130,8 @@ fn argv() -> Result<Vec<std::ffi::OsString>, ksec::sops::argv::ArgvError> {
     Ok(out)
 }
 
-/// Runs the CLI and returns the process exit code (0 ok, 1 failure, 2 usage/config).
+/// Runs the CLI and returns the process exit code (0 ok, 1 failure, 2
+/// usage/config, 3 `apply`: a change awaits approval).
 pub fn main() -> i32 {
     common::install_panic_hook();
     let args = match argv() {
@@ -164,6 +168,7 @@ pub fn main() -> i32 {
         Command::Rbac(a) => doctor::run_rbac(a, g),
         Command::Runbook(a) => doctor::run_runbook(a, g),
         Command::Apply(a) => apply::run(a, g),
+        Command::Approve(a) => approve::run(a, g),
         Command::Diff(a) => diff::run(a, g),
         Command::Export(a) => export::run(a, g),
         Command::Controller(a) => controller::run(a, g),

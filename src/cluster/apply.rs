@@ -16,6 +16,7 @@ use kube::discovery::Scope;
 use serde::Serialize;
 use serde_json::Value as J;
 
+use super::approval::{self, Awaiting, Gate};
 use super::consumers::{self, Fixed, WorkloadKind};
 use super::diff::{self, KeyDiff};
 use super::inventory::{self, PruneResult};
@@ -60,6 +61,8 @@ pub struct ApplyOptions {
     /// Live Secrets (by namespace and name; `None`: absent) the caller read
     /// just before: not read a second time.
     pub known_live: BTreeMap<(String, String), Option<Secret>>,
+    /// Hold content changes in gated namespaces until approved (`rotation: {approval: required}`).
+    pub approval: Option<Gate>,
 }
 
 impl Default for ApplyOptions {
@@ -79,6 +82,7 @@ impl Default for ApplyOptions {
             workloads: None,
             report_fixed: true,
             known_live: BTreeMap::new(),
+            approval: None,
         }
     }
 }
@@ -227,12 +231,16 @@ pub struct Report {
     pub refused: Vec<Refusal>,
     pub failures: Vec<Note>,
     pub warnings: Vec<String>,
+    /// Content changes held for an approval: not written, not rolled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<Awaiting>,
 }
 
 impl Report {
     /// Everything applied, every restarted workload verified, nothing refused.
     pub fn ok(&self) -> bool {
         self.refused.is_empty()
+            && self.awaiting.is_empty()
             && self.failures.is_empty()
             && self
                 .restarted
@@ -263,30 +271,25 @@ pub async fn apply(
     }
     let secrets = loaded.secrets;
     let live = read_live(client, &secrets, opts).await?;
+    let (secrets, live, held) = hold_unapproved(client, secrets, live, opts).await?;
     let pp = PatchParams {
         dry_run: opts.dry_run,
         force: opts.force_conflicts,
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    let written = write_secrets(client, &secrets, live, &pp, opts).await;
+    let mut written = write_secrets(client, &secrets, live, &pp, opts).await;
     drop(secrets);
+    // A held Secret is still live and still in the source: prune stays out of its namespace.
+    written
+        .failed_ns
+        .extend(held.iter().map(|a| a.namespace.clone()));
+    report.awaiting = held;
     report.failures.extend(written.failures);
     apply_others(client, &loaded.others, &pp, &mut report).await;
     if opts.restart {
-        let plan = plan_restarts(client, &written.ok, opts).await;
-        report.stale.extend(plan.stale);
-        report.refreshed_in_place.extend(plan.refreshed_in_place);
-        report.failures.extend(plan.failures);
-        let started = start_restarts(client, plan.rollouts, opts).await;
-        report.restarted = started.workloads;
-        if !opts.dry_run {
-            verify_restarts(client, &started.restarts, opts, &mut report).await;
-        }
+        restart_phases(client, &written.ok, opts, &mut report).await;
     }
-    report
-        .restarted
-        .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
     if opts.record_inventory || opts.prune {
         inventory_and_prune(client, opts, &written.ok, &written.failed_ns, &mut report).await;
     }
@@ -298,6 +301,176 @@ pub async fn apply(
         }
     }
     Ok(report)
+}
+
+/// Phases 3 to 5 for Secrets someone else wrote (the controller's watched
+/// Secrets: ESO, opted-in): `changed` says which content changed (key
+/// names) and its hash. In gated namespaces, a rollout to a hash nobody
+/// approved is held (reported in `awaiting`); the rest goes ahead.
+pub async fn roll(
+    client: &kube::Client,
+    changed: Vec<SecretResult>,
+    opts: &ApplyOptions,
+) -> Result<Report, ClusterError> {
+    let mut report = Report {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let mut plan = plan_restarts(client, &changed, opts).await;
+    if let Some(gate) = &opts.approval {
+        report.awaiting = gate_rollouts(client, gate, &mut plan, &changed).await?;
+    }
+    run_plan(client, plan, opts, &mut report).await;
+    Ok(report)
+}
+
+/// Plan, start and verify the rollouts the changes in `ok` call for.
+async fn restart_phases(
+    client: &kube::Client,
+    ok: &[SecretResult],
+    opts: &ApplyOptions,
+    report: &mut Report,
+) {
+    let plan = plan_restarts(client, ok, opts).await;
+    run_plan(client, plan, opts, report).await;
+}
+
+/// Phases 4 and 5 of a plan, and what it reports without doing.
+async fn run_plan(
+    client: &kube::Client,
+    plan: RestartPlan,
+    opts: &ApplyOptions,
+    report: &mut Report,
+) {
+    report.stale.extend(plan.stale);
+    report.refreshed_in_place.extend(plan.refreshed_in_place);
+    report.failures.extend(plan.failures);
+    let started = start_restarts(client, plan.rollouts, opts).await;
+    report.restarted = started.workloads;
+    if !opts.dry_run {
+        verify_restarts(client, &started.restarts, opts, report).await;
+    }
+    report
+        .restarted
+        .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
+}
+
+/// Takes out of `plan` every rollout to a hash not approved in a gated
+/// namespace; returns those Secrets. A Secret that rolls nothing (first
+/// sight, every consumer current) asks nobody for anything.
+async fn gate_rollouts(
+    client: &kube::Client,
+    gate: &Gate,
+    plan: &mut RestartPlan,
+    changed: &[SecretResult],
+) -> Result<Vec<Awaiting>, ClusterError> {
+    let rolling: BTreeSet<(&str, &str)> = plan
+        .rollouts
+        .iter()
+        .flat_map(|r| {
+            r.secrets
+                .iter()
+                .map(|s| (r.consumer.namespace.as_str(), s.as_str()))
+        })
+        .filter(|(ns, _)| gate.approvers(ns).is_some())
+        .collect();
+    let approved = approval::approved_in(client, rolling.iter().map(|(ns, _)| *ns)).await?;
+    let held: Vec<&SecretResult> = changed
+        .iter()
+        .filter(|s| rolling.contains(&(s.namespace.as_str(), s.name.as_str())))
+        .filter(|s| {
+            let pair = (s.name.clone(), s.content_hash.clone());
+            !approved
+                .get(&s.namespace)
+                .is_some_and(|a| a.contains(&pair))
+        })
+        .collect();
+    for r in &mut plan.rollouts {
+        let here: Vec<String> = held
+            .iter()
+            .filter(|h| h.namespace == r.consumer.namespace)
+            .map(|h| h.name.clone())
+            .collect();
+        r.secrets.retain(|s| !here.contains(s));
+        r.annotations
+            .retain(|k, _| !here.iter().any(|h| consumers::template_key(h) == *k));
+    }
+    plan.rollouts.retain(|r| !r.annotations.is_empty());
+    Ok(held
+        .into_iter()
+        .map(|s| Awaiting {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            content_hash: s.content_hash.clone(),
+            keys: s.keys.clone(),
+            approvers: gate.approvers(&s.namespace).expect("gated above"),
+        })
+        .collect())
+}
+
+/// Phase 1b: in gated namespaces, a change of an existing Secret's content
+/// is held unless its new hash is approved. A new Secret is not a rotation
+/// and is not held.
+async fn hold_unapproved(
+    client: &kube::Client,
+    secrets: Vec<DesiredSecret>,
+    live: Vec<Option<Secret>>,
+    opts: &ApplyOptions,
+) -> Result<(Vec<DesiredSecret>, Vec<Option<Secret>>, Vec<Awaiting>), ClusterError> {
+    let Some(gate) = &opts.approval else {
+        return Ok((secrets, live, Vec::new()));
+    };
+    let change = |s: &DesiredSecret, l: &Option<Secret>| -> Option<(String, KeyDiff)> {
+        let l = l.as_ref()?;
+        gate.approvers(&s.namespace)?;
+        let keys = diff::key_diff(&diff::live_data(l), &s.data);
+        (!keys.is_empty()).then(|| (diff::content_hash(&salt_of(Some(l)), &s.data), keys))
+    };
+    let changes: Vec<Option<(String, KeyDiff)>> = secrets
+        .iter()
+        .zip(&live)
+        .map(|(s, l)| change(s, l))
+        .collect();
+    let namespaces = secrets
+        .iter()
+        .zip(&changes)
+        .filter(|(_, c)| c.is_some())
+        .map(|(s, _)| s.namespace.as_str());
+    let approved = approval::approved_in(client, namespaces).await?;
+    let (mut keep, mut keep_live, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    for ((s, l), c) in secrets.into_iter().zip(live).zip(changes) {
+        let Some((hash, keys)) = c else {
+            keep.push(s);
+            keep_live.push(l);
+            continue;
+        };
+        let pair = (s.name.clone(), hash.clone());
+        if approved
+            .get(&s.namespace)
+            .is_some_and(|a| a.contains(&pair))
+        {
+            keep.push(s);
+            keep_live.push(l);
+        } else {
+            held.push(Awaiting {
+                approvers: gate.approvers(&s.namespace).expect("gated above"),
+                namespace: s.namespace,
+                name: s.name,
+                content_hash: hash,
+                keys,
+            });
+        }
+    }
+    Ok((keep, keep_live, held))
+}
+
+/// The hash salt of a live Secret, or a fresh one for a new Secret.
+fn salt_of(live: Option<&Secret>) -> String {
+    live.and_then(|l| l.metadata.annotations.as_ref())
+        .and_then(|a| a.get(ANN_HASH_SALT))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(diff::new_salt)
 }
 
 /// Phase 1: what is live for each Secret (`None`: absent), in the order of
@@ -398,13 +571,7 @@ async fn write_secret(
     opts: &ApplyOptions,
 ) -> Result<SecretResult, ClusterError> {
     let api = Api::<Secret>::namespaced(client.clone(), &s.namespace);
-    let salt = live
-        .as_ref()
-        .and_then(|l| l.metadata.annotations.as_ref())
-        .and_then(|a| a.get(ANN_HASH_SALT))
-        .filter(|v| !v.is_empty())
-        .cloned()
-        .unwrap_or_else(diff::new_salt);
+    let salt = salt_of(live.as_ref());
     let hash = diff::content_hash(&salt, &s.data);
     let obj = stamped(s, &opts.inventory_id, salt, &hash);
     let res = api.patch(&s.name, pp, &Patch::Apply(&obj)).await;

@@ -10,6 +10,7 @@
 //! salted hashes only.
 
 pub mod apply;
+pub mod approval;
 pub mod consumers;
 pub mod diff;
 pub mod inventory;

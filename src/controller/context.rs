@@ -57,21 +57,30 @@ pub struct Context {
     /// the next reconcile reads may not show it yet.
     pub written:
         std::sync::Mutex<std::collections::HashMap<(String, String), EncryptedSecretStatus>>,
+    /// Environments with `rotation: {approval: required}` (from `--recipients-dir`).
+    pub approval: Option<crate::cluster::approval::Gate>,
 }
 
 /// The apply engine's future is not provably `Send` (rustc's higher-ranked
 /// lifetime limits with borrowed stream closures), so it is driven on a
-/// blocking-pool thread with the same runtime's handle. Both sources use it.
+/// blocking-pool thread with the same runtime's handle; `make` builds it there.
+pub async fn off_thread<F, Fut, T>(make: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(make())).await
+}
+
+/// [`cluster::apply`] on [`off_thread`]. Both sources use it.
 pub async fn apply_off_thread(
     client: kube::Client,
     loaded: Loaded,
     opts: ApplyOptions,
 ) -> Result<Result<cluster::Report, cluster::ClusterError>, tokio::task::JoinError> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async move { cluster::apply(&client, loaded, &opts).await })
-    })
-    .await
+    off_thread(move || async move { cluster::apply(&client, loaded, &opts).await }).await
 }
 
 /// Maps a refusal of the source layer to a condition reason.

@@ -39,6 +39,13 @@ pub struct SecretLabels {
     pub secret: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RotationLabels {
+    pub namespace: String,
+    /// `verified`, `failed` or `rolled_back`.
+    pub result: String,
+}
+
 /// A Secret the controller manages, as of its last successful sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Managed {
@@ -77,6 +84,14 @@ pub struct Metrics {
     pub drift_detected: Counter,
     /// 1 while this replica holds the lease (or runs without leader election).
     pub leader: Gauge,
+    /// Watched Secrets (ESO-owned, opted in), by (namespace, name): their
+    /// consumers count in `stale_consumers` too.
+    watched: Mutex<BTreeMap<(String, String), Managed>>,
+    pub watched_secrets: Gauge,
+    /// Workload rollouts after a watched Secret's rotation, by result.
+    pub rotation_rollouts: Family<RotationLabels, Counter>,
+    /// 1 while a rotation waits for its SecretApproval.
+    pub awaiting_approval: Family<SecretLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -138,6 +153,24 @@ impl Metrics {
             "Seconds since the source document was last modified (sops lastmodified)",
             ciphertext_age.clone(),
         );
+        let watched_secrets = Gauge::default();
+        registry.register(
+            "watched_secrets",
+            "Secrets the rotation handler watches (ESO-owned or opted in)",
+            watched_secrets.clone(),
+        );
+        let rotation_rollouts = Family::<RotationLabels, Counter>::default();
+        registry.register(
+            "rotation_rollouts",
+            "Workload rollouts after a watched Secret rotated, by result (verified, failed, rolled_back)",
+            rotation_rollouts.clone(),
+        );
+        let awaiting_approval = Family::<SecretLabels, Gauge>::default();
+        registry.register(
+            "rotation_awaiting_approval",
+            "1 while a rotated Secret's rollout waits for a SecretApproval of its content hash",
+            awaiting_approval.clone(),
+        );
         let git = GitMetrics::register(&mut registry);
         let eso = EsoMetrics::register(&mut registry);
         Metrics {
@@ -156,6 +189,52 @@ impl Metrics {
             decrypt_errors,
             restarts,
             reconcile_duration,
+            watched: Default::default(),
+            watched_secrets,
+            rotation_rollouts,
+            awaiting_approval,
+        }
+    }
+
+    /// A watched Secret's current content hash (its consumers are then
+    /// counted in `stale_consumers`).
+    pub fn watch_track(&self, m: Managed) {
+        let mut map = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert((m.namespace.clone(), m.secret.clone()), m);
+        self.watched_secrets.set(map.len() as i64);
+    }
+
+    /// A watched Secret is gone (or no longer watched): its series go.
+    pub fn watch_untrack(&self, namespace: &str, secret: &str) {
+        let mut map = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = map.remove(&(namespace.to_string(), secret.to_string())) {
+            self.remove_series(&m);
+            self.awaiting_approval.remove(&SecretLabels {
+                namespace: m.namespace,
+                secret: m.secret,
+            });
+        }
+        self.watched_secrets.set(map.len() as i64);
+    }
+
+    pub fn rotation_rollout(&self, namespace: &str, result: &str) {
+        self.rotation_rollouts
+            .get_or_create(&RotationLabels {
+                namespace: namespace.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn set_awaiting(&self, namespace: &str, secret: &str, waiting: bool) {
+        let l = SecretLabels {
+            namespace: namespace.into(),
+            secret: secret.into(),
+        };
+        if waiting {
+            self.awaiting_approval.get_or_create(&l).set(1);
+        } else {
+            self.awaiting_approval.remove(&l);
         }
     }
 
@@ -261,7 +340,10 @@ impl Metrics {
                     }
                 }
             }
-            map.values().cloned().collect()
+            let mut all: Vec<Managed> = map.values().cloned().collect();
+            let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            all.extend(watched.values().cloned());
+            all
         };
         let now = chrono::Utc::now().timestamp();
         for m in &managed {

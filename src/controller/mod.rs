@@ -38,7 +38,7 @@ use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use context::{Context, Scope};
 pub use crd::{EncryptedSecret, EncryptedSecretSpec, EncryptedSecretStatus};
 use ownership::LABEL_SOURCE;
-use sources::{encrypted_secret, git as gitsource};
+use sources::{encrypted_secret, git as gitsource, watched};
 
 use crate::cluster::{ClusterError, ConnectOptions};
 use crate::keys::KeyRing;
@@ -79,6 +79,8 @@ pub struct Config {
     pub git: Option<gitsource::GitSourceConfig>,
     /// Export ExternalSecrets' sync health this often (`None`: off).
     pub eso_interval: Option<Duration>,
+    /// Roll consumers of watched Secrets (`--watch-secrets`; `None`: off).
+    pub watch: Option<watched::WatchConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -93,7 +95,8 @@ impl std::fmt::Debug for Config {
 
 /// Runs until SIGTERM / Ctrl-C.
 pub async fn run(cfg: Config) -> Result<(), ControllerError> {
-    let scope = Arc::new(build_scope(&cfg)?);
+    let (scope, approval) = build_scope(&cfg)?;
+    let scope = Arc::new(scope);
     let (client, _) = crate::cluster::connect(&cfg.connect).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let git_trigger = Arc::new(tokio::sync::Notify::new());
@@ -117,7 +120,8 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     } else {
         cfg.namespaces.iter().cloned().map(Some).collect()
     };
-    let cr_source = crd_installed(&client, &scopes, cfg.git.is_some()).await?;
+    let others = cfg.git.is_some() || cfg.watch.is_some();
+    let cr_source = crd_installed(&client, &scopes, others).await?;
     // Workloads in the watched namespaces (never Secrets): consumer lookups
     // without a LIST per sync, and the stale-consumer gauge.
     let cached = workloads::Workloads::start(&client, &scopes);
@@ -141,6 +145,7 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         workloads: Some(cached.source()),
         own,
         written: Default::default(),
+        approval,
     });
     let stores: Vec<Store<EncryptedSecret>> = controllers.iter().map(|c| c.store()).collect();
     let mut runs: Vec<BoxFuture<'static, ()>> = controllers
@@ -158,6 +163,17 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
             .boxed(),
         );
     }
+    if let Some(w) = cfg.watch {
+        tracing::info!(selector = ?w.selector, "rolling the consumers of watched Secrets");
+        let (ctx, caches, scopes) = (ctx.clone(), cached.clone(), scopes.clone());
+        runs.push(
+            async move {
+                caches.wait_until_ready().await;
+                watched::run(w, ctx, scopes).await
+            }
+            .boxed(),
+        );
+    }
     if let Some(every) = cfg.eso_interval {
         let (client, metrics) = (client.clone(), ctx.metrics.clone());
         tokio::spawn(eso_health::run(client, scopes.clone(), metrics, every));
@@ -170,14 +186,19 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
 }
 
 /// Where this controller may write: `--namespace` and/or `--env`, said
-/// before anything connects.
-fn build_scope(cfg: &Config) -> Result<Scope, ControllerError> {
+/// before anything connects; and which environments gate rotations.
+fn build_scope(
+    cfg: &Config,
+) -> Result<(Scope, Option<crate::cluster::approval::Gate>), ControllerError> {
     let recipients = match &cfg.recipients_dir {
         Some(dir) => {
             Some(RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?)
         }
         None => None,
     };
+    let approval = recipients
+        .as_ref()
+        .and_then(crate::cluster::approval::Gate::new);
     let namespaces = cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>();
     let boundary = Boundary::new(recipients, cfg.env.clone(), namespaces).map_err(|e| match e {
         ScopeError::EnvWithoutRecipients => ControllerError::Config(
@@ -191,10 +212,13 @@ fn build_scope(cfg: &Config) -> Result<Scope, ControllerError> {
                 .into(),
         ));
     }
-    Ok(Scope {
-        boundary,
-        allow_mac_only: cfg.allow_mac_only,
-    })
+    Ok((
+        Scope {
+            boundary,
+            allow_mac_only: cfg.allow_mac_only,
+        },
+        approval,
+    ))
 }
 
 /// `/metrics`, `/healthz`, `/readyz` and, with a webhook secret, `/hook`.
@@ -225,11 +249,12 @@ async fn serve_health(
 }
 
 /// Fails early and clearly when the CRD is missing or RBAC is short. With
-/// a Git source, a missing CRD only turns the EncryptedSecret source off (`false`).
+/// a Git source or watched Secrets, a missing CRD only turns the
+/// EncryptedSecret source off (`false`).
 async fn crd_installed(
     client: &kube::Client,
     scopes: &[Option<String>],
-    has_git: bool,
+    other_sources: bool,
 ) -> Result<bool, ControllerError> {
     for s in scopes {
         let api: Api<EncryptedSecret> = match s {
@@ -245,9 +270,9 @@ async fn crd_installed(
         };
         let err = ClusterError::from_kube(what, e);
         return match err.code() {
-            Some(404) if has_git => {
+            Some(404) if other_sources => {
                 tracing::info!(
-                    "the EncryptedSecret CRD is not installed: following the Git source only"
+                    "the EncryptedSecret CRD is not installed: following the other sources only"
                 );
                 Ok(false)
             }

@@ -23,6 +23,8 @@ pub enum Reason {
     SecretConflict,
     DriftDetected,
     FetchFailed,
+    /// A content change waits for a SecretApproval (`rotation: {approval: required}`).
+    AwaitingApproval,
 }
 
 impl Reason {
@@ -40,6 +42,7 @@ impl Reason {
             Reason::SecretConflict => "SecretConflict",
             Reason::DriftDetected => "DriftDetected",
             Reason::FetchFailed => "FetchFailed",
+            Reason::AwaitingApproval => "AwaitingApproval",
         }
     }
 
@@ -50,7 +53,9 @@ impl Reason {
         match self {
             Reason::MissingKey => Some(Duration::from_secs(300)),
             Reason::RolloutFailed => Some(Duration::from_secs(60)),
-            Reason::ApplyFailed | Reason::FetchFailed => Some(Duration::from_secs(15)),
+            Reason::ApplyFailed | Reason::FetchFailed | Reason::AwaitingApproval => {
+                Some(Duration::from_secs(15))
+            }
             _ => None,
         }
     }

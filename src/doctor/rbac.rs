@@ -50,6 +50,73 @@ pub fn generate(inv: &Inventory) -> Vec<J> {
     out
 }
 
+/// The Role that may approve rotations (create SecretApprovals) in each
+/// namespace of an environment with `rotation: {approval: required}`,
+/// bound to its `owners`. Namespaces: the environment's literal ones and
+/// those of the manifests that its globs match.
+pub fn approvers(dir: &RecipientsDir, inv: &Inventory) -> Vec<J> {
+    let seen: BTreeSet<&str> = inv
+        .secrets
+        .iter()
+        .map(|s| s.namespace.as_str())
+        .chain(inv.workloads.iter().map(|(w, _)| w.namespace.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for env in dir.envs.iter().filter(|e| e.approval_required()) {
+        let literal = env
+            .namespaces
+            .iter()
+            .filter(|n| !n.contains(['*', '?', '[', '{']))
+            .map(String::as_str);
+        let namespaces: BTreeSet<&str> = literal
+            .chain(seen.iter().copied().filter(|n| env.owns_namespace(n)))
+            .collect();
+        let subjects: Vec<J> = env.owners.iter().map(|o| owner_subject(o)).collect();
+        for ns in namespaces {
+            let meta = json!({"name": "ksec-secret-approver", "namespace": ns,
+                "labels": {"app.kubernetes.io/managed-by": "ksec", "ksec.io/environment": env.name}});
+            out.push(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": meta,
+                "rules": [{
+                    "apiGroups": ["ksec.io"],
+                    "resources": ["secretapprovals"],
+                    "verbs": ["create", "get", "list", "watch"],
+                }],
+            }));
+            if !subjects.is_empty() {
+                out.push(json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "RoleBinding",
+                    "metadata": meta,
+                    "subjects": subjects,
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ksec-secret-approver"},
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// An `owners:` entry as an RBAC subject: `@team` and `group:team` are
+/// groups, `system:serviceaccount:NS:NAME` a service account, anything else a user.
+pub fn owner_subject(owner: &str) -> J {
+    let rbac = "rbac.authorization.k8s.io";
+    if let Some(sa) = owner.strip_prefix("system:serviceaccount:")
+        && let Some((ns, name)) = sa.split_once(':')
+    {
+        return json!({"kind": "ServiceAccount", "name": name, "namespace": ns});
+    }
+    if let Some(g) = owner
+        .strip_prefix('@')
+        .or_else(|| owner.strip_prefix("group:"))
+    {
+        return json!({"kind": "Group", "apiGroup": rbac, "name": g});
+    }
+    json!({"kind": "User", "apiGroup": rbac, "name": owner.strip_prefix("user:").unwrap_or(owner)})
+}
+
 fn strs(v: Option<&J>) -> Vec<&str> {
     v.and_then(J::as_array)
         .into_iter()

@@ -79,6 +79,7 @@ pub fn markdown(env: &Environment, inv: &Inventory) -> String {
         );
     }
     let e = &env.name;
+    let gate = approval_section(env);
     let _ = writeln!(
         o,
         r#"
@@ -96,6 +97,7 @@ pub fn markdown(env: &Environment, inv: &Inventory) -> String {
 - `ksec apply --env {e} --timeout 5m PATHS` applies, restarts every workload that uses a changed Secret, and waits until no pod runs the old value.
 - `ksec doctor --cluster --env {e}` confirms no pod is failing on a missing Secret or key and none runs a stale content hash.
 
+{gate}
 ## Roll back
 
 - Revert the commit and apply again: `git revert COMMIT && ksec apply --env {e} PATHS`.
@@ -104,4 +106,35 @@ pub fn markdown(env: &Environment, inv: &Inventory) -> String {
 "#
     );
     o
+}
+
+/// The approval path, for an environment with `rotation: {approval: required}`.
+fn approval_section(env: &Environment) -> String {
+    if !env.approval_required() {
+        return String::new();
+    }
+    let e = &env.name;
+    let owners = if env.owners.is_empty() {
+        "(nobody is named: add `owners:`)".to_string()
+    } else {
+        env.owners.join(", ")
+    };
+    format!(
+        r#"
+## Approval gate (`rotation: {{approval: required}}`)
+
+A changed value reaches no pod of `{e}` before an owner approves that exact content:
+- `ksec apply --env {e}` writes nothing of a changed Secret and exits **3**, printing
+  `awaiting Secret NS/NAME: ... content hash HASH ... approve with: ksec approve -n NS NAME --hash HASH`.
+  In CI, `ksec apply --wait-approval=30m` waits instead and goes on once approved.
+- For a Secret another tool writes (External Secrets Operator, `ksec.io/watch: "true"`),
+  `ksec controller --watch-secrets` holds the restart of its consumers; the Secret gets an
+  `AwaitingApproval` event and `ksec_controller_rotation_awaiting_approval` is 1.
+- An owner ({owners}) checks the key names in the message against the change ticket, then runs
+  `ksec approve -n NS NAME --hash HASH --reason TICKET`. Only the Role that `ksec rbac` generates
+  (`ksec-secret-approver`, bound to the owners) may create SecretApprovals; anyone else gets 403.
+- The rollout follows within the controller's `--approval-poll`; the approval and the rollout are
+  events on the Secret: `kubectl -n NS get events --field-selector involvedObject.name=NAME`.
+"#
+    )
 }

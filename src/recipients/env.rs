@@ -40,6 +40,28 @@ struct EnvFile {
     unencrypted_suffix: Option<String>,
     #[serde(default)]
     mac_only_encrypted: bool,
+    #[serde(default)]
+    rotation: Option<RotationPolicy>,
+}
+
+/// `rotation: {approval: required}`: a content change of a Secret in this
+/// environment reaches no pod before someone in `owners` approves that
+/// exact content (a SecretApproval object, which RBAC limits to them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationPolicy {
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Rotations roll out as soon as they are seen (the default).
+    #[default]
+    None,
+    /// Rotations wait for a SecretApproval of their content hash.
+    Required,
 }
 
 #[derive(Debug, Clone)]
@@ -57,9 +79,16 @@ pub struct Environment {
     pub shamir_threshold: usize,
     pub rule: Option<Rule>,
     pub mac_only_encrypted: bool,
+    /// `rotation:` (approval gate).
+    pub rotation: RotationPolicy,
 }
 
 impl Environment {
+    /// Rotations in this environment wait for an approval.
+    pub fn approval_required(&self) -> bool {
+        self.rotation.approval == Approval::Required
+    }
+
     pub fn owns_namespace(&self, ns: &str) -> bool {
         self.ns_matchers.iter().any(|m| m.is_match(ns))
     }
@@ -461,6 +490,7 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
         shamir_threshold: f.shamir_threshold.unwrap_or(0),
         rule,
         mac_only_encrypted: f.mac_only_encrypted,
+        rotation: f.rotation.unwrap_or_default(),
     })
 }
 

@@ -12,7 +12,7 @@ use crate::keys::Recipient;
 use crate::sops::{Documents, Rule};
 
 pub use boundary::{Boundary, BoundaryRefusal, EncryptedFor, EnvMove, EnvMoveRefused, ScopeError};
-pub use env::{Environment, RecipientsDir};
+pub use env::{Approval, Environment, RecipientsDir, RotationPolicy};
 pub use sops_config::SopsConfig;
 
 #[derive(Debug, thiserror::Error)]

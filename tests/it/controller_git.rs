@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use support::cluster::controller::{Running, free_port, start_with, template_hash};
 use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
@@ -220,12 +220,6 @@ fn wait_status(c: &Cluster, ns: &str, rev: &str, want: (&str, &str)) -> serde_js
     panic!("status never reached Ready={want:?} at {rev}; last: {last:#?}");
 }
 
-fn events(c: &Cluster, ns: &str) -> Vec<Event> {
-    c.block(Api::<Event>::namespaced(c.admin.clone(), ns).list(&ListParams::default()))
-        .unwrap()
-        .items
-}
-
 fn start_git(c: &Cluster, repo: &Repo, ns: &str, url: &str, extra: &[&str]) -> Running {
     let mut args = vec!["--git-url", url, "--git-path", "secrets"];
     args.extend_from_slice(extra);
@@ -248,7 +242,7 @@ fn all_output(c: &Cluster, r: &Running, ns: &str) -> String {
     let mut s = r.logs();
     s.push_str(&r.get("/metrics").1);
     s.push_str(&format!("{:?}", status(c, ns)));
-    for e in events(c, ns) {
+    for e in c.events(ns) {
         s.push_str(&format!("{:?} {:?}", e.reason, e.message));
     }
     s
@@ -314,7 +308,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
     assert_eq!(file_state(&st, "secrets/dev.yaml").0, "skipped");
     assert!(c.secret(&outside, "x").is_none(), "refused Secret written");
     c.wait_for("a NamespaceNotAllowed event", 30, || {
-        events(&c, &ns)
+        c.events(&ns)
             .iter()
             .any(|e| e.reason.as_deref() == Some("NamespaceNotAllowed"))
     });
@@ -407,7 +401,7 @@ fn file_url_rotation_refusals_drift_and_prune() {
     });
     assert_eq!(c.secret_data(&ns, "reported")["token"], "hand-edit");
     c.wait_for("a DriftDetected event", 30, || {
-        events(&c, &ns).iter().any(|e| {
+        c.events(&ns).iter().any(|e| {
             e.reason.as_deref() == Some("DriftDetected")
                 && e.message.as_deref().is_some_and(|m| m.contains("~token"))
         })
@@ -1256,7 +1250,7 @@ fn shipped_role_is_enough_for_the_git_source() {
     assert!(c.secret(&ns, "tmp").is_none(), "Delete policy");
     c.wait_rolled_out(&ns, "api");
     c.wait_for("a Synced event on the Secret", 30, || {
-        events(&c, &ns).iter().any(|e| {
+        c.events(&ns).iter().any(|e| {
             e.reason.as_deref() == Some("Synced")
                 && e.involved_object.name.as_deref() == Some("api")
         })

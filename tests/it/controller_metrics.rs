@@ -11,6 +11,7 @@ use ksec::controller::EncryptedSecret;
 use kube::Api;
 use serde_json::json;
 use support::cluster::controller::{install_crd, put_cr, start_with, wait_condition};
+use support::cluster::eso::{install_eso_crd, put_external_secret};
 use support::cluster::{FakeKubelet, Health, Repo, cluster};
 
 /// The file's sops `lastmodified`, Unix seconds.
@@ -138,71 +139,6 @@ fn stale_consumers_and_ciphertext_age_per_secret() {
         !m.contains("password") && !m.contains("token"),
         "key names in metrics:\n{m}"
     );
-}
-
-/// A minimal ExternalSecret CRD: ESO publishes no CRD YAML in any registry
-/// this CI reaches, so the objects are checked against ESO's own schema
-/// validators (`support::export::eso_validate`) and served here as they come.
-fn install_eso_crd(c: &support::cluster::Cluster) {
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "externalsecrets.external-secrets.io"},
-        "spec": {
-            "group": "external-secrets.io", "scope": "Namespaced",
-            "names": {"kind": "ExternalSecret", "plural": "externalsecrets", "singular": "externalsecret", "listKind": "ExternalSecretList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    });
-    c.create(crd);
-    let gvk = kube::core::GroupVersionKind::gvk("external-secrets.io", "v1", "ExternalSecret");
-    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "externalsecrets");
-    c.wait_for("the ExternalSecret CRD to be served", 30, || {
-        c.block(
-            Api::<kube::api::DynamicObject>::all_with(c.admin.clone(), &ar)
-                .list(&Default::default()),
-        )
-        .is_ok()
-    });
-}
-
-/// ESO plays itself: each object is written, then its status as ESO would report it.
-fn put_external_secret(
-    c: &support::cluster::Cluster,
-    ns: &str,
-    name: &str,
-    refresh: &str,
-    status: Option<serde_json::Value>,
-) {
-    let obj = json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "refreshInterval": refresh,
-            "secretStoreRef": {"name": "vault-backend", "kind": "ClusterSecretStore"},
-            "target": {"name": name, "creationPolicy": "Owner"},
-            "data": [{"secretKey": "password", "remoteRef": {"key": format!("prod/{name}"), "property": "password"}}]
-        }
-    });
-    if let Some(res) = support::export::eso_validate(std::slice::from_ref(&obj)) {
-        assert_eq!(
-            res[0]["ok"], true,
-            "ESO's schema rejects the test object: {}",
-            res[0]
-        );
-    }
-    c.create(obj);
-    let Some(status) = status else { return };
-    let gvk = kube::core::GroupVersionKind::gvk("external-secrets.io", "v1", "ExternalSecret");
-    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "externalsecrets");
-    let api = Api::<kube::api::DynamicObject>::namespaced_with(c.admin.clone(), ns, &ar);
-    c.block(api.patch_status(
-        name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"status": status})),
-    ))
-    .expect("write the ExternalSecret status");
 }
 
 #[test]

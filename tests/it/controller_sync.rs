@@ -9,7 +9,6 @@ use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
 use ksec::controller::EncryptedSecret;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -20,14 +19,8 @@ use support::cluster::controller::{
 };
 use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
 
-fn events(c: &Cluster, ns: &str) -> Vec<Event> {
-    c.block(Api::<Event>::namespaced(c.admin.clone(), ns).list(&ListParams::default()))
-        .expect("list events")
-        .items
-}
-
 fn event_reasons_for(c: &Cluster, ns: &str, name: &str) -> Vec<String> {
-    events(c, ns)
+    c.events(ns)
         .into_iter()
         .filter(|e| e.involved_object.name.as_deref() == Some(name))
         .filter_map(|e| e.reason)
@@ -293,7 +286,7 @@ fn encrypted_secrets_sync_refuse_and_report() {
         for o in list.items {
             seen.push_str(&serde_json::to_string(&o.status).unwrap());
         }
-        for e in events(&c, n) {
+        for e in c.events(n) {
             seen.push_str(&serde_json::to_string(&e).unwrap());
         }
     }
@@ -401,20 +394,7 @@ fn shipped_cluster_role_is_enough_for_a_cluster_wide_controller() {
         c.create(j);
     }
     // A kubeconfig context authenticating as the ServiceAccount (TokenRequest).
-    let token = c.service_account_token(&home, "ksec-controller");
-    let kc = std::fs::read_to_string(&c.kubeconfig)
-        .unwrap()
-        .replacen(
-            "users:\n",
-            &format!("users:\n- name: sa\n  user: {{token: {token}}}\n"),
-            1,
-        )
-        .replacen(
-            "contexts:\n",
-            "contexts:\n- name: sa\n  context: {cluster: ksec-test, user: sa, namespace: default}\n",
-            1,
-        );
-    std::fs::write(repo.path("sa.kubeconfig"), kc).unwrap();
+    c.kubeconfig_as(&home, "ksec-controller", &repo.path("sa.kubeconfig"));
     let sa = Cluster::at(repo.path("sa.kubeconfig"));
 
     let f = repo.secret(

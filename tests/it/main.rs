@@ -11,6 +11,7 @@ mod controller_crd;
 mod controller_git;
 mod controller_metrics;
 mod controller_resilience;
+mod controller_rotation;
 mod controller_sync;
 mod crash_safety;
 mod doctor;

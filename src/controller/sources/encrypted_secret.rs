@@ -602,6 +602,7 @@ async fn apply_secret(desired: DesiredSecret, live: Option<Secret>, ctx: &Contex
         report_fixed: false,
         known_live,
         concurrency: 4,
+        approval: ctx.approval.clone(),
         ..Default::default()
     };
     let loaded = Loaded {
@@ -617,6 +618,12 @@ async fn apply_secret(desired: DesiredSecret, live: Option<Secret>, ctx: &Contex
         return SyncOutcome::Refused {
             reason: Reason::InvalidSpec,
             message: r.reason.clone(),
+        };
+    }
+    if let Some(a) = report.awaiting.first() {
+        return SyncOutcome::Refused {
+            reason: Reason::AwaitingApproval,
+            message: a.to_string(),
         };
     }
     let (secret_failures, others): (Vec<_>, Vec<_>) = report

@@ -1132,6 +1132,7 @@ async fn write(
         inventory_id: format!("git-{}", cfg.name),
         record_inventory: false,
         concurrency: 8,
+        approval: ctx.approval.clone(),
         ..Default::default()
     };
     let report = match apply_off_thread(ctx.client.clone(), loaded, opts).await {
@@ -1158,6 +1159,12 @@ async fn write(
             None => out
                 .rollout_failed
                 .push(format!("{}: {}", f.subject, f.message)),
+        }
+    }
+    for a in &report.awaiting {
+        if let Some(&si) = index.get(&(a.namespace.clone(), a.name.clone())) {
+            statuses[si].refused(Reason::AwaitingApproval, a.to_string());
+            statuses[si].state = FileState::Failed;
         }
     }
     for sr in report.applied.iter().chain(report.unchanged.iter()) {

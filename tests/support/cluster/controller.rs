@@ -93,17 +93,31 @@ pub fn free_port() -> u16 {
 }
 
 pub fn install_crd(c: &Cluster) {
-    let crd = serde_json::to_value(<EncryptedSecret as kube::CustomResourceExt>::crd()).unwrap();
+    use ksec::cluster::approval::SecretApproval;
     let api = Api::<CustomResourceDefinition>::all(c.admin.clone());
-    c.block(api.patch(
-        "encryptedsecrets.ksec.io",
-        &PatchParams::apply("test-setup").force(),
-        &Patch::Apply(&crd),
-    ))
-    .expect("install CRD");
-    c.wait_for("the CRD to be served", 30, || {
+    let crds = [
+        (
+            "encryptedsecrets.ksec.io",
+            <EncryptedSecret as kube::CustomResourceExt>::crd(),
+        ),
+        (
+            "secretapprovals.ksec.io",
+            <SecretApproval as kube::CustomResourceExt>::crd(),
+        ),
+    ];
+    for (name, crd) in crds {
+        c.block(api.patch(
+            name,
+            &PatchParams::apply("test-setup").force(),
+            &Patch::Apply(&serde_json::to_value(crd).unwrap()),
+        ))
+        .expect("install CRD");
+    }
+    c.wait_for("the CRDs to be served", 30, || {
         c.block(Api::<EncryptedSecret>::all(c.admin.clone()).list(&ListParams::default()))
             .is_ok()
+            && c.block(Api::<SecretApproval>::all(c.admin.clone()).list(&ListParams::default()))
+                .is_ok()
     });
 }
 

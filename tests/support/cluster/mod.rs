@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::support::bin::{self, AgeKey};
 
 pub mod controller;
+pub mod eso;
 
 pub struct Cluster {
     pub kubeconfig: PathBuf,
@@ -181,6 +182,36 @@ impl Cluster {
         .status
         .expect("token")
         .token
+    }
+
+    /// Writes a kubeconfig whose context `sa` authenticates as ServiceAccount
+    /// `ns/name` (TokenRequest), for tests of what the real authorizer allows.
+    pub fn kubeconfig_as(&self, ns: &str, name: &str, path: &Path) -> PathBuf {
+        let token = self.service_account_token(ns, name);
+        let kc = std::fs::read_to_string(&self.kubeconfig)
+            .unwrap()
+            .replacen(
+                "users:\n",
+                &format!("users:\n- name: sa\n  user: {{token: {token}}}\n"),
+                1,
+            )
+            .replacen(
+                "contexts:\n",
+                "contexts:\n- name: sa\n  context: {cluster: ksec-test, user: sa, namespace: default}\n",
+                1,
+            );
+        std::fs::write(path, kc).unwrap();
+        path.to_path_buf()
+    }
+
+    /// The namespace's events (core/v1: what `kubectl get events` shows).
+    pub fn events(&self, ns: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+        self.block(
+            Api::<k8s_openapi::api::core::v1::Event>::namespaced(self.admin.clone(), ns)
+                .list(&ListParams::default()),
+        )
+        .expect("list events")
+        .items
     }
 
     /// Waits until `f` holds (polling), or panics with `what`.

@@ -1,0 +1,221 @@
+//! Approval gates: in an environment whose `recipients/<env>.yaml` says
+//! `rotation: {approval: required}`, a content change of a Secret reaches
+//! no pod until a `SecretApproval` names that Secret and that exact content
+//! hash. The approval is an object, so who may approve is decided by
+//! Kubernetes RBAC (`ksec rbac` binds the environment's `owners`), not by
+//! convention; the API server's audit log records who created it.
+//!
+//! Both the apply engine (`ksec apply`, the controller's sources) and the
+//! watched-Secret rotation handler ask the same [`Gate`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kube::CustomResource;
+use kube::api::{Api, ListParams};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ClusterError;
+use super::diff::KeyDiff;
+use crate::recipients::RecipientsDir;
+
+/// Approval of one content hash of one Secret, in the Secret's namespace.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ksec.io",
+    version = "v1alpha1",
+    kind = "SecretApproval",
+    namespaced,
+    category = "ksec",
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secret"}"#,
+    printcolumn = r#"{"name":"Hash","type":"string","jsonPath":".spec.contentHash"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretApprovalSpec {
+    /// The Secret's name (same namespace).
+    pub secret: String,
+    /// The salted content hash being approved, as ksec printed it (never a value).
+    pub content_hash: String,
+    /// Why (ticket, change number); shown in the approval event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Who must approve rotations in one namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approvers {
+    pub env: String,
+    pub owners: Vec<String>,
+}
+
+impl std::fmt::Display for Approvers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.owners.is_empty() {
+            write!(f, "the owners of environment {} (none named)", self.env)
+        } else {
+            write!(f, "{} (environment {})", self.owners.join(", "), self.env)
+        }
+    }
+}
+
+/// A change held back for want of an approval. Names and hashes only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Awaiting {
+    pub namespace: String,
+    pub name: String,
+    pub content_hash: String,
+    pub keys: KeyDiff,
+    pub approvers: Approvers,
+}
+
+impl std::fmt::Display for Awaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Secret {}/{}: the content change ({}) awaits approval of content hash {} by {}; approve with: {}",
+            self.namespace,
+            self.name,
+            if self.keys.is_empty() {
+                "rollout to a new value".to_string()
+            } else {
+                format!("keys {}", self.keys.summary())
+            },
+            self.content_hash,
+            self.approvers,
+            self.approve_command()
+        )
+    }
+}
+
+impl Awaiting {
+    /// The command an approver runs.
+    pub fn approve_command(&self) -> String {
+        format!(
+            "ksec approve -n {} {} --hash {}",
+            self.namespace, self.name, self.content_hash
+        )
+    }
+}
+
+/// Which namespaces need approvals: those of environments that say so.
+#[derive(Clone)]
+pub struct Gate {
+    dir: Arc<RecipientsDir>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("dir", &self.dir.dir).finish()
+    }
+}
+
+impl Gate {
+    /// `None` when no environment asks for approvals (nothing to check).
+    pub fn new(dir: &RecipientsDir) -> Option<Gate> {
+        dir.envs
+            .iter()
+            .any(|e| e.approval_required())
+            .then(|| Gate {
+                dir: Arc::new(dir.clone()),
+            })
+    }
+
+    /// The approvers of `ns`, when its environment requires approval. A
+    /// namespace claimed by two environments is gated if either gates it.
+    pub fn approvers(&self, ns: &str) -> Option<Approvers> {
+        let env = self
+            .dir
+            .envs
+            .iter()
+            .find(|e| e.approval_required() && e.owns_namespace(ns))?;
+        Some(Approvers {
+            env: env.name.clone(),
+            owners: env.owners.clone(),
+        })
+    }
+}
+
+/// The approved (secret, content hash) pairs of one namespace. A missing
+/// CRD reads as "nothing approved" (the gate then holds everything, which
+/// is the safe side) but says so in the log.
+pub async fn approved(
+    client: &kube::Client,
+    ns: &str,
+) -> Result<BTreeSet<(String, String)>, ClusterError> {
+    let api: Api<SecretApproval> = Api::namespaced(client.clone(), ns);
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .map(|a| (a.spec.secret, a.spec.content_hash))
+            .collect()),
+        Err(e) => {
+            let err = ClusterError::from_kube(format!("list secretapprovals.ksec.io in {ns}"), e);
+            if err.code() == Some(404) {
+                tracing::warn!(
+                    namespace = ns,
+                    "the SecretApproval CRD is not installed: no rotation in a gated namespace can be approved (ksec controller crd | kubectl apply -f -)"
+                );
+                return Ok(BTreeSet::new());
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The approvals of every namespace in `namespaces`, read once each.
+pub async fn approved_in(
+    client: &kube::Client,
+    namespaces: impl IntoIterator<Item = &str>,
+) -> Result<BTreeMap<String, BTreeSet<(String, String)>>, ClusterError> {
+    let mut out = BTreeMap::new();
+    for ns in namespaces {
+        if !out.contains_key(ns) {
+            out.insert(ns.to_string(), approved(client, ns).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the approval of `hash` for Secret `ns/secret` (as the caller:
+/// RBAC decides whether they may). Approving twice is not an error.
+/// Returns the approval object's name.
+pub async fn approve(
+    client: &kube::Client,
+    ns: &str,
+    secret: &str,
+    hash: &str,
+    reason: Option<String>,
+) -> Result<String, ClusterError> {
+    if hash.len() < 8 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ClusterError::Invalid(format!(
+            "--hash {hash:?}: give the content hash ksec printed (hex)"
+        )));
+    }
+    let name = format!("{secret}-{}", &hash[..hash.len().min(12)]);
+    let obj = SecretApproval::new(
+        &name,
+        SecretApprovalSpec {
+            secret: secret.into(),
+            content_hash: hash.into(),
+            reason,
+        },
+    );
+    let api: Api<SecretApproval> = Api::namespaced(client.clone(), ns);
+    let pp = kube::api::PostParams {
+        field_manager: Some(super::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&pp, &obj).await {
+        Ok(_) => Ok(name),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(name),
+        Err(e) => Err(ClusterError::from_kube(
+            format!("create secretapproval {ns}/{name}"),
+            e,
+        )),
+    }
+}

@@ -1,0 +1,410 @@
+//! The rotation handler (`ksec controller --watch-secrets`) against the real
+//! kube-apiserver and kube-controller-manager, with the tests playing
+//! External Secrets Operator: the Secret an ExternalSecret owns changes, and
+//! exactly its consumers roll, once, verified; a metadata change, a burst, a
+//! controller restart (a full re-list) and a re-created Secret never start a
+//! restart loop; in an environment with `rotation: {approval: required}` the
+//! rollout waits for a SecretApproval that only the owners' Role may create
+//! (the real authorizer refuses anyone else), and `ksec apply` exits 3.
+use crate::support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::bin::{self, Scenario};
+use support::cluster::controller::{install_crd, start_with, template_hash};
+use support::cluster::eso::{install_eso_crd, put_external_secret, write_target_secret};
+use support::cluster::{Cluster, FakeKubelet, Health, Repo, cluster};
+
+fn generation(c: &Cluster, ns: &str, dep: &str) -> i64 {
+    c.deployment(ns, dep).metadata.generation.unwrap_or(0)
+}
+
+fn generations(c: &Cluster, ns: &str, deps: &[&str]) -> Vec<i64> {
+    deps.iter().map(|d| generation(c, ns, d)).collect()
+}
+
+/// Reasons and notes of the events about Secret `name`.
+fn secret_events(c: &Cluster, ns: &str, name: &str) -> Vec<(String, String)> {
+    c.events(ns)
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some("Secret")
+                && e.involved_object.name.as_deref() == Some(name)
+        })
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+/// Holds for `secs` that the generations do not move (no rollout started).
+fn stays(c: &Cluster, ns: &str, deps: &[&str], want: &[i64], secs: u64, what: &str) {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        assert_eq!(generations(c, ns, deps), want, "{what}: a rollout started");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn an_eso_rotation_rolls_exactly_its_consumers_once_and_nothing_else_does() {
+    let s = Scenario::new("an_eso_rotation_rolls_exactly_its_consumers_once_and_nothing_else_does");
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    install_eso_crd(&c);
+    let repo = Repo::new(&c);
+    let ns = c.namespace("prod", "rot");
+    put_external_secret(&c, &ns, "db", "1h", None);
+    write_target_secret(&c, &ns, "db", &[("password", "CANARY-rot-1")]);
+    // Not owned by an ExternalSecret, not opted in: never watched.
+    c.create(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "plain", "namespace": ns}, "stringData": {"token": "CANARY-rot-plain"}}));
+    c.deployment_using(&ns, "web", &[("db", "password")], 1);
+    c.deployment_using(&ns, "worker", &[("db", "password")], 1);
+    c.deployment_using(&ns, "bystander", &[("plain", "token")], 1);
+    let deps = ["web", "worker", "bystander"];
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, |_| Health::Ready);
+    for d in deps {
+        c.wait_rolled_out(&ns, d);
+    }
+    let args = [
+        "--watch-secrets",
+        "--watch-debounce",
+        "1s",
+        "--eso-interval",
+        "0",
+    ];
+    let ctl = start_with(&c, &repo, &[&ns], "admin", &args, &[]);
+    let watched = "ksec_controller_watched_secrets";
+
+    s.step("first sight: nothing rolls");
+    c.wait_for("the ESO Secret to be watched", 30, || {
+        ctl.metric(watched) == Some(1.0)
+    });
+    let g0 = generations(&c, &ns, &deps);
+    stays(&c, &ns, &deps, &g0, 3, "first sight of a Secret");
+
+    s.step("ESO writes a new value: web and worker roll once, verified");
+    write_target_secret(&c, &ns, "db", &[("password", "CANARY-rot-2")]);
+    c.wait_for("the Rotated event", 60, || {
+        secret_events(&c, &ns, "db")
+            .iter()
+            .any(|(r, _)| r == "Rotated")
+    });
+    let g1 = generations(&c, &ns, &deps);
+    assert_eq!(
+        g1,
+        vec![g0[0] + 1, g0[1] + 1, g0[2]],
+        "one rollout each, bystander untouched"
+    );
+    let hash = template_hash(&c, &ns, "web", "db").expect("web carries the content hash");
+    assert_eq!(template_hash(&c, &ns, "worker", "db"), Some(hash.clone()));
+    let (_, note) = secret_events(&c, &ns, "db")
+        .into_iter()
+        .find(|(r, _)| r == "Rotated")
+        .unwrap();
+    assert!(
+        note.contains("~password") && note.contains("verified"),
+        "{note}"
+    );
+    assert!(
+        note.contains("Deployment web") && note.contains("Deployment worker"),
+        "{note}"
+    );
+    let verified = format!(
+        "ksec_controller_rotation_rollouts_total{{namespace=\"{ns}\",result=\"verified\"}}"
+    );
+    assert_eq!(
+        ctl.metric(&verified),
+        Some(2.0),
+        "{}",
+        ctl.get("/metrics").1
+    );
+
+    s.step("a label edit restarts nothing");
+    c.create(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": ns, "labels": {"team": "payments"}}}));
+    stays(&c, &ns, &deps, &g1, 4, "a metadata-only change");
+
+    s.step("a burst of changes gives one rollout");
+    write_target_secret(&c, &ns, "db", &[("password", "CANARY-rot-3")]);
+    write_target_secret(
+        &c,
+        &ns,
+        "db",
+        &[("password", "CANARY-rot-4"), ("user", "app")],
+    );
+    c.wait_for("the burst's rollout", 60, || {
+        generation(&c, &ns, "web") > g1[0]
+    });
+    c.wait_rolled_out(&ns, "web");
+    stays(
+        &c,
+        &ns,
+        &deps,
+        &[g1[0] + 1, g1[1] + 1, g1[2]],
+        4,
+        "after the burst",
+    );
+    let g2 = generations(&c, &ns, &deps);
+
+    s.step("a controller restart (a full re-list) rolls nothing");
+    drop(ctl);
+    let ctl = start_with(&c, &repo, &[&ns], "admin", &args, &[]);
+    c.wait_for("the re-listed Secret", 30, || {
+        ctl.metric(watched) == Some(1.0)
+    });
+    stays(&c, &ns, &deps, &g2, 4, "a re-list with unchanged content");
+
+    s.step("deleted and re-created by ESO: at most one rollout, then quiet");
+    c.block(
+        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(c.admin.clone(), &ns)
+            .delete("db", &Default::default()),
+    )
+    .unwrap();
+    write_target_secret(
+        &c,
+        &ns,
+        "db",
+        &[("password", "CANARY-rot-4"), ("user", "app")],
+    );
+    c.wait_for("the re-created Secret's rollout", 60, || {
+        generation(&c, &ns, "web") > g2[0]
+    });
+    c.wait_rolled_out(&ns, "web");
+    let g3 = generations(&c, &ns, &deps);
+    assert_eq!(g3, vec![g2[0] + 1, g2[1] + 1, g2[2]]);
+    stays(&c, &ns, &deps, &g3, 4, "after the re-creation");
+
+    s.step("no value anywhere");
+    let (_, m) = ctl.get("/metrics");
+    let events: Vec<String> = secret_events(&c, &ns, "db")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    for (what, text) in [
+        ("metrics", m),
+        ("logs", ctl.logs()),
+        ("events", events.join("\n")),
+    ] {
+        assert!(!text.contains("CANARY"), "a value in the {what}:\n{text}");
+    }
+}
+
+/// `recipients/prod.yaml` with an approval gate; owners are a group and the
+/// `approver` ServiceAccount of `ns`.
+fn gated_repo(c: &Cluster, ns: &str) -> Repo {
+    let repo = Repo::new(c);
+    let p = repo.path("recipients/prod.yaml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(&format!(
+        "owners: [\"@secret-approvers\", \"system:serviceaccount:{ns}:approver\"]\nrotation: {{approval: required}}\n"
+    ));
+    std::fs::write(&p, text).unwrap();
+    repo
+}
+
+/// `ksec approve` as the ServiceAccount behind `kubeconfig` (context `sa`).
+fn approve_as(kubeconfig: &std::path::Path, ns: &str, hash: &str) -> std::process::Output {
+    bin::run(
+        bin::ksec()
+            .args(["approve", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args([
+                "--context",
+                "sa",
+                "-n",
+                ns,
+                "db",
+                "--hash",
+                hash,
+                "--reason",
+                "CHG-1",
+            ]),
+    )
+}
+
+#[test]
+fn a_gated_environment_holds_the_rollout_until_an_owner_approves() {
+    let s = Scenario::new("a_gated_environment_holds_the_rollout_until_an_owner_approves");
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    let ns = c.namespace("prod", "gate");
+    let repo = gated_repo(&c, &ns);
+    // The Role comes from `ksec rbac` over the repository (a manifest names the namespace).
+    repo.secret(
+        "clusters/prod/app.yaml",
+        &ns,
+        "app",
+        &[("k", "CANARY-gate-app")],
+    );
+    let o = bin::run(
+        bin::ksec()
+            .args(["rbac", "-o", "json"])
+            .arg(repo.path("clusters"))
+            .arg("--recipients-dir")
+            .arg(repo.path("recipients")),
+    );
+    let rbac: serde_json::Value = serde_json::from_str(&bin::stdout(&o)).expect("rbac -o json");
+    let mut roles = 0;
+    for obj in rbac["items"].as_array().unwrap() {
+        if obj["metadata"]["name"] == "ksec-secret-approver" {
+            roles += 1;
+            c.create(obj.clone());
+        }
+    }
+    assert_eq!(roles, 2, "a Role and its RoleBinding: {rbac}");
+    for sa in ["approver", "mallory"] {
+        c.create(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": sa, "namespace": ns}}));
+    }
+    let approver = c.kubeconfig_as(&ns, "approver", &repo.path("approver.kubeconfig"));
+    let mallory = c.kubeconfig_as(&ns, "mallory", &repo.path("mallory.kubeconfig"));
+    c.create(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": ns, "annotations": {"ksec.io/watch": "true"}},
+        "stringData": {"password": "CANARY-gate-1"}}));
+    c.deployment_using(&ns, "web", &[("db", "password")], 1);
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, |_| Health::Ready);
+    c.wait_rolled_out(&ns, "web");
+    let args = [
+        "--watch-secrets",
+        "--watch-debounce",
+        "1s",
+        "--approval-poll",
+        "1s",
+        "--eso-interval",
+        "0",
+    ];
+    let ctl = start_with(&c, &repo, &[&ns], "admin", &args, &[]);
+    c.wait_for("the Secret to be watched", 30, || {
+        ctl.metric("ksec_controller_watched_secrets") == Some(1.0)
+    });
+    let g0 = generation(&c, &ns, "web");
+
+    s.step("the rotation waits, naming the owners");
+    c.create(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": ns, "annotations": {"ksec.io/watch": "true"}},
+        "stringData": {"password": "CANARY-gate-2"}}));
+    let awaiting =
+        format!("ksec_controller_rotation_awaiting_approval{{namespace=\"{ns}\",secret=\"db\"}}");
+    c.wait_for("awaiting approval", 60, || {
+        ctl.metric(&awaiting) == Some(1.0)
+    });
+    let (_, note) = secret_events(&c, &ns, "db")
+        .into_iter()
+        .find(|(r, _)| r == "AwaitingApproval")
+        .expect("an AwaitingApproval event");
+    assert!(
+        note.contains("@secret-approvers") && note.contains("~password"),
+        "{note}"
+    );
+    let hash = note
+        .split("--hash ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the hash to approve")
+        .to_string();
+    stays(&c, &ns, &["web"], &[g0], 3, "before approval");
+
+    s.step("someone without the approver Role is refused by the authorizer");
+    let o = approve_as(&mallory, &ns, &hash);
+    assert_eq!(o.status.code(), Some(1), "{}", bin::stderr(&o));
+    assert!(bin::stderr(&o).contains("forbidden"), "{}", bin::stderr(&o));
+    stays(&c, &ns, &["web"], &[g0], 2, "after a refused approval");
+
+    s.step("an approval of another hash does not release it");
+    let o = approve_as(&approver, &ns, "0123456789abcdef0123456789abcdef");
+    assert!(o.status.success(), "{}", bin::stderr(&o));
+    stays(&c, &ns, &["web"], &[g0], 3, "after approving another hash");
+
+    s.step("the owner approves that hash: one rollout, recorded");
+    let o = approve_as(&approver, &ns, &hash);
+    assert!(o.status.success(), "{}", bin::stderr(&o));
+    c.wait_for("the approved rollout", 60, || {
+        generation(&c, &ns, "web") == g0 + 1
+    });
+    c.wait_for("the Rotated event", 60, || {
+        secret_events(&c, &ns, "db")
+            .iter()
+            .any(|(r, n)| r == "Rotated" && n.starts_with("approved"))
+    });
+    assert_eq!(template_hash(&c, &ns, "web", "db"), Some(hash));
+    c.wait_for("the awaiting series to go", 30, || {
+        ctl.metric(&awaiting).is_none()
+    });
+    let all: Vec<String> = secret_events(&c, &ns, "db")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    let (_, m) = ctl.get("/metrics");
+    for (what, text) in [
+        ("metrics", m),
+        ("logs", ctl.logs()),
+        ("events", all.join("\n")),
+    ] {
+        assert!(!text.contains("CANARY"), "a value in the {what}:\n{text}");
+    }
+}
+
+#[test]
+fn ksec_apply_exits_3_until_the_change_is_approved() {
+    let s = Scenario::new("ksec_apply_exits_3_until_the_change_is_approved");
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    let ns = c.namespace("prod", "gapply");
+    let repo = gated_repo(&c, &ns);
+    let f = repo.secret(
+        "clusters/prod/db.yaml",
+        &ns,
+        "db",
+        &[("password", "CANARY-ga-1")],
+    );
+    let keys = repo.keys_file();
+    let dir = repo.path("recipients");
+    let dir = dir.to_str().unwrap();
+
+    s.step("a new Secret is not a rotation: applied");
+    let (code, _, err) = repo.apply_json(&keys, &["--recipients-dir", dir, f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+
+    s.step("a changed value is held: exit 3, nothing written");
+    repo.set(&f, "password", "CANARY-ga-2");
+    let (code, report, err) =
+        repo.apply_json(&keys, &["--recipients-dir", dir, f.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}\n{report}");
+    let held = &report["awaiting"][0];
+    assert_eq!(held["name"], "db");
+    assert_eq!(held["keys"]["changed"][0], "password");
+    assert_eq!(
+        c.secret_data(&ns, "db")["password"],
+        "CANARY-ga-1",
+        "not written"
+    );
+    let hash = held["contentHash"].as_str().unwrap().to_string();
+
+    s.step("--wait-approval goes on once approved");
+    let kc = c.kubeconfig.clone();
+    let (ns2, hash2) = (ns.clone(), hash.clone());
+    let approver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        bin::run(
+            bin::ksec()
+                .args(["approve", "--kubeconfig"])
+                .arg(&kc)
+                .args(["-n", &ns2, "db", "--hash", &hash2]),
+        )
+    });
+    let (code, report, err) = repo.apply_json(
+        &keys,
+        &[
+            "--recipients-dir",
+            dir,
+            "--wait-approval=60s",
+            f.to_str().unwrap(),
+        ],
+    );
+    let o = approver.join().unwrap();
+    assert!(o.status.success(), "approve: {}", bin::stderr(&o));
+    assert_eq!(code, 0, "{err}\n{report}");
+    assert_eq!(c.secret_data(&ns, "db")["password"], "CANARY-ga-2");
+    assert!(!err.contains("CANARY") && !report.to_string().contains("CANARY"));
+}
