@@ -408,3 +408,136 @@ fn ksec_apply_exits_3_until_the_change_is_approved() {
     assert_eq!(c.secret_data(&ns, "db")["password"], "CANARY-ga-2");
     assert!(!err.contains("CANARY") && !report.to_string().contains("CANARY"));
 }
+
+#[test]
+fn a_rotation_whose_pods_crash_is_reported_and_rolled_back() {
+    let s = Scenario::new("a_rotation_whose_pods_crash_is_reported_and_rolled_back");
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    let repo = Repo::new(&c);
+    let ns = c.namespace("prod", "rotbad");
+    // Selected by label (--watch-secrets=SELECTOR), not by annotation.
+    let secret = |v: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": ns, "labels": {"rotation": "on"}},
+            "stringData": {"password": v}})
+    };
+    c.create(secret("CANARY-rb-1"));
+    c.deployment_using(&ns, "web", &[("db", "password")], 1);
+    // FAKE kubelet: pods started for a new content hash crash; the old ones run.
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, |p| {
+        let rolled = p
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("secret.ksec.io/db"));
+        if rolled {
+            Health::CrashLoop
+        } else {
+            Health::Ready
+        }
+    });
+    c.wait_rolled_out(&ns, "web");
+    let args = [
+        "--watch-secrets=rotation=on",
+        "--watch-debounce",
+        "1s",
+        "--rollout-timeout",
+        "20s",
+        "--rollback-on-failure",
+        "--eso-interval",
+        "0",
+    ];
+    let ctl = start_with(&c, &repo, &[&ns], "admin", &args, &[]);
+    c.wait_for("the Secret to be watched", 30, || {
+        ctl.metric("ksec_controller_watched_secrets") == Some(1.0)
+    });
+
+    s.step("the rotated pods crash: RolloutFailed, rolled back, counted");
+    c.create(secret("CANARY-rb-2"));
+    c.wait_for("the RolloutFailed event", 90, || {
+        secret_events(&c, &ns, "db")
+            .iter()
+            .any(|(r, _)| r == "RolloutFailed")
+    });
+    let (_, note) = secret_events(&c, &ns, "db")
+        .into_iter()
+        .find(|(r, _)| r == "RolloutFailed")
+        .unwrap();
+    assert!(
+        note.contains("Deployment web") && note.contains("rolled back"),
+        "{note}"
+    );
+    assert!(note.contains("CrashLoopBackOff"), "{note}");
+    let rb = format!(
+        "ksec_controller_rotation_rollouts_total{{namespace=\"{ns}\",result=\"rolled_back\"}}"
+    );
+    assert_eq!(ctl.metric(&rb), Some(1.0), "{}", ctl.get("/metrics").1);
+    assert_eq!(
+        template_hash(&c, &ns, "web", "db"),
+        None,
+        "the template is the old one again"
+    );
+    c.wait_rolled_out(&ns, "web");
+    let (_, m) = ctl.get("/metrics");
+    assert!(!m.contains("CANARY") && !ctl.logs().contains("CANARY") && !note.contains("CANARY"));
+}
+
+#[test]
+fn an_encryptedsecret_in_a_gated_environment_waits_for_its_approval() {
+    use support::cluster::controller::{put_cr, wait_condition};
+    let s = Scenario::new("an_encryptedsecret_in_a_gated_environment_waits_for_its_approval");
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    let ns = c.namespace("prod", "gcr");
+    let repo = gated_repo(&c, &ns);
+    let f = repo.secret(
+        "clusters/prod/db.yaml",
+        &ns,
+        "db",
+        &[("password", "CANARY-gcr-1")],
+    );
+    let ctl = start_with(&c, &repo, &[&ns], "admin", &["--eso-interval", "0"], &[]);
+
+    s.step("a new Secret is created without approval");
+    put_cr(&c, &ns, "db", &f, json!({}));
+    wait_condition(&c, &ns, "db", "Ready", ("True", "Synced"));
+
+    s.step("its rotation waits: AwaitingApproval, the old value stays");
+    repo.set(&f, "password", "CANARY-gcr-2");
+    put_cr(&c, &ns, "db", &f, json!({}));
+    wait_condition(&c, &ns, "db", "Ready", ("False", "AwaitingApproval"));
+    assert_eq!(c.secret_data(&ns, "db")["password"], "CANARY-gcr-1");
+    let cr = support::cluster::controller::cr(&c, &ns, "db");
+    let msg = cr
+        .status
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        msg.contains("@secret-approvers") && msg.contains("~password"),
+        "{msg}"
+    );
+    let hash = msg
+        .split("--hash ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the hash to approve")
+        .to_string();
+
+    s.step("approved: the next retry writes it");
+    let o = bin::run(
+        bin::ksec()
+            .args(["approve", "--kubeconfig"])
+            .arg(&c.kubeconfig)
+            .args(["-n", &ns, "db", "--hash", &hash]),
+    );
+    assert!(o.status.success(), "{}", bin::stderr(&o));
+    c.wait_for("the approved value", 60, || {
+        c.secret_data(&ns, "db").get("password").map(String::as_str) == Some("CANARY-gcr-2")
+    });
+    wait_condition(&c, &ns, "db", "Ready", ("True", "Synced"));
+    assert!(!ctl.logs().contains("CANARY") && !msg.contains("CANARY"));
+}
