@@ -459,6 +459,13 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
                 .into(),
         ));
     }
+    let rotation = f.rotation.unwrap_or_default();
+    if rotation.approval == Approval::Required && f.owners.is_empty() {
+        return Err(err(
+            "rotation: {approval: required} needs `owners:` (who may approve; `ksec rbac` binds them)"
+                .into(),
+        ));
+    }
     if f.namespaces.is_empty() && f.paths.is_empty() {
         return Err(err("an environment needs `namespaces:` or `paths:`".into()));
     }
@@ -490,7 +497,7 @@ pub fn parse_env(path: &Path, bytes: &[u8]) -> Result<Environment, ConfigError> 
         shamir_threshold: f.shamir_threshold.unwrap_or(0),
         rule,
         mac_only_encrypted: f.mac_only_encrypted,
-        rotation: f.rotation.unwrap_or_default(),
+        rotation,
     })
 }
 
@@ -516,6 +523,23 @@ mod strict_tests {
         for f in ["age", "kms", "key_groups", "azure_keyvault"] {
             assert!(keys.contains(&f), "{keys:?}");
         }
+    }
+
+    #[test]
+    fn the_approval_gate_is_parsed_strictly_and_needs_owners() {
+        let base = format!("namespaces: [prod]\nage: [{}]\n", age());
+        assert!(!parse(&base).unwrap().approval_required());
+        let gated = format!("{base}owners: [\"@sec\"]\nrotation: {{approval: required}}\n");
+        assert!(parse(&gated).unwrap().approval_required());
+        let e = parse(&format!("{base}rotation: {{approval: required}}\n")).unwrap_err();
+        assert!(e.contains("needs `owners:`"), "{e}");
+        let e = parse(&format!("{base}owners: [a]\nrotation: {{approval: yes}}\n")).unwrap_err();
+        assert!(e.contains("unknown variant"), "{e}");
+        let e = parse(&format!(
+            "{base}owners: [a]\nrotation: {{aproval: required}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("unknown field `aproval`"), "{e}");
     }
 
     #[test]

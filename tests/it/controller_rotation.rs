@@ -316,7 +316,39 @@ fn a_gated_environment_holds_the_rollout_until_an_owner_approves() {
     assert!(o.status.success(), "{}", bin::stderr(&o));
     stays(&c, &ns, &["web"], &[g0], 3, "after approving another hash");
 
-    s.step("the owner approves that hash: one rollout, recorded");
+    s.step("newer content while held: announced again, with its own hash");
+    c.create(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": ns, "annotations": {"ksec.io/watch": "true"}},
+        "stringData": {"password": "CANARY-gate-3"}}));
+    let hash_of = |note: &str| {
+        note.split("--hash ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .map(str::to_string)
+    };
+    let mut newer = None;
+    c.wait_for("a second AwaitingApproval event", 60, || {
+        newer = secret_events(&c, &ns, "db")
+            .into_iter()
+            .filter(|(r, _)| r == "AwaitingApproval")
+            .filter_map(|(_, n)| hash_of(&n))
+            .find(|h| *h != hash);
+        newer.is_some()
+    });
+    let newer = newer.unwrap();
+    let o = approve_as(&approver, &ns, &hash);
+    assert!(o.status.success(), "{}", bin::stderr(&o));
+    stays(
+        &c,
+        &ns,
+        &["web"],
+        &[g0],
+        3,
+        "after approving the superseded hash",
+    );
+    let hash = newer;
+
+    s.step("the owner approves the current hash: one rollout, recorded");
     let o = approve_as(&approver, &ns, &hash);
     assert!(o.status.success(), "{}", bin::stderr(&o));
     c.wait_for("the approved rollout", 60, || {

@@ -27,7 +27,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::cluster::apply::{ApplyOptions, SecretResult};
-use crate::cluster::approval::Awaiting;
 use crate::cluster::diff::{self, KeyDiff};
 use crate::cluster::verify::Outcome;
 use crate::cluster::{self, LABEL_MANAGED_BY, MANAGED_BY_VALUE};
@@ -83,6 +82,9 @@ pub fn watched_because(s: &Secret, selected: bool) -> Option<&'static str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     uid: String,
+    /// Of the last write seen: events name it, so kube's event cache does
+    /// not fold a later rotation's event into an earlier one's.
+    resource_version: Option<String>,
     hash: String,
     digests: BTreeMap<String, [u8; 32]>,
 }
@@ -103,6 +105,8 @@ pub struct Tracker {
     pending: BTreeMap<Key, Pending>,
     /// Keys seen since the last re-list started (to drop the vanished).
     relisted: Option<Vec<Key>>,
+    /// The hash each held Secret's AwaitingApproval event named.
+    announced: HashMap<Key, String>,
 }
 
 /// The hash stamped on consumers' templates. The salt is the Secret's uid:
@@ -130,15 +134,20 @@ impl Tracker {
             .map(|(k, v)| (k.clone(), Sha256::digest(v).into()))
             .collect();
         drop(data);
-        let before = self.seen.get(&key);
-        if before.is_some_and(|b| b.hash == hash) {
+        let rv = s.metadata.resource_version.clone();
+        if let Some(b) = self.seen.get_mut(&key)
+            && b.hash == hash
+        {
+            b.resource_version = rv;
             return false; // metadata-only change, resync or re-list
         }
+        let before = self.seen.get(&key);
         let keys = before.map(|b| digest_diff(&b.digests, &digests));
         self.seen.insert(
             key.clone(),
             Seen {
                 uid,
+                resource_version: rv,
                 hash: hash.clone(),
                 digests,
             },
@@ -159,6 +168,22 @@ impl Tracker {
         let key = (ns.to_string(), name.to_string());
         self.seen.remove(&key);
         self.pending.remove(&key);
+        self.announced.remove(&key);
+    }
+
+    /// Whether a held change of `hash` still needs its AwaitingApproval
+    /// event (the first hold, or newer content held again).
+    pub fn announce(&mut self, key: &Key, hash: &str) -> bool {
+        if self.announced.get(key).map(String::as_str) == Some(hash) {
+            return false;
+        }
+        self.announced.insert(key.clone(), hash.to_string());
+        true
+    }
+
+    /// A held change went ahead (or is no longer held).
+    pub fn released(&mut self, key: &Key) -> bool {
+        self.announced.remove(key).is_some()
     }
 
     /// A re-list begins (watch restart, 410): what it does not list is gone.
@@ -199,10 +224,18 @@ impl Tracker {
         }
     }
 
-    pub fn uid(&self, ns: &str, name: &str) -> Option<String> {
-        self.seen
-            .get(&(ns.to_string(), name.to_string()))
-            .map(|s| s.uid.clone())
+    /// The watched Secret as an event's `regarding` (uid and resourceVersion of the last write seen).
+    pub fn reference(&self, ns: &str, name: &str) -> ObjectReference {
+        let seen = self.seen.get(&(ns.to_string(), name.to_string()));
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Secret".into()),
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            uid: seen.map(|s| s.uid.clone()),
+            resource_version: seen.and_then(|s| s.resource_version.clone()),
+            ..Default::default()
+        }
     }
 }
 
@@ -426,7 +459,8 @@ async fn record(
         .map(|a| (a.namespace.clone(), a.name.clone()))
         .collect();
     for a in &report.awaiting {
-        let first = ctx.metrics.awaiting_approval.get(&labels(a)).is_none();
+        let key = (a.namespace.clone(), a.name.clone());
+        let first = lock(tracker).announce(&key, &a.content_hash);
         ctx.metrics.set_awaiting(&a.namespace, &a.name, true);
         if first {
             tracing::info!(namespace = %a.namespace, secret = %a.name, hash = %a.content_hash, "rotation awaits approval");
@@ -438,27 +472,13 @@ async fn record(
         if held.contains(&(ns.clone(), name.clone())) {
             continue;
         }
-        let was_held = ctx
-            .metrics
-            .awaiting_approval
-            .get(&crate::controller::metrics::SecretLabels {
-                namespace: ns.clone(),
-                secret: name.clone(),
-            })
-            .is_some();
+        let was_held = lock(tracker).released(&(ns.clone(), name.clone()));
         ctx.metrics.set_awaiting(ns, name, false);
         if let Some(ev) = rollout_event(report, ns, name, p, was_held, ctx) {
             publish(ctx, tracker, ns, name, ev).await;
         }
     }
     held
-}
-
-fn labels(a: &Awaiting) -> crate::controller::metrics::SecretLabels {
-    crate::controller::metrics::SecretLabels {
-        namespace: a.namespace.clone(),
-        secret: a.name.clone(),
-    }
 }
 
 /// The event for one Secret's rollouts (none when nothing was rolled).
@@ -548,15 +568,7 @@ fn event(type_: EventType, reason: &str, note: String) -> Event {
 
 /// Publishes an event about the watched Secret.
 async fn publish(ctx: &Context, tracker: &Mutex<Tracker>, ns: &str, name: &str, ev: Event) {
-    let uid = lock(tracker).uid(ns, name);
-    let r = ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Secret".into()),
-        namespace: Some(ns.into()),
-        name: Some(name.into()),
-        uid,
-        ..Default::default()
-    };
+    let r = lock(tracker).reference(ns, name);
     if let Err(e) = ctx.recorder.publish(&ev, &r).await {
         tracing::warn!(namespace = ns, name, error = %e, "cannot publish event");
     }
@@ -644,6 +656,21 @@ mod tests {
         t.take();
         t.hold(again);
         assert!(t.take().is_empty(), "superseded by newer content");
+    }
+
+    #[test]
+    fn a_held_change_is_announced_once_per_hash() {
+        let mut t = Tracker::default();
+        let k = ("prod".to_string(), "db".to_string());
+        assert!(t.announce(&k, "h1"));
+        assert!(!t.announce(&k, "h1"), "polling again says nothing new");
+        assert!(t.announce(&k, "h2"), "newer content needs its own approval");
+        assert!(t.released(&k));
+        assert!(!t.released(&k));
+        assert!(
+            t.announce(&k, "h2"),
+            "held again after a release: announced again"
+        );
     }
 
     #[test]
