@@ -145,6 +145,11 @@ fn an_eso_rotation_rolls_exactly_its_consumers_once_and_nothing_else_does() {
         4,
         "after the burst",
     );
+    c.wait_for("the burst's own Rotated event, with both keys", 30, || {
+        secret_events(&c, &ns, "db")
+            .iter()
+            .any(|(r, n)| r == "Rotated" && n.contains("+user") && n.contains("~password"))
+    });
     let g2 = generations(&c, &ns, &deps);
 
     s.step("a controller restart (a full re-list) rolls nothing");
