@@ -137,11 +137,14 @@ pub fn run(a: &Args, _g: &GlobalArgs) -> Result<i32> {
         }),
     };
     let rt = runtime()?;
-    rt.block_on(ksec::controller::run(cfg))
-        .map_err(|e| match e {
-            ksec::controller::ControllerError::Config(m) => usage(m),
-            other => anyhow::Error::new(other),
-        })?;
+    let res = rt.block_on(ksec::controller::run(cfg));
+    // A rollout check still running on the blocking pool is abandoned, not
+    // awaited: the pod's grace period is shorter than a rollout timeout.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    res.map_err(|e| match e {
+        ksec::controller::ControllerError::Config(m) => usage(m),
+        other => anyhow::Error::new(other),
+    })?;
     Ok(0)
 }
 

@@ -15,18 +15,7 @@ fn failing_rollout_exits_1_and_rolls_back() {
     assert_eq!(repo.apply_json(id, &[db.to_str().unwrap()]).0, 0);
     c.deployment_using(&ns, "web", &[("db", "password")], 1);
     // FAKE kubelet: pods started for the new Secret content crash; the old ones run.
-    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, |p| {
-        let new = p
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("secret.ksec.io/db"));
-        if new {
-            Health::CrashLoop
-        } else {
-            Health::Ready
-        }
-    });
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, Health::crash_when_rolled_for("db"));
     c.wait_rolled_out(&ns, "web");
 
     repo.set(&db, "password", "CANARY-bad");
@@ -89,17 +78,7 @@ fn failing_rollout_without_rollback_is_reported_and_left() {
     let db = repo.secret("p/db.yaml", &ns, "db", &[("password", "CANARY-1")]);
     assert_eq!(repo.apply_json(id, &[db.to_str().unwrap()]).0, 0);
     c.deployment_using(&ns, "api", &[("db", "password")], 1);
-    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, |p| {
-        if p.metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("secret.ksec.io/db"))
-        {
-            Health::CrashLoop
-        } else {
-            Health::Ready
-        }
-    });
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, Health::crash_when_rolled_for("db"));
     c.wait_rolled_out(&ns, "api");
     repo.set(&db, "password", "CANARY-2");
     let o = repo.ksec("apply", id, &["--timeout", "30s", db.to_str().unwrap()]);

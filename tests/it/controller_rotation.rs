@@ -193,6 +193,29 @@ fn an_eso_rotation_rolls_exactly_its_consumers_once_and_nothing_else_does() {
     ] {
         assert!(!text.contains("CANARY"), "a value in the {what}:\n{text}");
     }
+
+    s.step("SIGTERM stops it (regression: the watch loop ignored it)");
+    let mut ctl = ctl;
+    let pid = ctl.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = ctl.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}\n{}", ctl.logs());
 }
 
 /// `recipients/prod.yaml` with an approval gate; owners are a group and the
@@ -206,6 +229,12 @@ fn gated_repo(c: &Cluster, ns: &str) -> Repo {
     ));
     std::fs::write(&p, text).unwrap();
     repo
+}
+
+/// The hash in the `ksec approve … --hash HASH` command a message names.
+fn hash_to_approve(message: &str) -> Option<String> {
+    let rest = message.split("--hash ").nth(1)?;
+    rest.split_whitespace().next().map(str::to_string)
 }
 
 /// `ksec approve` as the ServiceAccount behind `kubeconfig` (context `sa`).
@@ -302,12 +331,7 @@ fn a_gated_environment_holds_the_rollout_until_an_owner_approves() {
         note.contains("@secret-approvers") && note.contains("~password"),
         "{note}"
     );
-    let hash = note
-        .split("--hash ")
-        .nth(1)
-        .and_then(|t| t.split_whitespace().next())
-        .expect("the hash to approve")
-        .to_string();
+    let hash = hash_to_approve(&note).expect("the hash to approve");
     stays(&c, &ns, &["web"], &[g0], 3, "before approval");
 
     s.step("someone without the approver Role is refused by the authorizer");
@@ -325,18 +349,12 @@ fn a_gated_environment_holds_the_rollout_until_an_owner_approves() {
     c.create(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "db", "namespace": ns, "annotations": {"ksec.io/watch": "true"}},
         "stringData": {"password": "CANARY-gate-3"}}));
-    let hash_of = |note: &str| {
-        note.split("--hash ")
-            .nth(1)
-            .and_then(|t| t.split_whitespace().next())
-            .map(str::to_string)
-    };
     let mut newer = None;
     c.wait_for("a second AwaitingApproval event", 60, || {
         newer = secret_events(&c, &ns, "db")
             .into_iter()
             .filter(|(r, _)| r == "AwaitingApproval")
-            .filter_map(|(_, n)| hash_of(&n))
+            .filter_map(|(_, n)| hash_to_approve(&n))
             .find(|h| *h != hash);
         newer.is_some()
     });
@@ -462,18 +480,7 @@ fn a_rotation_whose_pods_crash_is_reported_and_rolled_back() {
     c.create(secret("CANARY-rb-1"));
     c.deployment_using(&ns, "web", &[("db", "password")], 1);
     // FAKE kubelet: pods started for a new content hash crash; the old ones run.
-    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, |p| {
-        let rolled = p
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("secret.ksec.io/db"));
-        if rolled {
-            Health::CrashLoop
-        } else {
-            Health::Ready
-        }
-    });
+    let _kubelet = FakeKubelet::start(&c.kubeconfig, &ns, Health::crash_when_rolled_for("db"));
     c.wait_rolled_out(&ns, "web");
     let args = [
         "--watch-secrets=rotation=on",
@@ -557,12 +564,7 @@ fn an_encryptedsecret_in_a_gated_environment_waits_for_its_approval() {
         msg.contains("@secret-approvers") && msg.contains("~password"),
         "{msg}"
     );
-    let hash = msg
-        .split("--hash ")
-        .nth(1)
-        .and_then(|t| t.split_whitespace().next())
-        .expect("the hash to approve")
-        .to_string();
+    let hash = hash_to_approve(&msg).expect("the hash to approve");
 
     s.step("approved: the next retry writes it");
     let o = bin::run(

@@ -260,7 +260,8 @@ fn merge(into: &mut KeyDiff, more: KeyDiff) {
     }
 }
 
-/// Watches every scope and rolls consumers of changed watched Secrets until shutdown.
+/// Watches every scope and rolls consumers of changed watched Secrets until
+/// SIGTERM (a rollout being verified is left to the workload's controller).
 pub async fn run(cfg: WatchConfig, ctx: Arc<Context>, scopes: Vec<Option<String>>) {
     let tracker = Arc::new(Mutex::new(Tracker::default()));
     let wake = Arc::new(Notify::new());
@@ -279,14 +280,21 @@ pub async fn run(cfg: WatchConfig, ctx: Arc<Context>, scopes: Vec<Option<String>
         );
         tokio::spawn(w);
     }
+    let shutdown = crate::controller::shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
-        wake.notified().await;
-        settle(&wake, cfg.debounce).await;
+        tokio::select! {
+            _ = async { wake.notified().await; settle(&wake, cfg.debounce).await } => {}
+            _ = &mut shutdown => break,
+        }
         let batch = lock(&tracker).take();
         if batch.is_empty() {
             continue;
         }
-        let held = roll_batch(&cfg, &ctx, &tracker, batch).await;
+        let held = tokio::select! {
+            held = roll_batch(&cfg, &ctx, &tracker, batch) => held,
+            _ = &mut shutdown => break,
+        };
         if !held.is_empty() {
             lock(&tracker).hold(held);
             let wake = wake.clone();

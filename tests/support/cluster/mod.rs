@@ -277,6 +277,26 @@ pub enum Health {
     CrashLoop,
 }
 
+impl Health {
+    /// Pods started by a ksec rollout for `secret` (their template carries
+    /// its content hash) crash; the others run: a bad new value.
+    pub fn crash_when_rolled_for(secret: &str) -> impl Fn(&Pod) -> Health + Send + 'static {
+        let key = format!("secret.ksec.io/{secret}");
+        move |p: &Pod| {
+            let rolled = p
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(&key));
+            if rolled {
+                Health::CrashLoop
+            } else {
+                Health::Ready
+            }
+        }
+    }
+}
+
 /// FAKE: plays the kubelet, which this test cluster does not run. Every
 /// 100 ms it patches the status of the namespace's pods — Running and Ready,
 /// or a container stuck in CrashLoopBackOff — as `health` decides. It writes
