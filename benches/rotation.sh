@@ -17,6 +17,7 @@
 #
 #   CARGO_TARGET_DIR=/tmp/ksec-rel cargo build --release --bin ksec
 #   KSEC=/tmp/ksec-rel/release/ksec benches/rotation.sh [N] [NS] [ROTATE]
+# (LOG=FILE keeps the controller's log; RUST_LOG sets its level.)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-1000}
@@ -30,7 +31,8 @@ WORK=$(mktemp -d)
 KUBE=$(mktemp -d)
 CTL_PID=""
 cleanup() {
-  [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null && wait "$CTL_PID" 2>/dev/null
+  if [ -n "$CTL_PID" ]; then kill "$CTL_PID" 2>/dev/null; wait "$CTL_PID" 2>/dev/null || true; fi
+  [ -n "${LOG:-}" ] && cp "$WORK/controller.log" "$LOG" 2>/dev/null
   "$ROOT/scripts/kube-down.sh" "$KUBE"
   rm -rf "$WORK"
 }
@@ -80,6 +82,13 @@ put() { objects "$1" "$2" > "$WORK/$1.json"; k apply --server-side --force-confl
 put namespaces 0
 put secrets 0
 put deployments 0
+# The controller manager writes a ReplicaSet and a status per Deployment at
+# its client rate (kube-api-qps 20 by default): both measurements start once
+# it has caught up, so neither pays for the setup.
+settled() {
+  k get deploy -A -o json | python3 -c 'import json,sys; d=json.load(sys.stdin)["items"]; print(sum(1 for x in d if x.get("status",{}).get("observedGeneration",0) >= x["metadata"]["generation"]))'
+}
+until [ "$(settled)" -ge "$N" ]; do sleep 1; done
 
 requests() { # total API requests so far (and per verb+resource on stderr)
   curl -s --cacert "$KUBE/certs/apiserver.crt" -H "Authorization: Bearer admin-token" "$API/metrics" |
@@ -87,7 +96,7 @@ requests() { # total API requests so far (and per verb+resource on stderr)
 }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn "$KSEC" controller --kubeconfig "$KC" --env bench --recipients-dir "$WORK/recipients" \
+RUST_LOG=${RUST_LOG:-warn} "$KSEC" controller --kubeconfig "$KC" --env bench --recipients-dir "$WORK/recipients" \
   --identity "$WORK/key.txt" --metrics-addr "127.0.0.1:$PORT" --rollout-timeout 120s \
   --watch-secrets --watch-debounce 2s --eso-interval 0 >"$WORK/controller.log" 2>&1 &
 CTL_PID=$!
@@ -115,7 +124,8 @@ ROLLED=$(k get deploy -A -o json | python3 -c 'import json,sys; d=json.load(sys.
 sleep 5
 EXTRA=$(metric 'ksec_controller_rotation_rollouts_total{')
 
-# (ii) the runbook's loop over the same Deployments.
+# (ii) the runbook's loop over the same Deployments, once all have settled.
+until [ "$(settled)" -ge "$N" ]; do sleep 1; done
 s=$(now)
 for ((i = 0; i < ROTATE; i++)); do
   k -n "$(printf 'rot-%03d' $((i % NS)))" rollout restart "deploy/d$i" >/dev/null

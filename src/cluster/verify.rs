@@ -41,6 +41,9 @@ pub struct Progress {
     pub done: bool,
     /// Will not finish by waiting (deadline exceeded, OnDelete).
     pub fatal: Option<String>,
+    /// Pods of the new generation may exist (it is observed and has updated
+    /// replicas): only then can a pod be failing on the new value.
+    pub new_pods: bool,
     pub selector: Option<LabelSelector>,
     pub what: String,
 }
@@ -63,6 +66,7 @@ pub fn deployment_progress(d: &Deployment, want_gen: i64) -> Progress {
     Progress {
         done: observed && updated >= want && total == updated && avail >= want,
         fatal,
+        new_pods: observed && updated > 0,
         selector: Some(spec.selector),
         what: format!(
             "{updated}/{want} updated, {avail} available, {} old",
@@ -94,6 +98,7 @@ pub fn statefulset_progress(s: &StatefulSet, want_gen: i64) -> Progress {
     Progress {
         done: observed && updated >= want && ready >= want && (same_rev || want == 0),
         fatal,
+        new_pods: observed && updated > 0,
         selector: Some(spec.selector),
         what: format!("{updated}/{want} updated, {ready} ready"),
     }
@@ -115,6 +120,7 @@ pub fn daemonset_progress(d: &DaemonSet, want_gen: i64) -> Progress {
     Progress {
         done: observed && updated >= want && avail >= want,
         fatal,
+        new_pods: observed && updated > 0,
         selector: Some(spec.selector),
         what: format!("{updated}/{want} updated, {avail} available"),
     }
@@ -220,29 +226,33 @@ fn transient(e: &ClusterError) -> bool {
     }
 }
 
-/// Polls until the rollout is verified, fails, or `deadline` passes.
+/// Polls until the rollout is verified, fails, or `deadline` passes. The
+/// interval grows from `poll` to four times it while nothing changes, and
+/// pods are listed only once new ones may exist (hundreds of rollouts at
+/// once must not crowd the API server the workload controllers need).
 pub async fn wait(
     client: &kube::Client,
     r: &Restart,
     deadline: Instant,
     poll: Duration,
 ) -> Result<Outcome, ClusterError> {
+    let mut delay = poll;
     loop {
         // An API server that is briefly away (restart, overload) does not
         // fail the rollout: keep polling until the deadline.
         let step = async {
             let p = progress(client, r).await?;
             let pods = match (&p.fatal, &p.selector) {
-                (None, Some(sel)) => pods_state(client, r, sel).await?,
+                (None, Some(sel)) if p.done || p.new_pods => pods_state(client, r, sel).await?,
                 _ => (0, None),
             };
             Ok::<_, ClusterError>((p, pods))
         };
         let (p, (old, fatal)) = match step.await {
             Ok(x) => x,
-            Err(e) if transient(&e) && Instant::now() + poll <= deadline => {
+            Err(e) if transient(&e) && Instant::now() + delay <= deadline => {
                 tracing::debug!(error = %e, "rollout check: API server unavailable; retrying");
-                tokio::time::sleep(poll).await;
+                tokio::time::sleep(delay).await;
                 continue;
             }
             Err(e) => return Err(e),
@@ -256,7 +266,7 @@ pub async fn wait(
         if p.done && old == 0 {
             return Ok(Outcome::Verified);
         }
-        if Instant::now() + poll > deadline {
+        if Instant::now() + delay > deadline {
             return Ok(Outcome::TimedOut(format!(
                 "rollout not complete: {}{}",
                 p.what,
@@ -267,6 +277,7 @@ pub async fn wait(
                 }
             )));
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(delay).await;
+        delay = (delay * 3 / 2).min(poll * 4);
     }
 }

@@ -433,6 +433,7 @@ async fn roll_batch(
         ..Default::default()
     };
     let client = ctx.client.clone();
+    let started = std::time::Instant::now();
     let report =
         off_thread(move || async move { cluster::apply::roll(&client, changed, &opts).await })
             .await;
@@ -447,6 +448,14 @@ async fn roll_batch(
             return batch;
         }
     };
+    tracing::info!(
+        secrets = batch.len(),
+        rolled = report.restarted.len(),
+        verified = report.verified.len(),
+        held = report.awaiting.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "watched Secrets: batch done"
+    );
     let held = record(ctx, tracker, &batch, &report).await;
     batch
         .into_iter()
