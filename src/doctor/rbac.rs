@@ -175,3 +175,43 @@ pub fn wildcard_finding(r: &RoleDecl, dir: Option<&RecipientsDir>) -> Option<Fin
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipients::env::parse_env;
+
+    #[test]
+    fn owners_become_subjects_of_the_approver_role_in_each_namespace() {
+        let key = age::x25519::Identity::generate().to_public().to_string();
+        let text = format!(
+            "namespaces: [prod, \"prod-*\"]\nage: [{key}]\nowners: [\"@sec\", \"group:ops\", \"system:serviceaccount:ci:approver\", \"alice@example.com\"]\nrotation: {{approval: required}}\n"
+        );
+        let env = parse_env(
+            std::path::Path::new("recipients/prod.yaml"),
+            text.as_bytes(),
+        )
+        .unwrap();
+        let dir = RecipientsDir {
+            dir: "recipients".into(),
+            root: ".".into(),
+            envs: vec![env],
+        };
+        let objs = approvers(&dir, &Inventory::default());
+        // Only the literal namespace without manifests naming a prod-* one.
+        assert_eq!(objs.len(), 2, "{objs:#?}");
+        assert_eq!(objs[0]["metadata"]["namespace"], "prod");
+        assert_eq!(objs[0]["rules"][0]["resources"][0], "secretapprovals");
+        let subjects = &objs[1]["subjects"];
+        assert_eq!(
+            subjects[0],
+            json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "sec"})
+        );
+        assert_eq!(subjects[1]["name"], "ops");
+        assert_eq!(
+            subjects[2],
+            json!({"kind": "ServiceAccount", "name": "approver", "namespace": "ci"})
+        );
+        assert_eq!(subjects[3]["kind"], "User");
+    }
+}

@@ -138,3 +138,35 @@ A changed value reaches no pod of `{e}` before an owner approves that exact cont
 "#
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipients::env::parse_env;
+
+    fn env(extra: &str) -> Environment {
+        let key = age::x25519::Identity::generate().to_public().to_string();
+        let text = format!("namespaces: [prod]\nage: [{key}]\nowners: [\"@sec\"]\n{extra}");
+        parse_env(
+            std::path::Path::new("recipients/prod.yaml"),
+            text.as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_gated_environment_gets_the_approval_path() {
+        let gated = markdown(
+            &env("rotation: {approval: required}\n"),
+            &Inventory::default(),
+        );
+        assert!(gated.contains("## Approval gate"), "{gated}");
+        assert!(
+            gated.contains("ksec approve -n NS NAME --hash HASH"),
+            "{gated}"
+        );
+        assert!(gated.contains("exits **3**"), "{gated}");
+        let open = markdown(&env(""), &Inventory::default());
+        assert!(!open.contains("Approval gate"), "{open}");
+    }
+}

@@ -193,6 +193,10 @@ fn an_eso_rotation_rolls_exactly_its_consumers_once_and_nothing_else_does() {
     ] {
         assert!(!text.contains("CANARY"), "a value in the {what}:\n{text}");
     }
+    // The hash salt (the Secret's uid) stays with the Secret: not in events.
+    let uid = c.secret(&ns, "db").unwrap().metadata.uid.unwrap();
+    let all_events = serde_json::to_string(&c.events(&ns)).unwrap();
+    assert!(!all_events.contains(&uid), "the salt in an event");
 
     s.step("SIGTERM stops it (regression: the watch loop ignored it)");
     let mut ctl = ctl;

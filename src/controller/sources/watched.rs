@@ -81,7 +81,6 @@ pub fn watched_because(s: &Secret, selected: bool) -> Option<&'static str> {
 /// What the handler remembers of one watched Secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
-    uid: String,
     /// Of the last write seen: events name it, so kube's event cache does
     /// not fold a later rotation's event into an earlier one's.
     resource_version: Option<String>,
@@ -110,7 +109,8 @@ pub struct Tracker {
 }
 
 /// The hash stamped on consumers' templates. The salt is the Secret's uid:
-/// on the Secret only, so readers of Deployments cannot test guesses.
+/// readable only with the Secret (ksec's events leave it out), so readers
+/// of Deployments cannot test guesses of a low-entropy value.
 fn content_hash(uid: &str, data: &BTreeMap<String, Vec<u8>>) -> String {
     diff::content_hash(uid, data)
 }
@@ -146,7 +146,6 @@ impl Tracker {
         self.seen.insert(
             key.clone(),
             Seen {
-                uid,
                 resource_version: rv,
                 hash: hash.clone(),
                 digests,
@@ -224,7 +223,9 @@ impl Tracker {
         }
     }
 
-    /// The watched Secret as an event's `regarding` (uid and resourceVersion of the last write seen).
+    /// The watched Secret as an event's `regarding`: its resourceVersion,
+    /// never its uid (the hash salt: events are readable by many who may not
+    /// read Secrets).
     pub fn reference(&self, ns: &str, name: &str) -> ObjectReference {
         let seen = self.seen.get(&(ns.to_string(), name.to_string()));
         ObjectReference {
@@ -232,7 +233,6 @@ impl Tracker {
             kind: Some("Secret".into()),
             namespace: Some(ns.into()),
             name: Some(name.into()),
-            uid: seen.map(|s| s.uid.clone()),
             resource_version: seen.and_then(|s| s.resource_version.clone()),
             ..Default::default()
         }
