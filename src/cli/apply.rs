@@ -169,7 +169,7 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
             inventory_id: a.inventory_id.clone(),
             prune_scope: scope,
             concurrency: a.cluster.concurrency as usize,
-            approval: approval.clone(),
+            approval: Some(approval.clone()),
             ..Default::default()
         };
         cluster::apply(&client, loaded, &opts)
@@ -217,9 +217,9 @@ fn report_ok_but_awaiting(r: &Report) -> bool {
     .ok()
 }
 
-/// The environments that gate rotations: `--recipients-dir`, else the
-/// `recipients/` found above the first path.
-fn approval_gate(paths: &[PathBuf], c: &ClusterArgs) -> Result<Option<cluster::approval::Gate>> {
+/// What gates rotations: `--recipients-dir` (else the `recipients/` found
+/// above the first path) and the namespaces' `ksec.io/rotation-approval` label.
+fn approval_gate(paths: &[PathBuf], c: &ClusterArgs) -> Result<cluster::approval::Gate> {
     let dir = match &c.source.scope.recipients.recipients_dir {
         Some(d) => Some(RecipientsDir::load(d)?),
         None => paths
@@ -228,7 +228,7 @@ fn approval_gate(paths: &[PathBuf], c: &ClusterArgs) -> Result<Option<cluster::a
             .transpose()?
             .flatten(),
     };
-    Ok(dir.as_ref().and_then(cluster::approval::Gate::new))
+    Ok(cluster::approval::Gate::new(dir.as_ref(), true))
 }
 
 /// Polls until every awaited (Secret, hash) is approved (`true`) or `limit` passes.

@@ -372,7 +372,13 @@ async fn gate_rollouts(
                 .iter()
                 .map(|s| (r.consumer.namespace.as_str(), s.as_str()))
         })
-        .filter(|(ns, _)| gate.approvers(ns).is_some())
+        .collect();
+    let approvers = gate
+        .approvers(client, rolling.iter().map(|(ns, _)| *ns))
+        .await;
+    let rolling: BTreeSet<(&str, &str)> = rolling
+        .into_iter()
+        .filter(|(ns, _)| approvers.contains_key(*ns))
         .collect();
     let approved = approval::approved_in(client, rolling.iter().map(|(ns, _)| *ns)).await?;
     let held: Vec<&SecretResult> = changed
@@ -403,7 +409,7 @@ async fn gate_rollouts(
             name: s.name.clone(),
             content_hash: s.content_hash.clone(),
             keys: s.keys.clone(),
-            approvers: gate.approvers(&s.namespace).expect("gated above"),
+            approvers: approvers[&s.namespace].clone(),
         })
         .collect())
 }
@@ -420,26 +426,27 @@ async fn hold_unapproved(
     let Some(gate) = &opts.approval else {
         return Ok((secrets, live, Vec::new()));
     };
-    let change = |s: &DesiredSecret, l: &Option<Secret>| -> Option<(String, KeyDiff)> {
-        let l = l.as_ref()?;
-        gate.approvers(&s.namespace)?;
-        let keys = diff::key_diff(&diff::live_data(l), &s.data);
-        (!keys.is_empty()).then(|| (diff::content_hash(&salt_of(Some(l)), &s.data), keys))
-    };
+    // Content changes of existing Secrets, then which of their namespaces are gated.
     let changes: Vec<Option<(String, KeyDiff)>> = secrets
         .iter()
         .zip(&live)
-        .map(|(s, l)| change(s, l))
+        .map(|(s, l)| {
+            let l = l.as_ref()?;
+            let keys = diff::key_diff(&diff::live_data(l), &s.data);
+            (!keys.is_empty()).then(|| (diff::content_hash(&salt_of(Some(l)), &s.data), keys))
+        })
         .collect();
-    let namespaces = secrets
+    let changed_ns = secrets
         .iter()
         .zip(&changes)
         .filter(|(_, c)| c.is_some())
         .map(|(s, _)| s.namespace.as_str());
-    let approved = approval::approved_in(client, namespaces).await?;
+    let approvers = gate.approvers(client, changed_ns).await;
+    let approved = approval::approved_in(client, approvers.keys().map(String::as_str)).await?;
     let (mut keep, mut keep_live, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for ((s, l), c) in secrets.into_iter().zip(live).zip(changes) {
-        let Some((hash, keys)) = c else {
+        let gated = approvers.get(&s.namespace);
+        let (Some((hash, keys)), Some(who)) = (c, gated) else {
             keep.push(s);
             keep_live.push(l);
             continue;
@@ -453,7 +460,7 @@ async fn hold_unapproved(
             keep_live.push(l);
         } else {
             held.push(Awaiting {
-                approvers: gate.approvers(&s.namespace).expect("gated above"),
+                approvers: who.clone(),
                 namespace: s.namespace,
                 name: s.name,
                 content_hash: hash,

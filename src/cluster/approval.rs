@@ -54,7 +54,11 @@ pub struct Approvers {
 impl std::fmt::Display for Approvers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.owners.is_empty() {
-            write!(f, "the owners of environment {} (none named)", self.env)
+            write!(
+                f,
+                "the holders of Role ksec-secret-approver ({} names no owners)",
+                self.env
+            )
         } else {
             write!(f, "{} (environment {})", self.owners.join(", "), self.env)
         }
@@ -101,34 +105,47 @@ impl Awaiting {
     }
 }
 
-/// Which namespaces need approvals: those of environments that say so.
-#[derive(Clone)]
+/// On a Namespace, `required` gates rotations there whatever the
+/// repository's `recipients/` says: a writer of the repository cannot drop
+/// it in the same commit as a new value (Pod Security Admission's idea).
+pub const LABEL_NAMESPACE_GATE: &str = "ksec.io/rotation-approval";
+
+/// Which namespaces need approvals: those of environments that say so
+/// (`rotation: {approval: required}`) and those labelled
+/// [`LABEL_NAMESPACE_GATE`]`=required`.
+#[derive(Clone, Default)]
 pub struct Gate {
-    dir: Arc<RecipientsDir>,
+    dir: Option<Arc<RecipientsDir>>,
+    /// Set once the caller was refused `get` on namespaces: the label is
+    /// not read again (a namespaced install cannot be granted it).
+    no_label_access: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("dir", &self.dir.dir).finish()
+        f.debug_struct("Gate")
+            .field("dir", &self.dir.as_ref().map(|d| &d.dir))
+            .finish()
     }
 }
 
 impl Gate {
-    /// `None` when no environment asks for approvals (nothing to check).
-    pub fn new(dir: &RecipientsDir) -> Option<Gate> {
-        dir.envs
-            .iter()
-            .any(|e| e.approval_required())
-            .then(|| Gate {
-                dir: Arc::new(dir.clone()),
-            })
+    /// `read_labels`: also read the namespaces' [`LABEL_NAMESPACE_GATE`]
+    /// (needs `get` on namespaces, which a namespaced install cannot have).
+    pub fn new(dir: Option<&RecipientsDir>, read_labels: bool) -> Gate {
+        Gate {
+            dir: dir.map(|d| Arc::new(d.clone())),
+            no_label_access: Arc::new((!read_labels).into()),
+        }
     }
 
-    /// The approvers of `ns`, when its environment requires approval. A
-    /// namespace claimed by two environments is gated if either gates it.
-    pub fn approvers(&self, ns: &str) -> Option<Approvers> {
+    /// The approvers `recipients/` names for `ns`, when its environment
+    /// requires approval. A namespace claimed by two environments is gated
+    /// if either gates it.
+    fn declared(&self, ns: &str) -> Option<Approvers> {
         let env = self
             .dir
+            .as_ref()?
             .envs
             .iter()
             .find(|e| e.approval_required() && e.owns_namespace(ns))?;
@@ -136,6 +153,69 @@ impl Gate {
             env: env.name.clone(),
             owners: env.owners.clone(),
         })
+    }
+
+    /// The owners `recipients/` names for `ns` (gated or not).
+    fn owners(&self, ns: &str) -> Approvers {
+        let env = self
+            .dir
+            .as_ref()
+            .and_then(|d| d.envs.iter().find(|e| e.owns_namespace(ns)));
+        Approvers {
+            env: env.map_or_else(|| format!("namespace {ns}"), |e| e.name.clone()),
+            owners: env.map(|e| e.owners.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Who must approve rotations in each of `namespaces` (absent: not
+    /// gated). The namespace label is read with the caller's credentials; a
+    /// caller that may not read Namespaces gets the repository's word only,
+    /// and a warning.
+    pub async fn approvers<'a>(
+        &self,
+        client: &kube::Client,
+        namespaces: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, Approvers> {
+        let mut out = BTreeMap::new();
+        let unique: BTreeSet<&str> = namespaces.into_iter().collect();
+        for ns in unique {
+            let gated = match self.declared(ns) {
+                Some(a) => Some(a),
+                None => self.labelled(client, ns).await.then(|| self.owners(ns)),
+            };
+            if let Some(a) = gated {
+                out.insert(ns.to_string(), a);
+            }
+        }
+        out
+    }
+}
+
+impl Gate {
+    /// Does Namespace `ns` carry [`LABEL_NAMESPACE_GATE`]`=required`?
+    async fn labelled(&self, client: &kube::Client, ns: &str) -> bool {
+        use k8s_openapi::api::core::v1::Namespace;
+        use std::sync::atomic::Ordering;
+        if self.no_label_access.load(Ordering::Relaxed) {
+            return false;
+        }
+        match Api::<Namespace>::all(client.clone()).get_opt(ns).await {
+            Ok(n) => n
+                .and_then(|n| n.metadata.labels)
+                .and_then(|l| l.get(LABEL_NAMESPACE_GATE).cloned())
+                .is_some_and(|v| v == "required"),
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                self.no_label_access.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    "this identity may not get namespaces: the {LABEL_NAMESPACE_GATE} label is not read, recipients/ alone decides which rotations need approval"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(namespace = ns, error = %e, "cannot read the namespace's {LABEL_NAMESPACE_GATE} label; recipients/ alone decides this time");
+                false
+            }
+        }
     }
 }
 

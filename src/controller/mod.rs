@@ -196,9 +196,12 @@ fn build_scope(
         }
         None => None,
     };
-    let approval = recipients
-        .as_ref()
-        .and_then(crate::cluster::approval::Gate::new);
+    // Cluster-wide, the ClusterRole may read Namespaces (their gate label);
+    // a namespaced install's Role cannot.
+    let approval = Some(crate::cluster::approval::Gate::new(
+        recipients.as_ref(),
+        cfg.namespaces.is_empty(),
+    ));
     let namespaces = cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>();
     let boundary = Boundary::new(recipients, cfg.env.clone(), namespaces).map_err(|e| match e {
         ScopeError::EnvWithoutRecipients => ControllerError::Config(

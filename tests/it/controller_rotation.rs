@@ -584,3 +584,50 @@ fn an_encryptedsecret_in_a_gated_environment_waits_for_its_approval() {
     wait_condition(&c, &ns, "db", "Ready", ("True", "Synced"));
     assert!(!ctl.logs().contains("CANARY") && !msg.contains("CANARY"));
 }
+
+/// The repository cannot drop the gate: a Namespace labelled
+/// `ksec.io/rotation-approval=required` holds changes although its
+/// environment's recipients file says nothing of approval.
+#[test]
+fn a_namespace_label_gates_rotations_whatever_the_repository_says() {
+    let s = Scenario::new("a_namespace_label_gates_rotations_whatever_the_repository_says");
+    let Some(c) = cluster() else { return };
+    install_crd(&c);
+    let repo = Repo::new(&c); // recipients/prod.yaml: no rotation policy
+    let ns = c.namespace("prod", "nslabel");
+    c.create(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {"ksec.io/rotation-approval": "required"}}}));
+    let f = repo.secret(
+        "clusters/prod/db.yaml",
+        &ns,
+        "db",
+        &[("password", "CANARY-nl-1")],
+    );
+    let keys = repo.keys_file();
+    let file = f.to_str().unwrap();
+    assert_eq!(repo.apply_json(&keys, &[file]).0, 0, "a new Secret");
+
+    s.step("a change is held by the label alone");
+    repo.set(&f, "password", "CANARY-nl-2");
+    let (code, report, err) = repo.apply_json(&keys, &[file]);
+    assert_eq!(code, 3, "{err}\n{report}");
+    // recipients/ names no owners for prod: the approvers' Role decides.
+    assert_eq!(
+        report["awaiting"][0]["approvers"],
+        json!({"env": "prod", "owners": []}),
+        "{report}"
+    );
+    assert_eq!(c.secret_data(&ns, "db")["password"], "CANARY-nl-1");
+
+    s.step("approved, it goes through");
+    let hash = report["awaiting"][0]["contentHash"].as_str().unwrap();
+    let o = bin::run(
+        bin::ksec()
+            .args(["approve", "--kubeconfig"])
+            .arg(&c.kubeconfig)
+            .args(["-n", &ns, "db", "--hash", hash]),
+    );
+    assert!(o.status.success(), "{}", bin::stderr(&o));
+    assert_eq!(repo.apply_json(&keys, &[file]).0, 0);
+    assert_eq!(c.secret_data(&ns, "db")["password"], "CANARY-nl-2");
+}
