@@ -206,7 +206,7 @@ impl Gate {
                 .is_some_and(|v| v == "required"),
             Err(kube::Error::Api(e)) if e.code == 403 => {
                 self.no_label_access.store(true, Ordering::Relaxed);
-                tracing::info!(
+                tracing::warn!(
                     "this identity may not get namespaces: the {LABEL_NAMESPACE_GATE} label is not read, recipients/ alone decides which rotations need approval"
                 );
                 false
