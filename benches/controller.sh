@@ -13,29 +13,15 @@
 #   CARGO_TARGET_DIR=/tmp/ksec-rel cargo build --release
 #   KSEC=/tmp/ksec-rel/release/ksec benches/controller.sh [N] [NS] [ROUNDS]
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-1000}
 NS=${2:-100}
 ROUNDS=${3:-20}
 KSEC=${KSEC:-/tmp/ksec-rel/release/ksec}
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
-for b in "$KSEC" "$KUBECTL"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
-
-WORK=$(mktemp -d)
+# shellcheck source=benches/control-plane.sh
+. "$(dirname "$0")/control-plane.sh"
 PLAIN=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
-KUBE=$(mktemp -d)
-CTL_PID=""
-cleanup() {
-  [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null && wait "$CTL_PID" 2>/dev/null
-  "$ROOT/scripts/kube-down.sh" "$KUBE"
-  rm -rf "$WORK" "$PLAIN"
-}
-trap cleanup EXIT
-eval "$("$ROOT/scripts/kube-up.sh" "$KUBE")"
-KC=$KSEC_TEST_KUBECONFIG
-k() { "$KUBECTL" --kubeconfig "$KC" "$@"; }
-API=$(sed -n 's#.*server: \(https://[^ ]*\).*#\1#p' "$KC")
-now() { date +%s.%N; }
+CLEAN+=("$PLAIN")
 
 mkdir -p "$WORK/repo/.git" "$WORK/repo/recipients" "$WORK/repo/src"
 age-keygen -o "$WORK/key.txt" 2>/dev/null

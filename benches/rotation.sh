@@ -19,29 +19,13 @@
 #   KSEC=/tmp/ksec-rel/release/ksec benches/rotation.sh [N] [NS] [ROTATE]
 # (LOG=FILE keeps the controller's log; RUST_LOG sets its level.)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-1000}
 NS=${2:-100}
 ROTATE=${3:-200}
 KSEC=${KSEC:-/tmp/ksec-rel/release/ksec}
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
-for b in "$KSEC" "$KUBECTL"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
-
-WORK=$(mktemp -d)
-KUBE=$(mktemp -d)
-CTL_PID=""
-cleanup() {
-  if [ -n "$CTL_PID" ]; then kill "$CTL_PID" 2>/dev/null; wait "$CTL_PID" 2>/dev/null || true; fi
-  [ -n "${LOG:-}" ] && cp "$WORK/controller.log" "$LOG" 2>/dev/null
-  "$ROOT/scripts/kube-down.sh" "$KUBE"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-eval "$("$ROOT/scripts/kube-up.sh" "$KUBE")"
-KC=$KSEC_TEST_KUBECONFIG
-k() { "$KUBECTL" --kubeconfig "$KC" "$@"; }
-API=$(sed -n 's#.*server: \(https://[^ ]*\).*#\1#p' "$KC")
-now() { date +%s.%N; }
+# shellcheck source=benches/control-plane.sh
+. "$(dirname "$0")/control-plane.sh"
 
 mkdir -p "$WORK/recipients"
 age-keygen -o "$WORK/key.txt" 2>/dev/null
@@ -90,7 +74,7 @@ settled() {
 }
 until [ "$(settled)" -ge "$N" ]; do sleep 1; done
 
-requests() { # total API requests so far (and per verb+resource on stderr)
+requests() { # API requests served so far, all clients
   curl -s --cacert "$KUBE/certs/apiserver.crt" -H "Authorization: Bearer admin-token" "$API/metrics" |
     awk -F'[{}]' '/^apiserver_request_total\{/ { t += $3 } END { print t }'
 }

@@ -1,7 +1,7 @@
 //! `ksec apply`: decrypt in memory, server-side apply, restart what changed,
 //! verify the rollout. The work is `ksec::cluster`; this file is flags and printing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::common::{self, ConnectArgs, GlobalArgs, IdentityArgs, OutputFormat, SourceArgs, usage};
 use ksec::cluster::verify::Outcome;
 use ksec::cluster::{self, ApplyOptions, Loaded, Report};
-use ksec::recipients::{Boundary, RecipientsDir};
+use ksec::recipients::Boundary;
 use ksec::source::SourceError;
 
 /// Where the cluster is and which Secrets this run may touch (shared with `ksec diff`).
@@ -134,14 +134,10 @@ fn prune_scope(
     if namespace.is_none() && env.is_none() {
         return Ok(None);
     }
-    let dir = match (&c.source.scope.recipients.recipients_dir, env) {
-        (_, None) => None,
-        (Some(d), Some(_)) => Some(RecipientsDir::load(d)?),
-        (None, Some(_)) => files
-            .first()
-            .map(|f| RecipientsDir::find(f))
-            .transpose()?
-            .flatten(),
+    let dir = match (env, files.first()) {
+        (Some(_), Some(first)) => c.source.scope.recipients.resolve(first)?,
+        (Some(_), None) => c.source.scope.recipients.resolve(Path::new("."))?,
+        (None, _) => None,
     };
     let boundary = Boundary::new(dir, env.clone(), namespace.iter().cloned().collect())
         .map_err(|e| usage(e.to_string()))?;
@@ -201,33 +197,18 @@ pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     }
     Ok(if report.ok() {
         0
-    } else if !report.awaiting.is_empty() && report_ok_but_awaiting(&report) {
+    } else if report.ok_apart_from_approvals() {
         EXIT_AWAITING_APPROVAL
     } else {
         1
     })
 }
 
-/// Everything else went well: only approvals are missing.
-fn report_ok_but_awaiting(r: &Report) -> bool {
-    Report {
-        awaiting: Vec::new(),
-        ..r.clone()
-    }
-    .ok()
-}
-
 /// What gates rotations: `--recipients-dir` (else the `recipients/` found
 /// above the first path) and the namespaces' `ksec.io/rotation-approval` label.
 fn approval_gate(paths: &[PathBuf], c: &ClusterArgs) -> Result<cluster::approval::Gate> {
-    let dir = match &c.source.scope.recipients.recipients_dir {
-        Some(d) => Some(RecipientsDir::load(d)?),
-        None => paths
-            .first()
-            .map(|f| RecipientsDir::find(f))
-            .transpose()?
-            .flatten(),
-    };
+    let first = paths.first().map_or(Path::new("."), PathBuf::as_path);
+    let dir = c.source.scope.recipients.resolve(first)?;
     Ok(cluster::approval::Gate::new(dir.as_ref(), true))
 }
 
@@ -241,11 +222,9 @@ async fn wait_for_approvals(
     loop {
         let namespaces = awaiting.iter().map(|a| a.namespace.as_str());
         let approved = cluster::approval::approved_in(client, namespaces).await?;
-        let all = awaiting.iter().all(|a| {
-            approved
-                .get(&a.namespace)
-                .is_some_and(|s| s.contains(&(a.name.clone(), a.content_hash.clone())))
-        });
+        let all = awaiting
+            .iter()
+            .all(|a| approved.covers(&a.namespace, &a.name, &a.content_hash));
         if all {
             return Ok(true);
         }

@@ -154,6 +154,19 @@ pub struct RecipientsDirArg {
     pub recipients_dir: Option<PathBuf>,
 }
 
+impl RecipientsDirArg {
+    /// `--recipients-dir`, else the `recipients/` found upward from `first`
+    /// (a file, or a directory searched from inside).
+    pub fn resolve(&self, first: &Path) -> Result<Option<ksec::recipients::RecipientsDir>> {
+        use ksec::recipients::RecipientsDir;
+        Ok(match &self.recipients_dir {
+            Some(d) => Some(RecipientsDir::load(d)?),
+            None if first.is_dir() => RecipientsDir::find(&first.join("x"))?,
+            None => RecipientsDir::find(first)?,
+        })
+    }
+}
+
 #[derive(Args, Debug, Default, Clone)]
 pub struct RuleArgs {
     /// Keys ending with this suffix stay in clear text

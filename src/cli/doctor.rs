@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 
 use super::common::{self, GlobalArgs, OutputFormat, usage};
 use ksec::doctor::{self, Check, Inventory, Severity, report};
-use ksec::recipients::RecipientsDir;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -68,20 +67,6 @@ pub struct RunbookArgs {
     pub default_namespace: String,
 }
 
-fn recipients_dir(explicit: &Option<PathBuf>, first: &PathBuf) -> Result<Option<RecipientsDir>> {
-    Ok(match explicit {
-        Some(d) => Some(RecipientsDir::load(d)?),
-        None => {
-            let probe = if first.is_dir() {
-                first.join("x")
-            } else {
-                first.clone()
-            };
-            RecipientsDir::find(&probe)?
-        }
-    })
-}
-
 fn parse_overrides(v: &[String]) -> Result<Vec<(Check, Severity)>> {
     let mut out = Vec::new();
     for s in v {
@@ -119,7 +104,7 @@ fn parse_overrides(v: &[String]) -> Result<Vec<(Check, Severity)>> {
 
 pub fn run(a: &Args, g: &GlobalArgs) -> Result<i32> {
     let overrides = parse_overrides(&a.severity)?;
-    let dir = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])?;
+    let dir = a.recipients.resolve(&a.paths[0])?;
     if let (Some(e), Some(d)) = (&a.env.env, &dir) {
         if d.env(e).is_none() {
             return Err(usage(format!(
@@ -206,7 +191,7 @@ pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {
     let inv = Inventory::load(&a.paths, &a.default_namespace).context("reading manifests")?;
     let mut objs = doctor::rbac::generate(&inv);
     // Who may approve rotations, where an environment requires approval.
-    if let Some(dir) = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])? {
+    if let Some(dir) = a.recipients.resolve(&a.paths[0])? {
         objs.extend(doctor::rbac::approvers(&dir, &inv));
     }
     let wildcards: Vec<_> = inv
@@ -242,7 +227,9 @@ pub fn run_rbac(a: &RbacArgs, g: &GlobalArgs) -> Result<i32> {
 }
 
 pub fn run_runbook(a: &RunbookArgs, _g: &GlobalArgs) -> Result<i32> {
-    let dir = recipients_dir(&a.recipients.recipients_dir, &a.paths[0])?
+    let dir = a
+        .recipients
+        .resolve(&a.paths[0])?
         .ok_or_else(|| usage("no recipients/ directory found (use --recipients-dir)"))?;
     let name = a
         .env

@@ -239,8 +239,12 @@ pub struct Report {
 impl Report {
     /// Everything applied, every restarted workload verified, nothing refused.
     pub fn ok(&self) -> bool {
+        self.awaiting.is_empty() && self.ok_apart_from_approvals()
+    }
+
+    /// [`Report::ok`] but for changes held for approval (`ksec apply` exit 3).
+    pub fn ok_apart_from_approvals(&self) -> bool {
         self.refused.is_empty()
-            && self.awaiting.is_empty()
             && self.failures.is_empty()
             && self
                 .restarted
@@ -384,12 +388,7 @@ async fn gate_rollouts(
     let held: Vec<&SecretResult> = changed
         .iter()
         .filter(|s| rolling.contains(&(s.namespace.as_str(), s.name.as_str())))
-        .filter(|s| {
-            let pair = (s.name.clone(), s.content_hash.clone());
-            !approved
-                .get(&s.namespace)
-                .is_some_and(|a| a.contains(&pair))
-        })
+        .filter(|s| !approved.covers(&s.namespace, &s.name, &s.content_hash))
         .collect();
     for r in &mut plan.rollouts {
         let here: Vec<String> = held
@@ -451,11 +450,7 @@ async fn hold_unapproved(
             keep_live.push(l);
             continue;
         };
-        let pair = (s.name.clone(), hash.clone());
-        if approved
-            .get(&s.namespace)
-            .is_some_and(|a| a.contains(&pair))
-        {
+        if approved.covers(&s.namespace, &s.name, &hash) {
             keep.push(s);
             keep_live.push(l);
         } else {

@@ -30,6 +30,7 @@ use crate::recipients::RecipientsDir;
     category = "ksec",
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secret"}"#,
     printcolumn = r#"{"name":"Hash","type":"string","jsonPath":".spec.contentHash"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".spec.reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -38,7 +39,7 @@ pub struct SecretApprovalSpec {
     pub secret: String,
     /// The salted content hash being approved, as ksec printed it (never a value).
     pub content_hash: String,
-    /// Why (ticket, change number); shown in the approval event.
+    /// Why (ticket, change number); shown by `kubectl get secretapprovals`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -189,9 +190,7 @@ impl Gate {
         }
         out
     }
-}
 
-impl Gate {
     /// Does Namespace `ns` carry [`LABEL_NAMESPACE_GATE`]`=required`?
     async fn labelled(&self, client: &kube::Client, ns: &str) -> bool {
         use k8s_openapi::api::core::v1::Namespace;
@@ -219,10 +218,23 @@ impl Gate {
     }
 }
 
+/// The approved (secret, content hash) pairs, by namespace.
+#[derive(Debug, Default)]
+pub struct Approved(BTreeMap<String, BTreeSet<(String, String)>>);
+
+impl Approved {
+    /// Is this content hash of Secret `ns/name` approved?
+    pub fn covers(&self, ns: &str, name: &str, hash: &str) -> bool {
+        self.0
+            .get(ns)
+            .is_some_and(|a| a.contains(&(name.to_string(), hash.to_string())))
+    }
+}
+
 /// The approved (secret, content hash) pairs of one namespace. A missing
 /// CRD reads as "nothing approved" (the gate then holds everything, which
 /// is the safe side) but says so in the log.
-pub async fn approved(
+async fn approved(
     client: &kube::Client,
     ns: &str,
 ) -> Result<BTreeSet<(String, String)>, ClusterError> {
@@ -251,14 +263,14 @@ pub async fn approved(
 pub async fn approved_in(
     client: &kube::Client,
     namespaces: impl IntoIterator<Item = &str>,
-) -> Result<BTreeMap<String, BTreeSet<(String, String)>>, ClusterError> {
+) -> Result<Approved, ClusterError> {
     let mut out = BTreeMap::new();
     for ns in namespaces {
         if !out.contains_key(ns) {
             out.insert(ns.to_string(), approved(client, ns).await?);
         }
     }
-    Ok(out)
+    Ok(Approved(out))
 }
 
 /// Creates the approval of `hash` for Secret `ns/secret` (as the caller:
@@ -290,12 +302,25 @@ pub async fn approve(
         field_manager: Some(super::FIELD_MANAGER.into()),
         ..Default::default()
     };
+    let what = format!("create secretapproval {ns}/{name}");
     match api.create(&pp, &obj).await {
         Ok(_) => Ok(name),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(name),
-        Err(e) => Err(ClusterError::from_kube(
-            format!("create secretapproval {ns}/{name}"),
-            e,
-        )),
+        // Already there: fine if it approves the same thing (the name holds
+        // only 12 hex digits of the hash).
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let have = api
+                .get(&name)
+                .await
+                .map_err(|e| ClusterError::from_kube(what.clone(), e))?;
+            if have.spec.secret == secret && have.spec.content_hash == hash {
+                Ok(name)
+            } else {
+                Err(ClusterError::Invalid(format!(
+                    "{what}: an approval of that name approves something else (Secret {}, hash {})",
+                    have.spec.secret, have.spec.content_hash
+                )))
+            }
+        }
+        Err(e) => Err(ClusterError::from_kube(what, e)),
     }
 }

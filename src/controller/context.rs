@@ -57,8 +57,8 @@ pub struct Context {
     /// the next reconcile reads may not show it yet.
     pub written:
         std::sync::Mutex<std::collections::HashMap<(String, String), EncryptedSecretStatus>>,
-    /// Environments with `rotation: {approval: required}` (from `--recipients-dir`).
-    pub approval: Option<crate::cluster::approval::Gate>,
+    /// Which rotations wait for approval (`--recipients-dir`, namespace labels).
+    pub approval: crate::cluster::approval::Gate,
 }
 
 /// The apply engine's future is not provably `Send` (rustc's higher-ranked

@@ -46,6 +46,15 @@ pub struct RotationLabels {
     pub result: String,
 }
 
+impl SecretLabels {
+    pub fn of(m: &Managed) -> SecretLabels {
+        SecretLabels {
+            namespace: m.namespace.clone(),
+            secret: m.secret.clone(),
+        }
+    }
+}
+
 /// A Secret the controller manages, as of its last successful sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Managed {
@@ -209,10 +218,7 @@ impl Metrics {
         let mut map = self.watched.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = map.remove(&(namespace.to_string(), secret.to_string())) {
             self.remove_series(&m);
-            self.awaiting_approval.remove(&SecretLabels {
-                namespace: m.namespace,
-                secret: m.secret,
-            });
+            self.awaiting_approval.remove(&SecretLabels::of(&m));
         }
         self.watched_secrets.set(map.len() as i64);
     }
@@ -293,10 +299,7 @@ impl Metrics {
     }
 
     fn remove_series(&self, m: &Managed) {
-        let l = SecretLabels {
-            namespace: m.namespace.clone(),
-            secret: m.secret.clone(),
-        };
+        let l = SecretLabels::of(m);
         self.stale_consumers.remove(&l);
         self.ciphertext_age.remove(&l);
     }
@@ -308,10 +311,7 @@ impl Metrics {
 
     /// Consumers of `m`'s Secret not (yet) running its content hash (0 without caches).
     pub fn stale_of(&self, m: &Managed) -> i64 {
-        let l = SecretLabels {
-            namespace: m.namespace.clone(),
-            secret: m.secret.clone(),
-        };
+        let l = SecretLabels::of(m);
         self.stale_counter
             .get()
             .and_then(|count| count(std::slice::from_ref(m)).get(&l).copied())
@@ -347,10 +347,7 @@ impl Metrics {
         };
         let now = chrono::Utc::now().timestamp();
         for m in &managed {
-            let l = SecretLabels {
-                namespace: m.namespace.clone(),
-                secret: m.secret.clone(),
-            };
+            let l = SecretLabels::of(m);
             match m.lastmodified {
                 Some(t) => {
                     self.ciphertext_age.get_or_create(&l).set((now - t) as f64);
@@ -363,10 +360,7 @@ impl Metrics {
         if let Some(count) = self.stale_counter.get() {
             let counts = count(&managed);
             for m in &managed {
-                let l = SecretLabels {
-                    namespace: m.namespace.clone(),
-                    secret: m.secret.clone(),
-                };
+                let l = SecretLabels::of(m);
                 let n = counts.get(&l).copied().unwrap_or(0);
                 self.stale_consumers.get_or_create(&l).set(n);
             }

@@ -187,9 +187,7 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
 
 /// Where this controller may write: `--namespace` and/or `--env`, said
 /// before anything connects; and which environments gate rotations.
-fn build_scope(
-    cfg: &Config,
-) -> Result<(Scope, Option<crate::cluster::approval::Gate>), ControllerError> {
+fn build_scope(cfg: &Config) -> Result<(Scope, crate::cluster::approval::Gate), ControllerError> {
     let recipients = match &cfg.recipients_dir {
         Some(dir) => {
             Some(RecipientsDir::load(dir).map_err(|e| ControllerError::Config(e.to_string()))?)
@@ -198,10 +196,8 @@ fn build_scope(
     };
     // Cluster-wide, the ClusterRole may read Namespaces (their gate label);
     // a namespaced install's Role cannot.
-    let approval = Some(crate::cluster::approval::Gate::new(
-        recipients.as_ref(),
-        cfg.namespaces.is_empty(),
-    ));
+    let approval =
+        crate::cluster::approval::Gate::new(recipients.as_ref(), cfg.namespaces.is_empty());
     let namespaces = cfg.namespaces.iter().cloned().collect::<BTreeSet<_>>();
     let boundary = Boundary::new(recipients, cfg.env.clone(), namespaces).map_err(|e| match e {
         ScopeError::EnvWithoutRecipients => ControllerError::Config(

@@ -602,7 +602,7 @@ async fn apply_secret(desired: DesiredSecret, live: Option<Secret>, ctx: &Contex
         report_fixed: false,
         known_live,
         concurrency: 4,
-        approval: ctx.approval.clone(),
+        approval: Some(ctx.approval.clone()),
         ..Default::default()
     };
     let loaded = Loaded {

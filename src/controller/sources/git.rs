@@ -1132,7 +1132,7 @@ async fn write(
         inventory_id: format!("git-{}", cfg.name),
         record_inventory: false,
         concurrency: 8,
-        approval: ctx.approval.clone(),
+        approval: Some(ctx.approval.clone()),
         ..Default::default()
     };
     let report = match apply_off_thread(ctx.client.clone(), loaded, opts).await {

@@ -14,7 +14,7 @@
 //! digest per key (for key-name diffs); unrelated Secrets pass through the
 //! watch stream and are dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,17 +102,12 @@ type Key = (String, String);
 pub struct Tracker {
     seen: HashMap<Key, Seen>,
     pending: BTreeMap<Key, Pending>,
-    /// Keys seen since the last re-list started (to drop the vanished).
-    relisted: Option<Vec<Key>>,
+    /// Per watch scope (a namespace, or `None`: cluster-wide), the keys
+    /// seen since its re-list started (to drop the vanished). Scopes list
+    /// at once at start-up, so each keeps its own.
+    relisted: HashMap<Option<String>, HashSet<Key>>,
     /// The hash each held Secret's AwaitingApproval event named.
     announced: HashMap<Key, String>,
-}
-
-/// The hash stamped on consumers' templates. The salt is the Secret's uid:
-/// readable only with the Secret (ksec's events leave it out), so readers
-/// of Deployments cannot test guesses of a low-entropy value.
-fn content_hash(uid: &str, data: &BTreeMap<String, Vec<u8>>) -> String {
-    diff::content_hash(uid, data)
 }
 
 impl Tracker {
@@ -123,12 +118,21 @@ impl Tracker {
             return false;
         };
         let key = (ns.clone(), name.clone());
-        if let Some(l) = self.relisted.as_mut() {
-            l.push(key.clone());
+        let scope = Some(ns.clone());
+        let scope = if self.relisted.contains_key(&scope) {
+            scope
+        } else {
+            None
+        };
+        if let Some(l) = self.relisted.get_mut(&scope) {
+            l.insert(key.clone());
         }
+        // The hash stamped on consumers' templates. The salt is the Secret's
+        // uid: readable only with the Secret (ksec's events leave it out), so
+        // readers of Deployments cannot test guesses of a low-entropy value.
         let uid = s.metadata.uid.clone().unwrap_or_default();
         let data = diff::live_data(s);
-        let hash = content_hash(&uid, &data);
+        let hash = diff::content_hash(&uid, &data);
         let digests: BTreeMap<String, [u8; 32]> = data
             .iter()
             .map(|(k, v)| (k.clone(), Sha256::digest(v).into()))
@@ -163,11 +167,12 @@ impl Tracker {
     }
 
     /// A deleted Secret: forgotten (a re-created one is seen anew).
-    pub fn forget(&mut self, ns: &str, name: &str) {
+    /// Returns whether it was known (most Secrets passing by never are).
+    pub fn forget(&mut self, ns: &str, name: &str) -> bool {
         let key = (ns.to_string(), name.to_string());
-        self.seen.remove(&key);
         self.pending.remove(&key);
         self.announced.remove(&key);
+        self.seen.remove(&key).is_some()
     }
 
     /// Whether a held change of `hash` still needs its AwaitingApproval
@@ -185,17 +190,18 @@ impl Tracker {
         self.announced.remove(key).is_some()
     }
 
-    /// A re-list begins (watch restart, 410): what it does not list is gone.
-    pub fn relist_start(&mut self) {
-        self.relisted = Some(Vec::new());
+    /// A re-list of `scope` begins (watch start or restart, 410): what it
+    /// does not list is gone.
+    pub fn relist_start(&mut self, scope: Option<&str>) {
+        self.relisted
+            .insert(scope.map(str::to_string), HashSet::new());
     }
 
-    /// The re-list is complete: returns the keys that vanished meanwhile.
+    /// The re-list of `scope` is complete: returns the keys that vanished meanwhile.
     pub fn relist_done(&mut self, scope: Option<&str>) -> Vec<Key> {
-        let Some(listed) = self.relisted.take() else {
+        let Some(listed) = self.relisted.remove(&scope.map(str::to_string)) else {
             return Vec::new();
         };
-        let listed: std::collections::HashSet<Key> = listed.into_iter().collect();
         let gone: Vec<Key> = self
             .seen
             .keys()
@@ -347,7 +353,7 @@ async fn watch_scope(
         let mut t = lock(&tracker);
         let queued = match ev {
             watcher::Event::Init => {
-                t.relist_start();
+                t.relist_start(scope.as_deref());
                 false
             }
             watcher::Event::InitApply(s) | watcher::Event::Apply(s) => {
@@ -358,8 +364,9 @@ async fn watch_scope(
                     s.metadata.namespace.unwrap_or_default(),
                     s.metadata.name.unwrap_or_default(),
                 );
-                t.forget(&ns, &name);
-                ctx.metrics.watch_untrack(&ns, &name);
+                if t.forget(&ns, &name) {
+                    ctx.metrics.watch_untrack(&ns, &name);
+                }
                 false
             }
             watcher::Event::InitDone => {
@@ -382,8 +389,9 @@ fn observe(t: &mut Tracker, s: &Secret, selected: bool, ctx: &Context) -> bool {
     let ns = s.metadata.namespace.clone().unwrap_or_default();
     let name = s.metadata.name.clone().unwrap_or_default();
     if watched_because(s, selected).is_none() || ctx.scope.refuse(&ns).is_some() {
-        t.forget(&ns, &name);
-        ctx.metrics.watch_untrack(&ns, &name);
+        if t.forget(&ns, &name) {
+            ctx.metrics.watch_untrack(&ns, &name);
+        }
         return false;
     }
     let queued = t.observe(s);
@@ -428,7 +436,7 @@ async fn roll_batch(
         record_inventory: false,
         report_fixed: false,
         workloads: ctx.workloads.clone(),
-        approval: ctx.approval.clone(),
+        approval: Some(ctx.approval.clone()),
         concurrency: 16,
         ..Default::default()
     };
@@ -629,7 +637,7 @@ mod tests {
         );
         // a label edit, a resync, a re-list: same content, nothing queued
         assert!(!t.observe(&secret("u1", &[("password", "a")], &[("team", "x")])));
-        t.relist_start();
+        t.relist_start(None);
         assert!(!t.observe(&secret("u1", &[("password", "a")], &[])));
         assert!(t.relist_done(None).is_empty());
         // a rotation: queued with the key name, never the value
@@ -657,7 +665,7 @@ mod tests {
         let mut t = Tracker::default();
         t.observe(&secret("u1", &[("a", "1")], &[]));
         let held = t.take();
-        t.relist_start();
+        t.relist_start(Some("prod"));
         assert_eq!(
             t.relist_done(Some("prod")),
             vec![("prod".to_string(), "db".to_string())]
@@ -673,6 +681,25 @@ mod tests {
         t.take();
         t.hold(again);
         assert!(t.take().is_empty(), "superseded by newer content");
+    }
+
+    /// Regression: at start-up every namespace lists at once; one scope's
+    /// re-list must not drop what another scope listed.
+    #[test]
+    fn scopes_relisting_at_once_keep_each_others_secrets() {
+        let mut t = Tracker::default();
+        let in_ns = |ns: &str| {
+            let mut s = secret("u", &[("a", "1")], &[]);
+            s.metadata.namespace = Some(ns.into());
+            s
+        };
+        t.relist_start(Some("prod"));
+        t.observe(&in_ns("prod"));
+        t.relist_start(Some("prod-b"));
+        t.observe(&in_ns("prod-b"));
+        assert!(t.relist_done(Some("prod")).is_empty());
+        assert!(t.relist_done(Some("prod-b")).is_empty());
+        assert_eq!(t.seen.len(), 2);
     }
 
     #[test]
